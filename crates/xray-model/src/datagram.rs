@@ -128,7 +128,9 @@ pub fn parse_datagram(bytes: &[u8]) -> Result<Datagram<'_>, DatagramError> {
     let parsed: Header = serde_json::from_slice(header)
         .map_err(|_| DatagramError::BadHeader(header_text.chars().take(80).collect()))?;
     if parsed.format != "json" || parsed.version != 1 {
-        return Err(DatagramError::BadHeader(header_text.chars().take(80).collect()));
+        return Err(DatagramError::BadHeader(
+            header_text.chars().take(80).collect(),
+        ));
     }
     let document = std::str::from_utf8(body)
         .map_err(|_| DatagramError::NotUtf8)?
@@ -172,9 +174,27 @@ mod tests {
             (datagram(r#"{"format":"json","version":2}"#, DOC), "header"),
             (datagram(h, "{"), "document"),
             (datagram(h, &format!("{DOC}{DOC}")), "document"),
-            (datagram(h, r#"{"name":"x","id":"70de5b6f19ff9a0a","start_time":1,"end_time":2}"#), "trace_id"),
-            (datagram(h, r#"{"name":"x","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1}"#), "end_time"),
-            (datagram(h, r#"{"type":"subsegment","name":"x","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1,"end_time":2}"#), "parent_id"),
+            (
+                datagram(
+                    h,
+                    r#"{"name":"x","id":"70de5b6f19ff9a0a","start_time":1,"end_time":2}"#,
+                ),
+                "trace_id",
+            ),
+            (
+                datagram(
+                    h,
+                    r#"{"name":"x","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1}"#,
+                ),
+                "end_time",
+            ),
+            (
+                datagram(
+                    h,
+                    r#"{"type":"subsegment","name":"x","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1,"end_time":2}"#,
+                ),
+                "parent_id",
+            ),
             (vec![b'x'; MAX_DATAGRAM_BYTES + 1], "bytes"),
         ];
         for (bytes, why) in cases {

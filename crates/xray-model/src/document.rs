@@ -114,7 +114,9 @@ impl<'a, V> Fields<'a, V> {
 
 impl<V: fmt::Debug> fmt::Debug for Fields<'_, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.0.iter().map(|(k, v)| (k, v))).finish()
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| (k, v)))
+            .finish()
     }
 }
 
@@ -667,12 +669,7 @@ mod tests {
 
     #[test]
     fn empty_fields_are_omitted() {
-        let seg = Segment::new(
-            "svc",
-            SegmentId::from_u64(1),
-            TraceId::from_u128(2),
-            1.5,
-        );
+        let seg = Segment::new("svc", SegmentId::from_u64(1), TraceId::from_u128(2), 1.5);
         assert_eq!(
             seg.to_json(),
             r#"{"name":"svc","id":"0000000000000001","trace_id":"1-00000000-000000000000000000000002","start_time":1.5}"#
@@ -683,7 +680,10 @@ mod tests {
     fn time_keeps_microseconds() {
         let t = UNIX_EPOCH + std::time::Duration::from_nanos(1_700_000_000_123_456_789);
         assert_eq!(epoch_seconds(t), 1_700_000_000.123_456);
-        assert_eq!(epoch_seconds_from_nanos(1_700_000_000_123_456_789), 1_700_000_000.123_456);
+        assert_eq!(
+            epoch_seconds_from_nanos(1_700_000_000_123_456_789),
+            1_700_000_000.123_456
+        );
     }
 
     #[test]

@@ -228,10 +228,8 @@ mod tests {
 
     #[test]
     fn broken_fields_keep_a_good_root() {
-        let h = TraceHeader::parse(&format!(
-            "Root={ROOT};Parent=nothex;Sampled=maybe;=x;junk"
-        ))
-        .unwrap();
+        let h = TraceHeader::parse(&format!("Root={ROOT};Parent=nothex;Sampled=maybe;=x;junk"))
+            .unwrap();
         assert_eq!(h.root.to_string(), ROOT);
         assert_eq!(h.parent, None);
         assert_eq!(h.sampled, Sampled::Unknown);
@@ -264,11 +262,25 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        for bad in ["", ";;;", "Root=", "Root=1-zz", "Parent=53995c3f42cd8ad8", "\u{0}"] {
-            assert_eq!(TraceHeader::parse(bad), Err(HeaderError::MissingRoot), "{bad:?}");
+        for bad in [
+            "",
+            ";;;",
+            "Root=",
+            "Root=1-zz",
+            "Parent=53995c3f42cd8ad8",
+            "\u{0}",
+        ] {
+            assert_eq!(
+                TraceHeader::parse(bad),
+                Err(HeaderError::MissingRoot),
+                "{bad:?}"
+            );
         }
         let long = "a".repeat(MAX_HEADER_LEN + 1);
-        assert!(matches!(TraceHeader::parse(&long), Err(HeaderError::TooLong(_))));
+        assert!(matches!(
+            TraceHeader::parse(&long),
+            Err(HeaderError::TooLong(_))
+        ));
     }
 
     #[test]

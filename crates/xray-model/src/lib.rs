@@ -8,6 +8,8 @@
 //! - [`limits`]: X-Ray's limits and the sanitising rules that make any input fit them.
 //! - [`split_to_fit`]: splits a segment tree into documents under the 64 kB limit.
 //! - [`datagram`]: the daemon's UDP framing, both ways.
+//! - [`carry`]: how header details OpenTelemetry's span context cannot hold travel in its
+//!   trace state (no parent, no decision yet, extra fields).
 //!
 //! ```
 //! use xray_model::{Segment, SegmentId, TraceHeader, limits::sanitize_name};
@@ -24,6 +26,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod carry;
 pub mod datagram;
 pub mod document;
 mod header;

@@ -158,16 +158,15 @@ pub fn strip_password(conn: &str) -> Cow<'_, str> {
     if let Some(scheme_end) = out.find("://") {
         let rest = &out[scheme_end + 3..];
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            if let Some(colon) = rest[..at].find(':') {
-                let (start, end) = (scheme_end + 3 + colon, scheme_end + 3 + at);
-                out = Cow::Owned(format!("{}{}", &out[..start], &out[end..]));
-            }
+        if let Some(at) = rest[..authority_end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            let (start, end) = (scheme_end + 3 + colon, scheme_end + 3 + at);
+            out = Cow::Owned(format!("{}{}", &out[..start], &out[end..]));
         }
     }
     // key=value pairs: Password=...; Pwd=...
-    if out.to_ascii_lowercase().contains("password=") || out.to_ascii_lowercase().contains("pwd=")
-    {
+    if out.to_ascii_lowercase().contains("password=") || out.to_ascii_lowercase().contains("pwd=") {
         let kept: Vec<&str> = out
             .split(';')
             .filter(|pair| {

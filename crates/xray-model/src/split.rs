@@ -141,10 +141,10 @@ pub fn trim_to_fit(doc: &mut Segment<'_>, max_bytes: usize) -> bool {
             return true;
         }
     }
-    if let Some(sql) = &mut doc.sql {
-        if let Some(query) = sql.sanitized_query.take() {
-            sql.sanitized_query = Some(truncate(query, 1000));
-        }
+    if let Some(sql) = &mut doc.sql
+        && let Some(query) = sql.sanitized_query.take()
+    {
+        sql.sanitized_query = Some(truncate(query, 1000));
     }
     doc.links.truncate(10);
     for child in &mut doc.subsegments {

@@ -169,7 +169,10 @@ impl Server {
                 }
                 panic!("{command:?} exited with {status}: {err}");
             }
-            assert!(Instant::now() < deadline, "{command:?} did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "{command:?} did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // Drain stderr in the background so a chatty server never blocks on a full pipe.
@@ -197,9 +200,16 @@ pub fn start_moto() -> Server {
     require_python(&["moto.server"]);
     let port = free_port();
     let mut cmd = Command::new(python());
-    cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing");
+    cmd.args([
+        "-m",
+        "moto.server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+    ])
+    .env("AWS_ACCESS_KEY_ID", "testing")
+    .env("AWS_SECRET_ACCESS_KEY", "testing");
     Server::start(cmd, port, Duration::from_secs(30))
 }
 
