@@ -646,10 +646,9 @@ impl<'a> Segment<'a> {
     /// Converts every borrowed string into an owned one, detaching the document from the
     /// data it was built from.
     pub fn into_owned(self) -> Segment<'static> {
-        // Round-tripping through serde_json would lose nothing but cost more; the documents
-        // are plain data, so a JSON value round trip is the simplest exact copy.
-        let value = serde_json::to_value(&self).expect("segment documents always serialize");
-        serde_json::from_value(value).expect("serialized segment documents always parse")
+        // The documents are plain data and serde_json round-trips them exactly (floats with
+        // `float_roundtrip`, key order kept because `Fields` reads entries in order).
+        serde_json::from_str(&self.to_json()).expect("serialized segment documents always parse")
     }
 
     /// The JSON text of the document.
