@@ -476,6 +476,10 @@ pub struct XRaySdk<'a> {
     /// Whether the spans came from automatic instrumentation.
     #[serde(default, skip_serializing_if = "is_false")]
     pub auto_instrumentation: bool,
+    /// The sampling rule that sampled the trace, as the X-Ray SDKs record it
+    /// (`aws.xray.sampling_rule_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling_rule_name: Option<Cow<'a, str>>,
 }
 
 /// One entry of `aws.cloudwatch_logs`.
@@ -692,6 +696,25 @@ mod tests {
         seg.put_metadata("default", "k", AnyValue::Int(2));
         let json = serde_json::to_value(&seg).unwrap();
         assert_eq!(json["metadata"], serde_json::json!({"default": {"k": 2}}));
+    }
+
+    #[test]
+    fn sampling_rule_name_is_written_like_the_sdks() {
+        let mut seg = Segment::default();
+        seg.aws = Some(Aws {
+            xray: Some(XRaySdk {
+                sampling_rule_name: Some("checkout-rule".into()),
+                ..XRaySdk::default()
+            }),
+            ..Aws::default()
+        });
+        let json = serde_json::to_value(&seg).unwrap();
+        assert_eq!(
+            json["aws"]["xray"],
+            serde_json::json!({"sampling_rule_name": "checkout-rule"})
+        );
+        let back: Segment = serde_json::from_value(json).unwrap();
+        assert_eq!(back, seg);
     }
 
     #[test]

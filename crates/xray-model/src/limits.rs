@@ -166,7 +166,7 @@ pub fn strip_password(conn: &str) -> Cow<'_, str> {
         }
     }
     // key=value pairs: Password=...; Pwd=...
-    if out.to_ascii_lowercase().contains("password=") || out.to_ascii_lowercase().contains("pwd=") {
+    if contains_ignore_ascii_case(&out, "password=") || contains_ignore_ascii_case(&out, "pwd=") {
         let kept: Vec<&str> = out
             .split(';')
             .filter(|pair| {
@@ -177,6 +177,14 @@ pub fn strip_password(conn: &str) -> Cow<'_, str> {
         out = Cow::Owned(kept.join(";"));
     }
     out
+}
+
+/// Whether `haystack` contains `needle`, ignoring ASCII case, without allocating.
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 #[cfg(test)]
@@ -225,5 +233,7 @@ mod tests {
         assert_eq!(strip_password("mysql://u:p@h/db?x=1"), "mysql://u@h/db?x=1");
         assert_eq!(strip_password("mysql://h/db"), "mysql://h/db");
         assert_eq!(strip_password("host=h;PWD=1;db=d"), "host=h;db=d");
+        assert_eq!(strip_password("Host=h;PassWord=1"), "Host=h");
+        assert!(matches!(strip_password("https://example.com/a?b=c"), Cow::Borrowed(_)));
     }
 }

@@ -1,0 +1,131 @@
+//! Annotations and metadata: every span attribute not represented elsewhere in the
+//! document lands here exactly once (marked ones as annotations, the rest in
+//! `metadata.default`), so nothing is lost and no key is written twice.
+
+use std::borrow::Cow;
+
+use xray_model::document::METADATA_DEFAULT;
+use xray_model::limits::{
+    MAX_ANNOTATION_VALUE_CHARS, MAX_ANNOTATIONS, annotation_key, strip_password,
+};
+use xray_model::{AnnotationValue, AnyValue, Fields, Segment};
+
+use crate::config::TranslatorConfig;
+use crate::keys::{K, Known, lookup};
+use crate::view::{AttrValue, Attributes};
+
+/// Metadata namespace of the resource attributes on segments.
+pub const RESOURCE_NAMESPACE: &str = "otel.resource";
+/// Metadata namespace of OpenTelemetry details with no X-Ray field (span name, scope,
+/// events other than exceptions).
+pub const OTEL_NAMESPACE: &str = "otel";
+
+/// Any attribute value as a metadata value, borrowing strings.
+pub(crate) fn to_any(value: AttrValue<'_>) -> AnyValue<'_> {
+    match value {
+        AttrValue::Empty => AnyValue::Null,
+        AttrValue::Bool(b) => AnyValue::Bool(b),
+        AttrValue::Int(i) => AnyValue::Int(i),
+        AttrValue::Float(f) => AnyValue::Float(f),
+        AttrValue::Str(s) => AnyValue::Str(Cow::Borrowed(s)),
+        AttrValue::Bytes(bytes) => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            AnyValue::Str(Cow::Owned(hex))
+        }
+        AttrValue::Array(items) => AnyValue::Array(items.iter().map(to_any).collect()),
+        AttrValue::Map(attrs) => AnyValue::Object(to_fields(attrs)),
+        AttrValue::Text(t) => AnyValue::Str(Cow::Owned(t)),
+    }
+}
+
+/// Attributes as a JSON object (a later duplicate key replaces an earlier one).
+pub(crate) fn to_fields(attrs: Attributes<'_>) -> Fields<'_, AnyValue<'_>> {
+    let mut fields = Fields(Vec::with_capacity(attrs.len()));
+    for (key, value) in attrs.iter() {
+        fields.insert(key, to_any(value));
+    }
+    fields
+}
+
+/// The value as an annotation, when X-Ray can index it.
+fn to_annotation<'a>(value: &AttrValue<'a>) -> Option<AnnotationValue<'a>> {
+    match *value {
+        AttrValue::Bool(b) => Some(AnnotationValue::Bool(b)),
+        AttrValue::Int(i) => Some(AnnotationValue::Int(i)),
+        AttrValue::Float(f) if f.is_finite() => Some(AnnotationValue::Float(f)),
+        AttrValue::Str(s)
+            if s.len() <= MAX_ANNOTATION_VALUE_CHARS
+                || s.chars().count() <= MAX_ANNOTATION_VALUE_CHARS =>
+        {
+            Some(AnnotationValue::Str(Cow::Borrowed(s)))
+        }
+        _ => None,
+    }
+}
+
+/// Adds an annotation unless the key is taken, the limit reached or the value not
+/// indexable; says whether it did.
+fn annotate<'a>(seg: &mut Segment<'a>, key: &'a str, value: &AttrValue<'a>) -> bool {
+    if key.is_empty() || seg.annotations.len() >= MAX_ANNOTATIONS {
+        return false;
+    }
+    let Some(value) = to_annotation(value) else {
+        return false;
+    };
+    let key = annotation_key(key);
+    if seg.annotations.get(&key).is_some() {
+        return false;
+    }
+    seg.annotations.0.push((key, value));
+    true
+}
+
+/// Whether the `aws.xray.annotations` list names `key`.
+fn listed(list: Option<&AttrValue<'_>>, key: &str) -> bool {
+    match list {
+        Some(AttrValue::Array(items)) => items.iter().any(|k| k.as_str() == Some(key)),
+        Some(AttrValue::Str(s)) => s.split(',').any(|k| k.trim() == key),
+        _ => false,
+    }
+}
+
+/// Writes the span attributes not represented elsewhere as annotations and metadata.
+pub(crate) fn annotations_and_metadata<'a>(
+    config: &TranslatorConfig,
+    seg: &mut Segment<'a>,
+    attrs: Attributes<'a>,
+    known: &Known<'a>,
+) {
+    let list = known.peek(K::XrayAnnotations);
+    let mut metadata: Fields<'a, AnyValue<'a>> = Fields::new();
+    for (key, value) in attrs.iter() {
+        let consumed = lookup(key).is_some_and(|k| known.is_used(k));
+        let explicit = config.annotation_keys().iter().any(|k| k == key) || listed(list, key);
+        if explicit && annotate(seg, key, &value) {
+            continue;
+        }
+        if consumed {
+            continue;
+        }
+        if !explicit {
+            if let Some(prefix) = config.annotation_prefix()
+                && let Some(rest) = key.strip_prefix(prefix)
+                && annotate(seg, rest, &value)
+            {
+                continue;
+            }
+            if config.indexes_all_attributes() && annotate(seg, key, &value) {
+                continue;
+            }
+        }
+        let value = match (key, value) {
+            // A password must never reach X-Ray, whichever database the span is about.
+            ("db.connection_string", AttrValue::Str(conn)) => AnyValue::Str(strip_password(conn)),
+            (_, value) => to_any(value),
+        };
+        metadata.insert(key, value);
+    }
+    if !metadata.is_empty() {
+        seg.metadata.insert(METADATA_DEFAULT, metadata);
+    }
+}

@@ -1,0 +1,284 @@
+//! The `aws` block: call details of AWS SDK subsegments (operation, region, request id,
+//! queue, tables) and, on segments, where the service runs (origin, EC2/ECS/EKS/Beanstalk/
+//! Lambda), the SDK, the account and CloudWatch log groups, all from resource attributes.
+
+use std::borrow::Cow;
+
+use xray_model::{
+    Aws, CloudWatchLogs, Ec2, Ecs, Eks, ElasticBeanstalk, Lambda, Service, XRaySdk, origin,
+};
+
+use crate::keys::{K, Known};
+use crate::view::{AttrValue, Attributes};
+
+/// `rpc.system` of AWS SDK calls.
+pub(crate) const AWS_API: &str = "aws-api";
+
+fn b(s: Option<&str>) -> Option<Cow<'_, str>> {
+    s.filter(|s| !s.is_empty()).map(Cow::Borrowed)
+}
+
+/// The resource attributes the rules read, found in one pass.
+#[derive(Default)]
+pub(crate) struct ResourceInfo<'a> {
+    pub(crate) service_name: Option<&'a str>,
+    service_namespace: Option<&'a str>,
+    service_instance_id: Option<&'a str>,
+    service_version: Option<&'a str>,
+    cloud_provider: Option<&'a str>,
+    cloud_platform: Option<&'a str>,
+    cloud_account_id: Option<&'a str>,
+    cloud_availability_zone: Option<&'a str>,
+    cloud_resource_id: Option<&'a str>,
+    host_id: Option<&'a str>,
+    host_type: Option<&'a str>,
+    host_image_id: Option<&'a str>,
+    container_name: Option<&'a str>,
+    container_id: Option<&'a str>,
+    k8s_cluster_name: Option<&'a str>,
+    k8s_pod_name: Option<&'a str>,
+    ecs_cluster_arn: Option<&'a str>,
+    ecs_task_arn: Option<&'a str>,
+    ecs_task_family: Option<&'a str>,
+    ecs_launch_type: Option<&'a str>,
+    faas_name: Option<&'a str>,
+    faas_version: Option<&'a str>,
+    sdk_name: Option<&'a str>,
+    pub(crate) sdk_language: Option<&'a str>,
+    sdk_version: Option<&'a str>,
+    auto_version: Option<&'a str>,
+    runtime_name: Option<&'a str>,
+    runtime_version: Option<&'a str>,
+    log_group_names: Option<AttrValue<'a>>,
+    log_group_arns: Option<AttrValue<'a>>,
+}
+
+impl<'a> ResourceInfo<'a> {
+    pub(crate) fn collect(resource: Attributes<'a>) -> Self {
+        let mut r = ResourceInfo::default();
+        for (key, value) in resource.iter() {
+            let slot = match key {
+                "service.name" => &mut r.service_name,
+                "service.namespace" => &mut r.service_namespace,
+                "service.instance.id" => &mut r.service_instance_id,
+                "service.version" => &mut r.service_version,
+                "cloud.provider" => &mut r.cloud_provider,
+                "cloud.platform" => &mut r.cloud_platform,
+                "cloud.account.id" => &mut r.cloud_account_id,
+                "cloud.availability_zone" => &mut r.cloud_availability_zone,
+                "cloud.resource_id" => &mut r.cloud_resource_id,
+                "host.id" => &mut r.host_id,
+                "host.type" => &mut r.host_type,
+                "host.image.id" => &mut r.host_image_id,
+                "container.name" => &mut r.container_name,
+                "container.id" => &mut r.container_id,
+                "k8s.cluster.name" => &mut r.k8s_cluster_name,
+                "k8s.pod.name" => &mut r.k8s_pod_name,
+                "aws.ecs.cluster.arn" => &mut r.ecs_cluster_arn,
+                "aws.ecs.task.arn" => &mut r.ecs_task_arn,
+                "aws.ecs.task.family" => &mut r.ecs_task_family,
+                "aws.ecs.launchtype" => &mut r.ecs_launch_type,
+                "faas.name" => &mut r.faas_name,
+                "faas.version" => &mut r.faas_version,
+                "telemetry.sdk.name" => &mut r.sdk_name,
+                "telemetry.sdk.language" => &mut r.sdk_language,
+                "telemetry.sdk.version" => &mut r.sdk_version,
+                "telemetry.auto.version" => &mut r.auto_version,
+                "process.runtime.name" => &mut r.runtime_name,
+                "process.runtime.version" => &mut r.runtime_version,
+                "aws.log.group.names" => {
+                    r.log_group_names = Some(value);
+                    continue;
+                }
+                "aws.log.group.arns" => {
+                    r.log_group_arns = Some(value);
+                    continue;
+                }
+                _ => continue,
+            };
+            *slot = value.as_str().filter(|s| !s.is_empty());
+        }
+        r
+    }
+
+    /// Whether the resource is on AWS (or says nothing about its cloud).
+    fn on_aws(&self) -> bool {
+        self.cloud_provider.is_none_or(|p| p == "aws")
+    }
+
+    /// The `origin` of a segment.
+    pub(crate) fn origin(&self) -> Option<&'static str> {
+        if !self.on_aws() {
+            return None;
+        }
+        Some(match self.cloud_platform? {
+            "aws_ec2" => origin::EC2_INSTANCE,
+            "aws_ecs" => match self.ecs_launch_type.map(str::to_ascii_lowercase).as_deref() {
+                Some("ec2") => origin::ECS_EC2,
+                Some("fargate") => origin::ECS_FARGATE,
+                _ => origin::ECS_CONTAINER,
+            },
+            "aws_eks" => origin::EKS_CONTAINER,
+            "aws_elastic_beanstalk" => origin::ELASTIC_BEANSTALK,
+            "aws_lambda" => origin::LAMBDA_FUNCTION,
+            _ => return None,
+        })
+    }
+
+    /// The ARN of the resource running the service (Lambda function ARN and the like).
+    pub(crate) fn resource_arn(&self) -> Option<Cow<'a, str>> {
+        b(self.cloud_resource_id).filter(|id| id.starts_with("arn:"))
+    }
+
+    /// The `service` block of a segment.
+    pub(crate) fn service(&self) -> Option<Service<'a>> {
+        let service = Service {
+            version: b(self.service_version),
+            runtime: b(self.runtime_name),
+            runtime_version: b(self.runtime_version),
+        };
+        (service != Service::default()).then_some(service)
+    }
+
+    /// Fills the resource part of a segment's `aws` block.
+    pub(crate) fn fill_segment(&self, aws: &mut Aws<'a>, log_groups: &[String]) {
+        if aws.account_id.is_none() {
+            aws.account_id = b(self.cloud_account_id);
+        }
+        let platform = self.cloud_platform.unwrap_or("");
+        if self.on_aws() {
+            if platform == "aws_ec2" || (self.cloud_provider.is_some() && self.host_id.is_some()) {
+                aws.ec2 = Some(Ec2 {
+                    instance_id: b(self.host_id),
+                    availability_zone: b(self.cloud_availability_zone),
+                    instance_size: b(self.host_type),
+                    ami_id: b(self.host_image_id),
+                });
+            }
+            if platform == "aws_ecs" {
+                aws.ecs = Some(Ecs {
+                    container: b(self.container_name),
+                    container_id: b(self.container_id),
+                    task_arn: b(self.ecs_task_arn),
+                    task_family: b(self.ecs_task_family),
+                    cluster_arn: b(self.ecs_cluster_arn),
+                    launch_type: b(self.ecs_launch_type),
+                });
+            }
+            if platform == "aws_eks"
+                || (self.cloud_provider.is_some() && self.k8s_cluster_name.is_some())
+            {
+                aws.eks = Some(Eks {
+                    cluster_name: b(self.k8s_cluster_name),
+                    pod: b(self.k8s_pod_name),
+                    container_id: b(self.container_id),
+                });
+            }
+            if platform == "aws_elastic_beanstalk" {
+                aws.elastic_beanstalk = Some(ElasticBeanstalk {
+                    environment_name: b(self.service_namespace),
+                    version_label: b(self.service_version),
+                    deployment_id: self.service_instance_id.and_then(|id| id.parse().ok()),
+                });
+            }
+            if platform == "aws_lambda" {
+                aws.lambda = Some(Lambda {
+                    function_name: b(self.faas_name),
+                    function_version: b(self.faas_version),
+                });
+            }
+        }
+        if self.sdk_name.is_some() || self.sdk_version.is_some() || self.auto_version.is_some() {
+            let xray = aws.xray.get_or_insert_with(XRaySdk::default);
+            xray.sdk = match (self.sdk_name, self.sdk_language) {
+                (Some(name), Some(language)) => Some(Cow::Owned(format!("{name} for {language}"))),
+                (name, _) => b(name),
+            };
+            xray.sdk_version = b(self.sdk_version);
+            xray.auto_instrumentation = self.auto_version.is_some();
+        }
+        aws.cloudwatch_logs = self.cloudwatch_logs(log_groups);
+    }
+
+    /// Log groups from the ARNs, else the names, else the configured names.
+    fn cloudwatch_logs(&self, configured: &[String]) -> Vec<CloudWatchLogs<'a>> {
+        if let Some(arns) = &self.log_group_arns {
+            let groups = list(arns, |arn| CloudWatchLogs {
+                // arn:aws:logs:region:account:log-group:NAME[:*]
+                log_group: arn.split(':').nth(6).map(Cow::Borrowed),
+                arn: Some(Cow::Borrowed(arn)),
+            });
+            if !groups.is_empty() {
+                return groups;
+            }
+        }
+        if let Some(names) = &self.log_group_names {
+            let groups = list(names, |name| CloudWatchLogs {
+                log_group: Some(Cow::Borrowed(name)),
+                arn: None,
+            });
+            if !groups.is_empty() {
+                return groups;
+            }
+        }
+        configured
+            .iter()
+            .map(|name| CloudWatchLogs {
+                log_group: Some(Cow::Owned(name.clone())),
+                arn: None,
+            })
+            .collect()
+    }
+}
+
+/// Items of a string array, or of a string holding `&`-separated items (the form
+/// `OTEL_RESOURCE_ATTRIBUTES` allows).
+fn list<'a, T>(value: &AttrValue<'a>, make: impl Fn(&'a str) -> T) -> Vec<T> {
+    match value {
+        AttrValue::Str(s) => s.split('&').filter(|s| !s.is_empty()).map(make).collect(),
+        AttrValue::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(make)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Fills the call details of an AWS SDK call (or any span carrying them) into `aws`.
+pub(crate) fn fill_call<'a>(known: &mut Known<'a>, aws: &mut Aws<'a>, aws_call: bool) {
+    aws.operation = b(known.first_str(&[K::AwsOperation]));
+    if aws.operation.is_none() && aws_call {
+        aws.operation = b(known.first_str(&[K::RpcMethod]));
+    }
+    aws.region = b(known.first_str(&[K::AwsRegion]));
+    aws.request_id = b(known.first_str(&[K::AwsRequestId, K::AwsRequestIdCamel]));
+    aws.account_id = b(known.first_str(&[K::AwsAccountId]));
+    aws.queue_url =
+        b(known.first_str(&[K::AwsSqsQueueUrl, K::AwsSqsQueueUrlDotted, K::AwsQueueUrl]));
+    if aws.queue_url.is_none() && aws_call {
+        aws.queue_url = b(known.first_str(&[K::MessagingUrl]));
+    }
+    aws.table_name = b(known.first_str(&[K::AwsTableName]));
+    if let Some(tables) = known.peek(K::AwsDynamoDbTableNames) {
+        let names = list(tables, Cow::Borrowed);
+        match names.len() {
+            0 => {}
+            1 if aws.table_name.is_none() || aws.table_name == names.first().cloned() => {
+                aws.table_name = names.into_iter().next();
+                known.mark(K::AwsDynamoDbTableNames);
+            }
+            1 => {}
+            _ => {
+                aws.table_names = names;
+                known.mark(K::AwsDynamoDbTableNames);
+            }
+        }
+    }
+    if let Some(rule) = known.first_str(&[K::XraySamplingRuleName]) {
+        aws.xray
+            .get_or_insert_with(XRaySdk::default)
+            .sampling_rule_name = Some(Cow::Borrowed(rule));
+    }
+}

@@ -1,0 +1,193 @@
+//! The span attributes the rules read, found in one pass, and which of them ended up in
+//! the document (the rest go to metadata, so nothing is lost and nothing is repeated).
+
+use crate::view::{AttrValue, Attributes};
+
+macro_rules! known_keys {
+    ($($name:ident = $key:literal,)*) => {
+        /// A span attribute some rule reads.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[allow(clippy::enum_variant_names)]
+        pub(crate) enum K { $($name,)* }
+
+        const COUNT: usize = [$(K::$name,)*].len();
+
+        /// The known attribute for `key`.
+        pub(crate) fn lookup(key: &str) -> Option<K> {
+            match key {
+                $($key => Some(K::$name),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+known_keys! {
+    // HTTP, old and new semantic conventions
+    HttpMethod = "http.method",
+    HttpRequestMethod = "http.request.method",
+    HttpUrl = "http.url",
+    UrlFull = "url.full",
+    HttpScheme = "http.scheme",
+    UrlScheme = "url.scheme",
+    HttpHost = "http.host",
+    HttpTarget = "http.target",
+    UrlPath = "url.path",
+    UrlQuery = "url.query",
+    HttpServerName = "http.server_name",
+    NetHostName = "net.host.name",
+    NetHostPort = "net.host.port",
+    ServerAddress = "server.address",
+    ServerPort = "server.port",
+    NetPeerName = "net.peer.name",
+    NetPeerPort = "net.peer.port",
+    NetPeerIp = "net.peer.ip",
+    NetSockPeerAddr = "net.sock.peer.addr",
+    NetworkPeerAddress = "network.peer.address",
+    ClientAddress = "client.address",
+    HttpClientIp = "http.client_ip",
+    HttpUserAgent = "http.user_agent",
+    UserAgentOriginal = "user_agent.original",
+    HttpStatusCode = "http.status_code",
+    HttpResponseStatusCode = "http.response.status_code",
+    HttpResponseContentLength = "http.response_content_length",
+    HttpResponseBodySize = "http.response.body.size",
+    // Downstream names
+    PeerService = "peer.service",
+    AwsRemoteService = "aws.remote.service",
+    // RPC and AWS SDK calls
+    RpcSystem = "rpc.system",
+    RpcService = "rpc.service",
+    RpcMethod = "rpc.method",
+    AwsService = "aws.service",
+    AwsOperation = "aws.operation",
+    AwsRegion = "aws.region",
+    AwsRequestId = "aws.request_id",
+    AwsRequestIdCamel = "aws.requestId",
+    AwsAccountId = "aws.account_id",
+    AwsQueueUrl = "aws.queue_url",
+    AwsSqsQueueUrl = "aws.sqs.queue_url",
+    AwsSqsQueueUrlDotted = "aws.sqs.queue.url",
+    MessagingUrl = "messaging.url",
+    AwsTableName = "aws.table_name",
+    AwsDynamoDbTableNames = "aws.dynamodb.table_names",
+    // Databases
+    DbSystem = "db.system",
+    DbSystemName = "db.system.name",
+    DbName = "db.name",
+    DbNamespace = "db.namespace",
+    DbStatement = "db.statement",
+    DbQueryText = "db.query.text",
+    DbUser = "db.user",
+    DbConnectionString = "db.connection_string",
+    // X-Ray
+    XrayAnnotations = "aws.xray.annotations",
+    XraySamplingRuleName = "aws.xray.sampling_rule_name",
+    EnduserId = "enduser.id",
+}
+
+/// The known attributes of one span (the last value of each key) and which were used.
+pub(crate) struct Known<'a> {
+    values: [Option<AttrValue<'a>>; COUNT],
+    used: u64,
+}
+
+const _: () = assert!(COUNT <= 64, "the used set is a u64");
+
+impl<'a> Known<'a> {
+    /// Reads the known attributes of `attrs` in one pass.
+    pub(crate) fn collect(attrs: Attributes<'a>) -> Self {
+        let mut known = Known {
+            values: [const { None }; COUNT],
+            used: 0,
+        };
+        for (key, value) in attrs.iter() {
+            if let Some(k) = lookup(key) {
+                known.values[k as usize] = Some(value);
+            }
+        }
+        known
+    }
+
+    /// The value, without marking it used.
+    pub(crate) fn peek(&self, k: K) -> Option<&AttrValue<'a>> {
+        self.values[k as usize].as_ref()
+    }
+
+    /// The string value, without marking it used.
+    pub(crate) fn peek_str(&self, k: K) -> Option<&'a str> {
+        self.peek(k).and_then(|v| v.as_str())
+    }
+
+    /// Whether the attribute is present.
+    pub(crate) fn has(&self, k: K) -> bool {
+        self.values[k as usize].is_some()
+    }
+
+    /// Records that the attribute is represented in the document.
+    pub(crate) fn mark(&mut self, k: K) {
+        self.used |= 1 << (k as u32);
+    }
+
+    /// Whether the attribute is represented in the document.
+    pub(crate) fn is_used(&self, k: K) -> bool {
+        self.used & (1 << (k as u32)) != 0
+    }
+
+    /// The first non-empty string among `keys`, marked used, along with every other key
+    /// holding the same string (old and new conventions often both appear).
+    pub(crate) fn first_str(&mut self, keys: &[K]) -> Option<&'a str> {
+        let (chosen, value) = keys
+            .iter()
+            .find_map(|&k| self.peek_str(k).filter(|s| !s.is_empty()).map(|s| (k, s)))?;
+        self.mark(chosen);
+        for &k in keys {
+            if self.peek_str(k) == Some(value) {
+                self.mark(k);
+            }
+        }
+        Some(value)
+    }
+
+    /// Like [`Known::first_str`] for integers (also decimal strings).
+    pub(crate) fn first_int(&mut self, keys: &[K]) -> Option<i64> {
+        let (chosen, value) = keys
+            .iter()
+            .find_map(|&k| self.peek(k).and_then(|v| v.as_i64()).map(|i| (k, i)))?;
+        self.mark(chosen);
+        for &k in keys {
+            if self.peek(k).and_then(|v| v.as_i64()) == Some(value) {
+                self.mark(k);
+            }
+        }
+        Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::KeyValue;
+
+    #[test]
+    fn last_value_wins_and_equal_alternatives_are_used_together() {
+        let attrs = [
+            KeyValue::new("http.method", "PUT"),
+            KeyValue::new("http.method", "GET"),
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.status_code", "503"),
+        ];
+        let mut known = Known::collect(Attributes::sdk(&attrs));
+        assert_eq!(
+            known.first_str(&[K::HttpRequestMethod, K::HttpMethod]),
+            Some("GET")
+        );
+        assert!(known.is_used(K::HttpMethod) && known.is_used(K::HttpRequestMethod));
+        assert_eq!(
+            known.first_int(&[K::HttpResponseStatusCode, K::HttpStatusCode]),
+            Some(503)
+        );
+        assert!(!known.is_used(K::UrlFull));
+        assert_eq!(lookup("nope"), None);
+    }
+}

@@ -1,0 +1,41 @@
+//! OpenTelemetry spans to AWS X-Ray segment documents: one translator for in-process SDK
+//! span data ([`Translator::translate_sdk`]) and OTLP protobuf spans
+//! ([`Translator::translate_otlp`]), with the rules written once against [`SpanView`].
+//!
+//! The rules, in short:
+//! - Server and Consumer spans, and spans with a remote or no parent, become segments
+//!   named after the service; other spans become standalone subsegments. A remote parent
+//!   that our propagator made up for a `Root=`-only header gives no `parent_id`.
+//! - Downstream calls (Client/Producer, AWS SDK calls, database calls) get namespace `aws`
+//!   (`rpc.system = aws-api`) or `remote`, and the callee's name.
+//! - `http`, `aws`, `sql`, `error`/`throttle`/`fault` and `cause` come from old and new
+//!   semantic conventions; exceptions give causes with parsed stack traces.
+//! - Everything else is kept: marked attributes as annotations, the rest in metadata
+//!   (`default`; `otel` for span name, scope and events; `otel.resource` on segments).
+//!
+//! Documents borrow from the span; serialize them and apply `xray_model::trim_to_fit`
+//! before sending.
+#![warn(missing_docs)]
+
+mod attributes;
+mod aws;
+mod cause;
+mod config;
+mod http;
+mod keys;
+mod otlp;
+mod sdk;
+mod sql;
+mod stack;
+mod translate;
+mod view;
+
+pub use attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE};
+pub use config::{DEFAULT_ANNOTATION_PREFIX, TRACING_NAME_ENV, TranslatorConfig};
+pub use otlp::OtlpSpan;
+pub use sdk::SdkSpan;
+pub use translate::Translator;
+pub use view::{
+    AttrArray, AttrValue, Attributes, AttributesIter, EventView, LinkView, SpanKind, SpanStatus,
+    SpanView,
+};

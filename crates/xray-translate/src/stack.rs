@@ -1,0 +1,418 @@
+//! Stack traces (`exception.stacktrace`) parsed into X-Ray stack frames and cause chains:
+//! Rust backtraces (std and `anyhow` output), Java, Python, JavaScript and .NET.
+//! Frames borrow from the text; anything unrecognised is skipped, never an error.
+
+use std::borrow::Cow;
+
+use xray_model::StackFrame;
+
+/// Most frames kept per exception; the rest are counted in `truncated`.
+pub(crate) const MAX_FRAMES: usize = 100;
+
+/// Frames of one exception, innermost first, with the count of frames left out.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Frames<'a> {
+    pub(crate) frames: Vec<StackFrame<'a>>,
+    pub(crate) truncated: u32,
+}
+
+impl<'a> Frames<'a> {
+    fn push(&mut self, frame: StackFrame<'a>) {
+        if self.frames.len() < MAX_FRAMES {
+            self.frames.push(frame);
+        } else {
+            self.truncated += 1;
+        }
+    }
+
+    fn last_mut(&mut self) -> Option<&mut StackFrame<'a>> {
+        if self.truncated > 0 {
+            None
+        } else {
+            self.frames.last_mut()
+        }
+    }
+}
+
+/// An exception found inside the text (a "Caused by" entry), outermost cause last.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct CauseEntry<'a> {
+    pub(crate) kind: Option<&'a str>,
+    pub(crate) message: Option<Cow<'a, str>>,
+    pub(crate) frames: Frames<'a>,
+}
+
+/// A parsed stack trace: the frames of the recorded exception and the causes after it.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ParsedStack<'a> {
+    pub(crate) frames: Frames<'a>,
+    pub(crate) causes: Vec<CauseEntry<'a>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Rust,
+    Java,
+    Python,
+    JavaScript,
+    DotNet,
+}
+
+fn format_of(language: Option<&str>, text: &str) -> Option<Format> {
+    match language.map(str::to_ascii_lowercase).as_deref() {
+        Some("rust") => return Some(Format::Rust),
+        Some("java" | "php" | "kotlin" | "scala") => return Some(Format::Java),
+        Some("python") => return Some(Format::Python),
+        Some("nodejs" | "javascript" | "webjs") => return Some(Format::JavaScript),
+        Some("dotnet") => return Some(Format::DotNet),
+        _ => {}
+    }
+    if text.contains("Traceback (most recent call last):") {
+        return Some(Format::Python);
+    }
+    let mut lines = text.lines();
+    lines.find_map(|line| {
+        if line.starts_with("\tat ") {
+            Some(Format::Java)
+        } else if line.starts_with("    at ") {
+            Some(Format::JavaScript)
+        } else if line.starts_with("   at ") {
+            Some(Format::DotNet)
+        } else if rust_frame_label(line.trim()).is_some() {
+            Some(Format::Rust)
+        } else {
+            None
+        }
+    })
+}
+
+/// Parses `text` written by a program in `language` (`telemetry.sdk.language`), or in a
+/// format recognised from the text itself when the language is unknown.
+pub(crate) fn parse_stack<'a>(language: Option<&str>, text: &'a str) -> ParsedStack<'a> {
+    match format_of(language, text) {
+        Some(Format::Rust) => parse_rust(text),
+        Some(Format::Java) => parse_java(text),
+        Some(Format::Python) => parse_python(text),
+        Some(Format::JavaScript) => parse_javascript(text),
+        Some(Format::DotNet) => parse_dotnet(text),
+        None => ParsedStack::default(),
+    }
+}
+
+/// Splits `path:line[:column]` into the path and line.
+fn path_and_line(location: &str) -> (&str, Option<u32>) {
+    let mut parts = location.rsplitn(3, ':');
+    let last = parts.next().unwrap_or("");
+    let middle = parts.next();
+    let rest = parts.next();
+    match (last.parse::<u32>(), middle.map(str::parse::<u32>), rest) {
+        // path:line:column
+        (Ok(_), Some(Ok(line)), Some(path)) => (path, Some(line)),
+        // path:line (or a Windows drive letter before it)
+        (Ok(line), Some(_), _) => (&location[..location.len() - last.len() - 1], Some(line)),
+        _ => (location, None),
+    }
+}
+
+fn frame<'a>(path: Option<&'a str>, line: Option<u32>, label: Option<&'a str>) -> StackFrame<'a> {
+    StackFrame {
+        path: path.filter(|p| !p.is_empty()).map(Cow::Borrowed),
+        line,
+        label: label.filter(|l| !l.is_empty()).map(Cow::Borrowed),
+    }
+}
+
+/// `12: crate::module::function` (std) or `12: 0x5581 - crate::function` (older
+/// `backtrace` output) gives the label.
+fn rust_frame_label(trimmed: &str) -> Option<&str> {
+    let (index, rest) = trimmed.split_once(": ")?;
+    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let label = match rest.strip_prefix("0x") {
+        Some(addr) => addr.split_once(" - ").map_or(rest, |(_, l)| l),
+        None => rest,
+    };
+    (!label.is_empty()).then_some(label)
+}
+
+fn parse_rust(text: &str) -> ParsedStack<'_> {
+    #[derive(PartialEq)]
+    enum Section {
+        Frames,
+        Causes,
+    }
+    let mut out = ParsedStack::default();
+    let mut section = Section::Frames;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            if section == Section::Causes {
+                section = Section::Frames;
+            }
+            continue;
+        }
+        if t == "Caused by:" {
+            section = Section::Causes;
+            continue;
+        }
+        if t.eq_ignore_ascii_case("stack backtrace:") {
+            section = Section::Frames;
+            continue;
+        }
+        match section {
+            Section::Causes => {
+                let message = match t.split_once(": ") {
+                    Some((n, m)) if n.bytes().all(|b| b.is_ascii_digit()) => m,
+                    _ => t,
+                };
+                out.causes.push(CauseEntry {
+                    message: Some(Cow::Borrowed(message)),
+                    ..CauseEntry::default()
+                });
+            }
+            Section::Frames => {
+                if let Some(label) = rust_frame_label(t) {
+                    out.frames.push(frame(None, None, Some(label)));
+                } else if let Some(location) = t.strip_prefix("at ")
+                    && let Some(last) = out.frames.last_mut()
+                    && last.path.is_none()
+                {
+                    let (path, line) = path_and_line(location);
+                    last.path = Some(Cow::Borrowed(path));
+                    last.line = line;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `at label(File.java:12)` into a frame; the module or class-loader prefix is dropped.
+fn java_frame(line: &str) -> Option<StackFrame<'_>> {
+    let body = line.trim_start().strip_prefix("at ")?;
+    let open = body.find('(')?;
+    let inner = body[open + 1..].strip_suffix(')')?;
+    let label = &body[..open];
+    let label = label.split_once('/').map_or(label, |(_, l)| l);
+    let (path, line) = match inner.rsplit_once(':') {
+        Some((p, n)) if n.parse::<u32>().is_ok() => (p, n.parse().ok()),
+        _ => (inner, None),
+    };
+    Some(frame(Some(path), line, Some(label)))
+}
+
+fn parse_java(text: &str) -> ParsedStack<'_> {
+    let mut out = ParsedStack::default();
+    for line in text.lines().skip(1) {
+        let depth = line.len() - line.trim_start().len();
+        if let Some(cause) = line.strip_prefix("Caused by: ") {
+            let (kind, message) = match cause.split_once(": ") {
+                Some((k, m)) => (k, Some(Cow::Borrowed(m))),
+                None => (cause, None),
+            };
+            out.causes.push(CauseEntry {
+                kind: Some(kind),
+                message,
+                ..CauseEntry::default()
+            });
+        } else if (line.starts_with("\tat ") || (depth <= 4 && !line.starts_with('\t')))
+            && let Some(f) = java_frame(line)
+        {
+            match out.causes.last_mut() {
+                Some(cause) => cause.frames.push(f),
+                None => out.frames.push(f),
+            }
+        }
+    }
+    out
+}
+
+/// `File "app.py", line 12, in handler` into a frame.
+fn python_frame(line: &str) -> Option<StackFrame<'_>> {
+    let rest = line.trim_start().strip_prefix("File \"")?;
+    let (path, rest) = rest.split_once("\", line ")?;
+    let (number, label) = match rest.split_once(", in ") {
+        Some((n, l)) => (n, Some(l)),
+        None => (rest, None),
+    };
+    Some(frame(Some(path), number.trim().parse().ok(), label))
+}
+
+fn parse_python(text: &str) -> ParsedStack<'_> {
+    const SEPARATORS: [&str; 2] = [
+        "During handling of the above exception, another exception occurred:",
+        "The above exception was the direct cause of the following exception:",
+    ];
+    // Blocks in the order printed: the first cause first, the raised exception last.
+    let mut blocks: Vec<(Frames<'_>, Option<&str>)> = vec![Default::default()];
+    for line in text.lines() {
+        let t = line.trim();
+        if SEPARATORS.contains(&t) {
+            blocks.push(Default::default());
+            continue;
+        }
+        let block = blocks.last_mut().expect("never empty");
+        if let Some(f) = python_frame(line) {
+            block.0.push(f);
+        } else if !line.starts_with(' ') && !t.is_empty() && !t.starts_with("Traceback (") {
+            block.1 = Some(t);
+        }
+    }
+    let mut out = ParsedStack::default();
+    let mut blocks = blocks.into_iter().rev();
+    if let Some((mut frames, _)) = blocks.next() {
+        frames.frames.reverse();
+        out.frames = frames;
+    }
+    for (mut frames, summary) in blocks {
+        frames.frames.reverse();
+        let (kind, message) = match summary.map(|s| s.split_once(": ").unwrap_or((s, ""))) {
+            Some((k, m)) => (Some(k), (!m.is_empty()).then_some(Cow::Borrowed(m))),
+            None => (None, None),
+        };
+        out.causes.push(CauseEntry {
+            kind,
+            message,
+            frames,
+        });
+    }
+    out
+}
+
+fn parse_javascript(text: &str) -> ParsedStack<'_> {
+    let mut out = ParsedStack::default();
+    for line in text.lines() {
+        let Some(body) = line.trim_start().strip_prefix("at ") else {
+            continue;
+        };
+        let (label, location) = match body.strip_suffix(')').and_then(|b| b.rsplit_once(" (")) {
+            Some((label, location)) => (Some(label), location),
+            None => (None, body),
+        };
+        let (path, line) = path_and_line(location);
+        out.frames.push(frame(Some(path), line, label));
+    }
+    out
+}
+
+fn parse_dotnet(text: &str) -> ParsedStack<'_> {
+    let mut out = ParsedStack::default();
+    for line in text.lines() {
+        let Some(body) = line.trim_start().strip_prefix("at ") else {
+            continue;
+        };
+        match body.rsplit_once(" in ") {
+            Some((label, location)) => {
+                let (path, line) = match location.rsplit_once(":line ") {
+                    Some((p, n)) => (p, n.trim().parse().ok()),
+                    None => (location, None),
+                };
+                out.frames.push(frame(Some(path), line, Some(label)));
+            }
+            None => out.frames.push(frame(None, None, Some(body))),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f<'a>(path: Option<&'a str>, line: Option<u32>, label: Option<&'a str>) -> StackFrame<'a> {
+        frame(path, line, label)
+    }
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            path_and_line("./src/main.rs:10:5"),
+            ("./src/main.rs", Some(10))
+        );
+        assert_eq!(path_and_line("C:\\x\\a.rs:7"), ("C:\\x\\a.rs", Some(7)));
+        assert_eq!(path_and_line("native"), ("native", None));
+        assert_eq!(path_and_line(""), ("", None));
+    }
+
+    #[test]
+    fn anyhow_output_gives_causes_and_frames() {
+        let text = "load failed\n\nCaused by:\n    0: open config\n    1: No such file (os error 2)\n\nStack backtrace:\n   0: app::load\n             at ./src/load.rs:3:9\n   1: 0x55d1 - app::main\n";
+        let p = parse_stack(None, text);
+        assert_eq!(p.causes.len(), 2);
+        assert_eq!(
+            p.causes[1].message.as_deref(),
+            Some("No such file (os error 2)")
+        );
+        assert_eq!(
+            p.frames.frames,
+            vec![
+                f(Some("./src/load.rs"), Some(3), Some("app::load")),
+                f(None, None, Some("app::main"))
+            ]
+        );
+    }
+
+    #[test]
+    fn java_suppressed_frames_are_not_mixed_in() {
+        let text = "java.lang.Exception: top\n\tat a.B.c(B.java:1)\n\tSuppressed: x.Y: s\n\t\tat q.R.s(R.java:9)\nCaused by: java.io.IOException\n\tat java.base/d.E.f(Native Method)\n\t... 3 more";
+        let p = parse_stack(Some("java"), text);
+        assert_eq!(
+            p.frames.frames,
+            vec![f(Some("B.java"), Some(1), Some("a.B.c"))]
+        );
+        assert_eq!(p.causes[0].kind, Some("java.io.IOException"));
+        assert_eq!(p.causes[0].message, None);
+        assert_eq!(
+            p.causes[0].frames.frames,
+            vec![f(Some("Native Method"), None, Some("d.E.f"))]
+        );
+    }
+
+    #[test]
+    fn frames_beyond_the_limit_are_counted() {
+        let text: String = (0..150)
+            .map(|i| format!("    at f{i} (a.js:{i}:1)\n"))
+            .collect();
+        let p = parse_stack(Some("nodejs"), &text);
+        assert_eq!(p.frames.frames.len(), MAX_FRAMES);
+        assert_eq!(p.frames.truncated, 50);
+    }
+
+    #[test]
+    fn dotnet_and_garbage() {
+        let p = parse_stack(
+            Some("dotnet"),
+            "System.Exception: x\n   at App.Run() in /src/App.cs:line 42\n   at App.Main()",
+        );
+        assert_eq!(
+            p.frames.frames,
+            vec![
+                f(Some("/src/App.cs"), Some(42), Some("App.Run()")),
+                f(None, None, Some("App.Main()"))
+            ]
+        );
+        for junk in [
+            "",
+            "\n\n",
+            "at",
+            "File \"",
+            "0: ",
+            "Caused by: ",
+            "\tat x(",
+            "  File \"a\", line x",
+        ] {
+            for lang in [
+                None,
+                Some("rust"),
+                Some("java"),
+                Some("python"),
+                Some("nodejs"),
+                Some("dotnet"),
+            ] {
+                let _ = parse_stack(lang, junk);
+            }
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! [`Translator`]: the rules that turn one span into one X-Ray document, written once
+//! against [`SpanView`].
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
+use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SpanData;
+use xray_model::carry::{HopState, TRACE_STATE_KEY};
+use xray_model::document::{NAMESPACE_AWS, NAMESPACE_REMOTE, TYPE_SUBSEGMENT};
+use xray_model::limits::{MAX_STRING_CHARS, limit_string, sanitize_name_cow};
+use xray_model::{AnyValue, Aws, Fields, Link, Segment};
+
+use crate::attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, to_fields};
+use crate::aws::{AWS_API, ResourceInfo, fill_call};
+use crate::cause::{EXCEPTION_EVENT, cause, flags};
+use crate::config::TranslatorConfig;
+use crate::http::http_block;
+use crate::keys::{K, Known};
+use crate::otlp::OtlpSpan;
+use crate::sdk::SdkSpan;
+use crate::sql::{connection_host, sql_block, sql_system};
+use crate::view::{SpanKind, SpanView};
+
+/// Turns OpenTelemetry spans into X-Ray segment documents. Cheap to clone and share.
+///
+/// ```
+/// use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+/// use opentelemetry::KeyValue;
+/// use opentelemetry_sdk::{Resource, trace::{SpanData, SpanEvents, SpanLinks}};
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use xray_translate::{Translator, TranslatorConfig};
+///
+/// let span = SpanData {
+///     span_context: SpanContext::new(
+///         TraceId::from(0x5759e988_bd862e3fe1be46a994272793),
+///         SpanId::from(0x53995c3f42cd8ad8),
+///         TraceFlags::SAMPLED, false, TraceState::default()),
+///     parent_span_id: SpanId::INVALID,
+///     parent_span_is_remote: false,
+///     span_kind: SpanKind::Server,
+///     name: "GET /users/{id}".into(),
+///     start_time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+///     end_time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_250),
+///     attributes: vec![
+///         KeyValue::new("http.request.method", "GET"),
+///         KeyValue::new("url.full", "https://api.example.com/users/7"),
+///         KeyValue::new("http.response.status_code", 404),
+///     ],
+///     dropped_attributes_count: 0,
+///     events: SpanEvents::default(),
+///     links: SpanLinks::default(),
+///     status: Status::Unset,
+///     instrumentation_scope: Default::default(),
+/// };
+/// let resource = Resource::builder_empty().with_service_name("users").build();
+/// let doc = Translator::new(TranslatorConfig::default()).translate_sdk(&span, &resource);
+/// assert_eq!(doc.name, "users");
+/// assert!(doc.error && !doc.fault);
+/// assert_eq!(doc.to_json().len(), xray_model::encoded_len(&doc));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Translator {
+    config: Arc<TranslatorConfig>,
+}
+
+impl Translator {
+    /// A translator with `config`.
+    pub fn new(config: TranslatorConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+        }
+    }
+
+    /// A translator with the defaults and the `AWS_XRAY_TRACING_NAME` override.
+    pub fn from_env() -> Self {
+        Self::new(TranslatorConfig::from_env())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TranslatorConfig {
+        &self.config
+    }
+
+    /// One SDK span -> one document (a segment, or a standalone subsegment with `type`,
+    /// `trace_id` and `parent_id`).
+    pub fn translate_sdk<'a>(&self, span: &'a SpanData, resource: &'a Resource) -> Segment<'a> {
+        self.translate(&SdkSpan::new(span, resource))
+    }
+
+    /// One OTLP protobuf span -> one document.
+    pub fn translate_otlp<'a>(
+        &self,
+        span: &'a ProtoSpan,
+        resource: Option<&'a ProtoResource>,
+        scope: Option<&'a InstrumentationScope>,
+    ) -> Segment<'a> {
+        self.translate(&OtlpSpan::new(span, resource, scope))
+    }
+
+    /// One span of any source -> one document. Strings are borrowed from the span where
+    /// they are used unchanged. The document is not size-checked here: serialize it and
+    /// apply `xray_model::trim_to_fit` / `split_to_fit` as the transport needs.
+    pub fn translate<'a, V: SpanView<'a>>(&self, span: &V) -> Segment<'a> {
+        translate(&self.config, span)
+    }
+}
+
+/// Trims the `AWS.SDK.` / `AWS::` prefixes some instrumentations put on service names.
+fn trim_aws_prefix(name: &str) -> &str {
+    name.strip_prefix("AWS.SDK.")
+        .or_else(|| name.strip_prefix("AWS::"))
+        .unwrap_or(name)
+}
+
+/// The host of a URL, borrowed.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host_port.split(':').next().unwrap_or(host_port),
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// The name of a downstream call: who was called.
+fn downstream_name<'a>(known: &mut Known<'a>, aws_call: bool) -> Option<Cow<'a, str>> {
+    if let Some(peer) = known.first_str(&[K::PeerService]) {
+        return Some(Cow::Borrowed(peer));
+    }
+    if let Some(remote) = known.first_str(&[K::AwsRemoteService]) {
+        return Some(Cow::Borrowed(if aws_call {
+            trim_aws_prefix(remote)
+        } else {
+            remote
+        }));
+    }
+    if aws_call && let Some(service) = known.first_str(&[K::RpcService, K::AwsService]) {
+        return Some(Cow::Borrowed(trim_aws_prefix(service)));
+    }
+    let host_keys = [K::ServerAddress, K::NetPeerName];
+    if let Some(db) = [K::DbNamespace, K::DbName]
+        .iter()
+        .find_map(|&k| known.peek_str(k).filter(|s| !s.is_empty()))
+    {
+        known.first_str(&[K::DbNamespace, K::DbName]);
+        let host = known.first_str(&host_keys).or_else(|| {
+            known
+                .peek_str(K::DbConnectionString)
+                .and_then(connection_host)
+        });
+        return Some(match host {
+            Some(host) => Cow::Owned(format!("{db}@{host}")),
+            None => Cow::Borrowed(db),
+        });
+    }
+    if let Some(host) = known.first_str(&[K::ServerAddress, K::NetPeerName, K::HttpHost]) {
+        return Some(Cow::Borrowed(host));
+    }
+    if let Some(host) = [K::UrlFull, K::HttpUrl]
+        .iter()
+        .find_map(|&k| known.peek_str(k).and_then(url_host))
+    {
+        return Some(Cow::Borrowed(host));
+    }
+    known.first_str(&[K::RpcService]).map(Cow::Borrowed)
+}
+
+fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segment<'a> {
+    let attrs = span.attributes();
+    let mut known = Known::collect(attrs);
+    let resource = ResourceInfo::collect(span.resource());
+    let kind = span.kind();
+    let span_id = span.span_id();
+    let parent = span.parent_span_id();
+    let remote_parent = parent.is_some() && span.parent_is_remote();
+    // A Root-only header: the parent id is our propagator's stand-in, not a real segment.
+    let stand_in = remote_parent
+        && span
+            .trace_state(TRACE_STATE_KEY)
+            .is_some_and(|v| HopState::decode(v).no_parent);
+    let is_segment =
+        parent.is_none() || remote_parent || matches!(kind, SpanKind::Server | SpanKind::Consumer);
+    let aws_call = known.peek_str(K::RpcSystem) == Some(AWS_API);
+    let sql = sql_system(&known);
+    let db_call = known.has(K::DbSystem) || known.has(K::DbSystemName);
+    let downstream = !is_segment
+        && (matches!(kind, SpanKind::Client | SpanKind::Producer) || aws_call || db_call);
+    let span_name = span.name();
+
+    let name = if is_segment {
+        match config.service_name() {
+            Some(name) => Cow::Owned(name.to_owned()),
+            None => Cow::Borrowed(resource.service_name.unwrap_or(span_name)),
+        }
+    } else if downstream {
+        downstream_name(&mut known, aws_call).unwrap_or(Cow::Borrowed(span_name))
+    } else {
+        Cow::Borrowed(span_name)
+    };
+    let end_time = span.end_time();
+    let mut seg = Segment {
+        name: sanitize_name_cow(name),
+        id: span_id,
+        trace_id: Some(span.trace_id()),
+        parent_id: if stand_in { None } else { parent },
+        start_time: span.start_time(),
+        end_time,
+        in_progress: end_time.is_none(),
+        ..Segment::default()
+    };
+    if !is_segment {
+        seg.kind = Some(Cow::Borrowed(TYPE_SUBSEGMENT));
+    }
+    if downstream {
+        seg.namespace = Some(Cow::Borrowed(if aws_call {
+            known.mark(K::RpcSystem);
+            NAMESPACE_AWS
+        } else {
+            NAMESPACE_REMOTE
+        }));
+    }
+    let traced = downstream && !aws_call && kind == SpanKind::Client;
+    seg.http = http_block(&mut known, kind, is_segment, traced);
+
+    let mut aws = Aws::default();
+    fill_call(&mut known, &mut aws, aws_call);
+    if is_segment {
+        resource.fill_segment(&mut aws, config.log_groups());
+        seg.origin = resource.origin().map(Cow::Borrowed);
+        seg.service = resource.service();
+        seg.resource_arn = resource.resource_arn();
+        if let Some(user) = known.peek_str(K::EnduserId).filter(|u| !u.is_empty())
+            && user.chars().count() <= MAX_STRING_CHARS
+        {
+            known.mark(K::EnduserId);
+            seg.user = Some(limit_string(Cow::Borrowed(user)));
+        }
+    }
+    if aws != Aws::default() {
+        seg.aws = Some(aws);
+    }
+    if let Some(system) = sql {
+        seg.sql = Some(sql_block(&mut known, system));
+    }
+
+    let status = span.status();
+    let http_status = seg
+        .http
+        .as_ref()
+        .and_then(|h| h.response.as_ref())
+        .and_then(|r| r.status);
+    let has_exception = span.events().any(|e| e.name == EXCEPTION_EVENT);
+    let f = flags(http_status, status, has_exception);
+    (seg.error, seg.throttle, seg.fault) = (f.error, f.throttle, f.fault);
+    seg.cause = cause(
+        span_id,
+        span.events(),
+        status,
+        downstream,
+        resource.sdk_language,
+    );
+
+    if known.has(K::XrayAnnotations) {
+        known.mark(K::XrayAnnotations);
+    }
+    annotations_and_metadata(config, &mut seg, attrs, &known);
+
+    let mut otel: Fields<'a, AnyValue<'a>> = Fields::new();
+    if seg.name != span_name {
+        otel.insert("span_name", AnyValue::Str(Cow::Borrowed(span_name)));
+    }
+    if let Some((scope, version)) = span.scope() {
+        otel.insert("scope", AnyValue::Str(Cow::Borrowed(scope)));
+        if let Some(version) = version {
+            otel.insert("scope_version", AnyValue::Str(Cow::Borrowed(version)));
+        }
+    }
+    let events: Vec<AnyValue<'a>> = span
+        .events()
+        .filter(|e| e.name != EXCEPTION_EVENT)
+        .map(|e| {
+            let mut event = Fields::new();
+            event.insert("name", AnyValue::Str(Cow::Borrowed(e.name)));
+            event.insert("timestamp", AnyValue::Float(e.time));
+            if !e.attributes.is_empty() {
+                event.insert("attributes", AnyValue::Object(to_fields(e.attributes)));
+            }
+            AnyValue::Object(event)
+        })
+        .collect();
+    if !events.is_empty() {
+        otel.insert("events", AnyValue::Array(events));
+    }
+    if !otel.is_empty() {
+        seg.metadata.insert(OTEL_NAMESPACE, otel);
+    }
+    let resource_attrs = span.resource();
+    if is_segment && config.has_resource_metadata() && !resource_attrs.is_empty() {
+        seg.metadata
+            .insert(RESOURCE_NAMESPACE, to_fields(resource_attrs));
+    }
+
+    seg.links = span
+        .links()
+        .map(|l| Link {
+            trace_id: l.trace_id,
+            id: l.span_id,
+            attributes: to_fields(l.attributes),
+        })
+        .collect();
+    seg
+}

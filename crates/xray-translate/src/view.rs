@@ -1,0 +1,348 @@
+//! [`SpanView`]: the one read-only view of a span that every source implements, and the
+//! borrowed attribute types it hands out. The translation rules are written once, against
+//! this trait; nothing is copied into an intermediate owned span.
+
+use opentelemetry::{Array, KeyValue, StringValue, Value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue as ProtoValue, KeyValue as ProtoKeyValue, any_value,
+};
+use opentelemetry_sdk::Resource;
+use xray_model::{SegmentId, TraceId};
+
+/// The span kinds of OpenTelemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpanKind {
+    /// Work inside the service (also OTLP's `UNSPECIFIED`).
+    #[default]
+    Internal,
+    /// The service handling an incoming request.
+    Server,
+    /// An outgoing request.
+    Client,
+    /// Sending a message.
+    Producer,
+    /// Receiving a message.
+    Consumer,
+}
+
+/// A span's status, borrowing its description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpanStatus<'a> {
+    /// No status was set.
+    #[default]
+    Unset,
+    /// Explicitly successful.
+    Ok,
+    /// Failed, with a description (possibly empty).
+    Error(&'a str),
+}
+
+/// One attribute value, borrowed from its span.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue<'a> {
+    /// No value (OTLP allows an empty value).
+    Empty,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A floating point number.
+    Float(f64),
+    /// A string.
+    Str(&'a str),
+    /// Raw bytes (OTLP only).
+    Bytes(&'a [u8]),
+    /// An array.
+    Array(AttrArray<'a>),
+    /// A nested list of key-value pairs (OTLP only).
+    Map(Attributes<'a>),
+    /// A value of a kind this crate does not know yet, as text.
+    Text(String),
+}
+
+impl<'a> AttrValue<'a> {
+    /// The string, when the value is one.
+    pub fn as_str(&self) -> Option<&'a str> {
+        match *self {
+            AttrValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, also from a float with no fraction or a decimal string.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            AttrValue::Int(i) => Some(i),
+            AttrValue::Float(f) if f.fract() == 0.0 && f.is_finite() => Some(f as i64),
+            AttrValue::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The boolean, when the value is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            AttrValue::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn from_sdk(value: &'a Value) -> Self {
+        match value {
+            Value::Bool(b) => AttrValue::Bool(*b),
+            Value::I64(i) => AttrValue::Int(*i),
+            Value::F64(f) => AttrValue::Float(*f),
+            Value::String(s) => AttrValue::Str(s.as_str()),
+            Value::Array(a) => match a {
+                Array::Bool(v) => AttrValue::Array(AttrArray(ArrayInner::Bools(v))),
+                Array::I64(v) => AttrValue::Array(AttrArray(ArrayInner::Ints(v))),
+                Array::F64(v) => AttrValue::Array(AttrArray(ArrayInner::Floats(v))),
+                Array::String(v) => AttrValue::Array(AttrArray(ArrayInner::Strs(v))),
+                other => AttrValue::Text(other.to_string()),
+            },
+            other => AttrValue::Text(other.to_string()),
+        }
+    }
+
+    fn from_proto(value: Option<&'a ProtoValue>) -> Self {
+        match value.and_then(|v| v.value.as_ref()) {
+            None => AttrValue::Empty,
+            Some(any_value::Value::StringValue(s)) => AttrValue::Str(s),
+            Some(any_value::Value::BoolValue(b)) => AttrValue::Bool(*b),
+            Some(any_value::Value::IntValue(i)) => AttrValue::Int(*i),
+            Some(any_value::Value::DoubleValue(f)) => AttrValue::Float(*f),
+            Some(any_value::Value::BytesValue(b)) => AttrValue::Bytes(b),
+            Some(any_value::Value::ArrayValue(a)) => {
+                AttrValue::Array(AttrArray(ArrayInner::Proto(&a.values)))
+            }
+            Some(any_value::Value::KvlistValue(kv)) => AttrValue::Map(Attributes::otlp(&kv.values)),
+            // Only meaningful for profiles: no string table here.
+            Some(any_value::Value::StringValueStrindex(_)) => AttrValue::Empty,
+        }
+    }
+}
+
+/// An array attribute value, borrowed from its span.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttrArray<'a>(ArrayInner<'a>);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ArrayInner<'a> {
+    Bools(&'a [bool]),
+    Ints(&'a [i64]),
+    Floats(&'a [f64]),
+    Strs(&'a [StringValue]),
+    Proto(&'a [ProtoValue]),
+}
+
+impl<'a> AttrArray<'a> {
+    /// How many items there are.
+    pub fn len(&self) -> usize {
+        match self.0 {
+            ArrayInner::Bools(v) => v.len(),
+            ArrayInner::Ints(v) => v.len(),
+            ArrayInner::Floats(v) => v.len(),
+            ArrayInner::Strs(v) => v.len(),
+            ArrayInner::Proto(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The item at `index`.
+    pub fn get(&self, index: usize) -> Option<AttrValue<'a>> {
+        Some(match self.0 {
+            ArrayInner::Bools(v) => AttrValue::Bool(*v.get(index)?),
+            ArrayInner::Ints(v) => AttrValue::Int(*v.get(index)?),
+            ArrayInner::Floats(v) => AttrValue::Float(*v.get(index)?),
+            ArrayInner::Strs(v) => AttrValue::Str(v.get(index)?.as_str()),
+            ArrayInner::Proto(v) => AttrValue::from_proto(Some(v.get(index)?)),
+        })
+    }
+
+    /// The items in order.
+    pub fn iter(&self) -> impl Iterator<Item = AttrValue<'a>> + 'a {
+        let array = *self;
+        (0..array.len()).filter_map(move |i| array.get(i))
+    }
+}
+
+/// A list of attributes (of a span, event, link or resource), borrowed from its source.
+#[derive(Clone, Copy)]
+pub struct Attributes<'a>(AttrsInner<'a>);
+
+#[derive(Clone, Copy)]
+enum AttrsInner<'a> {
+    Empty,
+    Sdk(&'a [KeyValue]),
+    SdkResource(&'a Resource),
+    Proto(&'a [ProtoKeyValue]),
+}
+
+impl std::fmt::Debug for Attributes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Attributes<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl Default for Attributes<'_> {
+    fn default() -> Self {
+        Self(AttrsInner::Empty)
+    }
+}
+
+impl<'a> Attributes<'a> {
+    /// SDK attributes (span, event or link).
+    pub fn sdk(list: &'a [KeyValue]) -> Self {
+        Self(AttrsInner::Sdk(list))
+    }
+
+    /// The attributes of an SDK resource.
+    pub fn sdk_resource(resource: &'a Resource) -> Self {
+        Self(AttrsInner::SdkResource(resource))
+    }
+
+    /// OTLP attributes.
+    pub fn otlp(list: &'a [ProtoKeyValue]) -> Self {
+        Self(AttrsInner::Proto(list))
+    }
+
+    /// How many attributes there are (duplicates included).
+    pub fn len(&self) -> usize {
+        match self.0 {
+            AttrsInner::Empty => 0,
+            AttrsInner::Sdk(l) => l.len(),
+            AttrsInner::SdkResource(r) => r.len(),
+            AttrsInner::Proto(l) => l.len(),
+        }
+    }
+
+    /// Whether there are no attributes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The attributes in order, as `(key, value)`.
+    pub fn iter(&self) -> AttributesIter<'a> {
+        AttributesIter(match self.0 {
+            AttrsInner::Empty => IterInner::Empty,
+            AttrsInner::Sdk(l) => IterInner::Sdk(l.iter()),
+            AttrsInner::SdkResource(r) => IterInner::SdkResource(r.iter()),
+            AttrsInner::Proto(l) => IterInner::Proto(l.iter()),
+        })
+    }
+
+    /// The last value given for `key` (a later value replaces an earlier one).
+    pub fn get(&self, key: &str) -> Option<AttrValue<'a>> {
+        self.iter()
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|(_, v)| v)
+    }
+}
+
+/// Iterator over [`Attributes`].
+pub struct AttributesIter<'a>(IterInner<'a>);
+
+enum IterInner<'a> {
+    Empty,
+    Sdk(std::slice::Iter<'a, KeyValue>),
+    SdkResource(opentelemetry_sdk::resource::Iter<'a>),
+    Proto(std::slice::Iter<'a, ProtoKeyValue>),
+}
+
+impl<'a> Iterator for AttributesIter<'a> {
+    type Item = (&'a str, AttrValue<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            IterInner::Empty => None,
+            IterInner::Sdk(it) => it
+                .next()
+                .map(|kv| (kv.key.as_str(), AttrValue::from_sdk(&kv.value))),
+            IterInner::SdkResource(it) => {
+                it.next().map(|(k, v)| (k.as_str(), AttrValue::from_sdk(v)))
+            }
+            IterInner::Proto(it) => it
+                .next()
+                .map(|kv| (kv.key.as_str(), AttrValue::from_proto(kv.value.as_ref()))),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            IterInner::Empty => (0, Some(0)),
+            IterInner::Sdk(it) => it.size_hint(),
+            IterInner::SdkResource(it) => it.size_hint(),
+            IterInner::Proto(it) => it.size_hint(),
+        }
+    }
+}
+
+/// One span event.
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    /// The event's name (`exception` for recorded errors).
+    pub name: &'a str,
+    /// When it happened, in epoch seconds.
+    pub time: f64,
+    /// Its attributes.
+    pub attributes: Attributes<'a>,
+}
+
+/// One span link.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkView<'a> {
+    /// The linked trace.
+    pub trace_id: TraceId,
+    /// The linked span.
+    pub span_id: SegmentId,
+    /// Its attributes.
+    pub attributes: Attributes<'a>,
+}
+
+/// Read-only access to one span, its resource and scope, borrowing for `'a`.
+///
+/// Implemented by [`crate::SdkSpan`] (in-process `SpanData`) and [`crate::OtlpSpan`]
+/// (OTLP protobuf); [`crate::Translator::translate`] accepts any implementation.
+pub trait SpanView<'a> {
+    /// The trace id (any 128-bit value, W3C random ids included).
+    fn trace_id(&self) -> TraceId;
+    /// The span id.
+    fn span_id(&self) -> SegmentId;
+    /// The parent span id, `None` for a root span.
+    fn parent_span_id(&self) -> Option<SegmentId>;
+    /// Whether the parent came from another process.
+    fn parent_is_remote(&self) -> bool;
+    /// The value of `key` in the span's W3C trace state.
+    fn trace_state(&self, key: &str) -> Option<&'a str>;
+    /// The span kind.
+    fn kind(&self) -> SpanKind;
+    /// The span name.
+    fn name(&self) -> &'a str;
+    /// Start, in epoch seconds.
+    fn start_time(&self) -> f64;
+    /// End, in epoch seconds; `None` while the span is still running.
+    fn end_time(&self) -> Option<f64>;
+    /// The status.
+    fn status(&self) -> SpanStatus<'a>;
+    /// The span's attributes.
+    fn attributes(&self) -> Attributes<'a>;
+    /// The resource's attributes.
+    fn resource(&self) -> Attributes<'a>;
+    /// The span's events, in order.
+    fn events(&self) -> impl Iterator<Item = EventView<'a>>;
+    /// The span's links, in order.
+    fn links(&self) -> impl Iterator<Item = LinkView<'a>>;
+    /// The instrumentation scope's name and version, when it has a name.
+    fn scope(&self) -> Option<(&'a str, Option<&'a str>)>;
+}
