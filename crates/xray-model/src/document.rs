@@ -39,6 +39,34 @@ pub mod origin {
     pub const ELASTIC_BEANSTALK: &str = "AWS::ElasticBeanstalk::Environment";
     /// A Lambda function.
     pub const LAMBDA_FUNCTION: &str = "AWS::Lambda::Function";
+
+    /// The origin for an OpenTelemetry `cloud.platform` value (`aws_ec2`, `aws_ecs`,
+    /// `aws_eks`, `aws_elastic_beanstalk`, `aws_lambda`), refined for ECS by
+    /// `aws.ecs.launchtype` (`ec2`/`fargate`, any case). Sampling rules' `ServiceType`
+    /// matches this too.
+    ///
+    /// ```
+    /// use xray_model::origin;
+    /// assert_eq!(origin::from_cloud_platform("aws_ecs", Some("FARGATE")), Some(origin::ECS_FARGATE));
+    /// assert_eq!(origin::from_cloud_platform("gcp_compute_engine", None), None);
+    /// ```
+    pub fn from_cloud_platform(
+        platform: &str,
+        ecs_launch_type: Option<&str>,
+    ) -> Option<&'static str> {
+        Some(match platform {
+            "aws_ec2" => EC2_INSTANCE,
+            "aws_ecs" => match ecs_launch_type {
+                Some(t) if t.eq_ignore_ascii_case("ec2") => ECS_EC2,
+                Some(t) if t.eq_ignore_ascii_case("fargate") => ECS_FARGATE,
+                _ => ECS_CONTAINER,
+            },
+            "aws_eks" => EKS_CONTAINER,
+            "aws_elastic_beanstalk" => ELASTIC_BEANSTALK,
+            "aws_lambda" => LAMBDA_FUNCTION,
+            _ => return None,
+        })
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -669,6 +697,29 @@ impl<'a> Segment<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_from_every_aws_platform() {
+        use super::origin::*;
+        for (platform, launch, want) in [
+            ("aws_ec2", None, Some(EC2_INSTANCE)),
+            ("aws_ecs", None, Some(ECS_CONTAINER)),
+            ("aws_ecs", Some("ec2"), Some(ECS_EC2)),
+            ("aws_ecs", Some("Fargate"), Some(ECS_FARGATE)),
+            ("aws_ecs", Some("other"), Some(ECS_CONTAINER)),
+            ("aws_eks", None, Some(EKS_CONTAINER)),
+            ("aws_elastic_beanstalk", None, Some(ELASTIC_BEANSTALK)),
+            ("aws_lambda", None, Some(LAMBDA_FUNCTION)),
+            ("", None, None),
+            ("AWS_EC2", None, None),
+        ] {
+            assert_eq!(
+                from_cloud_platform(platform, launch),
+                want,
+                "{platform} {launch:?}"
+            );
+        }
+    }
 
     #[test]
     fn empty_fields_are_omitted() {
