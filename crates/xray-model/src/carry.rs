@@ -21,7 +21,7 @@
 //! assert_eq!(HopState::decode(&value), hop);
 //! ```
 
-use crate::Sampled;
+use crate::{Sampled, SegmentId, TraceId};
 
 /// The trace-state key of the entry (a valid W3C `tracestate` key).
 pub const TRACE_STATE_KEY: &str = "xray";
@@ -48,6 +48,24 @@ impl HopState {
     /// Whether the caller left the sampling decision to us.
     pub fn decision_deferred(&self) -> bool {
         self.sampled.decision().is_none()
+    }
+
+    /// The span id a propagator puts in a remote span context when the header had no
+    /// `Parent` (OpenTelemetry needs a non-zero one). Derived from the trace id alone, so
+    /// every hop and the translator can recognise it; never zero.
+    ///
+    /// ```
+    /// use xray_model::{TraceId, carry::HopState};
+    /// let root: TraceId = "1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
+    /// assert_eq!(HopState::stand_in_parent(root), HopState::stand_in_parent(root));
+    /// assert!(!HopState::stand_in_parent(root).is_zero());
+    /// ```
+    pub fn stand_in_parent(root: TraceId) -> SegmentId {
+        // "XRAY-NOP" mixed with both halves of the id, so ids differing only in their
+        // time prefix still get different stand-ins.
+        let bits = root.to_u128();
+        let mixed = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(32) ^ 0x5852_4159_2d4e_4f50;
+        SegmentId::from_u64(if mixed == 0 { 1 } else { mixed })
     }
 
     /// The trace-state value, or `None` when there is nothing to carry.
@@ -152,6 +170,18 @@ mod tests {
         let v = hop.encode().unwrap();
         assert!(!v.contains(',') && !v.contains('=') && !v.contains(' '));
         assert_eq!(HopState::decode(&v), hop);
+    }
+
+    #[test]
+    fn stand_in_parent_is_stable_non_zero_and_distinct() {
+        let a = TraceId::from_u128(0x5759e988_bd862e3fe1be46a994272793);
+        let b = TraceId::from_u128(0x5759e989_bd862e3fe1be46a994272793);
+        assert_eq!(HopState::stand_in_parent(a), HopState::stand_in_parent(a));
+        assert_ne!(HopState::stand_in_parent(a), HopState::stand_in_parent(b));
+        // An id whose mix is zero still gets a usable span id.
+        let zero_mix = TraceId::from_u128(0x5852_4159_2d4e_4f50);
+        assert!(!HopState::stand_in_parent(zero_mix).is_zero());
+        assert!(!HopState::stand_in_parent(TraceId::from_u128(0)).is_zero());
     }
 
     #[test]
