@@ -1,0 +1,387 @@
+//! The OpenTelemetry span exporter: translate, encode, queue; the pipeline sends.
+
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use xray_model::limits::MAX_DOCUMENT_BYTES;
+use xray_model::trim_to_fit;
+
+use crate::item::{Document, Item};
+use crate::metrics::{DropReason, Metrics};
+use crate::pipeline::{FlushError, Pipeline, PipelineConfig};
+use crate::queue::Overflow;
+use crate::transport::daemon::{AddressError, DaemonAddress, UdpTransport};
+use crate::transport::file::WriterTransport;
+use crate::transport::{RetryPolicy, Transport, log_drop};
+use xray_translate::Translator;
+
+#[cfg(feature = "xray-api")]
+use crate::transport::api::{ApiConfig, ApiTransport};
+#[cfg(feature = "otlp")]
+use crate::transport::otlp::{OtlpConfig, OtlpSpans, OtlpTransport};
+
+/// Why an exporter could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `AWS_XRAY_DAEMON_ADDRESS` (or the address given) is malformed.
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    /// A file could not be opened, or the worker thread not started.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+enum Destination {
+    Daemon(Option<DaemonAddress>),
+    #[cfg(feature = "xray-api")]
+    Api(ApiConfig),
+    #[cfg(feature = "otlp")]
+    Otlp(OtlpConfig),
+    File(PathBuf),
+    Stdout,
+    Writer(Box<dyn Write + Send>),
+}
+
+/// Builds an [`XRayExporter`]; see [`XRayExporter::builder`].
+#[must_use]
+pub struct XRayExporterBuilder {
+    destination: Destination,
+    pipeline: PipelineConfig,
+    flush_timeout: Duration,
+    translator: Option<Translator>,
+    metrics: Metrics,
+}
+
+impl fmt::Debug for XRayExporterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XRayExporterBuilder")
+            .field("pipeline", &self.pipeline)
+            .field("flush_timeout", &self.flush_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XRayExporterBuilder {
+    /// Sends to the X-Ray daemon over UDP at `AWS_XRAY_DAEMON_ADDRESS` or `127.0.0.1:2000`
+    /// (the default).
+    pub fn with_daemon(mut self) -> Self {
+        self.destination = Destination::Daemon(None);
+        self
+    }
+
+    /// Sends to the X-Ray daemon at `address`.
+    pub fn with_daemon_address(mut self, address: DaemonAddress) -> Self {
+        self.destination = Destination::Daemon(Some(address));
+        self
+    }
+
+    /// Sends with `PutTraceSegments` through the X-Ray API.
+    #[cfg(feature = "xray-api")]
+    pub fn with_xray_api(mut self, config: ApiConfig) -> Self {
+        self.destination = Destination::Api(config);
+        self
+    }
+
+    /// Sends OTLP to the X-Ray OTLP endpoint (needs Transaction Search).
+    #[cfg(feature = "otlp")]
+    pub fn with_otlp_endpoint(mut self, config: OtlpConfig) -> Self {
+        self.destination = Destination::Otlp(config);
+        self
+    }
+
+    /// Appends documents as JSON lines to a file.
+    pub fn with_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.destination = Destination::File(path.into());
+        self
+    }
+
+    /// Writes documents as JSON lines to standard output.
+    pub fn with_stdout(mut self) -> Self {
+        self.destination = Destination::Stdout;
+        self
+    }
+
+    /// Writes documents as JSON lines to any writer.
+    pub fn with_writer(mut self, writer: impl Write + Send + 'static) -> Self {
+        self.destination = Destination::Writer(Box::new(writer));
+        self
+    }
+
+    /// Most bytes waiting to be sent (default 16 MiB).
+    pub fn with_max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.pipeline.max_queue_bytes = bytes;
+        self
+    }
+
+    /// What to drop when the queue is full (default [`Overflow::DropOldest`]).
+    pub fn with_overflow(mut self, overflow: Overflow) -> Self {
+        self.pipeline.overflow = overflow;
+        self
+    }
+
+    /// How failed sends are retried.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.pipeline.retry = retry;
+        self
+    }
+
+    /// How long `force_flush` waits (default 10 s).
+    pub fn with_flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// The translator to use (default: [`Translator::from_env`]).
+    pub fn with_translator(mut self, translator: Translator) -> Self {
+        self.translator = Some(translator);
+        self
+    }
+
+    /// Counts into `metrics` (e.g. one handle shared by several exporters).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Starts the worker thread and returns the exporter.
+    pub fn build(self) -> Result<XRayExporter, BuildError> {
+        let XRayExporterBuilder {
+            destination,
+            pipeline,
+            flush_timeout,
+            translator,
+            metrics,
+        } = self;
+        let translator = translator.unwrap_or_else(Translator::from_env);
+        let documents = |transport: Box<dyn Transport<Document>>| -> std::io::Result<Backend> {
+            Ok(Backend::Documents {
+                pipeline: Pipeline::start_with_metrics(
+                    transport,
+                    pipeline.clone(),
+                    metrics.clone(),
+                )?,
+                translator: translator.clone(),
+            })
+        };
+        let backend = match destination {
+            Destination::Daemon(address) => {
+                let address = match address {
+                    Some(a) => a,
+                    None => DaemonAddress::from_env()?,
+                };
+                documents(Box::new(UdpTransport::new(address.udp)))?
+            }
+            #[cfg(feature = "xray-api")]
+            Destination::Api(config) => documents(Box::new(ApiTransport::new(config)))?,
+            #[cfg(feature = "otlp")]
+            Destination::Otlp(config) => Backend::Otlp(Pipeline::start_with_metrics(
+                OtlpTransport::new(config),
+                pipeline.clone(),
+                metrics.clone(),
+            )?),
+            Destination::File(path) => documents(Box::new(WriterTransport::file(path)?))?,
+            Destination::Stdout => documents(Box::new(WriterTransport::stdout()))?,
+            Destination::Writer(w) => documents(Box::new(WriterTransport::new(w)))?,
+        };
+        Ok(XRayExporter {
+            backend,
+            resource: Resource::builder_empty().build(),
+            metrics,
+            flush_timeout,
+            scratch: Mutex::new(Vec::with_capacity(16 * 1024)),
+        })
+    }
+}
+
+enum Backend {
+    Documents {
+        pipeline: Pipeline<Document>,
+        translator: Translator,
+    },
+    #[cfg(feature = "otlp")]
+    Otlp(Pipeline<OtlpSpans>),
+}
+
+/// An OpenTelemetry span exporter for AWS X-Ray.
+///
+/// `export` translates each span into one segment document (trimmed to 64 kB when
+/// needed, never dropped for size), queues it and returns; a worker thread of its own
+/// sends through the chosen transport. Nothing is dropped without a counter
+/// ([`XRayExporter::metrics`]) and a log line.
+///
+/// ```no_run
+/// use opentelemetry_sdk::trace::SdkTracerProvider;
+/// use xray_export::XRayExporter;
+///
+/// let exporter = XRayExporter::builder().with_daemon().build()?;
+/// let metrics = exporter.metrics().clone();
+/// let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+/// // ... later
+/// provider.shutdown()?;
+/// println!("sent {} documents", metrics.snapshot().documents_sent);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct XRayExporter {
+    backend: Backend,
+    resource: Resource,
+    metrics: Metrics,
+    flush_timeout: Duration,
+    scratch: Mutex<Vec<u8>>,
+}
+
+impl fmt::Debug for XRayExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XRayExporter")
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XRayExporter {
+    /// A builder; the default sends to the daemon named by `AWS_XRAY_DAEMON_ADDRESS`.
+    pub fn builder() -> XRayExporterBuilder {
+        XRayExporterBuilder {
+            destination: Destination::Daemon(None),
+            pipeline: PipelineConfig::default(),
+            flush_timeout: Duration::from_secs(10),
+            translator: None,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The exporter's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Translates, encodes and queues a batch; never waits for the network.
+    pub fn enqueue(&self, batch: Vec<SpanData>) {
+        let _suppressed = Context::enter_telemetry_suppressed_scope();
+        self.metrics.record_spans_in(batch.len() as u64);
+        match &self.backend {
+            Backend::Documents {
+                pipeline,
+                translator,
+            } => {
+                let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+                for span in &batch {
+                    if let Some(doc) = self.encode(translator, span, &mut scratch) {
+                        pipeline.submit(doc);
+                    }
+                }
+                if scratch.capacity() > 1 << 20 {
+                    scratch.shrink_to(64 * 1024);
+                }
+            }
+            #[cfg(feature = "otlp")]
+            Backend::Otlp(pipeline) => {
+                let (items, too_large) = OtlpSpans::from_sdk(batch, &self.resource);
+                for item in items {
+                    pipeline.submit(item);
+                }
+                if !too_large.is_empty() {
+                    for item in &too_large {
+                        self.metrics
+                            .record_dropped(DropReason::TooLarge, item.spans());
+                    }
+                    let first: Vec<String> = too_large.iter().map(Item::describe).collect();
+                    log_drop(
+                        too_large.len() as u64,
+                        DropReason::TooLarge,
+                        &"a single span is over the OTLP endpoint's 5 MB request limit",
+                        &first,
+                    );
+                }
+            }
+        }
+    }
+
+    /// One span to one document of at most 64 kB, or `None` (counted and logged).
+    fn encode(
+        &self,
+        translator: &Translator,
+        span: &SpanData,
+        scratch: &mut Vec<u8>,
+    ) -> Option<Document> {
+        let mut segment = translator.translate_sdk(span, &self.resource);
+        let mut doc = Document::encode(&segment, scratch);
+        if doc.as_ref().is_some_and(|d| d.size() > MAX_DOCUMENT_BYTES) {
+            trim_to_fit(&mut segment, MAX_DOCUMENT_BYTES);
+            self.metrics.record_trimmed();
+            doc = Document::encode(&segment, scratch);
+        }
+        match doc {
+            Some(doc) if doc.size() <= MAX_DOCUMENT_BYTES => Some(doc),
+            Some(doc) => {
+                self.metrics.record_dropped(DropReason::TooLarge, 1);
+                log_drop(
+                    1,
+                    DropReason::TooLarge,
+                    &format!("{} bytes after trimming", doc.size()),
+                    &[doc.describe()],
+                );
+                None
+            }
+            None => {
+                self.metrics.record_dropped(DropReason::Rejected, 1);
+                log_drop(1, DropReason::Rejected, &"document without a trace id", &[]);
+                None
+            }
+        }
+    }
+
+    fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
+        match &self.backend {
+            Backend::Documents { pipeline, .. } => pipeline.flush(timeout),
+            #[cfg(feature = "otlp")]
+            Backend::Otlp(pipeline) => pipeline.flush(timeout),
+        }
+    }
+
+    fn shutdown_pipeline(&self, timeout: Duration) -> Result<(), FlushError> {
+        match &self.backend {
+            Backend::Documents { pipeline, .. } => pipeline.shutdown(timeout),
+            #[cfg(feature = "otlp")]
+            Backend::Otlp(pipeline) => pipeline.shutdown(timeout),
+        }
+    }
+}
+
+fn sdk_error(e: FlushError, timeout: Duration) -> OTelSdkError {
+    if e.dropped.is_empty() {
+        OTelSdkError::Timeout(timeout)
+    } else {
+        OTelSdkError::InternalFailure(format!("X-Ray exporter: {e}"))
+    }
+}
+
+impl SpanExporter for XRayExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.enqueue(batch);
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let _suppressed = Context::enter_telemetry_suppressed_scope();
+        self.shutdown_pipeline(timeout)
+            .map_err(|e| sdk_error(e, timeout))
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        let _suppressed = Context::enter_telemetry_suppressed_scope();
+        self.flush(self.flush_timeout)
+            .map_err(|e| sdk_error(e, self.flush_timeout))
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = resource.clone();
+    }
+}

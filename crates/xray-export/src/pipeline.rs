@@ -1,0 +1,301 @@
+//! The pipeline: a bounded queue plus one worker thread that feeds a transport.
+//!
+//! Callers never wait for the network: [`Pipeline::submit`] only takes a lock to push.
+//! The worker runs a Tokio current-thread runtime on its own thread with OpenTelemetry
+//! telemetry suppressed, so the `tracing` events of the exporter and of the HTTP and AWS
+//! libraries it drives never turn into exported spans.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use opentelemetry::Context;
+
+use crate::item::Item;
+use crate::metrics::{DropReason, Metrics, MetricsSnapshot};
+use crate::queue::{Overflow, Queue};
+use crate::transport::{RetryPolicy, SendContext, Transport, log_drop};
+
+/// Queue and retry settings for a [`Pipeline`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Most bytes queued (default 16 MiB); see [`Overflow`] for what happens beyond.
+    pub max_queue_bytes: usize,
+    /// What to drop when the queue is full.
+    pub overflow: Overflow,
+    /// Retries for failed sends.
+    pub retry: RetryPolicy,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_queue_bytes: 16 * 1024 * 1024,
+            overflow: Overflow::DropOldest,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// What a flush or shutdown could not finish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pending} item(s) still unsent at the deadline; dropped meanwhile: {dropped}")]
+pub struct FlushError {
+    /// Items still queued or in flight when the deadline came.
+    pub pending: u64,
+    /// Drops counted during the call, as `reason=count` pairs.
+    pub dropped: String,
+}
+
+/// A bounded queue of items and the worker thread that sends them through a transport.
+///
+/// The span exporter is built on it, and so can receivers of already-encoded documents
+/// (daemon datagrams) or OTLP spans.
+///
+/// ```
+/// use xray_export::{Document, Pipeline, PipelineConfig, transport::file::WriterTransport};
+/// let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+/// let pipeline = Pipeline::start(WriterTransport::shared(out.clone()), PipelineConfig::default()).unwrap();
+/// let doc = Document::from_json(br#"{"name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1,"end_time":2}"#.to_vec()).unwrap();
+/// pipeline.submit(doc);
+/// pipeline.shutdown(std::time::Duration::from_secs(5)).unwrap();
+/// assert_eq!(out.lock().unwrap().iter().filter(|b| **b == b'\n').count(), 1);
+/// ```
+pub struct Pipeline<I: Item> {
+    queue: Arc<Queue<I>>,
+    metrics: Metrics,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    name: &'static str,
+}
+
+impl<I: Item> fmt::Debug for Pipeline<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("transport", &self.name)
+            .field("metrics", &self.metrics)
+            .finish()
+    }
+}
+
+impl<I: Item> Pipeline<I> {
+    /// Starts the worker thread for `transport`, with fresh counters.
+    pub fn start(transport: impl Transport<I>, config: PipelineConfig) -> std::io::Result<Self> {
+        Self::start_with_metrics(transport, config, Metrics::default())
+    }
+
+    /// Starts the worker thread, counting into `metrics` (shared with the caller).
+    pub fn start_with_metrics(
+        transport: impl Transport<I>,
+        config: PipelineConfig,
+        metrics: Metrics,
+    ) -> std::io::Result<Self> {
+        let queue = Arc::new(Queue::new(
+            config.max_queue_bytes,
+            config.overflow,
+            metrics.clone(),
+        ));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let name = transport.name();
+        let worker = {
+            let queue = queue.clone();
+            let metrics = metrics.clone();
+            std::thread::Builder::new()
+                .name(format!("xray-export-{name}"))
+                .spawn(move || {
+                    // Everything this thread does (our logs, HTTP and AWS SDK spans) must
+                    // never become exported telemetry.
+                    let _suppressed = Context::enter_telemetry_suppressed_scope();
+                    runtime.block_on(work(transport, queue.clone(), metrics, config.retry));
+                    queue.stop();
+                })?
+        };
+        Ok(Pipeline {
+            queue,
+            metrics,
+            worker: Mutex::new(Some(worker)),
+            name,
+        })
+    }
+
+    /// Queues an item; never blocks on I/O. Returns whether it was accepted (a refusal,
+    /// or an older item evicted for it, is counted and logged).
+    pub fn submit(&self, item: I) -> bool {
+        let pushed = self.queue.push(item);
+        for (item, reason) in &pushed.dropped {
+            self.metrics.record_dropped(*reason, item.spans());
+        }
+        log_drops(&pushed.dropped);
+        pushed.accepted
+    }
+
+    /// The counters this pipeline updates.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Waits until everything queued before the call is sent or dropped, or `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
+        let before = self.metrics.snapshot();
+        let pending = self.queue.wait_resolved(timeout);
+        let dropped = self.metrics.snapshot().since(&before);
+        if pending == 0 && dropped.dropped_total() == 0 {
+            Ok(())
+        } else {
+            Err(FlushError {
+                pending,
+                dropped: dropped.drop_summary(),
+            })
+        }
+    }
+
+    /// Stops accepting items, sends what is queued until `timeout`, drops (and counts) the
+    /// rest with [`DropReason::Deadline`], and stops the worker. Calling it again is
+    /// harmless.
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), FlushError> {
+        let before = self.metrics.snapshot();
+        self.queue.close(Instant::now() + timeout);
+        // The worker gives up at the deadline; allow it a moment to count what it drops.
+        let stopped = self
+            .queue
+            .wait_stopped(timeout + Duration::from_millis(500));
+        if stopped
+            && let Some(handle) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take()
+        {
+            let _ = handle.join();
+        }
+        let after = self.metrics.snapshot();
+        let dropped = after.since(&before);
+        let pending = if stopped {
+            0
+        } else {
+            after.queued_items.max(1)
+        };
+        if pending == 0 && dropped.dropped_total() == 0 {
+            Ok(())
+        } else {
+            Err(FlushError {
+                pending,
+                dropped: dropped.drop_summary(),
+            })
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+}
+
+impl<I: Item> Drop for Pipeline<I> {
+    fn drop(&mut self) {
+        let open = !self.queue.is_empty_and_closed().1;
+        if open {
+            let _ = self.shutdown(Duration::from_secs(1));
+        }
+    }
+}
+
+fn log_drops<I: Item>(dropped: &[(I, DropReason)]) {
+    if dropped.is_empty() {
+        return;
+    }
+    let _suppressed = Context::enter_telemetry_suppressed_scope();
+    for reason in DropReason::ALL {
+        let items: Vec<String> = dropped
+            .iter()
+            .filter(|(_, r)| *r == reason)
+            .take(5)
+            .map(|(i, _)| i.describe())
+            .collect();
+        if !items.is_empty() {
+            let count = dropped.iter().filter(|(_, r)| *r == reason).count() as u64;
+            let cause = match reason {
+                DropReason::QueueFull => "queue over its byte limit",
+                DropReason::TooLarge => "larger than the queue limit",
+                DropReason::Shutdown => "exporter already shut down",
+                _ => "refused by the queue",
+            };
+            log_drop(count, reason, &cause, &items);
+        }
+    }
+}
+
+/// The worker: takes batches and sends them until the queue is closed and empty, or the
+/// shutdown deadline passes.
+async fn work<I: Item>(
+    mut transport: impl Transport<I>,
+    queue: Arc<Queue<I>>,
+    metrics: Metrics,
+    retry: RetryPolicy,
+) {
+    loop {
+        if queue.deadline_passed() {
+            let left = queue.take_all();
+            if !left.is_empty() {
+                for item in &left {
+                    metrics.record_dropped(DropReason::Deadline, item.spans());
+                }
+                let first: Vec<String> = left.iter().take(5).map(Item::describe).collect();
+                log_drop(
+                    left.len() as u64,
+                    DropReason::Deadline,
+                    &"shutdown deadline passed before they were sent",
+                    &first,
+                );
+                queue.finish(left.len());
+            }
+            return;
+        }
+        let batch = queue.take(transport.batch_limit());
+        if batch.is_empty() {
+            let (_, closed) = queue.is_empty_and_closed();
+            if closed {
+                return;
+            }
+            let notified = queue.wake.notified();
+            // Re-check after registering, so a push in between is not missed.
+            if queue.is_empty_and_closed().0 {
+                let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
+            }
+            continue;
+        }
+        let n = batch.len() as u64;
+        let spans: u64 = batch.iter().map(Item::spans).sum();
+        let cx = SendContext::new(metrics.clone(), retry, queue.clone());
+        let timed_out = {
+            let mut send = transport.send(batch, &cx);
+            loop {
+                match tokio::time::timeout(Duration::from_millis(50), &mut send).await {
+                    Ok(()) => break false,
+                    Err(_) if queue.deadline_passed() => break true,
+                    Err(_) => {}
+                }
+            }
+        };
+        let accounted = cx.accounted();
+        if accounted < n {
+            let missing = n - accounted;
+            let reason = if timed_out {
+                DropReason::Deadline
+            } else {
+                DropReason::Unaccounted
+            };
+            // Spans of the unreported items are not known one by one; count them
+            // against the first unreported document each (1 span per document is exact
+            // for segment documents).
+            for _ in 0..missing {
+                metrics.record_dropped(reason, (spans / n).max(1));
+            }
+            log_drop(
+                missing,
+                reason,
+                &format!("{} send did not finish", transport.name()),
+                &[],
+            );
+        }
+        queue.finish(n as usize);
+    }
+}

@@ -1,0 +1,466 @@
+//! The X-Ray OTLP endpoint (`https://xray.<region>.amazonaws.com/v1/traces`): OTLP/HTTP
+//! protobuf signed with SigV4 for service `xray`, for accounts with Transaction Search.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SpanData;
+use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+
+use crate::item::Item;
+use crate::metrics::DropReason;
+use crate::transport::{SendContext, SendFuture, Transport};
+
+/// Most spans the endpoint takes in one request.
+pub const MAX_SPANS_PER_REQUEST: usize = 10_000;
+/// Most bytes the endpoint takes in one request.
+pub const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+/// Spans per queued item when exporting SDK spans (small items keep drops fine-grained).
+const SPANS_PER_ITEM: usize = 512;
+
+/// Encoded OTLP spans: one `ResourceSpans` message, ready to be framed into an
+/// `ExportTraceServiceRequest`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtlpSpans {
+    bytes: Vec<u8>,
+    spans: u32,
+    first_trace: Option<[u8; 16]>,
+}
+
+impl fmt::Debug for OtlpSpans {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpSpans")
+            .field("spans", &self.spans)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl OtlpSpans {
+    /// Encodes one `ResourceSpans` (e.g. received by an OTLP receiver).
+    pub fn from_resource_spans(resource_spans: &ResourceSpans) -> OtlpSpans {
+        let spans = resource_spans
+            .scope_spans
+            .iter()
+            .map(|s| s.spans.len() as u32)
+            .sum();
+        let first_trace = resource_spans
+            .scope_spans
+            .iter()
+            .flat_map(|s| s.spans.first())
+            .next()
+            .and_then(|s| s.trace_id.as_slice().try_into().ok());
+        OtlpSpans {
+            bytes: resource_spans.encode_to_vec(),
+            spans,
+            first_trace,
+        }
+    }
+
+    /// Converts SDK spans to OTLP, in items of at most 512 spans and
+    /// [`MAX_REQUEST_BYTES`]. Spans too large for a request on their own come back in
+    /// the second list, to be counted as dropped.
+    pub fn from_sdk(batch: Vec<SpanData>, resource: &Resource) -> (Vec<OtlpSpans>, Vec<OtlpSpans>) {
+        let resource = ResourceAttributesWithSchema::from(resource);
+        let (mut items, mut too_large) = (Vec::new(), Vec::new());
+        let mut pending = vec![batch];
+        while let Some(mut chunk) = pending.pop() {
+            if chunk.len() > SPANS_PER_ITEM {
+                let rest = chunk.split_off(SPANS_PER_ITEM);
+                pending.push(rest);
+            }
+            let n = chunk.len();
+            let encoded: Vec<OtlpSpans> =
+                group_spans_by_resource_and_scope(chunk.clone(), &resource)
+                    .iter()
+                    .map(OtlpSpans::from_resource_spans)
+                    .collect();
+            let bytes: usize = encoded.iter().map(|e| e.bytes.len() + 8).sum();
+            if bytes <= MAX_REQUEST_BYTES - 64 {
+                items.extend(encoded);
+            } else if n > 1 {
+                let rest = chunk.split_off(n / 2);
+                pending.push(rest);
+                pending.push(chunk);
+            } else {
+                too_large.extend(encoded);
+            }
+        }
+        (items, too_large)
+    }
+
+    /// Spans inside.
+    pub fn span_count(&self) -> u32 {
+        self.spans
+    }
+
+    /// The encoded `ResourceSpans` message.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Bytes this item adds to a request body (field key, length, message).
+    fn framed_len(&self) -> usize {
+        1 + encoded_len_varint(self.bytes.len() as u64) + self.bytes.len()
+    }
+}
+
+impl Item for OtlpSpans {
+    fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn spans(&self) -> u64 {
+        u64::from(self.spans)
+    }
+
+    fn describe(&self) -> String {
+        match self.first_trace {
+            Some(t) => format!(
+                "{} span(s), first trace {}",
+                self.spans,
+                xray_model::TraceId::from_bytes(t)
+            ),
+            None => format!("{} span(s)", self.spans),
+        }
+    }
+}
+
+/// Frames items as the repeated `resource_spans` field (number 1) of an
+/// `ExportTraceServiceRequest`: concatenated fields are a valid message.
+fn request_body(items: &[OtlpSpans]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(items.iter().map(OtlpSpans::framed_len).sum());
+    for item in items {
+        encode_key(1, WireType::LengthDelimited, &mut body);
+        encode_varint(item.bytes.len() as u64, &mut body);
+        body.extend_from_slice(&item.bytes);
+    }
+    body
+}
+
+/// Settings for [`OtlpTransport`].
+#[derive(Clone, Default)]
+pub struct OtlpConfig {
+    /// A ready `aws-config` configuration; loaded from the environment when `None`.
+    pub sdk_config: Option<SdkConfig>,
+    /// Overrides the region used for the endpoint and the signature.
+    pub region: Option<String>,
+    /// Overrides the endpoint (default `https://xray.<region>.amazonaws.com/v1/traces`).
+    pub endpoint_url: Option<String>,
+}
+
+impl fmt::Debug for OtlpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpConfig")
+            .field("sdk_config", &self.sdk_config.is_some())
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .finish()
+    }
+}
+
+struct Ready {
+    http: reqwest::Client,
+    sdk: SdkConfig,
+    region: String,
+    url: String,
+    credentials: Option<(Credentials, SystemTime)>,
+}
+
+/// Posts OTLP spans to the X-Ray OTLP endpoint, signed with SigV4 (`xray`), at most
+/// 10,000 spans and 5 MB per request; 429 and 5xx answers, timeouts and connection
+/// errors are retried with backoff, other answers drop the request's spans as rejected.
+pub struct OtlpTransport {
+    config: OtlpConfig,
+    ready: Option<Ready>,
+}
+
+impl OtlpTransport {
+    /// A transport that loads its configuration on first use, in the worker.
+    pub fn new(config: OtlpConfig) -> Self {
+        OtlpTransport {
+            config,
+            ready: None,
+        }
+    }
+
+    async fn ready(&mut self, cx: &SendContext) -> Result<&mut Ready, String> {
+        if self.ready.is_none() {
+            let sdk = match &self.config.sdk_config {
+                Some(sdk) => sdk.clone(),
+                None => aws_config::defaults(BehaviorVersion::latest()).load().await,
+            };
+            let region = self
+                .config
+                .region
+                .clone()
+                .or_else(|| sdk.region().map(|r| r.to_string()))
+                .ok_or("no AWS region configured (set AWS_REGION)")?;
+            let url = self
+                .config
+                .endpoint_url
+                .clone()
+                .unwrap_or_else(|| format!("https://xray.{region}.amazonaws.com/v1/traces"));
+            let http = reqwest::Client::builder()
+                .timeout(cx.retry_policy().request_timeout)
+                .build()
+                .map_err(|e| format!("HTTP client: {e}"))?;
+            self.ready = Some(Ready {
+                http,
+                sdk,
+                region,
+                url,
+                credentials: None,
+            });
+        }
+        Ok(self.ready.as_mut().expect("set above"))
+    }
+
+    async fn send_batch(&mut self, batch: Vec<OtlpSpans>, cx: &SendContext) {
+        let ready = match self.ready(cx).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                cx.send_error();
+                cx.dropped(&batch, DropReason::TransportUnavailable, &e);
+                return;
+            }
+        };
+        let mut request: Vec<OtlpSpans> = Vec::new();
+        let (mut spans, mut bytes) = (0usize, 0usize);
+        for item in batch {
+            let (s, b) = (item.spans as usize, item.framed_len());
+            if s > MAX_SPANS_PER_REQUEST || b > MAX_REQUEST_BYTES {
+                cx.dropped(
+                    [&item],
+                    DropReason::TooLarge,
+                    &"over the OTLP endpoint's request limits",
+                );
+                continue;
+            }
+            if !request.is_empty()
+                && (spans + s > MAX_SPANS_PER_REQUEST || bytes + b > MAX_REQUEST_BYTES)
+            {
+                post(ready, std::mem::take(&mut request), cx).await;
+                (spans, bytes) = (0, 0);
+            }
+            spans += s;
+            bytes += b;
+            request.push(item);
+        }
+        if !request.is_empty() {
+            post(ready, request, cx).await;
+        }
+    }
+}
+
+impl Transport<OtlpSpans> for OtlpTransport {
+    fn name(&self) -> &'static str {
+        "xray-otlp"
+    }
+
+    fn batch_limit(&self) -> usize {
+        64
+    }
+
+    fn send<'a>(&'a mut self, batch: Vec<OtlpSpans>, cx: &'a SendContext) -> SendFuture<'a> {
+        Box::pin(self.send_batch(batch, cx))
+    }
+}
+
+async fn credentials(ready: &mut Ready) -> Result<Credentials, String> {
+    let now = SystemTime::now();
+    if let Some((creds, refresh_at)) = &ready.credentials
+        && now < *refresh_at
+    {
+        return Ok(creds.clone());
+    }
+    let provider = ready
+        .sdk
+        .credentials_provider()
+        .ok_or("no AWS credentials provider configured")?;
+    let creds = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| format!("AWS credentials: {e}"))?;
+    // Refresh five minutes before expiry; long-lived keys are read again hourly.
+    let refresh_at = creds
+        .expiry()
+        .map(|e| e.checked_sub(Duration::from_secs(300)).unwrap_or(e))
+        .unwrap_or(now + Duration::from_secs(3600));
+    ready.credentials = Some((creds.clone(), refresh_at));
+    Ok(creds)
+}
+
+fn signed_headers(
+    ready: &Ready,
+    creds: Credentials,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
+    let identity = creds.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&ready.region)
+        .name("xray")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| format!("SigV4 parameters: {e}"))?
+        .into();
+    let headers = [("content-type", "application/x-protobuf")];
+    let signable = SignableRequest::new(
+        "POST",
+        &ready.url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| format!("SigV4 request: {e}"))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| format!("SigV4 signing: {e}"))?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
+/// One request's items, through every attempt allowed.
+async fn post(ready: &mut Ready, items: Vec<OtlpSpans>, cx: &SendContext) {
+    let body = request_body(&items);
+    let mut attempt = 1;
+    loop {
+        let cause = match attempt_post(ready, &body, cx).await {
+            Ok(rejected) => {
+                items.iter().for_each(|i| cx.delivered(i));
+                if let Some((n, message)) = rejected {
+                    cx.metrics().record_dropped_spans(DropReason::Rejected, n);
+                    tracing::warn!(
+                        target: "xray_export",
+                        rejected_spans = n,
+                        "X-Ray OTLP endpoint rejected {n} span(s): {message}"
+                    );
+                }
+                return;
+            }
+            Err(Failure::Fatal(reason, cause)) => {
+                cx.dropped(&items, reason, &cause);
+                return;
+            }
+            Err(Failure::Retryable(cause)) => cause,
+        };
+        match cx.next_retry(attempt) {
+            Some(wait) => {
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+            None => {
+                cx.dropped(&items, DropReason::RetriesExhausted, &cause);
+                return;
+            }
+        }
+    }
+}
+
+enum Failure {
+    Retryable(String),
+    Fatal(DropReason, String),
+}
+
+/// Returns the partial-success rejection, if any.
+async fn attempt_post(
+    ready: &mut Ready,
+    body: &[u8],
+    cx: &SendContext,
+) -> Result<Option<(u64, String)>, Failure> {
+    let creds = credentials(ready)
+        .await
+        .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e))?;
+    let headers = signed_headers(ready, creds, body)
+        .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e))?;
+    let mut request = ready
+        .http
+        .post(&ready.url)
+        .header("content-type", "application/x-protobuf")
+        .body(body.to_vec());
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    cx.request();
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            cx.send_error();
+            return Err(Failure::Retryable(format!("{}: {e}", ready.url)));
+        }
+    };
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap_or_default();
+    if status.is_success() {
+        let rejected = ExportTraceServiceResponse::decode(bytes.as_ref())
+            .ok()
+            .and_then(|r| r.partial_success)
+            .filter(|p| p.rejected_spans > 0)
+            .map(|p| (p.rejected_spans as u64, p.error_message));
+        return Ok(rejected);
+    }
+    cx.send_error();
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
+    let cause = format!("{} answered {status}: {text}", ready.url);
+    if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
+        Err(Failure::Retryable(cause))
+    } else {
+        Err(Failure::Fatal(DropReason::Rejected, cause))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+
+    fn resource_spans(n: usize, trace: u8) -> ResourceSpans {
+        ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: (0..n)
+                    .map(|i| Span {
+                        trace_id: vec![trace; 16],
+                        span_id: (i as u64 + 1).to_be_bytes().to_vec(),
+                        name: format!("span {i}"),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn concatenated_items_decode_as_one_request() {
+        let a = OtlpSpans::from_resource_spans(&resource_spans(3, 1));
+        let b = OtlpSpans::from_resource_spans(&resource_spans(400, 2));
+        let body = request_body(&[a.clone(), b.clone()]);
+        assert_eq!(body.len(), a.framed_len() + b.framed_len());
+        let decoded = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        assert_eq!(
+            decoded.resource_spans,
+            vec![resource_spans(3, 1), resource_spans(400, 2)]
+        );
+        assert!(
+            a.describe().contains("1-01010101-010101010101010101010101"),
+            "{}",
+            a.describe()
+        );
+    }
+}
