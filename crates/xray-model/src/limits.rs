@@ -161,7 +161,9 @@ pub fn strip_password(conn: &str) -> Cow<'_, str> {
         if let Some(at) = rest[..authority_end].rfind('@')
             && let Some(colon) = rest[..at].find(':')
         {
-            let (start, end) = (scheme_end + 3 + colon, scheme_end + 3 + at);
+            // With no user name left (`redis://:secret@host`), the `@` goes too.
+            let end = if colon == 0 { at + 1 } else { at };
+            let (start, end) = (scheme_end + 3 + colon, scheme_end + 3 + end);
             out = Cow::Owned(format!("{}{}", &out[..start], &out[end..]));
         }
     }
@@ -234,6 +236,7 @@ mod tests {
         assert_eq!(strip_password("mysql://h/db"), "mysql://h/db");
         assert_eq!(strip_password("host=h;PWD=1;db=d"), "host=h;db=d");
         assert_eq!(strip_password("Host=h;PassWord=1"), "Host=h");
+        assert_eq!(strip_password("redis://:pw@cache:6379"), "redis://cache:6379");
         assert!(matches!(strip_password("https://example.com/a?b=c"), Cow::Borrowed(_)));
     }
 }
