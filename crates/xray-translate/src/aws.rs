@@ -111,18 +111,7 @@ impl<'a> ResourceInfo<'a> {
         if !self.on_aws() {
             return None;
         }
-        Some(match self.cloud_platform? {
-            "aws_ec2" => origin::EC2_INSTANCE,
-            "aws_ecs" => match self.ecs_launch_type.map(str::to_ascii_lowercase).as_deref() {
-                Some("ec2") => origin::ECS_EC2,
-                Some("fargate") => origin::ECS_FARGATE,
-                _ => origin::ECS_CONTAINER,
-            },
-            "aws_eks" => origin::EKS_CONTAINER,
-            "aws_elastic_beanstalk" => origin::ELASTIC_BEANSTALK,
-            "aws_lambda" => origin::LAMBDA_FUNCTION,
-            _ => return None,
-        })
+        origin::from_cloud_platform(self.cloud_platform?, self.ecs_launch_type)
     }
 
     /// The ARN of the resource running the service (Lambda function ARN and the like).

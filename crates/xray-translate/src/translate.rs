@@ -180,10 +180,14 @@ fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segmen
     let parent = span.parent_span_id();
     let remote_parent = parent.is_some() && span.parent_is_remote();
     // A Root-only header: the parent id is our propagator's stand-in, not a real segment.
+    // The trace state says so; the stand-in id itself is recognised too, in case a hop
+    // lost the trace state.
+    let trace_id = span.trace_id();
     let stand_in = remote_parent
-        && span
+        && (span
             .trace_state(TRACE_STATE_KEY)
-            .is_some_and(|v| HopState::decode(v).no_parent);
+            .is_some_and(|v| HopState::decode(v).no_parent)
+            || parent == Some(HopState::stand_in_parent(trace_id)));
     let is_segment =
         parent.is_none() || remote_parent || matches!(kind, SpanKind::Server | SpanKind::Consumer);
     let aws_call = known.peek_str(K::RpcSystem) == Some(AWS_API);
@@ -207,7 +211,7 @@ fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segmen
     let mut seg = Segment {
         name: sanitize_name_cow(name),
         id: span_id,
-        trace_id: Some(span.trace_id()),
+        trace_id: Some(trace_id),
         parent_id: if stand_in { None } else { parent },
         start_time: span.start_time(),
         end_time,

@@ -18,6 +18,11 @@ fn rust_backtrace() -> &'static str {
     "   0: checkout::db::load_cart\n             at ./src/db.rs:42:9\n   1: checkout::handler\n             at ./src/handler.rs:17:5\n   2: std::rt::lang_start\n"
 }
 
+fn stand_in_hex() -> String {
+    xray_model::carry::HopState::stand_in_parent(xray_model::TraceId::from_u128(support::TRACE))
+        .to_string()
+}
+
 fn cases() -> Vec<support::Case> {
     let long_url = format!("https://api.example.com/search?q={}", "x".repeat(300));
     let many: Vec<(String, i64)> = (0..55).map(|i| (format!("annotation.k{i}"), i)).collect();
@@ -83,6 +88,19 @@ fn cases() -> Vec<support::Case> {
             .state("congo", "t61rcWkgMzE")
             .state("xray", "np;s?")
             .absent("/parent_id"),
+        case("Root-only header recognised by the stand-in id alone")
+            .kind(SpanKind::Server)
+            .parent(Parent::Remote)
+            .parent_id(xray_model::carry::HopState::stand_in_parent(
+                xray_model::TraceId::from_u128(support::TRACE),
+            ).to_u64())
+            .absent("/parent_id"),
+        case("the stand-in id under a local parent is kept")
+            .parent_id(xray_model::carry::HopState::stand_in_parent(
+                xray_model::TraceId::from_u128(support::TRACE),
+            ).to_u64())
+            .expect("/type", json!("subsegment"))
+            .expect("/parent_id", json!(stand_in_hex())),
         case("remote parent with a real Parent keeps it even with other xray state")
             .kind(SpanKind::Server)
             .parent(Parent::Remote)

@@ -149,6 +149,7 @@ pub struct Case {
     pub span_name: String,
     pub trace_id: u128,
     pub parent: Parent,
+    pub parent_id: u64,
     pub trace_state: Vec<(String, String)>,
     pub attrs: Attrs,
     pub resource: Attrs,
@@ -168,6 +169,7 @@ pub fn case(name: &'static str) -> Case {
         span_name: "work".into(),
         trace_id: TRACE,
         parent: Parent::Local,
+        parent_id: PARENT,
         trace_state: Vec::new(),
         attrs: Vec::new(),
         resource: vec![("service.name".into(), "checkout".into())],
@@ -196,6 +198,10 @@ impl Case {
     }
     pub fn parent(mut self, parent: Parent) -> Self {
         self.parent = parent;
+        self
+    }
+    pub fn parent_id(mut self, id: u64) -> Self {
+        self.parent_id = id;
         self
     }
     pub fn state(mut self, key: &str, value: &str) -> Self {
@@ -267,8 +273,8 @@ impl Case {
         self
     }
 
-    fn parent_id(&self) -> Option<u64> {
-        (self.parent != Parent::None).then_some(PARENT)
+    fn parent_span(&self) -> Option<u64> {
+        (self.parent != Parent::None).then_some(self.parent_id)
     }
 
     fn end_nanos(&self) -> u64 {
@@ -304,7 +310,7 @@ impl Case {
                 false,
                 state,
             ),
-            parent_span_id: self.parent_id().map_or(SpanId::INVALID, SpanId::from),
+            parent_span_id: self.parent_span().map_or(SpanId::INVALID, SpanId::from),
             parent_span_is_remote: self.parent == Parent::Remote,
             span_kind: self.kind.clone(),
             name: Cow::Owned(self.span_name.clone()),
@@ -399,7 +405,7 @@ impl Case {
                 .collect::<Vec<_>>()
                 .join(","),
             parent_span_id: self
-                .parent_id()
+                .parent_span()
                 .map(|p| p.to_be_bytes().to_vec())
                 .unwrap_or_default(),
             flags,
