@@ -249,7 +249,17 @@ async fn work<I: Item>(
             }
             return;
         }
-        let batch = queue.take(transport.batch_limit());
+        let limit = transport.batch_limit();
+        let mut batch = queue.take(limit);
+        let linger = transport.linger();
+        if !batch.is_empty()
+            && batch.len() < limit
+            && !linger.is_zero()
+            && !queue.is_empty_and_closed().1
+        {
+            tokio::time::sleep(linger).await;
+            batch.extend(queue.take(limit - batch.len()));
+        }
         if batch.is_empty() {
             let (_, closed) = queue.is_empty_and_closed();
             if closed {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_xray::Client;
@@ -121,6 +122,10 @@ impl ApiTransport {
 impl Transport<Document> for ApiTransport {
     fn name(&self) -> &'static str {
         "xray-api"
+    }
+
+    fn linger(&self) -> Duration {
+        Duration::from_millis(20)
     }
 
     fn batch_limit(&self) -> usize {

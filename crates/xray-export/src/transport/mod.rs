@@ -36,6 +36,12 @@ pub trait Transport<I: Item>: Send + 'static {
         500
     }
 
+    /// How long the worker waits for more items when a batch is not full (default 0:
+    /// send at once). Transports that pay per request use a few milliseconds.
+    fn linger(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// Sends `batch`, reporting each item's fate through `cx`.
     fn send<'a>(&'a mut self, batch: Vec<I>, cx: &'a SendContext) -> SendFuture<'a>;
 }
@@ -47,6 +53,10 @@ impl<I: Item> Transport<I> for Box<dyn Transport<I>> {
 
     fn batch_limit(&self) -> usize {
         (**self).batch_limit()
+    }
+
+    fn linger(&self) -> Duration {
+        (**self).linger()
     }
 
     fn send<'a>(&'a mut self, batch: Vec<I>, cx: &'a SendContext) -> SendFuture<'a> {

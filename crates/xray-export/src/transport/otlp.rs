@@ -269,6 +269,10 @@ impl Transport<OtlpSpans> for OtlpTransport {
         "xray-otlp"
     }
 
+    fn linger(&self) -> Duration {
+        Duration::from_millis(20)
+    }
+
     fn batch_limit(&self) -> usize {
         64
     }
