@@ -190,7 +190,7 @@ impl Poller {
         };
         tracing::warn!(
             target: "xray_sampling",
-            "X-Ray sampling endpoint {} failed ({what}: {error}); {fallback} until it answers again",
+            "X-Ray sampling endpoint {} failed ({what}: {error}); {fallback} until it recovers",
             self.label
         );
     }

@@ -78,10 +78,14 @@ impl Reservoir {
         if fresh && quota == 0 || !fresh && !can_borrow {
             return Take::No;
         }
-        let second = now_second & 0xFFFF_FFFF;
+        let now = now_second & 0xFFFF_FFFF;
         let mut current = self.window.load(Relaxed);
         loop {
             let (mut taken, mut borrowed) = ((current >> 8) & MAX_TAKEN, current & 0xFF);
+            // A thread that read the clock just before the second turned must not move
+            // the window back (that would hand out a second quota): it counts against the
+            // newer window instead.
+            let second = (current >> 32).max(now);
             if current >> 32 != second {
                 (taken, borrowed) = (0, 0);
             }
@@ -126,6 +130,18 @@ mod tests {
 
     #[test]
     fn takes_quota_while_fresh_then_borrows() {
+        let r = Reservoir::new();
+        r.set_quota(3, 200);
+        assert_eq!(r.take(199, true), Take::Taken);
+        assert_eq!(r.take(200, true), Take::Taken, "a new second, a new quota");
+        assert_eq!(
+            r.take(199, true),
+            Take::Taken,
+            "a late reader counts in the new second"
+        );
+        assert_eq!(r.take(200, true), Take::Taken);
+        assert_eq!(r.take(200, true), Take::No);
+        assert_eq!(r.take(199, true), Take::No, "and never reopens the old one");
         let r = Reservoir::new();
         r.set_quota(3, 200);
         for _ in 0..3 {
