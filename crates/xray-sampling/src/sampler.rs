@@ -213,7 +213,7 @@ enum Source {
     Proxy(String),
     /// The X-Ray API, signed with this configuration.
     #[cfg(feature = "xray-api")]
-    Api(aws_config::SdkConfig),
+    Api(Box<aws_config::SdkConfig>),
     /// No polling: local rules only.
     LocalOnly,
 }
@@ -280,7 +280,7 @@ impl XraySamplerBuilder {
     /// Polls the X-Ray API directly, signed with this AWS configuration.
     #[cfg(feature = "xray-api")]
     pub fn xray_api(mut self, config: &aws_config::SdkConfig) -> Self {
-        self.source = Source::Api(config.clone());
+        self.source = Source::Api(Box::new(config.clone()));
         self
     }
 

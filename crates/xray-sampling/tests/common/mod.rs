@@ -33,6 +33,8 @@ pub struct StubState {
     pub rules_calls: Vec<Option<String>>,
     /// Every SamplingTargets request body, in order.
     pub targets_calls: Vec<Value>,
+    /// The `Authorization` header of every call (empty when unsigned).
+    pub authorization: Vec<String>,
 }
 
 /// The stub server; stops on drop.
@@ -144,6 +146,7 @@ fn handle(stream: TcpStream, state: &Mutex<StubState>) -> std::io::Result<()> {
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let mut length = 0usize;
+    let mut authorization = String::new();
     loop {
         let mut line = String::new();
         reader.read_line(&mut line)?;
@@ -156,12 +159,21 @@ fn handle(stream: TcpStream, state: &Mutex<StubState>) -> std::io::Result<()> {
         {
             length = v.trim().parse().unwrap_or(0);
         }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("authorization")
+        {
+            authorization = v.trim().to_owned();
+        }
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = request_line.split(' ').nth(1).unwrap_or("").to_owned();
-    let (status, answer) = answer(&path, body, &mut state.lock().unwrap());
+    let (status, answer) = {
+        let mut state = state.lock().unwrap();
+        state.authorization.push(authorization);
+        answer(&path, body, &mut state)
+    };
     let text = answer.to_string();
     let mut stream = stream;
     write!(
