@@ -276,7 +276,15 @@ async fn work<I: Item>(
         let spans: u64 = batch.iter().map(Item::spans).sum();
         let cx = SendContext::new(metrics.clone(), retry, queue.clone());
         let timed_out = {
-            let mut send = transport.send(batch, &cx);
+            // A span per send, for whoever debugs the exporter; the suppressed context
+            // keeps it (and the spans of the libraries below) out of the exported data.
+            let span = tracing::debug_span!(
+                target: "xray_export",
+                "xray_export.send",
+                transport = transport.name(),
+                items = n
+            );
+            let mut send = tracing::Instrument::instrument(transport.send(batch, &cx), span);
             loop {
                 match tokio::time::timeout(Duration::from_millis(50), &mut send).await {
                     Ok(()) => break false,
