@@ -10,10 +10,10 @@ use opentelemetry::Context;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use xray_model::limits::MAX_DOCUMENT_BYTES;
-use xray_model::trim_to_fit;
 
-use crate::item::{Document, Item};
+use crate::item::Document;
+#[cfg(feature = "otlp")]
+use crate::item::Item;
 use crate::metrics::{DropReason, Metrics};
 use crate::pipeline::{FlushError, Pipeline, PipelineConfig};
 use crate::queue::Overflow;
@@ -312,27 +312,25 @@ impl XRayExporter {
         scratch: &mut Vec<u8>,
     ) -> Option<Document> {
         let mut segment = translator.translate_sdk(span, &self.resource);
-        let mut doc = Document::encode(&segment, scratch);
-        if doc.as_ref().is_some_and(|d| d.size() > MAX_DOCUMENT_BYTES) {
-            trim_to_fit(&mut segment, MAX_DOCUMENT_BYTES);
-            self.metrics.record_trimmed();
-            doc = Document::encode(&segment, scratch);
-        }
-        match doc {
-            Some(doc) if doc.size() <= MAX_DOCUMENT_BYTES => Some(doc),
-            Some(doc) => {
-                self.metrics.record_dropped(DropReason::TooLarge, 1);
-                log_drop(
-                    1,
-                    DropReason::TooLarge,
-                    &format!("{} bytes after trimming", doc.size()),
-                    &[doc.describe()],
-                );
-                None
+        match Document::encode_to_fit(&mut segment, scratch) {
+            Ok((doc, trimmed)) => {
+                if trimmed {
+                    self.metrics.record_trimmed();
+                }
+                Some(doc)
             }
-            None => {
-                self.metrics.record_dropped(DropReason::Rejected, 1);
-                log_drop(1, DropReason::Rejected, &"document without a trace id", &[]);
+            Err(reason) => {
+                self.metrics.record_dropped(reason, 1);
+                let cause = match reason {
+                    DropReason::TooLarge => "over 64 kB even after trimming",
+                    _ => "document without a trace id",
+                };
+                let who = format!(
+                    "trace {} span {}",
+                    span.span_context.trace_id(),
+                    span.span_context.span_id()
+                );
+                log_drop(1, reason, &cause, &[who]);
                 None
             }
         }

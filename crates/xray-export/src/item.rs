@@ -4,7 +4,9 @@ use std::fmt;
 
 use xray_model::datagram::{DatagramError, summarize_document};
 use xray_model::limits::MAX_DOCUMENT_BYTES;
-use xray_model::{Segment, SegmentId, TraceId};
+use xray_model::{Segment, SegmentId, TraceId, trim_to_fit};
+
+use crate::metrics::DropReason;
 
 /// Something a [`crate::Pipeline`] can queue and a [`crate::Transport`] can send.
 pub trait Item: Send + 'static {
@@ -59,6 +61,38 @@ impl Document {
             id: segment.id,
             json: scratch.as_slice().into(),
         })
+    }
+
+    /// Encodes a translated document within X-Ray's size limit: when its JSON is over
+    /// [`MAX_DOCUMENT_BYTES`] it is trimmed with `xray_model::trim_to_fit` (metadata,
+    /// stack frames and long strings go; names, ids, times and flags stay) and encoded
+    /// again. Returns the document and whether it was trimmed, or why it cannot be sent:
+    /// [`DropReason::Rejected`] without a trace id, [`DropReason::TooLarge`] when even
+    /// the trimmed text is over the limit.
+    ///
+    /// ```
+    /// use xray_model::{AnyValue, Segment, SegmentId, TraceId};
+    /// let mut seg = Segment::new("svc", SegmentId::from_u64(1), TraceId::from_u128(1), 1.0);
+    /// seg.end_time = Some(2.0);
+    /// seg.put_metadata("default", "blob", AnyValue::Str("x".repeat(100_000).into()));
+    /// let (doc, trimmed) = xray_export::Document::encode_to_fit(&mut seg, &mut Vec::new()).unwrap();
+    /// assert!(trimmed && doc.json().len() <= 64_000);
+    /// ```
+    pub fn encode_to_fit(
+        segment: &mut Segment<'_>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(Document, bool), DropReason> {
+        let doc = Document::encode(segment, scratch).ok_or(DropReason::Rejected)?;
+        if doc.json.len() <= MAX_DOCUMENT_BYTES {
+            return Ok((doc, false));
+        }
+        trim_to_fit(segment, MAX_DOCUMENT_BYTES);
+        let doc = Document::encode(segment, scratch).ok_or(DropReason::Rejected)?;
+        if doc.json.len() <= MAX_DOCUMENT_BYTES {
+            Ok((doc, true))
+        } else {
+            Err(DropReason::TooLarge)
+        }
     }
 
     /// The trace it belongs to.

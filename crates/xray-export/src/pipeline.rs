@@ -40,11 +40,12 @@ impl Default for PipelineConfig {
 
 /// What a flush or shutdown could not finish.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{pending} item(s) still unsent at the deadline; dropped meanwhile: {dropped}")]
+#[error("{pending} item(s) still unsent at the deadline; dropped since the last report: {dropped}")]
 pub struct FlushError {
     /// Items still queued or in flight when the deadline came.
     pub pending: u64,
-    /// Drops counted during the call, as `reason=count` pairs.
+    /// Drops counted since the previous flush or shutdown reported, as `reason=count`
+    /// pairs (empty when none).
     pub dropped: String,
 }
 
@@ -67,6 +68,8 @@ pub struct Pipeline<I: Item> {
     metrics: Metrics,
     worker: Mutex<Option<JoinHandle<()>>>,
     name: &'static str,
+    /// The counters at the last flush or shutdown, so each reports only new drops.
+    reported: Mutex<MetricsSnapshot>,
 }
 
 impl<I: Item> fmt::Debug for Pipeline<I> {
@@ -117,6 +120,7 @@ impl<I: Item> Pipeline<I> {
             metrics,
             worker: Mutex::new(Some(worker)),
             name,
+            reported: Mutex::new(MetricsSnapshot::default()),
         })
     }
 
@@ -137,25 +141,17 @@ impl<I: Item> Pipeline<I> {
     }
 
     /// Waits until everything queued before the call is sent or dropped, or `timeout`.
+    /// Fails when items are still pending, or when items were dropped since the previous
+    /// flush or shutdown (the error says how many, by reason).
     pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
-        let before = self.metrics.snapshot();
         let pending = self.queue.wait_resolved(timeout);
-        let dropped = self.metrics.snapshot().since(&before);
-        if pending == 0 && dropped.dropped_total() == 0 {
-            Ok(())
-        } else {
-            Err(FlushError {
-                pending,
-                dropped: dropped.drop_summary(),
-            })
-        }
+        self.report(pending)
     }
 
     /// Stops accepting items, sends what is queued until `timeout`, drops (and counts) the
-    /// rest with [`DropReason::Deadline`], and stops the worker. Calling it again is
-    /// harmless.
+    /// rest with [`DropReason::Deadline`], and stops the worker. Reports like
+    /// [`Pipeline::flush`]. Calling it again is harmless.
     pub fn shutdown(&self, timeout: Duration) -> Result<(), FlushError> {
-        let before = self.metrics.snapshot();
         self.queue.close(Instant::now() + timeout);
         // The worker gives up at the deadline; allow it a moment to count what it drops.
         let stopped = self
@@ -166,13 +162,19 @@ impl<I: Item> Pipeline<I> {
         {
             let _ = handle.join();
         }
-        let after = self.metrics.snapshot();
-        let dropped = after.since(&before);
         let pending = if stopped {
             0
         } else {
-            after.queued_items.max(1)
+            self.metrics.snapshot().queued_items.max(1)
         };
+        self.report(pending)
+    }
+
+    fn report(&self, pending: u64) -> Result<(), FlushError> {
+        let now = self.metrics.snapshot();
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        let dropped = now.since(&reported);
+        *reported = now;
         if pending == 0 && dropped.dropped_total() == 0 {
             Ok(())
         } else {

@@ -396,6 +396,27 @@ mod tests {
     }
 
     #[test]
+    fn one_failing_datagram_does_not_lose_the_others() {
+        let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+        listener
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(listener.local_addr().unwrap()).unwrap();
+        // The kernel refuses the oversized one (EMSGSIZE); the rest still go.
+        let huge = vec![b'h'; 70_000];
+        let datagrams: Vec<&[u8]> = vec![b"first", &huge, b"third", &huge, b"fifth"];
+        let (failed, err) = send_all(&socket, &datagrams);
+        assert_eq!(failed, vec![1, 3]);
+        assert!(err.is_some());
+        let mut buf = [0u8; 100];
+        for expected in [&b"first"[..], b"third", b"fifth"] {
+            let n = listener.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], expected);
+        }
+    }
+
+    #[test]
     fn send_all_sends_every_datagram_separately() {
         let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
         listener

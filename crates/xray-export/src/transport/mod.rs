@@ -64,7 +64,7 @@ impl<I: Item> Transport<I> for Box<dyn Transport<I>> {
     }
 }
 
-/// How failed sends are retried: exponential backoff with full jitter.
+/// How failed sends are retried: exponential backoff with jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts per item, the first included (1 means no retry).
@@ -90,7 +90,8 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` (after `attempt` failures, 1-based): a
-    /// random duration up to `initial_backoff * 2^(attempt-1)`, capped by `max_backoff`.
+    /// random duration between half and all of `initial_backoff * 2^(attempt-1)`, capped
+    /// by `max_backoff` ("equal jitter": spread out, never near zero).
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exp = attempt.saturating_sub(1).min(20);
         let cap = self
@@ -98,7 +99,6 @@ impl RetryPolicy {
             .saturating_mul(1 << exp)
             .min(self.max_backoff);
         let nanos = cap.as_nanos().min(u64::MAX as u128) as u64;
-        // Full jitter, never zero so a tight loop cannot happen.
         Duration::from_nanos(fastrand::u64(nanos / 2..=nanos.max(1)))
     }
 }
