@@ -78,9 +78,12 @@ impl Intercept for XrayInterceptor {
         "XrayInterceptor"
     }
 
-    fn read_before_execution(
+    // Not `read_before_execution`: for interceptors set on the client config, that hook
+    // runs before the operation's configuration (service and operation names) is loaded.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let (service, operation) = cfg
@@ -123,66 +126,42 @@ impl Intercept for XrayInterceptor {
 
     fn read_before_attempt(
         &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(state) = cfg.load::<CallState>() else {
-            return Ok(());
-        };
-        let before = state.attempts.fetch_add(1, Ordering::Relaxed);
-        let Some(span) = state.span() else {
-            return Ok(());
-        };
-        if before > 0 {
-            span.record("http.request.resend_count", before);
-            return Ok(());
-        }
-        // First attempt: what the request says about its target.
-        let request = context.request();
-        span.record("http.request.method", request.method());
-        span.record("url.full", request.uri());
-        if let Ok(uri) = request.uri().parse::<http::Uri>()
-            && let Some(host) = uri.host()
-        {
-            span.record("server.address", host);
-        }
-        let service = cfg
-            .load::<Metadata>()
-            .map(|m| m.service().to_ascii_lowercase())
-            .unwrap_or_default();
-        if let Some(body) = request.body().bytes().filter(|b| b.len() <= MAX_BODY_SCAN) {
-            if service.starts_with("dynamodb") {
-                let tables = dynamodb_table_names(body);
-                if !tables.is_empty() {
-                    span.set_attribute(
-                        "aws.dynamodb.table_names",
-                        opentelemetry::Value::Array(tables.into()),
-                    );
-                }
-            } else if service.starts_with("sqs")
-                && let Some(url) = sqs_queue_url(body)
-            {
-                span.record("aws.sqs.queue.url", url.as_str());
-            }
+        if let Some(state) = cfg.load::<CallState>() {
+            state.attempts.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
 
+    // The endpoint is resolved inside the attempt, so the request's target is known here,
+    // after signing (SigV4 does not sign `X-Amzn-Trace-Id`).
     fn modify_before_transmit(
         &self,
         context: &mut BeforeTransmitInterceptorContextMut<'_>,
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(span) = cfg.load::<CallState>().and_then(CallState::span) else {
+        let Some(state) = cfg.load::<CallState>() else {
             return Ok(());
         };
+        let Some(span) = state.span() else {
+            return Ok(());
+        };
+        if state.attempts.load(Ordering::Relaxed) <= 1 {
+            let service = cfg
+                .load::<Metadata>()
+                .map(|m| m.service().to_ascii_lowercase())
+                .unwrap_or_default();
+            record_target(&span, context.request(), &service);
+        }
         let mut carrier = OneHeader(None);
         XrayPropagator::new().inject_context(&span.context(), &mut carrier);
         if let Some(value) = carrier.0 {
             // Replaces what the SDK's recursion detection copied from `_X_AMZN_TRACE_ID`:
-            // the span is the more precise parent. Not signed by SigV4, so safe after signing.
+            // the span is the more precise parent.
             let _ = context
                 .request_mut()
                 .headers_mut()
@@ -204,6 +183,11 @@ impl Intercept for XrayInterceptor {
         let Some(span) = state.span.lock().ok().and_then(|mut s| s.take()) else {
             return Ok(());
         };
+        // Recorded once: attributes recorded twice would appear twice on the span.
+        let resends = state.attempts.load(Ordering::Relaxed).saturating_sub(1);
+        if resends > 0 {
+            span.record("http.request.resend_count", resends);
+        }
         let response = context.response();
         if let Some(response) = response {
             span.record("http.response.status_code", response.status().as_u16());
@@ -228,6 +212,34 @@ impl Intercept for XrayInterceptor {
             span.record("error.type", kind);
         }
         Ok(())
+    }
+}
+
+/// What the request says about its target: method, URL, host, and the DynamoDB tables
+/// or SQS queue its body names.
+fn record_target(span: &Span, request: &aws_smithy_runtime_api::http::Request, service: &str) {
+    span.record("http.request.method", request.method());
+    span.record("url.full", request.uri());
+    if let Ok(uri) = request.uri().parse::<http::Uri>()
+        && let Some(host) = uri.host()
+    {
+        span.record("server.address", host);
+    }
+    let Some(body) = request.body().bytes().filter(|b| b.len() <= MAX_BODY_SCAN) else {
+        return;
+    };
+    if service.starts_with("dynamodb") {
+        let tables = dynamodb_table_names(body);
+        if !tables.is_empty() {
+            span.set_attribute(
+                "aws.dynamodb.table_names",
+                opentelemetry::Value::Array(tables.into()),
+            );
+        }
+    } else if service.starts_with("sqs")
+        && let Some(url) = sqs_queue_url(body)
+    {
+        span.record("aws.sqs.queue.url", url.as_str());
     }
 }
 
