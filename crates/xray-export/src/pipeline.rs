@@ -70,6 +70,7 @@ pub struct Pipeline<I: Item> {
     name: &'static str,
     /// The counters at the last flush or shutdown, so each reports only new drops.
     reported: Mutex<MetricsSnapshot>,
+    drop_log: DropLog,
 }
 
 impl<I: Item> fmt::Debug for Pipeline<I> {
@@ -121,6 +122,7 @@ impl<I: Item> Pipeline<I> {
             worker: Mutex::new(Some(worker)),
             name,
             reported: Mutex::new(MetricsSnapshot::default()),
+            drop_log: DropLog::default(),
         })
     }
 
@@ -131,7 +133,7 @@ impl<I: Item> Pipeline<I> {
         for (item, reason) in &pushed.dropped {
             self.metrics.record_dropped(*reason, item.spans());
         }
-        log_drops(&pushed.dropped);
+        self.drop_log.record(&pushed.dropped);
         pushed.accepted
     }
 
@@ -171,6 +173,7 @@ impl<I: Item> Pipeline<I> {
     }
 
     fn report(&self, pending: u64) -> Result<(), FlushError> {
+        self.drop_log.flush();
         let now = self.metrics.snapshot();
         let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
         let dropped = now.since(&reported);
@@ -200,28 +203,75 @@ impl<I: Item> Drop for Pipeline<I> {
     }
 }
 
-fn log_drops<I: Item>(dropped: &[(I, DropReason)]) {
-    if dropped.is_empty() {
-        return;
-    }
-    let _suppressed = Context::enter_telemetry_suppressed_scope();
-    for reason in DropReason::ALL {
-        let items: Vec<String> = dropped
-            .iter()
-            .filter(|(_, r)| *r == reason)
-            .take(5)
-            .map(|(i, _)| i.describe())
-            .collect();
-        if !items.is_empty() {
-            let count = dropped.iter().filter(|(_, r)| *r == reason).count() as u64;
-            let cause = match reason {
-                DropReason::QueueFull => "queue over its byte limit",
-                DropReason::TooLarge => "larger than the queue limit",
-                DropReason::Shutdown => "exporter already shut down",
-                _ => "refused by the queue",
-            };
-            log_drop(count, reason, &cause, &items);
+/// Log lines for items refused or evicted by the queue, at most one per reason a
+/// second: under sustained overload every drop is still counted, and each line says how
+/// many drops it stands for.
+#[derive(Default)]
+struct DropLog {
+    state: Mutex<DropLogState>,
+}
+
+#[derive(Default)]
+struct DropLogState {
+    /// Per reason: drops not yet logged, and when a line was last written.
+    pending: [(u64, Option<Instant>); DropReason::ALL.len()],
+}
+
+impl DropLog {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn record<I: Item>(&self, dropped: &[(I, DropReason)]) {
+        if dropped.is_empty() {
+            return;
         }
+        let _suppressed = Context::enter_telemetry_suppressed_scope();
+        for (index, reason) in DropReason::ALL.into_iter().enumerate() {
+            let mut matching = dropped.iter().filter(|(_, r)| *r == reason).peekable();
+            if matching.peek().is_none() {
+                continue;
+            }
+            let items: Vec<&I> = matching.map(|(i, _)| i).collect();
+            let line = {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let (pending, last) = &mut state.pending[index];
+                *pending += items.len() as u64;
+                if last.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+                    *last = Some(Instant::now());
+                    Some(std::mem::take(pending))
+                } else {
+                    None
+                }
+            };
+            if let Some(count) = line {
+                let first: Vec<String> = items.iter().rev().take(5).map(|i| i.describe()).collect();
+                log_drop(count, reason, &queue_cause(reason), &first);
+            }
+        }
+    }
+
+    /// Logs what is still unlogged (at flush and shutdown).
+    fn flush(&self) {
+        let _suppressed = Context::enter_telemetry_suppressed_scope();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let counts: Vec<(DropReason, u64)> = DropReason::ALL
+            .into_iter()
+            .zip(state.pending.iter_mut())
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(r, (n, _))| (r, std::mem::take(n)))
+            .collect();
+        drop(state);
+        for (reason, count) in counts {
+            log_drop(count, reason, &queue_cause(reason), &[]);
+        }
+    }
+}
+
+fn queue_cause(reason: DropReason) -> &'static str {
+    match reason {
+        DropReason::QueueFull => "queue over its byte limit",
+        DropReason::TooLarge => "larger than the queue limit",
+        DropReason::Shutdown => "exporter already shut down",
+        _ => "refused by the queue",
     }
 }
 
