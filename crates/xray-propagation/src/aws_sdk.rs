@@ -105,7 +105,6 @@ impl Intercept for XrayInterceptor {
             rpc.method = %operation,
             aws.region = Empty,
             aws.request_id = Empty,
-            aws.dynamodb.table_names = Empty,
             aws.sqs.queue.url = Empty,
             http.request.method = Empty,
             url.full = Empty,

@@ -18,6 +18,14 @@
 //! The integrations start `tracing` spans and bridge them to OpenTelemetry with
 //! `tracing-opentelemetry`, so they need its layer in the subscriber.
 //!
+//! What the spans tell the translator: a Server span whose parent is remote and whose
+//! trace state carries `no_parent` ([`xray_model::carry`]) is a segment without
+//! `parent_id` (its parent span id is [`HopState::stand_in_parent`]); AWS SDK spans carry
+//! `rpc.system=aws-api` (an `aws` subsegment); Lambda invocation spans are Internal with
+//! Lambda's function segment as remote parent (a subsegment of it, not a new segment).
+//!
+//! [`HopState::stand_in_parent`]: xray_model::carry::HopState::stand_in_parent
+//!
 //! ```
 //! use opentelemetry::propagation::TextMapCompositePropagator;
 //! use opentelemetry_sdk::propagation::TraceContextPropagator;
