@@ -2,13 +2,27 @@
 
 use std::time::Duration;
 
-/// Where receivers put what they accepted. Implemented over `xray-export`'s pipeline;
-/// receivers never send anything themselves.
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+
+/// Where receivers put what they accepted. Implemented over `xray-export`'s pipelines
+/// ([`crate::pipeline::PipelineSink`]); receivers never send anything themselves.
 pub trait Sink: Send + Sync + 'static {
     /// Queues one segment or standalone-subsegment document (JSON text, already
     /// validated, at most 64 kB), byte for byte. Returns whether it was queued; a refusal
     /// is counted and logged by the pipeline with its reason.
     fn submit(&self, json: Vec<u8>) -> bool;
+
+    /// Whether OTLP spans go out as OTLP (`--export otlp`) instead of as documents.
+    fn wants_otlp(&self) -> bool {
+        false
+    }
+
+    /// Queues OTLP spans as they are (only called when [`Sink::wants_otlp`]). Returns
+    /// whether they were queued.
+    fn submit_otlp(&self, spans: &ResourceSpans) -> bool {
+        let _ = spans;
+        false
+    }
 
     /// Appends the exporter's counters in the Prometheus text format.
     fn render_metrics(&self, out: &mut String);
@@ -16,7 +30,7 @@ pub trait Sink: Send + Sync + 'static {
     /// Stops accepting, delivers what is queued until `timeout`, and says what was lost.
     fn shutdown(&self, timeout: Duration) -> Result<(), String>;
 
-    /// Documents dropped (for any reason) since the start.
+    /// Items dropped (for any reason) since the start.
     fn dropped_total(&self) -> u64;
 }
 
@@ -25,13 +39,15 @@ pub(crate) mod memory {
     //! A sink that keeps documents in memory, for receiver unit tests.
     use super::*;
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
     /// Keeps every submitted document; refuses once `capacity` is reached.
     #[derive(Debug, Default)]
     pub struct MemorySink {
         pub docs: Mutex<Vec<Vec<u8>>>,
+        pub otlp: Option<Mutex<Vec<ResourceSpans>>>,
         pub capacity: Option<usize>,
-        pub refused: std::sync::atomic::AtomicU64,
+        pub refused: AtomicU64,
     }
 
     impl MemorySink {
@@ -43,17 +59,37 @@ pub(crate) mod memory {
                 .map(|d| String::from_utf8(d.clone()).unwrap())
                 .collect()
         }
+
+        fn room(&self, used: usize) -> bool {
+            if self.capacity.is_some_and(|c| used >= c) {
+                self.refused.fetch_add(1, Relaxed);
+                return false;
+            }
+            true
+        }
     }
 
     impl Sink for MemorySink {
         fn submit(&self, json: Vec<u8>) -> bool {
             let mut docs = self.docs.lock().unwrap();
-            if self.capacity.is_some_and(|c| docs.len() >= c) {
-                self.refused
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !self.room(docs.len()) {
                 return false;
             }
             docs.push(json);
+            true
+        }
+
+        fn wants_otlp(&self) -> bool {
+            self.otlp.is_some()
+        }
+
+        fn submit_otlp(&self, spans: &ResourceSpans) -> bool {
+            let Some(otlp) = &self.otlp else { return false };
+            let mut otlp = otlp.lock().unwrap();
+            if !self.room(otlp.len()) {
+                return false;
+            }
+            otlp.push(spans.clone());
             true
         }
 
@@ -68,7 +104,7 @@ pub(crate) mod memory {
         }
 
         fn dropped_total(&self) -> u64 {
-            self.refused.load(std::sync::atomic::Ordering::Relaxed)
+            self.refused.load(Relaxed)
         }
     }
 }

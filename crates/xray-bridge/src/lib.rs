@@ -2,12 +2,26 @@
 //! daemon.
 //!
 //! - [`udp`]: the daemon protocol on UDP (SDK segments, passed through after validation).
+//! - [`otlp_http`] and [`otlp_grpc`]: OTLP receivers, translated by [`otlp`].
+//! - [`sampling_proxy`]: `GetSamplingRules` and `SamplingTargets`, signed and forwarded.
+//! - [`admin`]: `/metrics` and `/healthz`.
 //! - [`config`]: flags, `XRAY_BRIDGE_*` environment variables and the TOML file.
-//! - [`export`]: the seam to the export pipeline (`xray-export`).
+//! - [`export`]: the seam to the export pipeline; [`pipeline`] implements it over
+//!   `xray-export`.
+//! - [`run`]: binds everything, serves, and drains on SIGTERM/Ctrl-C.
 //! - [`counters`]: counters by reason, rendered as Prometheus text.
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod aws;
 pub mod config;
 pub mod counters;
 pub mod export;
+pub mod logging;
+pub mod otlp;
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod pipeline;
+pub mod run;
+pub mod sampling_proxy;
 pub mod udp;

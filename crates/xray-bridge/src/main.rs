@@ -1,9 +1,11 @@
-//! The `xray-bridge` binary. See `xray-bridge --help` and the `config` module.
+//! The `xray-bridge` binary. See `xray-bridge --help`; exit codes are in
+//! `xray_bridge::run::exit`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use xray_bridge::config::{Cli, Settings};
+use xray_bridge::run::{self, exit};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -12,13 +14,31 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("xray-bridge: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     if check_only {
         println!("{settings:#?}");
         return ExitCode::SUCCESS;
     }
-    eprintln!("xray-bridge: the export pipeline is not wired in this build yet");
-    ExitCode::from(1)
+    xray_bridge::logging::init(settings.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("xray-bridge")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::from(exit::START_FAILED);
+        }
+    };
+    match runtime.block_on(run::run(settings)) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            eprintln!("xray-bridge: {e}");
+            ExitCode::from(exit::START_FAILED)
+        }
+    }
 }

@@ -1,0 +1,260 @@
+//! Startup, serving and the drain on SIGTERM/Ctrl-C.
+//!
+//! Every listener is bound before anything is served, so a bad address fails the start
+//! with a clear message. On a signal the receivers stop first (datagrams already in the
+//! socket buffer and requests in flight are still taken), then the export queue is
+//! delivered until the shutdown deadline; the metrics listener stays up until the end.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use xray_translate::Translator;
+
+use crate::config::{ExportKind, Settings};
+use crate::counters::Registry;
+use crate::export::Sink;
+use crate::otlp::{Ingest, OtlpCounters};
+use crate::sampling_proxy::Upstream;
+use crate::udp::UdpCounters;
+use crate::{admin, aws, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
+
+/// Process exit codes.
+pub mod exit {
+    /// Drained cleanly: everything accepted was delivered.
+    pub const CLEAN: u8 = 0;
+    /// Could not start (bind failure, export destination unusable...).
+    pub const START_FAILED: u8 = 1;
+    /// Bad command line or configuration.
+    pub const CONFIG: u8 = 2;
+    /// Stopped, but the exporter dropped data during the run or the drain.
+    pub const DATA_LOST: u8 = 3;
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything accepted was delivered.
+    Clean,
+    /// Something was dropped; the text says what.
+    Lost(String),
+}
+
+impl Outcome {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Clean => exit::CLEAN,
+            Outcome::Lost(_) => exit::DATA_LOST,
+        }
+    }
+}
+
+struct Listeners {
+    udp: Option<UdpSocket>,
+    otlp_grpc: Option<TcpListener>,
+    otlp_http: Option<TcpListener>,
+    tcp: Option<TcpListener>,
+    metrics: Option<TcpListener>,
+}
+
+async fn bind_tcp(what: &str, addr: Option<SocketAddr>) -> Result<Option<TcpListener>, String> {
+    match addr {
+        None => Ok(None),
+        Some(a) => TcpListener::bind(a)
+            .await
+            .map(Some)
+            .map_err(|e| format!("cannot listen for {what} on {a}: {e}")),
+    }
+}
+
+async fn bind(settings: &Settings) -> Result<Listeners, String> {
+    let udp = match settings.udp {
+        None => None,
+        Some(a) => Some(
+            UdpSocket::bind(a)
+                .await
+                .map_err(|e| format!("cannot listen for daemon datagrams on UDP {a}: {e}"))?,
+        ),
+    };
+    Ok(Listeners {
+        udp,
+        otlp_grpc: bind_tcp("OTLP gRPC", settings.otlp_grpc).await?,
+        otlp_http: bind_tcp("OTLP/HTTP", settings.otlp_http).await?,
+        tcp: bind_tcp("the sampling proxy", settings.tcp).await?,
+        metrics: bind_tcp("metrics", settings.metrics).await?,
+    })
+}
+
+fn local(l: &Option<TcpListener>) -> String {
+    l.as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or("off".to_owned(), |a| a.to_string())
+}
+
+/// Runs until SIGTERM or Ctrl-C, then drains. `Err` means it could not start.
+pub async fn run(settings: Settings) -> Result<Outcome, String> {
+    let listeners = bind(&settings).await?;
+    let needs_aws =
+        matches!(settings.export, ExportKind::Api | ExportKind::Otlp) || listeners.tcp.is_some();
+    let sdk = if needs_aws {
+        Some(aws::load(&settings).await)
+    } else {
+        None
+    };
+    let registry = Registry::default();
+    let upstream = match (&listeners.tcp, &sdk) {
+        (Some(_), Some(sdk)) => {
+            let region = settings
+                .region
+                .clone()
+                .or_else(|| sdk.region().map(|r| r.to_string()))
+                .ok_or(
+                    "the sampling proxy needs an AWS region: pass --region (or AWS_REGION), or --tcp off",
+                )?;
+            let endpoint = aws::xray_endpoint(&settings, sdk)
+                .unwrap_or_else(|| format!("https://xray.{region}.amazonaws.com"));
+            Some(Upstream {
+                endpoint,
+                region,
+                credentials: sdk.credentials_provider(),
+            })
+        }
+        _ => None,
+    };
+    let sink: Arc<dyn Sink> = Arc::new(pipeline::start(&settings, sdk, &registry)?);
+
+    let (stop_tx, stop) = watch::channel(false);
+    let mut receivers = JoinSet::new();
+    let udp_addr = listeners
+        .udp
+        .as_ref()
+        .and_then(|s| s.local_addr().ok())
+        .map_or("off".to_owned(), |a| a.to_string());
+    let (grpc_addr, http_addr, tcp_addr, metrics_addr) = (
+        local(&listeners.otlp_grpc),
+        local(&listeners.otlp_http),
+        local(&listeners.tcp),
+        local(&listeners.metrics),
+    );
+    if let Some(socket) = listeners.udp {
+        receivers.spawn(udp::serve(
+            socket,
+            sink.clone(),
+            UdpCounters::new(&registry),
+            stop.clone(),
+        ));
+    }
+    let ingest = Ingest::new(Translator::from_env(), sink.clone());
+    if let Some(listener) = listeners.otlp_http {
+        let router = otlp_http::router(
+            ingest.clone(),
+            OtlpCounters::new(&registry, "http"),
+            settings.max_request_bytes,
+        );
+        receivers.spawn(otlp_http::serve(listener, router, stop.clone()));
+    }
+    if let Some(listener) = listeners.otlp_grpc {
+        receivers.spawn(otlp_grpc::serve(
+            listener,
+            ingest.clone(),
+            OtlpCounters::new(&registry, "grpc"),
+            settings.max_request_bytes,
+            stop.clone(),
+        ));
+    }
+    if let (Some(listener), Some(upstream)) = (listeners.tcp, upstream) {
+        let router = sampling_proxy::router(upstream, registry.clone())?;
+        receivers.spawn(sampling_proxy::serve(listener, router, stop.clone()));
+    }
+    let (admin_stop_tx, admin_stop) = watch::channel(false);
+    let admin_task = listeners.metrics.map(|listener| {
+        let router = admin::router(registry.clone(), sink.clone());
+        tokio::spawn(admin::serve(listener, router, admin_stop))
+    });
+    tracing::info!(
+        otlp_grpc = %grpc_addr,
+        otlp_http = %http_addr,
+        udp = %udp_addr,
+        tcp = %tcp_addr,
+        metrics = %metrics_addr,
+        export = %settings.export,
+        resource_arn = settings.resource_arn.as_deref().unwrap_or(""),
+        "xray-bridge ready"
+    );
+
+    let signal = wait_for_signal().await;
+    let deadline = Instant::now() + settings.shutdown_timeout;
+    tracing::info!(
+        signal,
+        timeout_secs = settings.shutdown_timeout.as_secs(),
+        "stopping: receivers first, then delivering what is queued"
+    );
+    let _ = stop_tx.send(true);
+    // Receivers finish requests in flight, but get at most half of the deadline.
+    let receiver_budget = settings.shutdown_timeout / 2;
+    let drained = tokio::time::timeout(receiver_budget, async {
+        while receivers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            left = receivers.len(),
+            "receivers still busy after {receiver_budget:?}; closing them"
+        );
+        receivers.abort_all();
+    }
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(100));
+    let draining = sink.clone();
+    let result = tokio::task::spawn_blocking(move || draining.shutdown(left))
+        .await
+        .unwrap_or_else(|e| Err(format!("export shutdown panicked: {e}")));
+    let dropped = sink.dropped_total();
+    let outcome = match result {
+        Ok(()) if dropped == 0 => Outcome::Clean,
+        Ok(()) => Outcome::Lost(format!(
+            "the exporter dropped {dropped} item(s) during the run (see xray_bridge_export_dropped_total)"
+        )),
+        Err(e) => Outcome::Lost(format!(
+            "drain incomplete: {e}; dropped over the run: {dropped}"
+        )),
+    };
+    match &outcome {
+        Outcome::Clean => tracing::info!("stopped; everything accepted was delivered"),
+        Outcome::Lost(why) => tracing::error!("stopped with data lost: {why}"),
+    }
+    let _ = admin_stop_tx.send(true);
+    if let Some(task) = admin_task {
+        let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+    }
+    Ok(outcome)
+}
+
+/// Waits for SIGTERM or Ctrl-C (SIGINT) and names it.
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}

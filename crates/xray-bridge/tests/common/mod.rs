@@ -1,0 +1,249 @@
+//! Starts the real `xray-bridge` binary on free loopback ports, and stops it with SIGTERM.
+#![allow(dead_code)]
+
+use std::net::{TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use xray_testkit::free_port;
+
+/// A free UDP port on 127.0.0.1.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind udp")
+        .port()
+}
+
+/// A scratch folder removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xray-bridge-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running bridge.
+pub struct Bridge {
+    child: Option<Child>,
+    pub udp: u16,
+    pub http: u16,
+    pub grpc: u16,
+    pub tcp: u16,
+    pub metrics: u16,
+    pub log: PathBuf,
+    _scratch: Scratch,
+}
+
+/// Options for [`Bridge::start`].
+pub struct Options<'a> {
+    pub export: String,
+    pub args: Vec<&'a str>,
+    pub env: Vec<(&'a str, String)>,
+    pub tcp: bool,
+}
+
+impl<'a> Options<'a> {
+    pub fn export(export: impl Into<String>) -> Self {
+        Options {
+            export: export.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            tcp: false,
+        }
+    }
+}
+
+impl Bridge {
+    /// Starts the binary with every listener on a free port and waits until it listens.
+    pub fn start(options: Options<'_>) -> Bridge {
+        let scratch = Scratch::new("run");
+        let log = scratch.path("bridge.log");
+        let (udp, http, grpc, tcp, metrics) = (
+            free_udp_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        );
+        let addr = |p: u16| format!("127.0.0.1:{p}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xray-bridge"));
+        cmd.args(["--udp", &addr(udp)])
+            .args(["--otlp-http", &addr(http)])
+            .args(["--otlp-grpc", &addr(grpc)])
+            .args(["--metrics", &addr(metrics)])
+            .args(["--export", &options.export])
+            .args(["--log-level", "debug"]);
+        if options.tcp {
+            cmd.args(["--tcp", &addr(tcp)]);
+        } else {
+            cmd.args(["--tcp", "off"]);
+        }
+        cmd.args(&options.args);
+        // Hermetic: nothing from the developer's environment, no instance metadata.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("XRAY_BRIDGE_") || k.starts_with("AWS_") || k == "RUST_LOG" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start xray-bridge");
+        let mut bridge = Bridge {
+            child: Some(child),
+            udp,
+            http,
+            grpc,
+            tcp,
+            metrics,
+            log,
+            _scratch: scratch,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Every listener is bound before any is served, so the metrics port answering
+        // means all of them are ready.
+        while TcpStream::connect(("127.0.0.1", metrics)).is_err() {
+            if let Some(status) = bridge
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("xray-bridge exited with {status}:\n{}", bridge.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "xray-bridge did not start:\n{}",
+                bridge.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bridge
+    }
+
+    /// The bridge's log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, port: u16, path: &str) -> String {
+        format!("http://127.0.0.1:{port}{path}")
+    }
+
+    /// `/metrics` text.
+    pub fn metrics_text(&self) -> String {
+        let url = self.url(self.metrics, "/metrics");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reqwest::get(&url)
+                .await
+                .expect("GET /metrics")
+                .text()
+                .await
+                .expect("metrics body")
+        })
+    }
+
+    /// One sample's value (0 when absent), e.g. `metric(&text, "x_total{reason=\"a\"}")`.
+    pub fn metric(text: &str, sample: &str) -> u64 {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(sample)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Polls `/metrics` until `done` holds, or panics after `timeout`.
+    pub fn wait_metrics(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.metrics_text();
+            if done(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "metrics never settled:\n{text}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn stop(&mut self, timeout: Duration) -> i32 {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "xray-bridge did not stop within {timeout:?}:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads a JSON-lines export file.
+pub fn read_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
