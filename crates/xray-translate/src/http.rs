@@ -111,6 +111,11 @@ fn rebuild_url<'a>(known: &mut Known<'a>, kind: SpanKind) -> Option<Cow<'a, str>
             None => url.push('/'),
         },
     }
+    // Parts can carry credentials too (a host attribute holding a whole URL).
+    let url = match strip_password(&url) {
+        Cow::Borrowed(_) => url,
+        Cow::Owned(clean) => clean,
+    };
     Some(limit_string(Cow::Owned(url)))
 }
 
