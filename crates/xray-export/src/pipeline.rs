@@ -112,7 +112,23 @@ impl<I: Item> Pipeline<I> {
                     // Everything this thread does (our logs, HTTP and AWS SDK spans) must
                     // never become exported telemetry.
                     let _suppressed = Context::enter_telemetry_suppressed_scope();
-                    runtime.block_on(work(transport, queue.clone(), metrics, config.retry));
+                    let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        runtime.block_on(work(
+                            transport,
+                            queue.clone(),
+                            metrics.clone(),
+                            config.retry,
+                        ))
+                    }));
+                    if worked.is_err() {
+                        // A transport bug must not hang flushes or lose items silently.
+                        let lost = queue.abandon(DropReason::Unaccounted);
+                        tracing::error!(
+                            target: "xray_export",
+                            transport = name,
+                            "the X-Ray export worker panicked; {lost} item(s) dropped (unaccounted), later items are refused"
+                        );
+                    }
                     queue.stop();
                 })?
         };

@@ -145,6 +145,31 @@ impl<I: Item> Queue<I> {
         self.progress.notify_all();
     }
 
+    /// After a worker failure: closes the queue, counts every accepted item never
+    /// resolved (queued or in flight) as dropped for `reason`, marks them resolved and
+    /// returns how many there were.
+    pub fn abandon(&self, reason: DropReason) -> u64 {
+        let lost = {
+            let mut s = self.lock();
+            s.closed = true;
+            let queued: Vec<I> = s.items.drain(..).collect();
+            s.bytes = 0;
+            let lost = s.pushed - s.done;
+            for item in &queued {
+                self.metrics.record_dropped(reason, item.spans());
+            }
+            // Items in flight: their span counts are gone with the worker; one each.
+            for _ in queued.len() as u64..lost {
+                self.metrics.record_dropped(reason, 1);
+            }
+            s.done = s.pushed;
+            self.metrics.set_queue(0, 0);
+            lost
+        };
+        self.progress.notify_all();
+        lost
+    }
+
     /// Marks the worker as stopped.
     pub fn stop(&self) {
         self.lock().stopped = true;

@@ -168,3 +168,38 @@ fn overflow_drops_the_oldest_or_the_newest_and_counts_them() {
     );
     assert!(log.contains("1-581cf771-a006649127e371903a2de979"), "{log}");
 }
+
+struct Panics;
+
+impl Transport<Document> for Panics {
+    fn name(&self) -> &'static str {
+        "panics"
+    }
+
+    fn send<'a>(&'a mut self, _: Vec<Document>, _: &'a SendContext) -> SendFuture<'a> {
+        Box::pin(async { panic!("transport bug") })
+    }
+}
+
+#[test]
+fn a_panicking_transport_neither_hangs_nor_loses_items_silently() {
+    let metrics = Metrics::default();
+    let pipeline =
+        Pipeline::start_with_metrics(Panics, PipelineConfig::default(), metrics.clone()).unwrap();
+    for i in 1..=3 {
+        pipeline.submit(doc(i));
+    }
+    let start = std::time::Instant::now();
+    let err = pipeline.flush(Duration::from_secs(5)).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(err.dropped.contains("unaccounted="), "{err}");
+    assert!(!pipeline.submit(doc(4)), "a dead worker's pipeline refuses");
+    // Items pushed before the panic are unaccounted; any pushed after it were refused.
+    let m = metrics.snapshot();
+    assert!(m.dropped(DropReason::Unaccounted) >= 1);
+    assert_eq!(
+        m.dropped(DropReason::Unaccounted) + m.dropped(DropReason::Shutdown),
+        4
+    );
+    let _ = pipeline.shutdown(Duration::from_secs(1));
+}

@@ -262,3 +262,34 @@ fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
         std::task::Poll::Pending => panic!("export must not wait"),
     }
 }
+
+#[test]
+fn a_300_subsegment_trace_from_the_exporter_arrives_complete() {
+    let collector = Collector::start();
+    let exporter = XRayExporter::builder()
+        .with_daemon_address(address(collector.port))
+        .build()
+        .unwrap();
+    let t = trace_id(5);
+    let mut batch = vec![span(t, 1, 0, SpanKind::Server, "GET /fan-out")];
+    for i in 2..=301u64 {
+        let mut child = span(t, i, 1, SpanKind::Client, &format!("GET /items/{i}"));
+        child.attributes = vec![opentelemetry::KeyValue::new("payload", "p".repeat(500))];
+        batch.push(child);
+    }
+    futures_lite_block_on(exporter.export(batch)).unwrap();
+    exporter.force_flush().unwrap();
+    let docs = documents(&collector.wait_for(301));
+    assert_eq!(docs.len(), 301);
+    let root = format!("{:016x}", 1);
+    for (id, doc) in &docs {
+        assert_eq!(doc["trace_id"], TraceId::from_u128(t).to_string());
+        if *id != root {
+            assert_eq!(doc["parent_id"], root);
+            assert_eq!(doc["type"], "subsegment");
+        }
+    }
+    let m = exporter.metrics().snapshot();
+    assert_eq!((m.documents_sent, m.dropped_total()), (301, 0));
+    exporter.shutdown().unwrap();
+}
