@@ -135,8 +135,10 @@ mod api {
                 .operation_timeout(super::CALL_TIMEOUT)
                 .connect_timeout(Duration::from_secs(2))
                 .build();
+            // The poller tries again on its own schedule: no retries inside a call.
             let conf = aws_sdk_xray::config::Builder::from(config)
                 .timeout_config(timeouts)
+                .retry_config(aws_config::retry::RetryConfig::disabled())
                 .build();
             Ok(ApiClient {
                 runtime: runtime()?,

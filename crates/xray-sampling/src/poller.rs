@@ -56,20 +56,29 @@ impl PollerHandle {
     ) -> std::io::Result<Self> {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let (done_tx, done_rx) = mpsc::channel::<()>();
-        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+        // Log where the builder's thread logs when it has a scoped subscriber; otherwise
+        // to the global one, looked up when logging (it is often installed after the
+        // sampler is built, since the tracing layer needs the provider first).
+        let scoped = tracing::dispatcher::get_default(|d| {
+            (!d.is::<tracing::subscriber::NoSubscriber>()).then(|| d.clone())
+        });
         let thread = std::thread::Builder::new()
             .name("xray-sampling".into())
             .spawn(move || {
                 let _done = done_tx;
                 // Nothing this thread does (HTTP, AWS SDK, logs) may become a span.
                 let _suppressed = Context::enter_telemetry_suppressed_scope();
-                tracing::dispatcher::with_default(&dispatch, || match connect() {
+                let work = || match connect() {
                     Ok(api) => Poller::new(shared, api, timing, label).run(&stop_rx),
                     Err(e) => tracing::warn!(
                         target: "xray_sampling",
                         "X-Ray sampling poller cannot start ({e}); using local rules only"
                     ),
-                });
+                };
+                match scoped {
+                    Some(dispatch) => tracing::dispatcher::with_default(&dispatch, work),
+                    None => work(),
+                }
             })?;
         Ok(PollerHandle {
             running: Mutex::new(Some(Running {
