@@ -10,7 +10,7 @@ use aws_credential_types::provider::ProvideCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
@@ -68,36 +68,66 @@ impl OtlpSpans {
         }
     }
 
-    /// Converts SDK spans to OTLP, in items of at most 512 spans and
-    /// [`MAX_REQUEST_BYTES`]. Spans too large for a request on their own come back in
-    /// the second list, to be counted as dropped.
-    pub fn from_sdk(batch: Vec<SpanData>, resource: &Resource) -> (Vec<OtlpSpans>, Vec<OtlpSpans>) {
+    /// Converts SDK spans to OTLP, in items of at most 512 spans that each fit a
+    /// request. Spans too large for a request on their own come back in the second list,
+    /// to be counted as dropped.
+    pub fn from_sdk(
+        mut batch: Vec<SpanData>,
+        resource: &Resource,
+    ) -> (Vec<OtlpSpans>, Vec<OtlpSpans>) {
         let resource = ResourceAttributesWithSchema::from(resource);
         let (mut items, mut too_large) = (Vec::new(), Vec::new());
-        let mut pending = vec![batch];
-        while let Some(mut chunk) = pending.pop() {
-            if chunk.len() > SPANS_PER_ITEM {
-                let rest = chunk.split_off(SPANS_PER_ITEM);
-                pending.push(rest);
-            }
-            let n = chunk.len();
-            let encoded: Vec<OtlpSpans> =
-                group_spans_by_resource_and_scope(chunk.clone(), &resource)
-                    .iter()
-                    .map(OtlpSpans::from_resource_spans)
-                    .collect();
-            let bytes: usize = encoded.iter().map(|e| e.bytes.len() + 8).sum();
-            if bytes <= MAX_REQUEST_BYTES - 64 {
-                items.extend(encoded);
-            } else if n > 1 {
-                let rest = chunk.split_off(n / 2);
-                pending.push(rest);
-                pending.push(chunk);
-            } else {
-                too_large.extend(encoded);
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(SPANS_PER_ITEM));
+            let chunk = std::mem::replace(&mut batch, rest);
+            for rs in group_spans_by_resource_and_scope(chunk, &resource) {
+                let (fit, over) = Self::split_to_fit(rs);
+                items.extend(fit);
+                too_large.extend(over);
             }
         }
         (items, too_large)
+    }
+
+    /// Encodes `ResourceSpans`, halving its spans (keeping resource and scope) until each
+    /// part fits one request. Returns the parts that fit, and single spans that do not.
+    pub fn split_to_fit(resource_spans: ResourceSpans) -> (Vec<OtlpSpans>, Vec<OtlpSpans>) {
+        let (mut fit, mut over) = (Vec::new(), Vec::new());
+        let mut pending = vec![resource_spans];
+        while let Some(mut rs) = pending.pop() {
+            let len = rs.encoded_len();
+            let spans: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
+            if 1 + encoded_len_varint(len as u64) + len <= MAX_REQUEST_BYTES
+                && spans <= MAX_SPANS_PER_REQUEST
+            {
+                fit.push(OtlpSpans::from_resource_spans(&rs));
+            } else if spans <= 1 {
+                over.push(OtlpSpans::from_resource_spans(&rs));
+            } else {
+                // Move the second half of the spans (by scope) into a copy.
+                let mut second = ResourceSpans {
+                    resource: rs.resource.clone(),
+                    scope_spans: Vec::new(),
+                    schema_url: rs.schema_url.clone(),
+                };
+                let mut keep = spans / 2;
+                for scope in &mut rs.scope_spans {
+                    let moved = scope.spans.split_off(keep.min(scope.spans.len()));
+                    keep = keep.saturating_sub(scope.spans.len());
+                    if !moved.is_empty() {
+                        second.scope_spans.push(ScopeSpans {
+                            scope: scope.scope.clone(),
+                            spans: moved,
+                            schema_url: scope.schema_url.clone(),
+                        });
+                    }
+                }
+                rs.scope_spans.retain(|s| !s.spans.is_empty());
+                pending.push(second);
+                pending.push(rs);
+            }
+        }
+        (fit, over)
     }
 
     /// Spans inside.
@@ -431,7 +461,7 @@ async fn attempt_post(
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+    use opentelemetry_proto::tonic::trace::v1::Span;
 
     fn resource_spans(n: usize, trace: u8) -> ResourceSpans {
         ResourceSpans {
@@ -448,6 +478,22 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn oversized_resource_spans_are_halved_until_they_fit() {
+        let mut rs = resource_spans(12, 3);
+        for span in &mut rs.scope_spans[0].spans {
+            span.name = "n".repeat(1024 * 1024);
+        }
+        let mut huge = resource_spans(1, 4);
+        huge.scope_spans[0].spans[0].name = "n".repeat(6 * 1024 * 1024);
+        rs.scope_spans.push(huge.scope_spans.remove(0));
+        let (fit, over) = OtlpSpans::split_to_fit(rs);
+        assert_eq!(over.len(), 1, "the 6 MB span cannot fit");
+        assert_eq!(fit.iter().map(|f| f.span_count()).sum::<u32>(), 12);
+        assert!(fit.len() >= 3);
+        assert!(fit.iter().all(|f| f.framed_len() <= MAX_REQUEST_BYTES));
     }
 
     #[test]
