@@ -1,0 +1,193 @@
+//! The sampling proxy against a stub X-Ray API of our own: only the two sampling paths
+//! are forwarded, signed with SigV4 for `xray`; everything else is 404; bodies bounded.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use common::{Bridge, Options};
+
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    authorization: String,
+    amz_date: bool,
+    body: Vec<u8>,
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+async fn stub(
+    State(log): State<Log>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    log.lock().unwrap().push(Seen {
+        path: uri.path().to_owned(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+        amz_date: headers.contains_key("x-amz-date"),
+        body: body.to_vec(),
+    });
+    if body.windows(4).any(|w| w == b"fail") {
+        return (
+            StatusCode::BAD_REQUEST,
+            r#"{"Message":"bad statistics"}"#.to_owned(),
+        );
+    }
+    let answer = match uri.path() {
+        "/GetSamplingRules" => {
+            r#"{"SamplingRuleRecords":[{"SamplingRule":{"RuleName":"Default","Priority":10000,"FixedRate":0.05,"ReservoirSize":1,"ServiceName":"*","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","ResourceARN":"*","Version":1}}]}"#
+        }
+        _ => {
+            r#"{"SamplingTargetDocuments":[],"LastRuleModification":0,"UnprocessedStatistics":[]}"#
+        }
+    };
+    (StatusCode::OK, answer.to_owned())
+}
+
+#[test]
+fn only_sampling_paths_are_forwarded_and_they_are_signed() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let log: Log = Arc::default();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().fallback(stub).with_state(log.clone());
+    rt.spawn(async move { axum::serve(listener, app).await });
+
+    let mut bridge = Bridge::start(Options {
+        tcp: true,
+        args: vec!["--region", "us-east-1", "--endpoint-url", &upstream],
+        env: vec![
+            ("AWS_ACCESS_KEY_ID", "AKIDBRIDGETEST".into()),
+            ("AWS_SECRET_ACCESS_KEY", "SECRETBRIDGETEST".into()),
+        ],
+        ..Options::export("stdout")
+    });
+    let base = bridge.url(bridge.tcp, "");
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let post = |path: &str, body: Vec<u8>| {
+            client
+                .post(format!("{base}{path}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+        };
+        let rules = post("/GetSamplingRules", b"{}".to_vec()).await.unwrap();
+        assert_eq!(rules.status(), 200);
+        let rules: serde_json::Value = rules.json().await.unwrap();
+        assert_eq!(rules["SamplingRuleRecords"][0]["SamplingRule"]["RuleName"], "Default");
+
+        let stats = br#"{"SamplingStatisticsDocuments":[{"RuleName":"Default","ClientID":"0123456789abcdef01234567","Timestamp":1700000000,"RequestCount":3,"SampledCount":1,"BorrowCount":0}]}"#;
+        let targets = post("/SamplingTargets", stats.to_vec()).await.unwrap();
+        assert_eq!(targets.status(), 200);
+
+        // Upstream errors come back as they are.
+        let failed = post("/SamplingTargets", br#"{"fail":1}"#.to_vec()).await.unwrap();
+        assert_eq!(failed.status(), 400);
+
+        // Everything else stays here.
+        for path in ["/TraceSegments", "/PutTraceSegments", "/", "/GetSamplingRules/x"] {
+            assert_eq!(post(path, b"{}".to_vec()).await.unwrap().status(), 404, "{path}");
+        }
+        let get = client.get(format!("{base}/GetSamplingRules")).send().await.unwrap();
+        assert_eq!(get.status(), 405);
+        let big = post("/SamplingTargets", vec![b' '; 200_000]).await.unwrap();
+        assert_eq!(big.status(), 413);
+    });
+
+    let seen = log.lock().unwrap().clone();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/GetSamplingRules", "/SamplingTargets", "/SamplingTargets"]
+    );
+    for s in &seen {
+        assert!(
+            s.authorization
+                .starts_with("AWS4-HMAC-SHA256 Credential=AKIDBRIDGETEST/")
+                && s.authorization.contains("/us-east-1/xray/aws4_request")
+                && s.authorization.contains("Signature="),
+            "{}",
+            s.authorization
+        );
+        assert!(s.amz_date);
+    }
+    assert_eq!(seen[0].body, b"{}");
+
+    let text = bridge.metrics_text();
+    let count = |path: &str, outcome: &str| {
+        Bridge::metric(
+            &text,
+            &format!(
+                "xray_bridge_sampling_requests_total{{path=\"{path}\",outcome=\"{outcome}\"}}"
+            ),
+        )
+    };
+    assert_eq!(count("/GetSamplingRules", "forwarded"), 1);
+    assert_eq!(count("/SamplingTargets", "forwarded"), 1);
+    assert_eq!(count("/SamplingTargets", "upstream_error"), 1);
+    assert_eq!(count("/SamplingTargets", "too_large"), 1);
+    assert_eq!(count("other", "not_found"), 4);
+    assert_eq!(bridge.stop(Duration::from_secs(20)), 0);
+    let logs = bridge.logs();
+    assert!(
+        !logs.contains("SECRETBRIDGETEST"),
+        "credentials in logs:\n{logs}"
+    );
+}
+
+#[test]
+fn an_unreachable_api_is_a_502_not_a_hang() {
+    let closed = format!("http://127.0.0.1:{}", xray_testkit::free_port());
+    let mut bridge = Bridge::start(Options {
+        tcp: true,
+        args: vec!["--region", "us-east-1", "--endpoint-url", &closed],
+        env: vec![
+            ("AWS_ACCESS_KEY_ID", "AKIDBRIDGETEST".into()),
+            ("AWS_SECRET_ACCESS_KEY", "SECRETBRIDGETEST".into()),
+        ],
+        ..Options::export("stdout")
+    });
+    let url = bridge.url(bridge.tcp, "/GetSamplingRules");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(url)
+            .body("{}")
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 502);
+    let text = bridge.metrics_text();
+    assert_eq!(
+        Bridge::metric(
+            &text,
+            "xray_bridge_sampling_requests_total{path=\"/GetSamplingRules\",outcome=\"upstream_unreachable\"}"
+        ),
+        1
+    );
+    assert_eq!(bridge.stop(Duration::from_secs(20)), 0);
+}
