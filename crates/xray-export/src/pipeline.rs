@@ -369,9 +369,8 @@ async fn work<I: Item>(
             } else {
                 DropReason::Unaccounted
             };
-            // Spans of the unreported items are not known one by one; count them
-            // against the first unreported document each (1 span per document is exact
-            // for segment documents).
+            // Which items went unreported is unknown, so their spans are estimated as
+            // the batch's average (exact for segment documents: one span each).
             for _ in 0..missing {
                 metrics.record_dropped(reason, (spans / n).max(1));
             }
