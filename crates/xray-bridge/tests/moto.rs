@@ -1,0 +1,137 @@
+//! End to end with a real X-Ray API (moto): OTLP from the OpenTelemetry Python SDK and
+//! daemon datagrams from the Python aws-xray-sdk go through `--export api` and come back
+//! with BatchGetTraces.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_sdk_xray::config::{BehaviorVersion, Credentials, Region};
+use common::{Bridge, Options};
+
+const PY_OTEL_HTTP: &str = r#"
+import json, sys
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+provider = TracerProvider(resource=Resource.create({"service.name": "moto-otel"}))
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=sys.argv[1] + "/v1/traces")))
+tracer = provider.get_tracer("e2e")
+traces = []
+for i in range(2):
+    with tracer.start_as_current_span("checkout", kind=trace.SpanKind.SERVER) as s:
+        s.set_attribute("http.request.method", "POST")
+        with tracer.start_as_current_span("charge card", kind=trace.SpanKind.CLIENT):
+            pass
+        traces.append(format(s.get_span_context().trace_id, "032x"))
+assert provider.force_flush(10000)
+provider.shutdown()
+print(json.dumps(traces))
+"#;
+
+const PY_XRAY_SDK: &str = r#"
+import json, sys
+from aws_xray_sdk.core import xray_recorder
+xray_recorder.configure(daemon_address="127.0.0.1:" + sys.argv[1], sampling=False,
+                        context_missing="LOG_ERROR", plugins=())
+traces = []
+for i in range(2):
+    segment = xray_recorder.begin_segment("moto-daemon-sdk")
+    with xray_recorder.in_subsegment("work"):
+        pass
+    traces.append(segment.trace_id)
+    xray_recorder.end_segment()
+print(json.dumps(traces))
+"#;
+
+#[test]
+fn otlp_and_daemon_traffic_reach_the_xray_api_and_come_back() {
+    xray_testkit::require_python(&[
+        "aws_xray_sdk",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    ]);
+    let moto = xray_testkit::start_moto();
+    let endpoint = moto.url();
+    let mut bridge = Bridge::start(Options {
+        args: vec!["--region", "us-east-1", "--endpoint-url", &endpoint],
+        env: vec![
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ],
+        ..Options::export("api")
+    });
+    let otel: Vec<String> = serde_json::from_str(
+        xray_testkit::run_python(PY_OTEL_HTTP, &[&bridge.url(bridge.http, "")], "").trim(),
+    )
+    .unwrap();
+    let sdk: Vec<String> = serde_json::from_str(
+        xray_testkit::run_python(PY_XRAY_SDK, &[&bridge.udp.to_string()], "").trim(),
+    )
+    .unwrap();
+    // 2 OTLP traces of 2 spans each, 2 SDK segments (subsegments embedded).
+    let text = bridge.wait_metrics(Duration::from_secs(20), |t| {
+        Bridge::metric(
+            t,
+            "xray_bridge_export_items_sent_total{pipeline=\"documents\"}",
+        ) == 6
+    });
+    assert!(
+        Bridge::metric(
+            &text,
+            "xray_bridge_export_requests_total{pipeline=\"documents\"}"
+        ) >= 1
+    );
+    assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
+
+    let ids: Vec<String> = otel
+        .iter()
+        .map(|t| format!("1-{}-{}", &t[..8], &t[8..]))
+        .chain(sdk.iter().cloned())
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let traces = rt.block_on(async {
+        let config = aws_sdk_xray::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .build();
+        aws_sdk_xray::Client::from_conf(config)
+            .batch_get_traces()
+            .set_trace_ids(Some(ids.clone()))
+            .send()
+            .await
+            .expect("BatchGetTraces")
+    });
+    let mut found = HashSet::new();
+    let mut names = Vec::new();
+    for t in traces.traces() {
+        found.insert(t.id().unwrap_or_default().to_owned());
+        for s in t.segments() {
+            let doc: serde_json::Value =
+                serde_json::from_str(s.document().unwrap_or("{}")).expect("document JSON");
+            assert_eq!(doc["trace_id"].as_str(), t.id());
+            names.push(doc["name"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    let wanted: HashSet<String> = ids.into_iter().collect();
+    assert_eq!(found, wanted, "every trace comes back");
+    assert_eq!(
+        names.iter().filter(|n| *n == "moto-otel").count(),
+        2,
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| *n == "moto-daemon-sdk").count(),
+        2,
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 6, "{names:?}");
+}
