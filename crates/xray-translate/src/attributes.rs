@@ -11,7 +11,7 @@ use xray_model::limits::{
 use xray_model::{AnnotationValue, AnyValue, Fields, Segment};
 
 use crate::config::TranslatorConfig;
-use crate::keys::{K, Known, lookup};
+use crate::keys::{K, Known};
 use crate::view::{AttrValue, Attributes};
 
 /// Metadata namespace of the resource attributes on segments.
@@ -41,8 +41,14 @@ pub(crate) fn to_any(value: AttrValue<'_>) -> AnyValue<'_> {
 /// Attributes as a JSON object (a later duplicate key replaces an earlier one).
 pub(crate) fn to_fields(attrs: Attributes<'_>) -> Fields<'_, AnyValue<'_>> {
     let mut fields = Fields(Vec::with_capacity(attrs.len()));
-    for (key, value) in attrs.iter() {
-        fields.insert(key, to_any(value));
+    if attrs.keys_are_unique() {
+        fields
+            .0
+            .extend(attrs.iter().map(|(k, v)| (Cow::Borrowed(k), to_any(v))));
+    } else {
+        for (key, value) in attrs.iter() {
+            fields.insert(key, to_any(value));
+        }
     }
     fields
 }
@@ -97,10 +103,12 @@ pub(crate) fn annotations_and_metadata<'a>(
     known: &Known<'a>,
 ) {
     let list = known.peek(K::XrayAnnotations);
+    let any_explicit = list.is_some() || !config.annotation_keys().is_empty();
     let mut metadata: Fields<'a, AnyValue<'a>> = Fields::new();
-    for (key, value) in attrs.iter() {
-        let consumed = lookup(key).is_some_and(|k| known.is_used(k));
-        let explicit = config.annotation_keys().iter().any(|k| k == key) || listed(list, key);
+    for (index, (key, value)) in attrs.iter().enumerate() {
+        let consumed = known.kind_at(index, key).is_some_and(|k| known.is_used(k));
+        let explicit = any_explicit
+            && (config.annotation_keys().iter().any(|k| k == key) || listed(list, key));
         if explicit && annotate(seg, key, &value) {
             continue;
         }

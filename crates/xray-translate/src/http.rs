@@ -33,7 +33,12 @@ fn url_field<'a>(known: &mut Known<'a>) -> Option<Cow<'a, str>> {
     let value = keys
         .iter()
         .find_map(|&k| known.peek_str(k).filter(|s| !s.is_empty()))?;
-    let clean = strip_password(value);
+    // Only a user-info part can hold a password in a URL.
+    let clean = if value.contains('@') {
+        strip_password(value)
+    } else {
+        Cow::Borrowed(value)
+    };
     if matches!(clean, Cow::Owned(_)) || fits(value) {
         known.first_str(&keys);
     }
@@ -112,9 +117,9 @@ fn rebuild_url<'a>(known: &mut Known<'a>, kind: SpanKind) -> Option<Cow<'a, str>
         },
     }
     // Parts can carry credentials too (a host attribute holding a whole URL).
-    let url = match strip_password(&url) {
-        Cow::Borrowed(_) => url,
-        Cow::Owned(clean) => clean,
+    let url = match url.contains('@').then(|| strip_password(&url)) {
+        Some(Cow::Owned(clean)) => clean,
+        _ => url,
     };
     Some(limit_string(Cow::Owned(url)))
 }

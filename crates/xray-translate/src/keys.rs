@@ -12,6 +12,10 @@ macro_rules! known_keys {
 
         const COUNT: usize = [$(K::$name,)*].len();
 
+        const fn all_keys() -> [K; COUNT] {
+            [$(K::$name,)*]
+        }
+
         /// The known attribute for `key`.
         pub(crate) fn lookup(key: &str) -> Option<K> {
             match key {
@@ -90,7 +94,14 @@ known_keys! {
 pub(crate) struct Known<'a> {
     values: [Option<AttrValue<'a>>; COUNT],
     used: u64,
+    /// The known key of each of the first [`INDEXED`] attributes (`NONE` if unknown), so
+    /// later passes need not look keys up again.
+    kinds: [u8; INDEXED],
 }
+
+const INDEXED: usize = 64;
+const NONE: u8 = u8::MAX;
+const ALL: [K; COUNT] = all_keys();
 
 const _: () = assert!(COUNT <= 64, "the used set is a u64");
 
@@ -100,13 +111,27 @@ impl<'a> Known<'a> {
         let mut known = Known {
             values: [const { None }; COUNT],
             used: 0,
+            kinds: [NONE; INDEXED],
         };
-        for (key, value) in attrs.iter() {
+        for (index, (key, value)) in attrs.iter().enumerate() {
             if let Some(k) = lookup(key) {
                 known.values[k as usize] = Some(value);
+                if index < INDEXED {
+                    known.kinds[index] = k as u8;
+                }
             }
         }
         known
+    }
+
+    /// The known key of the attribute at `index` of the list given to
+    /// [`Known::collect`], whose key is `key`.
+    pub(crate) fn kind_at(&self, index: usize, key: &str) -> Option<K> {
+        match self.kinds.get(index) {
+            Some(&NONE) => None,
+            Some(&k) => Some(ALL[k as usize]),
+            None => lookup(key),
+        }
     }
 
     /// The value, without marking it used.
@@ -189,5 +214,15 @@ mod tests {
         );
         assert!(!known.is_used(K::UrlFull));
         assert_eq!(lookup("nope"), None);
+        assert_eq!(known.kind_at(0, "http.method"), Some(K::HttpMethod));
+        assert_eq!(
+            known.kind_at(3, "http.status_code"),
+            Some(K::HttpStatusCode)
+        );
+        assert_eq!(known.kind_at(4, "x"), None);
+        assert_eq!(known.kind_at(100, "url.full"), Some(K::UrlFull));
+        for (i, k) in ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
     }
 }

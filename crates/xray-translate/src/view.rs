@@ -231,6 +231,11 @@ impl<'a> Attributes<'a> {
         self.len() == 0
     }
 
+    /// Whether the source guarantees each key appears once (an SDK resource is a map).
+    pub fn keys_are_unique(&self) -> bool {
+        matches!(self.0, AttrsInner::Empty | AttrsInner::SdkResource(_))
+    }
+
     /// The attributes in order, as `(key, value)`.
     pub fn iter(&self) -> AttributesIter<'a> {
         AttributesIter(match self.0 {
