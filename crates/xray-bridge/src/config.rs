@@ -52,6 +52,8 @@ pub const DEFAULT_SHUTDOWN_SECS: u64 = 10;
 #[command(
     name = "xray-bridge",
     version,
+    // A flag given twice takes the last value (handy for wrappers that append flags).
+    args_override_self = true,
     about = "Receives OTLP traces and X-Ray daemon datagrams, serves the X-Ray sampling API, and exports to AWS X-Ray.",
     long_about = None
 )]
@@ -685,6 +687,12 @@ mod tests {
             "off",
         ]);
         assert!(Settings::merge(cli, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_the_last_value() {
+        let cli = parse(&["-l", "debug", "--log-level", "warn"]);
+        assert_eq!(cli.log_level, Some(LogLevel::Warn));
     }
 
     #[test]
