@@ -95,5 +95,38 @@ fn decisions(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, decisions);
+/// Two threads deciding at once with the same rules (shared reservoirs and counters):
+/// the time per decision, per thread.
+fn contended(c: &mut Criterion) {
+    let sampler = sampler();
+    c.bench_function("root span, 2 threads at once", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    let sampler = &sampler;
+                    s.spawn(move || {
+                        let attrs = [
+                            KeyValue::new("http.request.method", "GET"),
+                            KeyValue::new("url.path", "/api/users/42"),
+                        ];
+                        for _ in 0..iters {
+                            black_box(sampler.should_sample(
+                                None,
+                                TraceId::from(1u128),
+                                "GET",
+                                &SpanKind::Server,
+                                &attrs,
+                                &[],
+                            ));
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+}
+
+criterion_group!(benches, decisions, contended);
 criterion_main!(benches);

@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod counter;
 mod env;
 mod error;
 mod local;

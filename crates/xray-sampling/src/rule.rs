@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use opentelemetry::Value;
 
+use crate::counter::Counter;
 use crate::request::{Request, ServiceInfo};
 use crate::reservoir::{Reservoir, Take};
 use crate::wildcard::wildcard_match;
@@ -27,9 +28,9 @@ pub(crate) struct Statistics {
 pub(crate) struct RuleState {
     pub reservoir: Reservoir,
     rate_bits: AtomicU64,
-    requests: AtomicU64,
-    sampled: AtomicU64,
-    borrowed: AtomicU64,
+    requests: Counter,
+    sampled: Counter,
+    borrowed: Counter,
 }
 
 impl RuleState {
@@ -37,9 +38,9 @@ impl RuleState {
         RuleState {
             reservoir,
             rate_bits: AtomicU64::new(rate.to_bits()),
-            requests: AtomicU64::new(0),
-            sampled: AtomicU64::new(0),
-            borrowed: AtomicU64::new(0),
+            requests: Counter::default(),
+            sampled: Counter::default(),
+            borrowed: Counter::default(),
         }
     }
 
@@ -57,17 +58,17 @@ impl RuleState {
 
     /// Adds back counters a failed report could not deliver.
     pub(crate) fn restore_statistics(&self, s: Statistics) {
-        self.requests.fetch_add(s.requests, Relaxed);
-        self.sampled.fetch_add(s.sampled, Relaxed);
-        self.borrowed.fetch_add(s.borrowed, Relaxed);
+        self.requests.add(s.requests);
+        self.sampled.add(s.sampled);
+        self.borrowed.add(s.borrowed);
     }
 
     /// Takes the counters and resets them.
     pub(crate) fn take_statistics(&self) -> Statistics {
         Statistics {
-            requests: self.requests.swap(0, Relaxed),
-            sampled: self.sampled.swap(0, Relaxed),
-            borrowed: self.borrowed.swap(0, Relaxed),
+            requests: self.requests.take(),
+            sampled: self.sampled.take(),
+            borrowed: self.borrowed.take(),
         }
     }
 }
@@ -153,17 +154,17 @@ impl Rule {
     /// Counts the request and decides: reservoir first, then the fixed rate.
     pub(crate) fn decide(&self, now_second: u64) -> bool {
         let state = &*self.state;
-        state.requests.fetch_add(1, Relaxed);
+        state.requests.add(1);
         let sampled = match state.reservoir.take(now_second, self.can_borrow) {
             Take::Taken => true,
             Take::Borrowed => {
-                state.borrowed.fetch_add(1, Relaxed);
+                state.borrowed.add(1);
                 true
             }
             Take::No => fastrand::f64() < state.rate(),
         };
         if sampled {
-            state.sampled.fetch_add(1, Relaxed);
+            state.sampled.add(1);
         }
         sampled
     }

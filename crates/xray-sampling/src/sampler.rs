@@ -61,7 +61,9 @@ struct Inner {
 ///
 /// It is parent-based: a parent's sampled flag is followed, except for a remote parent
 /// whose `X-Amzn-Trace-Id` left the decision open (`Sampled=?` or no `Sampled`), which is
-/// decided here. Decisions take no lock: rules are read through an `ArcSwap`, reservoirs
+/// decided here. Install it as the provider's sampler itself, not inside
+/// `Sampler::ParentBased`, which would follow the unsampled flag of such a parent.
+/// Decisions take no lock: rules are read through an `ArcSwap`, reservoirs
 /// and counters are atomics. A background thread (no async runtime needed from the
 /// application) polls X-Ray and stops when the last clone is dropped or on
 /// [`shutdown`](XraySampler::shutdown).
@@ -480,6 +482,14 @@ fn new_client_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampler_is_clone_send_sync_debug() {
+        fn check<T: Clone + Send + Sync + fmt::Debug + ShouldSample + 'static>() {}
+        check::<XraySampler>();
+        let sampler = XraySampler::builder().local_only().build().unwrap();
+        assert!(format!("{sampler:?}").contains("local rules"));
+    }
 
     #[test]
     fn client_ids_are_24_hex_and_differ() {
