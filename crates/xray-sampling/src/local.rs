@@ -260,6 +260,25 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_refused_or_read_without_panic(text in "\\PC{0,200}") {
+            let _ = LocalRules::from_json(&text);
+        }
+
+        #[test]
+        fn json_shaped_garbage_is_safe(
+            version in proptest::prelude::any::<i64>(),
+            ft in "-?[0-9]{1,25}(\\.[0-9])?",
+            rate in "-?[0-9]{1,5}(\\.[0-9]{0,3})?(e[0-9]{1,3})?",
+        ) {
+            let text = format!(r#"{{"version":{version},"rules":[{{"host":"*","http_method":"*","url_path":"*","fixed_target":{ft},"rate":{rate}}}],"default":{{"fixed_target":{ft},"rate":{rate}}}}}"#);
+            if let Ok(rules) = LocalRules::from_json(&text) {
+                let _ = rules.to_rule_set();
+            }
+        }
+    }
+
     #[test]
     fn missing_file_is_a_read_error() {
         let e = LocalRules::from_file("/nonexistent/rules.json").unwrap_err();

@@ -135,6 +135,15 @@ mod tests {
         assert_eq!((r.host, r.path), (Some("[::1]"), Some("/")));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_url_or_target_is_safe(url in "\\PC{0,60}", target in "\\PC{0,30}") {
+            let attrs = [KeyValue::new("url.full", url), KeyValue::new("http.target", target)];
+            let r = Request::from_attributes(&attrs);
+            let _ = (r.host, r.path);
+        }
+    }
+
     #[test]
     fn odd_values_do_not_panic() {
         for url in [

@@ -105,6 +105,32 @@ mod tests {
         assert!(!m("a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaa"));
     }
 
+    /// The definition, by recursion (exponential, fine for short inputs).
+    fn reference(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, _) => t.is_empty(),
+            (Some('*'), _) => reference(&p[1..], t) || (!t.is_empty() && reference(p, &t[1..])),
+            (Some(_), None) => false,
+            (Some('?'), Some(_)) => reference(&p[1..], &t[1..]),
+            (Some(a), Some(b)) => {
+                a.to_lowercase().eq(b.to_lowercase()) && reference(&p[1..], &t[1..])
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_definition(p in "[aAbé*?]{0,8}", t in "[aAbBÉé]{0,10}") {
+            let (pc, tc): (Vec<char>, Vec<char>) = (p.chars().collect(), t.chars().collect());
+            proptest::prop_assert_eq!(m(&p, &t), reference(&pc, &tc), "{:?} {:?}", p, t);
+        }
+
+        #[test]
+        fn any_input_is_safe(p in "\\PC{0,40}", t in "\\PC{0,80}") {
+            let _ = m(&p, &t);
+        }
+    }
+
     #[test]
     fn unicode_counts_characters() {
         assert!(m("caf?", "café"));
