@@ -105,6 +105,16 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     } else {
         None
     };
+    if let Some(sdk) = &sdk
+        && matches!(settings.export, ExportKind::Api | ExportKind::Otlp)
+        && settings.region.is_none()
+        && sdk.region().is_none()
+    {
+        return Err(format!(
+            "--export {} needs an AWS region: pass --region (or set AWS_REGION)",
+            settings.export
+        ));
+    }
     let registry = Registry::default();
     let upstream = match (&listeners.tcp, &sdk) {
         (Some(_), Some(sdk)) => {

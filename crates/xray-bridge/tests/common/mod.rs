@@ -210,9 +210,18 @@ impl Bridge {
 
     /// Sends SIGTERM and waits for the exit code.
     pub fn stop(&mut self, timeout: Duration) -> i32 {
+        self.signal("-TERM", timeout)
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the exit code.
+    pub fn interrupt(&mut self, timeout: Duration) -> i32 {
+        self.signal("-INT", timeout)
+    }
+
+    fn signal(&mut self, signal: &str, timeout: Duration) -> i32 {
         let mut child = self.child.take().expect("running");
         let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([signal, &child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
