@@ -108,7 +108,7 @@ pub(crate) fn annotations_and_metadata<'a>(
     for (index, (key, value)) in attrs.iter().enumerate() {
         let consumed = known.kind_at(index, key).is_some_and(|k| known.is_used(k));
         let explicit = any_explicit
-            && (config.annotation_keys().iter().any(|k| k == key) || listed(list, key));
+            && (config.annotation_keys().iter().any(|k| k == key) || listed(list.as_ref(), key));
         if explicit && annotate(seg, key, &value) {
             continue;
         }

@@ -251,7 +251,7 @@ pub(crate) fn fill_call<'a>(known: &mut Known<'a>, aws: &mut Aws<'a>, aws_call: 
     }
     aws.table_name = b(known.first_str(&[K::AwsTableName]));
     if let Some(tables) = known.peek(K::AwsDynamoDbTableNames) {
-        let names = list(tables, Cow::Borrowed);
+        let names = list(&tables, Cow::Borrowed);
         match names.len() {
             0 => {}
             1 if aws.table_name.is_none() || aws.table_name == names.first().cloned() => {

@@ -91,8 +91,11 @@ known_keys! {
 }
 
 /// The known attributes of one span (the last value of each key) and which were used.
+/// Only positions are stored; values are read from the span when a rule asks.
 pub(crate) struct Known<'a> {
-    values: [Option<AttrValue<'a>>; COUNT],
+    attrs: Attributes<'a>,
+    /// Position of the last attribute with each known key (`ABSENT` if none).
+    positions: [u16; COUNT],
     used: u64,
     /// The known key of each of the first [`INDEXED`] attributes (`NONE` if unknown), so
     /// later passes need not look keys up again.
@@ -101,6 +104,7 @@ pub(crate) struct Known<'a> {
 
 const INDEXED: usize = 64;
 const NONE: u8 = u8::MAX;
+const ABSENT: u16 = u16::MAX;
 const ALL: [K; COUNT] = all_keys();
 
 const _: () = assert!(COUNT <= 64, "the used set is a u64");
@@ -109,13 +113,20 @@ impl<'a> Known<'a> {
     /// Reads the known attributes of `attrs` in one pass.
     pub(crate) fn collect(attrs: Attributes<'a>) -> Self {
         let mut known = Known {
-            values: [const { None }; COUNT],
+            attrs,
+            positions: [ABSENT; COUNT],
             used: 0,
             kinds: [NONE; INDEXED],
         };
-        for (index, (key, value)) in attrs.iter().enumerate() {
+        for (index, (key, _)) in attrs.iter().enumerate() {
             if let Some(k) = lookup(key) {
-                known.values[k as usize] = Some(value);
+                // Past 65 534 attributes (never in practice) later ones are not mapped
+                // and simply stay in metadata.
+                if let Ok(pos) = u16::try_from(index)
+                    && pos != ABSENT
+                {
+                    known.positions[k as usize] = pos;
+                }
                 if index < INDEXED {
                     known.kinds[index] = k as u8;
                 }
@@ -135,8 +146,11 @@ impl<'a> Known<'a> {
     }
 
     /// The value, without marking it used.
-    pub(crate) fn peek(&self, k: K) -> Option<&AttrValue<'a>> {
-        self.values[k as usize].as_ref()
+    pub(crate) fn peek(&self, k: K) -> Option<AttrValue<'a>> {
+        match self.positions[k as usize] {
+            ABSENT => None,
+            pos => self.attrs.get_index(pos as usize).map(|(_, v)| v),
+        }
     }
 
     /// The string value, without marking it used.
@@ -146,7 +160,7 @@ impl<'a> Known<'a> {
 
     /// Whether the attribute is present.
     pub(crate) fn has(&self, k: K) -> bool {
-        self.values[k as usize].is_some()
+        self.positions[k as usize] != ABSENT
     }
 
     /// Records that the attribute is represented in the document.

@@ -246,6 +246,20 @@ impl<'a> Attributes<'a> {
         })
     }
 
+    /// The attribute at `index`, in the order of [`Attributes::iter`].
+    pub fn get_index(&self, index: usize) -> Option<(&'a str, AttrValue<'a>)> {
+        match self.0 {
+            AttrsInner::Empty => None,
+            AttrsInner::Sdk(l) => l
+                .get(index)
+                .map(|kv| (kv.key.as_str(), AttrValue::from_sdk(&kv.value))),
+            AttrsInner::Proto(l) => l
+                .get(index)
+                .map(|kv| (kv.key.as_str(), AttrValue::from_proto(kv.value.as_ref()))),
+            AttrsInner::SdkResource(_) => self.iter().nth(index),
+        }
+    }
+
     /// The last value given for `key` (a later value replaces an earlier one).
     pub fn get(&self, key: &str) -> Option<AttrValue<'a>> {
         self.iter()
