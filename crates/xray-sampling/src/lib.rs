@@ -17,6 +17,11 @@
 //! - Parent-based: a parent's decision is followed, except that a remote parent whose
 //!   header said `Sampled=?` or nothing is decided here.
 //! - The deciding rule is recorded as [`SAMPLING_RULE_NAME_ATTRIBUTE`].
+//! - Configuration: [`XraySampler::builder`], or [`XraySampler::from_env`] with
+//!   `OTEL_TRACES_SAMPLER=xray` and `OTEL_TRACES_SAMPLER_ARG=endpoint=URL,rules_file=PATH`
+//!   (see [`XraySamplerBuilder::sampler_arg`] for every option).
+//! - The poller runs on its own thread (with its own small runtime), logs a failing
+//!   endpoint once, creates no spans, and stops when the last clone is dropped.
 //!
 //! ```
 //! use opentelemetry::KeyValue;
