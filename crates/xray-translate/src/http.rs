@@ -69,6 +69,8 @@ fn rebuild_url<'a>(known: &mut Known<'a>, kind: SpanKind) -> Option<Cow<'a, str>
     if host.is_none() && path.is_none() {
         return None;
     }
+    // A host attribute never carries user info into the URL.
+    let host = host.map(|h| h.rsplit_once('@').map_or(h, |(_, h)| h));
     let mut url = String::with_capacity(64);
     if let Some(host) = host {
         let scheme = known
