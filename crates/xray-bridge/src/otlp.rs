@@ -14,7 +14,7 @@ use xray_model::trim_to_fit;
 use xray_translate::Translator;
 
 use crate::counters::{Counter, LogLimiter, Registry};
-use crate::export::Sink;
+use crate::export::{Sink, Submitted};
 
 /// Why a span was not queued, with the text used in `partial_success.error_message`.
 pub const SPAN_REJECT_REASONS: [(&str, &str); 4] = [
@@ -181,7 +181,6 @@ impl Ingest {
             return self.pass_through(request, counters);
         }
         let mut outcome = Outcome::default();
-        let mut scratch = Vec::with_capacity(4096);
         for resource_spans in &request.resource_spans {
             let resource = resource_spans.resource.as_ref();
             for scope_spans in &resource_spans.scope_spans {
@@ -194,22 +193,18 @@ impl Ingest {
                         let translated = catch_unwind(AssertUnwindSafe(|| {
                             let mut doc = self.translator.translate_otlp(span, resource, scope);
                             let trimmed = trim_to_fit(&mut doc, MAX_DOCUMENT_BYTES);
-                            scratch.clear();
-                            doc.write_json(&mut scratch);
-                            trimmed
+                            (trimmed, self.sink.submit_segment(&doc))
                         }));
                         match translated {
                             Err(_) => Some(2),
-                            Ok(trimmed) => {
+                            Ok((trimmed, submitted)) => {
                                 if trimmed {
                                     counters.trimmed.inc();
                                 }
-                                if scratch.len() > MAX_DOCUMENT_BYTES {
-                                    Some(1)
-                                } else if self.sink.submit(scratch.clone()) {
-                                    None
-                                } else {
-                                    Some(3)
+                                match submitted {
+                                    Submitted::Queued => None,
+                                    Submitted::TooLarge => Some(1),
+                                    Submitted::Refused => Some(3),
                                 }
                             }
                         }

@@ -2,6 +2,7 @@
 //! and, with `--export otlp`, a second one for OTLP spans to the X-Ray OTLP endpoint
 //! (daemon documents still go to `PutTraceSegments` then: the OTLP endpoint takes none).
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -11,10 +12,12 @@ use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
 use xray_export::transport::otlp::{OtlpConfig, OtlpSpans, OtlpTransport};
 use xray_export::{Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig};
+use xray_model::Segment;
+use xray_model::limits::MAX_DOCUMENT_BYTES;
 
 use crate::config::{ExportKind, Settings};
 use crate::counters::{Counter, LogLimiter, Registry, write_family, write_sample};
-use crate::export::Sink;
+use crate::export::{Sink, Submitted};
 
 /// The export pipelines behind the receivers.
 pub struct PipelineSink {
@@ -112,6 +115,31 @@ impl Sink for PipelineSink {
                     tracing::error!(count, "export refused a document as invalid: {e}");
                 }
                 false
+            }
+        }
+    }
+
+    fn submit_segment(&self, segment: &Segment<'_>) -> Submitted {
+        thread_local! {
+            static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(64 * 1024));
+        }
+        // Encoded once, straight into the queued document: no re-parsing.
+        let doc = SCRATCH.with(|s| Document::encode(segment, &mut s.borrow_mut()));
+        match doc {
+            None => {
+                self.invalid.inc();
+                if let Some(count) = self.limiter.allow("invalid") {
+                    tracing::error!(count, "export refused a document without a trace id");
+                }
+                Submitted::Refused
+            }
+            Some(doc) if doc.json().len() > MAX_DOCUMENT_BYTES => Submitted::TooLarge,
+            Some(doc) => {
+                if self.documents.submit(doc) {
+                    Submitted::Queued
+                } else {
+                    Submitted::Refused
+                }
             }
         }
     }

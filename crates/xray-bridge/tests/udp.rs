@@ -168,3 +168,34 @@ fn undeliverable_data_makes_the_exit_code_say_so() {
     assert_eq!(bridge.stop(Duration::from_secs(20)), 3, "{}", bridge.logs());
     assert!(bridge.logs().contains("data lost"), "{}", bridge.logs());
 }
+
+#[test]
+fn sigterm_right_after_a_burst_still_delivers_every_datagram() {
+    let scratch = Scratch::new("udp-drain");
+    let out = scratch.path("docs.jsonl");
+    let mut bridge = Bridge::start(Options::export(format!("file:{}", out.display())));
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent: Vec<String> = (0..200u64)
+        .map(|i| {
+            format!(
+                r#"{{"name":"burst","id":"{:016x}","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.0,"end_time":2.0}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    for doc in &sent {
+        sender
+            .send_to(
+                format!("{}{doc}", xray_model::DAEMON_HEADER).as_bytes(),
+                ("127.0.0.1", bridge.udp),
+            )
+            .unwrap();
+    }
+    // No waiting: what is in the socket buffer at SIGTERM is still read and delivered.
+    assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
+    let mut got = read_lines(&out);
+    got.sort();
+    let mut want = sent;
+    want.sort();
+    assert_eq!(got, want);
+}
