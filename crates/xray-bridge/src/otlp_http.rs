@@ -3,7 +3,8 @@
 //!
 //! Answers follow the OTLP specification: `200` with an `ExportTraceServiceResponse`
 //! (with `partial_success` when spans were rejected) in the request's encoding; `400`,
-//! `413` or `415` with a `google.rpc.Status` body otherwise.
+//! `413` or `415` with a `google.rpc.Status` body otherwise. At most
+//! [`MAX_CONCURRENT_BODIES`] bodies are held at once, so memory stays bounded.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -47,7 +48,12 @@ struct HttpState {
     counters: OtlpCounters,
     max_bytes: usize,
     limiter: LogLimiter,
+    /// Bodies read and decoded at once: with `max_bytes`, bounds the receiver's memory.
+    bodies: tokio::sync::Semaphore,
 }
+
+/// Most requests whose bodies are read and decoded at the same time; more wait.
+pub const MAX_CONCURRENT_BODIES: usize = 16;
 
 /// The router: `POST /v1/traces`; anything else is 404 (405 for other methods).
 pub fn router(ingest: Ingest, counters: OtlpCounters, max_bytes: usize) -> Router {
@@ -56,6 +62,7 @@ pub fn router(ingest: Ingest, counters: OtlpCounters, max_bytes: usize) -> Route
         counters,
         max_bytes,
         limiter: LogLimiter::new(std::time::Duration::from_secs(10)),
+        bodies: tokio::sync::Semaphore::new(MAX_CONCURRENT_BODIES),
     });
     Router::new()
         .route("/v1/traces", post(traces))
@@ -205,6 +212,8 @@ async fn traces(State(state): State<Arc<HttpState>>, request: Request) -> Respon
             state.max_bytes
         )
     };
+    // Never fails: the semaphore is never closed.
+    let _permit = state.bodies.acquire().await.ok();
     let raw: Bytes = match axum::body::to_bytes(Body::new(body), state.max_bytes).await {
         Ok(b) => b,
         Err(e) => {
