@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use xray_model::{Cause, CauseDetails, Exception, SegmentId};
 
-use crate::stack::{CauseEntry, parse_stack};
-use crate::view::{EventView, SpanStatus};
+use crate::stack::{CauseEntry, ParsedStack, parse_stack};
+use crate::view::{AttrValue, EventView, SpanStatus};
 
 /// Name of the event OpenTelemetry records an exception as.
 pub(crate) const EXCEPTION_EVENT: &str = "exception";
@@ -61,6 +61,17 @@ pub(crate) fn exception_id(span: SegmentId, n: u64) -> SegmentId {
     SegmentId::from_u64(if z == 0 { 1 } else { z })
 }
 
+/// Whether an event records an exception: named `exception` (the convention), or carrying
+/// `exception.*` attributes under another name (tracing-opentelemetry names an event with
+/// an `error` field after its message).
+pub(crate) fn is_exception(event: &EventView<'_>) -> bool {
+    event.name == EXCEPTION_EVENT
+        || event
+            .attributes
+            .iter()
+            .any(|(k, _)| k == "exception.message" || k == "exception.type")
+}
+
 fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
 }
@@ -75,19 +86,32 @@ pub(crate) fn cause<'a>(
     language: Option<&str>,
 ) -> Option<Cause<'a>> {
     let mut exceptions: Vec<Exception<'a>> = Vec::new();
-    for event in events.filter(|e| e.name == EXCEPTION_EVENT) {
+    for event in events.filter(is_exception) {
         let (mut kind, mut message, mut stacktrace) = (None, None, None);
         for (key, value) in event.attributes.iter() {
             match key {
                 "exception.type" => kind = non_empty(value.as_str()),
                 "exception.message" => message = non_empty(value.as_str()),
-                "exception.stacktrace" => stacktrace = non_empty(value.as_str()),
+                "exception.stacktrace" => stacktrace = Some(value),
                 _ => {}
             }
         }
-        let parsed = stacktrace
-            .map(|text| parse_stack(language, text))
-            .unwrap_or_default();
+        let parsed = match stacktrace {
+            Some(AttrValue::Str(text)) if !text.is_empty() => parse_stack(language, text),
+            // tracing-opentelemetry records an error's `source()` chain as a string array.
+            Some(AttrValue::Array(chain)) => ParsedStack {
+                causes: chain
+                    .iter()
+                    .filter_map(|item| non_empty(item.as_str()))
+                    .map(|m| CauseEntry {
+                        message: Some(Cow::Borrowed(m)),
+                        ..CauseEntry::default()
+                    })
+                    .collect(),
+                ..ParsedStack::default()
+            },
+            _ => ParsedStack::default(),
+        };
         let top = exceptions.len();
         exceptions.push(Exception {
             id: exception_id(span_id, top as u64),

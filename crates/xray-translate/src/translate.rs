@@ -16,7 +16,7 @@ use xray_model::{AnyValue, Aws, Fields, Link, Segment};
 
 use crate::attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, to_fields};
 use crate::aws::{AWS_API, ResourceInfo, fill_call};
-use crate::cause::{EXCEPTION_EVENT, cause, flags};
+use crate::cause::{EXCEPTION_EVENT, cause, flags, is_exception};
 use crate::config::TranslatorConfig;
 use crate::http::http_block;
 use crate::keys::{K, Known};
@@ -259,7 +259,7 @@ fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segmen
         .as_ref()
         .and_then(|h| h.response.as_ref())
         .and_then(|r| r.status);
-    let has_exception = span.events().any(|e| e.name == EXCEPTION_EVENT);
+    let has_exception = span.events().any(|e| is_exception(&e));
     let f = flags(http_status, status, has_exception);
     (seg.error, seg.throttle, seg.fault) = (f.error, f.throttle, f.fault);
     seg.cause = cause(

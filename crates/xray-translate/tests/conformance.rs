@@ -383,6 +383,18 @@ fn cases() -> Vec<support::Case> {
             .expect("/cause/exceptions/2/message", json!("permission denied"))
             .expect("/cause/exceptions/0/cause", json!("fe24699a191fa2bb"))
             .expect("/cause/exceptions/1/id", json!("fe24699a191fa2bb")),
+        case("tracing-opentelemetry error event: exception attributes under another name")
+            .event(
+                "call failed",
+                &[
+                    ("exception.message", "GetItem failed".into()),
+                    ("exception.stacktrace", V::Strs(vec!["timed out".into()])),
+                ],
+            )
+            .expect("/fault", json!(true))
+            .expect("/cause/exceptions/0/message", json!("GetItem failed"))
+            .expect("/cause/exceptions/1/message", json!("timed out"))
+            .expect("/metadata/otel/events/0/name", json!("call failed")),
         case("Java stack with a cause")
             .res("telemetry.sdk.language", "java")
             .event(
