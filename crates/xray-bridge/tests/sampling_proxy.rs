@@ -191,3 +191,106 @@ fn an_unreachable_api_is_a_502_not_a_hang() {
     );
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0);
 }
+
+const PY_SAMPLER: &str = r#"
+import json, sys, time
+from aws_xray_sdk.core import xray_recorder
+xray_recorder.configure(
+    daemon_address="tcp:127.0.0.1:%s udp:127.0.0.1:%s" % (sys.argv[1], sys.argv[2]),
+    sampling=True, context_missing="LOG_ERROR", plugins=())
+sampler = xray_recorder.sampler
+sampler.start()
+deadline = time.time() + 15
+while time.time() < deadline and not sampler._cache.rules:
+    time.sleep(0.05)
+ask = lambda service: bool(sampler.should_trace(
+    {"service": service, "host": "example.com", "method": "GET", "path": "/x"}))
+print(json.dumps({
+    "rules": [r.name for r in sampler._cache.rules],
+    "blocked": [ask("blocked-svc") for _ in range(5)],
+    "other": [ask("other-svc") for _ in range(5)],
+}))
+"#;
+
+/// The Python aws-xray-sdk's centralized sampler, pointed at the bridge like at the
+/// daemon, gets its rules through the proxy (unsigned in, signed out) and applies them.
+#[test]
+fn the_python_sdk_sampler_gets_its_rules_through_the_proxy() {
+    xray_testkit::require_python(&["aws_xray_sdk"]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let log: Log = Arc::default();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let rules = r#"{"SamplingRuleRecords":[
+        {"SamplingRule":{"RuleName":"Block","Priority":1,"FixedRate":0.0,"ReservoirSize":0,"ServiceName":"blocked-svc","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","ResourceARN":"*","Version":1,"Attributes":{}}},
+        {"SamplingRule":{"RuleName":"Default","Priority":10000,"FixedRate":1.0,"ReservoirSize":0,"ServiceName":"*","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","ResourceARN":"*","Version":1,"Attributes":{}}}]}"#;
+    let seen = log.clone();
+    let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(Seen {
+                path: uri.path().to_owned(),
+                authorization: headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned(),
+                amz_date: headers.contains_key("x-amz-date"),
+                body: body.to_vec(),
+            });
+            if uri.path() == "/GetSamplingRules" {
+                rules.to_owned()
+            } else {
+                r#"{"SamplingTargetDocuments":[],"LastRuleModification":0,"UnprocessedStatistics":[]}"#.to_owned()
+            }
+        }
+    });
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let mut bridge = Bridge::start(Options {
+        tcp: true,
+        args: vec!["--region", "us-east-1", "--endpoint-url", &upstream],
+        env: vec![
+            ("AWS_ACCESS_KEY_ID", "AKIDBRIDGETEST".into()),
+            ("AWS_SECRET_ACCESS_KEY", "SECRETBRIDGETEST".into()),
+        ],
+        ..Options::export("stdout")
+    });
+    let out = xray_testkit::run_python(
+        PY_SAMPLER,
+        &[&bridge.tcp.to_string(), &bridge.udp.to_string()],
+        "",
+    );
+    let out: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        out["rules"],
+        serde_json::json!(["Block", "Default"]),
+        "{out}"
+    );
+    assert_eq!(
+        out["blocked"],
+        serde_json::json!([false, false, false, false, false]),
+        "{out}"
+    );
+    assert_eq!(
+        out["other"],
+        serde_json::json!([true, true, true, true, true]),
+        "{out}"
+    );
+    let seen = log.lock().unwrap().clone();
+    let rules_call = seen
+        .iter()
+        .find(|s| s.path == "/GetSamplingRules")
+        .expect("rules fetched through the proxy");
+    assert!(
+        rules_call
+            .authorization
+            .starts_with("AWS4-HMAC-SHA256 Credential=AKIDBRIDGETEST/")
+    );
+    assert_eq!(bridge.stop(Duration::from_secs(20)), 0);
+}
