@@ -20,6 +20,39 @@ pub const RESOURCE_NAMESPACE: &str = "otel.resource";
 /// events other than exceptions).
 pub const OTEL_NAMESPACE: &str = "otel";
 
+/// Metadata fields being built: keys stay unique, and the scan for an earlier equal key
+/// is skipped when a small fingerprint of the key (length, first and last byte) is new,
+/// which is nearly always.
+struct UniqueFields<'a> {
+    fields: Fields<'a, AnyValue<'a>>,
+    seen: u64,
+}
+
+impl<'a> UniqueFields<'a> {
+    fn new() -> Self {
+        Self {
+            fields: Fields::new(),
+            seen: 0,
+        }
+    }
+
+    fn insert(&mut self, key: &'a str, value: AnyValue<'a>) {
+        let b = key.as_bytes();
+        let print = (b.len() as u64)
+            .wrapping_mul(31)
+            .wrapping_add(u64::from(b.first().copied().unwrap_or(0)))
+            .wrapping_mul(31)
+            .wrapping_add(u64::from(b.last().copied().unwrap_or(0)));
+        let bit = 1u64 << (print % 64);
+        if self.seen & bit == 0 {
+            self.seen |= bit;
+            self.fields.0.push((Cow::Borrowed(key), value));
+        } else {
+            self.fields.insert(key, value);
+        }
+    }
+}
+
 /// Any attribute value as a metadata value, borrowing strings.
 pub(crate) fn to_any(value: AttrValue<'_>) -> AnyValue<'_> {
     match value {
@@ -40,17 +73,19 @@ pub(crate) fn to_any(value: AttrValue<'_>) -> AnyValue<'_> {
 
 /// Attributes as a JSON object (a later duplicate key replaces an earlier one).
 pub(crate) fn to_fields(attrs: Attributes<'_>) -> Fields<'_, AnyValue<'_>> {
-    let mut fields = Fields(Vec::with_capacity(attrs.len()));
     if attrs.keys_are_unique() {
+        let mut fields = Fields(Vec::with_capacity(attrs.len()));
         fields
             .0
             .extend(attrs.iter().map(|(k, v)| (Cow::Borrowed(k), to_any(v))));
-    } else {
-        for (key, value) in attrs.iter() {
-            fields.insert(key, to_any(value));
-        }
+        return fields;
     }
-    fields
+    let mut fields = UniqueFields::new();
+    fields.fields.0.reserve(attrs.len());
+    for (key, value) in attrs.iter() {
+        fields.insert(key, to_any(value));
+    }
+    fields.fields
 }
 
 /// The value as an annotation, when X-Ray can index it.
@@ -104,7 +139,7 @@ pub(crate) fn annotations_and_metadata<'a>(
 ) {
     let list = known.peek(K::XrayAnnotations);
     let any_explicit = list.is_some() || !config.annotation_keys().is_empty();
-    let mut metadata: Fields<'a, AnyValue<'a>> = Fields::new();
+    let mut metadata = UniqueFields::new();
     for (index, (key, value)) in attrs.iter().enumerate() {
         let consumed = known.kind_at(index, key).is_some_and(|k| known.is_used(k));
         let explicit = any_explicit
@@ -133,7 +168,27 @@ pub(crate) fn annotations_and_metadata<'a>(
         };
         metadata.insert(key, value);
     }
-    if !metadata.is_empty() {
-        seg.metadata.insert(METADATA_DEFAULT, metadata);
+    if !metadata.fields.is_empty() {
+        seg.metadata.insert(METADATA_DEFAULT, metadata.fields);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_fields_keep_distinct_keys_with_the_same_fingerprint() {
+        let mut f = UniqueFields::new();
+        f.insert("axb", AnyValue::Int(1));
+        f.insert("ayb", AnyValue::Int(2));
+        f.insert("axb", AnyValue::Int(3));
+        assert_eq!(f.fields.len(), 2);
+        assert_eq!(f.fields.get("axb"), Some(&AnyValue::Int(3)));
+        assert_eq!(f.fields.get("ayb"), Some(&AnyValue::Int(2)));
+        f.insert("", AnyValue::Null);
+        f.insert("", AnyValue::Bool(true));
+        assert_eq!(f.fields.get(""), Some(&AnyValue::Bool(true)));
+        assert_eq!(f.fields.len(), 3);
     }
 }

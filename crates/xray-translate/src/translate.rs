@@ -171,10 +171,20 @@ fn downstream_name<'a>(known: &mut Known<'a>, aws_call: bool) -> Option<Cow<'a, 
     known.first_str(&[K::RpcService]).map(Cow::Borrowed)
 }
 
+/// `telemetry.sdk.language` of a subsegment's resource (segments read it with the rest).
+fn sdk_language<'a>(is_segment: bool, resource: crate::view::Attributes<'a>) -> Option<&'a str> {
+    if is_segment {
+        return None;
+    }
+    resource
+        .iter()
+        .find(|(k, _)| *k == "telemetry.sdk.language")
+        .and_then(|(_, v)| v.as_str())
+}
+
 fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segment<'a> {
     let attrs = span.attributes();
     let mut known = Known::collect(attrs);
-    let resource = ResourceInfo::collect(span.resource());
     let kind = span.kind();
     let span_id = span.span_id();
     let parent = span.parent_span_id();
@@ -193,6 +203,12 @@ fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segmen
     let aws_call = known.peek_str(K::RpcSystem) == Some(AWS_API);
     let sql = sql_system(&known);
     let db_call = known.has(K::DbSystem) || known.has(K::DbSystemName);
+    // Subsegments need the resource only to read a stack trace's language.
+    let resource = if is_segment {
+        ResourceInfo::collect(span.resource())
+    } else {
+        ResourceInfo::default()
+    };
     let downstream = !is_segment
         && (matches!(kind, SpanKind::Client | SpanKind::Producer) || aws_call || db_call);
     let span_name = span.name();
@@ -262,13 +278,14 @@ fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segmen
     let has_exception = span.events().any(|e| is_exception(&e));
     let f = flags(http_status, status, has_exception);
     (seg.error, seg.throttle, seg.fault) = (f.error, f.throttle, f.fault);
-    seg.cause = cause(
-        span_id,
-        span.events(),
-        status,
-        downstream,
-        resource.sdk_language,
-    );
+    let language = if has_exception {
+        resource
+            .sdk_language
+            .or_else(|| sdk_language(is_segment, span.resource()))
+    } else {
+        None
+    };
+    seg.cause = cause(span_id, span.events(), status, downstream, language);
 
     if known.has(K::XrayAnnotations) {
         known.mark(K::XrayAnnotations);
