@@ -2,7 +2,6 @@
 //! credentials (with `--local-mode` keeping EC2 instance metadata out), and an assumed
 //! role (`--role-arn`).
 
-use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -35,11 +34,8 @@ pub async fn load(settings: &Settings) -> SdkConfig {
             aws_config::ecs::EcsCredentialsProvider::builder().build(),
         );
         loader = loader.region(region).credentials_provider(credentials);
-    } else {
-        if let Some(region) = &settings.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        loader = loader.credentials_provider(DefaultCredentialsChain::builder().build().await);
+    } else if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
     }
     let base = loader.load().await;
     match &settings.role_arn {

@@ -75,8 +75,7 @@ async fn bind(settings: &Settings) -> Result<Listeners, String> {
     let udp = match settings.udp {
         None => None,
         Some(a) => Some(
-            UdpSocket::bind(a)
-                .await
+            udp::bind(a)
                 .map_err(|e| format!("cannot listen for daemon datagrams on UDP {a}: {e}"))?,
         ),
     };

@@ -103,6 +103,22 @@ impl UdpCounters {
     }
 }
 
+/// The socket buffer asked for (the kernel caps it at `net.core.rmem_max`): bursts from
+/// many SDK threads wait here instead of being dropped by the kernel.
+pub const RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Binds the UDP socket with a large receive buffer. Needs a Tokio runtime.
+pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES) {
+        tracing::warn!(error = %e, "cannot enlarge the UDP receive buffer");
+    }
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// Resolves once `stop` is true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -202,7 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn good_datagrams_pass_untouched_and_bad_ones_are_counted() {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let socket = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = socket.local_addr().unwrap();
         let sink = Arc::new(MemorySink::default());
         let registry = Registry::default();

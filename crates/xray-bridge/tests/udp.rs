@@ -175,7 +175,7 @@ fn sigterm_right_after_a_burst_still_delivers_every_datagram() {
     let out = scratch.path("docs.jsonl");
     let mut bridge = Bridge::start(Options::export(format!("file:{}", out.display())));
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sent: Vec<String> = (0..200u64)
+    let sent: Vec<String> = (0..3000u64)
         .map(|i| {
             format!(
                 r#"{{"name":"burst","id":"{:016x}","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.0,"end_time":2.0}}"#,
@@ -191,7 +191,8 @@ fn sigterm_right_after_a_burst_still_delivers_every_datagram() {
             )
             .unwrap();
     }
-    // No waiting: what is in the socket buffer at SIGTERM is still read and delivered.
+    // No waiting: what is in the (enlarged) socket buffer at SIGTERM is still read and
+    // delivered.
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
     let mut got = read_lines(&out);
     got.sort();
