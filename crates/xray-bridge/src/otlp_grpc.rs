@@ -67,6 +67,7 @@ pub async fn serve(
         .layer(CountStatusLayer {
             counters,
             limiter: Arc::new(LogLimiter::new(std::time::Duration::from_secs(10))),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
         })
         .add_service(service)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
@@ -76,11 +77,17 @@ pub async fn serve(
     }
 }
 
-/// Counts requests that end with a non-OK gRPC status (and counts every request).
+/// Most requests decoded and handled at once, over all connections; more wait. With
+/// `--max-request-bytes`, bounds the receiver's memory.
+pub const MAX_CONCURRENT_REQUESTS: usize = 16;
+
+/// Counts every request and those that end with a non-OK gRPC status, and bounds how
+/// many are decoded at once.
 #[derive(Debug, Clone)]
 pub struct CountStatusLayer {
     counters: OtlpCounters,
     limiter: Arc<LogLimiter>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl<S> tower_layer::Layer<S> for CountStatusLayer {
@@ -145,6 +152,9 @@ where
         let future = self.inner.call(request);
         let layer = self.layer.clone();
         Box::pin(async move {
+            // The body is read and decoded when `future` is polled, so holding a permit
+            // first bounds the messages in memory. The semaphore is never closed.
+            let _permit = layer.in_flight.clone().acquire_owned().await.ok();
             let response = future.await?;
             // Errors found before the handler runs come back as trailers-only answers,
             // with the status in the headers.
