@@ -1,5 +1,6 @@
 //! End to end with a real X-Ray API (moto): OTLP from the OpenTelemetry Python SDK and
-//! daemon datagrams from the Python aws-xray-sdk go through `--export api` and come back
+//! daemon datagrams from the Python aws-xray-sdk and from a Rust service instrumented
+//! with `tracing` go through `--export api` and come back
 //! with BatchGetTraces.
 
 mod common;
@@ -48,6 +49,50 @@ for i in range(2):
 print(json.dumps(traces))
 "#;
 
+/// Spans from a Rust service instrumented with `tracing` (tracing-opentelemetry layer,
+/// the `xray-export` exporter sending daemon datagrams to the bridge). Returns the X-Ray
+/// trace id.
+fn rust_service_spans(udp_port: u16) -> String {
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use opentelemetry_sdk::Resource;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+    use xray_export::{DaemonAddress, XRayExporter};
+
+    let exporter = XRayExporter::builder()
+        .with_daemon_address(
+            format!("127.0.0.1:{udp_port}")
+                .parse::<DaemonAddress>()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let provider = SdkTracerProvider::builder()
+        .with_resource(
+            Resource::builder_empty()
+                .with_service_name("moto-rust")
+                .build(),
+        )
+        .with_batch_exporter(exporter)
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("e2e")));
+    let trace_id = tracing::subscriber::with_default(subscriber, || {
+        let root = tracing::info_span!("handle order", otel.kind = "server");
+        let trace_id = root.context().span().span_context().trace_id();
+        root.in_scope(|| {
+            tracing::info_span!("load cart", otel.kind = "client").in_scope(|| {});
+        });
+        drop(root);
+        trace_id
+    });
+    provider.force_flush().unwrap();
+    provider.shutdown().unwrap();
+    let hex = format!("{trace_id:032x}");
+    format!("1-{}-{}", &hex[..8], &hex[8..])
+}
+
 #[test]
 fn otlp_and_daemon_traffic_reach_the_xray_api_and_come_back() {
     xray_testkit::require_python(&[
@@ -72,12 +117,14 @@ fn otlp_and_daemon_traffic_reach_the_xray_api_and_come_back() {
         xray_testkit::run_python(PY_XRAY_SDK, &[&bridge.udp.to_string()], "").trim(),
     )
     .unwrap();
-    // 2 OTLP traces of 2 spans each, 2 SDK segments (subsegments embedded).
+    let rust = rust_service_spans(bridge.udp);
+    // 2 OTLP traces of 2 spans each, 2 SDK segments (subsegments embedded), 1 Rust trace
+    // of 2 spans.
     let text = bridge.wait_metrics(Duration::from_secs(20), |t| {
         Bridge::metric(
             t,
             "xray_bridge_export_items_sent_total{pipeline=\"documents\"}",
-        ) == 6
+        ) == 8
     });
     assert!(
         Bridge::metric(
@@ -91,6 +138,7 @@ fn otlp_and_daemon_traffic_reach_the_xray_api_and_come_back() {
         .iter()
         .map(|t| format!("1-{}-{}", &t[..8], &t[8..]))
         .chain(sdk.iter().cloned())
+        .chain([rust])
         .collect();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -133,5 +181,10 @@ fn otlp_and_daemon_traffic_reach_the_xray_api_and_come_back() {
         2,
         "{names:?}"
     );
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| *n == "moto-rust").count(),
+        1,
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 8, "{names:?}");
 }
