@@ -272,3 +272,32 @@ fn ids_of_the_wrong_length_and_missing_status_do_not_panic() {
     assert!(doc.in_progress);
     xray_testkit::assert_schema_valid(&doc.to_json());
 }
+
+#[test]
+fn an_oversize_span_is_trimmed_by_the_model_rules_not_dropped() {
+    let attributes = (0..2_000)
+        .map(|i| kv(&format!("attr.{i}"), Value::StringValue("v".repeat(100))))
+        .chain([kv("http.response.status_code", Value::IntValue(503))])
+        .collect();
+    let span = Span {
+        trace_id: vec![7; 16],
+        span_id: vec![8; 8],
+        parent_span_id: vec![9; 8],
+        kind: span::SpanKind::Client as i32,
+        name: "GET".into(),
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_001_000_000_000,
+        attributes,
+        ..Default::default()
+    };
+    let mut doc = Translator::default().translate_otlp(&span, None, None);
+    assert!(xray_model::encoded_len(&doc) > xray_model::limits::MAX_DOCUMENT_BYTES);
+    assert!(xray_model::trim_to_fit(
+        &mut doc,
+        xray_model::limits::MAX_DOCUMENT_BYTES
+    ));
+    assert!(xray_model::encoded_len(&doc) <= xray_model::limits::MAX_DOCUMENT_BYTES);
+    assert!(doc.fault, "status flags survive trimming");
+    assert_eq!(doc.id.to_string(), "0808080808080808");
+    xray_testkit::assert_schema_valid(&doc.to_json());
+}
