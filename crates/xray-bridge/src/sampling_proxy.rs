@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -54,6 +55,35 @@ struct ProxyState {
     client: reqwest::Client,
     registry: Registry,
     limiter: LogLimiter,
+    /// Credentials and when to fetch them again (a role or container credentials would
+    /// otherwise mean a network call per proxied request).
+    cached: tokio::sync::Mutex<Option<(Credentials, SystemTime)>>,
+}
+
+impl ProxyState {
+    async fn credentials(
+        &self,
+        provider: &SharedCredentialsProvider,
+    ) -> Result<Credentials, String> {
+        let mut cached = self.cached.lock().await;
+        let now = SystemTime::now();
+        if let Some((credentials, refresh_at)) = &*cached
+            && now < *refresh_at
+        {
+            return Ok(credentials.clone());
+        }
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("cannot load AWS credentials: {e}"))?;
+        // Five minutes before expiry; long-lived keys are read again hourly.
+        let refresh_at = credentials
+            .expiry()
+            .map(|e| e.checked_sub(Duration::from_secs(300)).unwrap_or(e))
+            .unwrap_or(now + Duration::from_secs(3600));
+        *cached = Some((credentials.clone(), refresh_at));
+        Ok(credentials)
+    }
 }
 
 impl ProxyState {
@@ -100,6 +130,7 @@ pub fn router(upstream: Upstream, registry: Registry) -> Result<Router, String> 
         client,
         registry,
         limiter: LogLimiter::new(Duration::from_secs(10)),
+        cached: tokio::sync::Mutex::new(None),
     });
     let mut router = Router::new();
     for path in FORWARDED_PATHS {
@@ -150,14 +181,14 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
             "no AWS credentials provider is configured".to_owned(),
         );
     };
-    let credentials = match provider.provide_credentials().await {
+    let credentials = match state.credentials(provider).await {
         Ok(c) => c,
-        Err(e) => {
+        Err(message) => {
             return state.fail(
                 &path,
                 "no_credentials",
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot load AWS credentials: {e}"),
+                message,
             );
         }
     };
@@ -267,4 +298,71 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::future::ProvideCredentials as CredentialsFuture;
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<AtomicU32>,
+        lifetime: Option<Duration>,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> CredentialsFuture<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, Relaxed);
+            let expiry = self.lifetime.map(|l| SystemTime::now() + l);
+            CredentialsFuture::ready(Ok(Credentials::new("AKID", "SECRET", None, expiry, "test")))
+        }
+    }
+
+    fn state() -> ProxyState {
+        ProxyState {
+            upstream: Upstream {
+                endpoint: "http://127.0.0.1:1".into(),
+                region: "us-east-1".into(),
+                credentials: None,
+            },
+            client: reqwest::Client::new(),
+            registry: Registry::default(),
+            limiter: LogLimiter::new(Duration::from_secs(1)),
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_are_cached_until_shortly_before_they_expire() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let long = SharedCredentialsProvider::new(Counting {
+            calls: calls.clone(),
+            lifetime: Some(Duration::from_secs(3600)),
+        });
+        let s = state();
+        for _ in 0..3 {
+            s.credentials(&long).await.unwrap();
+        }
+        assert_eq!(calls.load(Relaxed), 1);
+
+        let calls = Arc::new(AtomicU32::new(0));
+        let expiring = SharedCredentialsProvider::new(Counting {
+            calls: calls.clone(),
+            lifetime: Some(Duration::from_secs(60)),
+        });
+        let s = state();
+        for _ in 0..3 {
+            s.credentials(&expiring).await.unwrap();
+        }
+        assert_eq!(
+            calls.load(Relaxed),
+            3,
+            "within 5 minutes of expiry: fetched again"
+        );
+    }
 }
