@@ -21,6 +21,8 @@
 //! assert_eq!(HopState::decode(&value), hop);
 //! ```
 
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
 use crate::{Sampled, SegmentId, TraceId};
 
 /// The trace-state key of the entry (a valid W3C `tracestate` key).
@@ -114,37 +116,22 @@ impl HopState {
     }
 }
 
-/// Percent-encodes what a trace-state value or this format cannot hold.
+/// What a trace-state value (and this format's `;`/`:` separators) cannot hold: controls,
+/// space, non-ASCII, and `, = ; : %`.
+const ESCAPED: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b',')
+    .add(b'=')
+    .add(b';')
+    .add(b':')
+    .add(b'%');
+
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_graphic() && !b",=;:%".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, ESCAPED).to_string()
 }
 
 fn unescape(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(hi << 4 | lo);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]

@@ -751,14 +751,16 @@ mod tests {
 
     #[test]
     fn sampling_rule_name_is_written_like_the_sdks() {
-        let mut seg = Segment::default();
-        seg.aws = Some(Aws {
-            xray: Some(XRaySdk {
-                sampling_rule_name: Some("checkout-rule".into()),
-                ..XRaySdk::default()
+        let seg = Segment {
+            aws: Some(Aws {
+                xray: Some(XRaySdk {
+                    sampling_rule_name: Some("checkout-rule".into()),
+                    ..XRaySdk::default()
+                }),
+                ..Aws::default()
             }),
-            ..Aws::default()
-        });
+            ..Segment::default()
+        };
         let json = serde_json::to_value(&seg).unwrap();
         assert_eq!(
             json["aws"]["xray"],

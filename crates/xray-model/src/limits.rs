@@ -238,7 +238,13 @@ mod tests {
         assert_eq!(strip_password("mysql://h/db"), "mysql://h/db");
         assert_eq!(strip_password("host=h;PWD=1;db=d"), "host=h;db=d");
         assert_eq!(strip_password("Host=h;PassWord=1"), "Host=h");
-        assert_eq!(strip_password("redis://:pw@cache:6379"), "redis://cache:6379");
-        assert!(matches!(strip_password("https://example.com/a?b=c"), Cow::Borrowed(_)));
+        assert_eq!(
+            strip_password("redis://:pw@cache:6379"),
+            "redis://cache:6379"
+        );
+        assert!(matches!(
+            strip_password("https://example.com/a?b=c"),
+            Cow::Borrowed(_)
+        ));
     }
 }
