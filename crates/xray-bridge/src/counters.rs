@@ -90,6 +90,16 @@ impl Registry {
             .map(|e| e.value.get())
     }
 
+    /// The sum of `name` over all its labels.
+    pub fn sum(&self, name: &str) -> u64 {
+        let entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .filter(|e| e.name == name)
+            .map(|e| e.value.get())
+            .sum()
+    }
+
     /// Appends every counter in the Prometheus text format, grouped by name.
     pub fn render(&self, out: &mut String) {
         let entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -213,6 +223,8 @@ mod tests {
         );
         assert_eq!(r.value("x_total", &[("reason", "ok")]), Some(3));
         assert_eq!(r.value("x_total", &[("reason", "none")]), None);
+        assert_eq!(r.sum("x_total"), 4);
+        assert_eq!(r.sum("nothing_total"), 0);
     }
 
     #[test]

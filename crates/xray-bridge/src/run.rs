@@ -233,6 +233,16 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
             "drain incomplete: {e}; dropped over the run: {dropped}"
         )),
     };
+    tracing::info!(
+        udp_datagrams = registry.sum("xray_bridge_udp_datagrams_received_total"),
+        udp_rejected = registry.sum("xray_bridge_udp_datagrams_rejected_total"),
+        otlp_spans = registry.sum("xray_bridge_otlp_spans_received_total"),
+        otlp_spans_rejected = registry.sum("xray_bridge_otlp_spans_rejected_total"),
+        otlp_requests_rejected = registry.sum("xray_bridge_otlp_requests_rejected_total"),
+        sampling_requests = registry.sum("xray_bridge_sampling_requests_total"),
+        export_dropped = dropped,
+        "totals over the run"
+    );
     match &outcome {
         Outcome::Clean => tracing::info!("stopped; everything accepted was delivered"),
         Outcome::Lost(why) => tracing::error!("stopped with data lost: {why}"),
