@@ -1,0 +1,413 @@
+//! [`XrayLayerBuilder`]: everything the layer lets you configure.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
+use opentelemetry_sdk::trace::{BatchConfig, BatchSpanProcessor, SdkTracerProvider, ShouldSample};
+use tracing::Subscriber;
+use tracing_subscriber::registry::LookupSpan;
+use xray_export::{DaemonAddress, XRayExporter, XRayExporterBuilder};
+use xray_sampling::XraySampler;
+use xray_translate::{Translator, TranslatorConfig};
+
+use crate::Error;
+use crate::env::{ContextMissing, EnvSettings, SamplerName};
+use crate::layer::{Handle, XrayLayer};
+use crate::propagator::Propagator;
+use crate::resource::{self, DEFAULT_DETECTION_TIMEOUT, Evidence, Paths};
+use crate::sampler::{ContextMissingSampler, XrayParentBased, otel_sampler};
+
+type Vars = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+enum Transport {
+    Default,
+    Daemon(DaemonAddress),
+    Exporter(Box<XRayExporterBuilder>),
+}
+
+/// Builds an [`XrayLayer`]: made by [`crate::builder`]; [`crate::layer`] is
+/// `builder().build()`.
+///
+/// Settings given here win over the `OTEL_*` variables; the `AWS_XRAY_*` variables win
+/// over settings given here, as in the X-Ray SDKs (so operators can redirect, rename and
+/// disable without a rebuild): `AWS_XRAY_SDK_ENABLED=false` disables,
+/// `AWS_XRAY_DAEMON_ADDRESS` replaces a daemon address (not another transport),
+/// `AWS_XRAY_TRACING_NAME` names the segments, `AWS_XRAY_CONTEXT_MISSING` replaces
+/// [`with_context_missing`](Self::with_context_missing).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tracing_subscriber::layer::SubscriberExt;
+/// use tracing_subscriber::util::SubscriberInitExt;
+/// use tracing_xray::{ContextMissing, Propagator};
+///
+/// let layer = tracing_xray::builder()
+///     .with_service_name("checkout")
+///     .with_daemon_address("127.0.0.1:2000".parse()?)
+///     .with_annotation_keys(["customer.tier"])
+///     .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
+///     .with_propagator(Propagator::xray_and_tracecontext())
+///     .with_context_missing(ContextMissing::LogError)
+///     .with_detection_timeout(Duration::from_millis(500))
+///     .build()?;
+/// let _guard = layer.flush_guard();
+/// tracing_subscriber::registry().with(layer).init();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct XrayLayerBuilder {
+    vars: Vars,
+    paths: Paths,
+    enabled: bool,
+    service_name: Option<String>,
+    resource_attributes: Vec<KeyValue>,
+    transport: Transport,
+    sampler: Option<Box<dyn ShouldSample>>,
+    translator: TranslatorConfig,
+    detection: bool,
+    detection_timeout: Duration,
+    propagator: Option<Propagator>,
+    install_propagator: bool,
+    install_provider: bool,
+    context_missing: ContextMissing,
+    batch: Option<BatchConfig>,
+}
+
+impl fmt::Debug for XrayLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XrayLayerBuilder")
+            .field("enabled", &self.enabled)
+            .field("service_name", &self.service_name)
+            .field("translator", &self.translator)
+            .field("detection", &self.detection)
+            .field("detection_timeout", &self.detection_timeout)
+            .field("propagator", &self.propagator)
+            .field("context_missing", &self.context_missing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for XrayLayerBuilder {
+    fn default() -> Self {
+        XrayLayerBuilder {
+            vars: Arc::new(|name| std::env::var(name).ok()),
+            paths: Paths::default(),
+            enabled: true,
+            service_name: None,
+            resource_attributes: Vec::new(),
+            transport: Transport::Default,
+            sampler: None,
+            translator: TranslatorConfig::default(),
+            detection: true,
+            detection_timeout: DEFAULT_DETECTION_TIMEOUT,
+            propagator: None,
+            install_propagator: true,
+            install_provider: true,
+            context_missing: ContextMissing::NewTrace,
+            batch: None,
+        }
+    }
+}
+
+impl XrayLayerBuilder {
+    /// The service name (`service.name`; segments are named after it unless
+    /// `AWS_XRAY_TRACING_NAME` is set). Default: `OTEL_SERVICE_NAME`, else `service.name`
+    /// in `OTEL_RESOURCE_ATTRIBUTES`, else `unknown_service:<executable>`.
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Adds resource attributes (over detected ones and `OTEL_RESOURCE_ATTRIBUTES`).
+    pub fn with_resource_attributes(
+        mut self,
+        attributes: impl IntoIterator<Item = KeyValue>,
+    ) -> Self {
+        self.resource_attributes.extend(attributes);
+        self
+    }
+
+    /// Sends to the X-Ray daemon at `address` (default: `AWS_XRAY_DAEMON_ADDRESS`, else
+    /// `127.0.0.1:2000`).
+    pub fn with_daemon_address(mut self, address: DaemonAddress) -> Self {
+        self.transport = Transport::Daemon(address);
+        self
+    }
+
+    /// Sends with this exporter configuration instead: any transport (daemon, file,
+    /// stdout, a writer, PutTraceSegments with feature `xray-api`, the OTLP endpoint with
+    /// feature `otlp`), queue limits, retries. Its translator is replaced by the one
+    /// configured here ([`with_translator`](Self::with_translator)).
+    pub fn with_exporter(mut self, exporter: XRayExporterBuilder) -> Self {
+        self.transport = Transport::Exporter(Box::new(exporter));
+        self
+    }
+
+    /// The sampler (default: `OTEL_TRACES_SAMPLER`, else parent-based always-on that
+    /// decides `Sampled=?` requests itself). Use an [`XraySampler`] for X-Ray's
+    /// centralized sampling rules, or set `OTEL_TRACES_SAMPLER=xray`.
+    pub fn with_sampler(mut self, sampler: impl ShouldSample + 'static) -> Self {
+        self.sampler = Some(Box::new(sampler));
+        self
+    }
+
+    /// How spans become segment documents: annotation rules, log groups, resource
+    /// metadata (default [`TranslatorConfig::default`]: fields named `annotation.<key>`
+    /// are annotations).
+    pub fn with_translator(mut self, config: TranslatorConfig) -> Self {
+        self.translator = config;
+        self
+    }
+
+    /// Fields indexed as annotations under their own names (in addition to the
+    /// `annotation.` prefix rule).
+    pub fn with_annotation_keys<I, K>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.translator = self.translator.with_annotation_keys(keys);
+        self
+    }
+
+    /// Whether to detect the AWS platform (Lambda, ECS/Fargate, EKS, Elastic Beanstalk,
+    /// EC2) for the resource (default on; a detector runs only where local evidence
+    /// points at its platform).
+    pub fn with_resource_detection(mut self, on: bool) -> Self {
+        self.detection = on;
+        self
+    }
+
+    /// The longest the start waits for resource detection (default 1.5 s); what is not
+    /// detected by then is left out.
+    pub fn with_detection_timeout(mut self, timeout: Duration) -> Self {
+        self.detection_timeout = timeout;
+        self
+    }
+
+    /// The text-map propagator (default: [`Propagator::from_env`], `X-Amzn-Trace-Id`
+    /// unless `OTEL_PROPAGATORS` says otherwise).
+    pub fn with_propagator(mut self, propagator: Propagator) -> Self {
+        self.propagator = Some(propagator);
+        self
+    }
+
+    /// Whether to install the propagator as OpenTelemetry's global text-map propagator
+    /// (default on).
+    pub fn install_global_propagator(mut self, on: bool) -> Self {
+        self.install_propagator = on;
+        self
+    }
+
+    /// Whether to install the tracer provider as OpenTelemetry's global provider, for
+    /// code that uses `opentelemetry::global::tracer` (default on).
+    pub fn install_global_provider(mut self, on: bool) -> Self {
+        self.install_provider = on;
+        self
+    }
+
+    /// What happens to downstream calls made outside any trace (overridden by
+    /// `AWS_XRAY_CONTEXT_MISSING`); see [`ContextMissing`].
+    pub fn with_context_missing(mut self, mode: ContextMissing) -> Self {
+        self.context_missing = mode;
+        self
+    }
+
+    /// The batch span processor's settings (default: OpenTelemetry's, which read
+    /// `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE` and the like).
+    pub fn with_batch_config(mut self, config: BatchConfig) -> Self {
+        self.batch = Some(config);
+        self
+    }
+
+    /// Turns tracing off in code (`AWS_XRAY_SDK_ENABLED=false` does the same): the layer
+    /// is a no-op.
+    pub fn enabled(mut self, on: bool) -> Self {
+        self.enabled = on;
+        self
+    }
+
+    /// Reads the environment through `var` instead of the process environment (for tests
+    /// and embedding).
+    pub fn with_env(
+        mut self,
+        var: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.vars = Arc::new(var);
+        self
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with_paths(mut self, paths: Paths) -> Self {
+        self.paths = paths;
+        self
+    }
+
+    /// The resource: detected platform < `AWS_REGION` < `OTEL_RESOURCE_ATTRIBUTES` <
+    /// attributes given here < service name.
+    fn resource(&self, env: &EnvSettings) -> Resource {
+        let mut attrs: Vec<KeyValue> = Vec::new();
+        if self.detection {
+            let vars = &self.vars;
+            let evidence = Evidence::gather(|n| vars(n), &self.paths);
+            let (detected, cut) = resource::detect(evidence, self.detection_timeout);
+            if cut {
+                eprintln!(
+                    "tracing-xray: resource detection took over {:?}; starting without the rest",
+                    self.detection_timeout
+                );
+            }
+            attrs.extend(detected);
+        }
+        attrs.extend(
+            TelemetryResourceDetector
+                .detect()
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+        );
+        attrs.push(KeyValue::new("telemetry.distro.name", "tracing-xray"));
+        attrs.push(KeyValue::new(
+            "telemetry.distro.version",
+            env!("CARGO_PKG_VERSION"),
+        ));
+        if let Some(region) = &env.region
+            && !attrs.iter().any(|kv| kv.key.as_str() == "cloud.region")
+        {
+            attrs.push(KeyValue::new("cloud.provider", "aws"));
+            attrs.push(KeyValue::new("cloud.region", region.clone()));
+        }
+        attrs.extend(env.resource_attributes.iter().cloned());
+        attrs.extend(self.resource_attributes.iter().cloned());
+        let from_attributes = attrs
+            .iter()
+            .rev()
+            .find(|kv| kv.key.as_str() == "service.name")
+            .map(|kv| kv.value.to_string());
+        let name = self
+            .service_name
+            .clone()
+            .or_else(|| env.service_name.clone())
+            .or(from_attributes)
+            .unwrap_or_else(default_service_name);
+        // Later attributes override earlier ones with the same key.
+        Resource::builder_empty()
+            .with_attributes(attrs)
+            .with_service_name(name)
+            .build()
+    }
+
+    /// Builds the layer: detects the resource, starts the exporter (and the sampling
+    /// poller with `xray` sampling), installs the global propagator and provider.
+    pub fn build<S>(self) -> Result<XrayLayer<S>, Error>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let env = EnvSettings::from_vars(|n| (self.vars)(n));
+        if !env.enabled || !self.enabled {
+            return Ok(XrayLayer::disabled());
+        }
+        for warning in &env.warnings {
+            eprintln!("tracing-xray: {warning}");
+        }
+        let resource = self.resource(&env);
+
+        let mut translator = self.translator.clone();
+        if let Some(name) = &env.tracing_name {
+            translator = translator.with_service_name(name.clone());
+        }
+        let env_daemon = env
+            .daemon_address
+            .as_deref()
+            .map(str::parse::<DaemonAddress>)
+            .transpose()
+            .map_err(Error::DaemonAddress)?;
+        let daemon = env_daemon.clone().unwrap_or_default();
+        let exporter = match self.transport {
+            Transport::Default => XRayExporter::builder().with_daemon_address(daemon.clone()),
+            Transport::Daemon(address) => {
+                XRayExporter::builder().with_daemon_address(env_daemon.clone().unwrap_or(address))
+            }
+            Transport::Exporter(builder) => *builder,
+        }
+        .with_translator(Translator::new(translator))
+        .build()?;
+        let metrics = exporter.metrics().clone();
+
+        let mut xray_sampler = None;
+        let sampler: Box<dyn ShouldSample> = match (self.sampler, &env.sampler) {
+            (Some(sampler), _) => sampler,
+            (None, Some(SamplerName::Xray(arg))) => {
+                let mut b = XraySampler::builder().endpoint(format!("http://{}", daemon.tcp));
+                if let Some(arg) = arg {
+                    b = b.sampler_arg(arg)?;
+                }
+                let sampler = b.resource(&resource).build()?;
+                xray_sampler = Some(sampler.clone());
+                Box::new(sampler)
+            }
+            (None, Some(name)) => otel_sampler(name).expect("not xray"),
+            (None, None) => Box::new(XrayParentBased::new(
+                opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            )),
+        };
+        let mode = env.context_missing.unwrap_or(self.context_missing);
+        let sampler: Box<dyn ShouldSample> = match mode {
+            ContextMissing::NewTrace => sampler,
+            mode => Box::new(ContextMissingSampler::new(sampler, mode)),
+        };
+
+        let processor = BatchSpanProcessor::builder(exporter)
+            .with_batch_config(self.batch.unwrap_or_default())
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_id_generator(opentelemetry_aws::trace::XrayIdGenerator::default())
+            .with_sampler(sampler)
+            .with_resource(resource)
+            .with_span_processor(processor)
+            .build();
+        let tracer = provider.tracer_with_scope(
+            InstrumentationScope::builder("tracing-xray")
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        );
+        let propagator = self
+            .propagator
+            .unwrap_or_else(|| Propagator::from_settings(&env));
+        if self.install_propagator {
+            opentelemetry::global::set_text_map_propagator(propagator.clone());
+        }
+        if self.install_provider {
+            opentelemetry::global::set_tracer_provider(provider.clone());
+        }
+        let inner = tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_target(false);
+        Ok(XrayLayer {
+            inner: Some(inner),
+            handle: Some(Handle {
+                provider,
+                propagator,
+                metrics,
+                xray_sampler,
+            }),
+        })
+    }
+}
+
+/// `unknown_service:<executable name>`, as the OpenTelemetry specification says.
+fn default_service_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map_or_else(
+            || "unknown_service".to_owned(),
+            |exe| format!("unknown_service:{exe}"),
+        )
+}

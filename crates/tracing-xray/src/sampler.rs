@@ -1,0 +1,256 @@
+//! The samplers the layer installs: parent-based with X-Ray's deferred decisions, and the
+//! `AWS_XRAY_CONTEXT_MISSING` rule for downstream calls outside any trace.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample};
+use xray_model::carry::{HopState, TRACE_STATE_KEY};
+
+use crate::env::{ContextMissing, SamplerName};
+
+/// Like OpenTelemetry's `ParentBased`, except that a remote parent whose
+/// `X-Amzn-Trace-Id` left the decision open (`Sampled=?`, no `Sampled`, `Root=` only) is
+/// decided by `root` here instead of being followed as "not sampled".
+#[derive(Debug, Clone)]
+pub(crate) struct XrayParentBased {
+    root: Sampler,
+}
+
+impl XrayParentBased {
+    pub fn new(root: Sampler) -> Self {
+        XrayParentBased { root }
+    }
+}
+
+impl ShouldSample for XrayParentBased {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        if let Some(cx) = parent_context.filter(|cx| cx.has_active_span()) {
+            let span = cx.span();
+            let sc = span.span_context();
+            let deferred = sc.is_remote()
+                && sc
+                    .trace_state()
+                    .get(TRACE_STATE_KEY)
+                    .is_some_and(|v| HopState::decode(v).decision_deferred());
+            if sc.is_valid() && !deferred {
+                return SamplingResult {
+                    decision: if sc.is_sampled() {
+                        SamplingDecision::RecordAndSample
+                    } else {
+                        SamplingDecision::Drop
+                    },
+                    attributes: Vec::new(),
+                    trace_state: sc.trace_state().clone(),
+                };
+            }
+        }
+        self.root
+            .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
+    }
+}
+
+/// The sampler an `OTEL_TRACES_SAMPLER` name other than `xray` selects.
+pub(crate) fn otel_sampler(name: &SamplerName) -> Option<Box<dyn ShouldSample>> {
+    Some(match *name {
+        SamplerName::AlwaysOn => Box::new(Sampler::AlwaysOn),
+        SamplerName::AlwaysOff => Box::new(Sampler::AlwaysOff),
+        SamplerName::TraceIdRatio(r) => Box::new(Sampler::TraceIdRatioBased(r)),
+        SamplerName::ParentBasedAlwaysOn => Box::new(XrayParentBased::new(Sampler::AlwaysOn)),
+        SamplerName::ParentBasedAlwaysOff => Box::new(XrayParentBased::new(Sampler::AlwaysOff)),
+        SamplerName::ParentBasedTraceIdRatio(r) => {
+            Box::new(XrayParentBased::new(Sampler::TraceIdRatioBased(r)))
+        }
+        SamplerName::Xray(_) => return None,
+    })
+}
+
+/// Seconds between two "context missing" log lines.
+const LOG_EVERY_SECS: u64 = 10;
+
+/// Applies [`ContextMissing`] before `inner` decides.
+#[derive(Debug, Clone)]
+pub(crate) struct ContextMissingSampler {
+    inner: Box<dyn ShouldSample>,
+    mode: ContextMissing,
+    log: Arc<LogState>,
+}
+
+#[derive(Debug, Default)]
+struct LogState {
+    last_second: AtomicU64,
+    since_last: AtomicU64,
+}
+
+impl ContextMissingSampler {
+    pub fn new(inner: Box<dyn ShouldSample>, mode: ContextMissing) -> Self {
+        ContextMissingSampler {
+            inner,
+            mode,
+            log: Arc::default(),
+        }
+    }
+
+    fn report(&self, name: &str) {
+        let count = self.log.since_last.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.log.last_second.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + LOG_EVERY_SECS)
+            && self
+                .log
+                .last_second
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.log.since_last.store(0, Ordering::Relaxed);
+            // Safe under a tracing-opentelemetry layer: it samples outside extension locks
+            // and ignores events raised while it starts a span.
+            tracing::error!(
+                target: "tracing_xray",
+                span = name,
+                count,
+                "AWS_XRAY_CONTEXT_MISSING: a downstream call started outside any trace was not traced"
+            );
+        }
+    }
+}
+
+impl ShouldSample for ContextMissingSampler {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        let orphan = !parent_context.is_some_and(|cx| cx.span().span_context().is_valid());
+        let downstream = matches!(span_kind, SpanKind::Client | SpanKind::Producer);
+        if orphan && downstream && self.mode != ContextMissing::NewTrace {
+            if self.mode == ContextMissing::LogError {
+                self.report(name);
+            }
+            return SamplingResult {
+                decision: SamplingDecision::Drop,
+                attributes: Vec::new(),
+                trace_state: Default::default(),
+            };
+        }
+        self.inner
+            .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
+
+    fn remote(sampled: bool, state: TraceState) -> Context {
+        Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from(7),
+            SpanId::from(9),
+            if sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            },
+            true,
+            state,
+        ))
+    }
+
+    fn decide(s: &dyn ShouldSample, cx: Option<&Context>, kind: SpanKind) -> SamplingDecision {
+        s.should_sample(cx, TraceId::from(7), "span", &kind, &[], &[])
+            .decision
+    }
+
+    #[test]
+    fn parent_based_follows_parents_but_decides_deferred_ones() {
+        let on = XrayParentBased::new(Sampler::AlwaysOn);
+        let off = XrayParentBased::new(Sampler::AlwaysOff);
+        let sampled = remote(true, TraceState::default());
+        let unsampled = remote(false, TraceState::default());
+        assert_eq!(
+            decide(&off, Some(&sampled), SpanKind::Server),
+            SamplingDecision::RecordAndSample
+        );
+        assert_eq!(
+            decide(&on, Some(&unsampled), SpanKind::Server),
+            SamplingDecision::Drop
+        );
+        assert_eq!(
+            decide(&on, None, SpanKind::Server),
+            SamplingDecision::RecordAndSample
+        );
+        assert_eq!(decide(&off, None, SpanKind::Server), SamplingDecision::Drop);
+        // `Root=...;Sampled=?` as our propagator reads it: decided here.
+        let header: xray_model::TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?"
+            .parse()
+            .unwrap();
+        let sc = xray_propagation::context_from_header(&header);
+        assert!(!sc.is_sampled());
+        let deferred = Context::new().with_remote_span_context(sc);
+        assert_eq!(
+            decide(&on, Some(&deferred), SpanKind::Server),
+            SamplingDecision::RecordAndSample
+        );
+        assert_eq!(
+            decide(&off, Some(&deferred), SpanKind::Server),
+            SamplingDecision::Drop
+        );
+    }
+
+    #[test]
+    fn context_missing_drops_only_orphan_downstream_calls() {
+        let keep =
+            ContextMissingSampler::new(Box::new(Sampler::AlwaysOn), ContextMissing::NewTrace);
+        let log = ContextMissingSampler::new(Box::new(Sampler::AlwaysOn), ContextMissing::LogError);
+        let ignore =
+            ContextMissingSampler::new(Box::new(Sampler::AlwaysOn), ContextMissing::Ignore);
+        let parent = remote(true, TraceState::default());
+        for kind in [SpanKind::Client, SpanKind::Producer] {
+            assert_eq!(
+                decide(&keep, None, kind.clone()),
+                SamplingDecision::RecordAndSample
+            );
+            assert_eq!(decide(&log, None, kind.clone()), SamplingDecision::Drop);
+            assert_eq!(
+                decide(&ignore, Some(&Context::new()), kind.clone()),
+                SamplingDecision::Drop
+            );
+            assert_eq!(
+                decide(&log, Some(&parent), kind.clone()),
+                SamplingDecision::RecordAndSample
+            );
+        }
+        for kind in [SpanKind::Server, SpanKind::Internal, SpanKind::Consumer] {
+            assert_eq!(
+                decide(&log, None, kind.clone()),
+                SamplingDecision::RecordAndSample
+            );
+            assert_eq!(
+                decide(&ignore, None, kind),
+                SamplingDecision::RecordAndSample
+            );
+        }
+        // Logged once, then counted until the next line is due.
+        assert_eq!(log.log.since_last.load(Ordering::Relaxed), 1);
+        assert!(log.log.last_second.load(Ordering::Relaxed) > 0);
+        assert_eq!(ignore.log.last_second.load(Ordering::Relaxed), 0);
+    }
+}

@@ -1,0 +1,417 @@
+//! The layer end to end in one process: `tracing` spans through the layer, the SDK and
+//! the exporter into JSON lines, read back as segment documents.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tracing::field::Empty;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::resource::Paths;
+use crate::{ContextMissing, Error, XRayExporter, XrayLayerBuilder};
+
+/// A writer the test can read back.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buffer {
+    fn documents(&self) -> Vec<Value> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| {
+                xray_testkit::assert_schema_valid(line);
+                serde_json::from_str(line).unwrap()
+            })
+            .collect()
+    }
+}
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// A builder reading only `env`, writing into a buffer, with nothing installed globally
+/// and detection looking at an empty folder.
+fn builder(env: &[(&str, &str)], out: &Buffer) -> XrayLayerBuilder {
+    let nowhere = std::env::temp_dir().join("tracing-xray-no-such-dir");
+    crate::builder()
+        .with_env(vars(env))
+        .with_paths(Paths {
+            k8s_namespace: nowhere.join("a"),
+            k8s_token: nowhere.join("b"),
+            beanstalk_conf: nowhere.join("c"),
+            dmi_dir: nowhere.join("d"),
+            hypervisor_uuid: nowhere.join("e"),
+        })
+        .with_exporter(XRayExporter::builder().with_writer(out.clone()))
+        .install_global_propagator(false)
+        .install_global_provider(false)
+}
+
+/// Runs `body` under a subscriber with the layer `builder` makes, then flushes through
+/// the guard and returns the documents.
+fn run(builder: XrayLayerBuilder, out: &Buffer, body: impl FnOnce()) -> Vec<Value> {
+    let layer = builder.build().expect("layer");
+    let guard = layer.flush_guard();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, body);
+    drop(guard);
+    out.documents()
+}
+
+fn by_name<'a>(docs: &'a [Value], name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no document named {name}: {docs:#?}"))
+}
+
+#[test]
+fn field_naming_rule_end_to_end() {
+    let out = Buffer::default();
+    let b = builder(&[("OTEL_SERVICE_NAME", "orders")], &out).with_annotation_keys(["order.id"]);
+    let docs = run(b, &out, || {
+        let root = tracing::info_span!(
+            "handle",
+            otel.kind = "server",
+            annotation.customer_tier = "gold",
+            annotation.retries = 3,
+            order.id = "o-7",
+            cart.items = 4,
+            enduser.id = "u-42",
+            http.request.method = "GET",
+            url.full = "http://shop.local/orders/7",
+            http.response.status_code = Empty,
+        );
+        let _e = root.enter();
+        root.record("http.response.status_code", 404);
+        for (status, name) in [(429, "throttled"), (503, "broken")] {
+            let s = tracing::info_span!(
+                "call",
+                otel.name = name,
+                otel.kind = "client",
+                http.request.method = "GET",
+                url.full = "http://backend.local/x",
+                server.address = "backend.local",
+                http.response.status_code = status,
+            );
+            let _e = s.enter();
+        }
+        let failing = tracing::info_span!(
+            "work",
+            otel.status_code = Empty,
+            otel.status_description = Empty
+        );
+        failing.record("otel.status_code", "ERROR");
+        failing.record("otel.status_description", "disk full");
+    });
+    assert_eq!(docs.len(), 4, "{docs:#?}");
+    let seg = by_name(&docs, "orders");
+    assert_eq!(seg["annotations"]["customer_tier"], "gold");
+    assert_eq!(seg["annotations"]["retries"], 3);
+    assert!(seg["annotations"]["order.id"].is_null());
+    assert_eq!(seg["annotations"]["order_id"], "o-7");
+    assert_eq!(seg["metadata"]["default"]["cart.items"], 4);
+    assert_eq!(seg["user"], "u-42");
+    assert_eq!(seg["http"]["response"]["status"], 404);
+    assert_eq!(
+        (seg["error"].as_bool(), seg["fault"].as_bool()),
+        (Some(true), None)
+    );
+    assert!(seg["trace_id"].as_str().unwrap().starts_with("1-"));
+
+    let throttled = docs
+        .iter()
+        .find(|d| d["http"]["response"]["status"] == 429)
+        .unwrap();
+    assert_eq!(throttled["namespace"], "remote");
+    assert_eq!(throttled["throttle"], true);
+    assert_eq!(throttled["error"], true);
+    assert_eq!(throttled["parent_id"], seg["id"]);
+    let broken = docs
+        .iter()
+        .find(|d| d["http"]["response"]["status"] == 503)
+        .unwrap();
+    assert_eq!(broken["fault"], true);
+
+    // Status from code: the subsegment is a fault, with the description as its cause.
+    let failed = by_name(&docs, "work");
+    assert_eq!(failed["fault"], true, "{failed:#}");
+    assert_eq!(failed["parent_id"], seg["id"]);
+    assert!(
+        failed["cause"].to_string().contains("disk full"),
+        "{failed:#}"
+    );
+}
+
+#[test]
+fn names_and_resource_from_the_environment() {
+    let out = Buffer::default();
+    let env = [
+        ("OTEL_SERVICE_NAME", "svc-from-env"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.version=1.2.3,deployment.environment=prod",
+        ),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_XRAY_TRACING_NAME", "Tracing Name"),
+    ];
+    let docs = run(builder(&env, &out), &out, || {
+        let _e = tracing::info_span!("root").entered();
+    });
+    assert_eq!(docs.len(), 1);
+    let seg = &docs[0];
+    assert_eq!(seg["name"], "Tracing Name");
+    assert_eq!(seg["service"]["version"], "1.2.3");
+    let resource = &seg["metadata"]["otel.resource"];
+    assert_eq!(resource["service.name"], "svc-from-env", "{seg:#}");
+    assert_eq!(resource["cloud.region"], "eu-west-1");
+    assert_eq!(resource["deployment.environment"], "prod");
+    assert_eq!(resource["telemetry.distro.name"], "tracing-xray");
+
+    // Code wins over OTEL_SERVICE_NAME; OTEL_RESOURCE_ATTRIBUTES names the service when
+    // nothing else does.
+    let out = Buffer::default();
+    let b = builder(&env[..3], &out).with_service_name("from-code");
+    let docs = run(b, &out, || {
+        let _e = tracing::info_span!("root").entered();
+    });
+    assert_eq!(docs[0]["name"], "from-code");
+    let out = Buffer::default();
+    let b = builder(
+        &[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs")],
+        &out,
+    );
+    let docs = run(b, &out, || {
+        let _e = tracing::info_span!("root").entered();
+    });
+    assert_eq!(docs[0]["name"], "from-attrs");
+    let out = Buffer::default();
+    let docs = run(builder(&[], &out), &out, || {
+        let _e = tracing::info_span!("root").entered();
+    });
+    assert!(
+        docs[0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown_service:"),
+        "{:#}",
+        docs[0]
+    );
+}
+
+#[test]
+fn disabled_layer_is_a_no_op() {
+    let out = Buffer::default();
+    let layer = builder(&[("AWS_XRAY_SDK_ENABLED", "false")], &out)
+        .build::<tracing_subscriber::Registry>()
+        .unwrap();
+    assert!(!layer.is_enabled());
+    assert!(layer.provider().is_none() && layer.metrics().is_none());
+    use tracing_subscriber::Layer;
+    assert_eq!(
+        layer.max_level_hint(),
+        Some(tracing_subscriber::filter::LevelFilter::OFF)
+    );
+    let guard = layer.flush_guard();
+    assert!(guard.flush());
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        // Nothing is interested: the span is disabled at its call site.
+        let span = tracing::info_span!("root", otel.kind = "server");
+        assert!(span.is_disabled());
+    });
+    drop(guard);
+    assert!(out.documents().is_empty());
+
+    // Code can disable too.
+    let out = Buffer::default();
+    let layer = builder(&[], &out)
+        .enabled(false)
+        .build::<tracing_subscriber::Registry>()
+        .unwrap();
+    assert!(!layer.is_enabled());
+}
+
+#[test]
+fn context_missing_drops_orphan_downstream_calls() {
+    let orphan = || {
+        let _e = tracing::info_span!("GET", otel.kind = "client", url.full = "http://a.local/")
+            .entered();
+        let _job = tracing::info_span!("job").entered();
+    };
+    // Default: the call starts its own trace.
+    let out = Buffer::default();
+    let docs = run(builder(&[], &out), &out, orphan);
+    assert_eq!(docs.len(), 2, "{docs:#?}");
+    for env in [
+        ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR"),
+        ("AWS_XRAY_CONTEXT_MISSING", "IGNORE_ERROR"),
+        ("AWS_XRAY_CONTEXT_MISSING", "RUNTIME_ERROR"),
+    ] {
+        let out = Buffer::default();
+        let docs = run(builder(&[env], &out), &out, orphan);
+        // The call and the work done inside it (its child, unsampled with it) are gone.
+        assert!(docs.is_empty(), "{env:?}: {docs:#?}");
+    }
+    // The environment wins over code, code decides when the environment is silent.
+    let out = Buffer::default();
+    let b = builder(&[], &out).with_context_missing(ContextMissing::Ignore);
+    assert!(run(b, &out, orphan).is_empty());
+    // A call inside a trace is kept.
+    let out = Buffer::default();
+    let docs = run(
+        builder(&[("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR")], &out),
+        &out,
+        || {
+            let _root = tracing::info_span!("request", otel.kind = "server").entered();
+            orphan();
+        },
+    );
+    assert_eq!(docs.len(), 3, "{docs:#?}");
+}
+
+#[test]
+fn samplers_from_the_environment() {
+    let one = || {
+        let _e = tracing::info_span!("root").entered();
+    };
+    let out = Buffer::default();
+    assert!(
+        run(
+            builder(&[("OTEL_TRACES_SAMPLER", "always_off")], &out),
+            &out,
+            one
+        )
+        .is_empty()
+    );
+    let out = Buffer::default();
+    let env = [
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0"),
+    ];
+    assert!(run(builder(&env, &out), &out, one).is_empty());
+    // X-Ray rules, local only: the built-in default samples the first trace of a second.
+    let out = Buffer::default();
+    let env = [
+        ("OTEL_TRACES_SAMPLER", "xray"),
+        ("OTEL_TRACES_SAMPLER_ARG", "local_only=true"),
+    ];
+    let docs = run(builder(&env, &out), &out, one);
+    assert_eq!(docs.len(), 1);
+    assert_eq!(
+        docs[0]["aws"]["xray"]["sampling_rule_name"], "Default",
+        "{:#}",
+        docs[0]
+    );
+    let env = [
+        ("OTEL_TRACES_SAMPLER", "xray"),
+        ("OTEL_TRACES_SAMPLER_ARG", "colour=blue"),
+    ];
+    let err = builder(&env, &out)
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err();
+    assert!(matches!(err, Error::Sampler(_)), "{err}");
+}
+
+#[test]
+fn bad_daemon_address_is_an_error() {
+    let out = Buffer::default();
+    let err = crate::builder()
+        .with_env(vars(&[("AWS_XRAY_DAEMON_ADDRESS", "udp:nowhere")]))
+        .with_resource_detection(false)
+        .install_global_propagator(false)
+        .install_global_provider(false)
+        .build::<tracing_subscriber::Registry>()
+        .unwrap_err();
+    assert!(matches!(err, Error::DaemonAddress(_)), "{err}");
+    drop(out);
+}
+
+#[test]
+fn daemon_address_from_the_environment_receives_datagrams() {
+    let socket = xray_testkit::udp_listener();
+    let port = socket.local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let layer = crate::builder()
+        .with_env(vars(&[
+            ("AWS_XRAY_DAEMON_ADDRESS", &address),
+            ("OTEL_SERVICE_NAME", "udp"),
+        ]))
+        // The environment wins over a daemon address given in code.
+        .with_daemon_address("127.0.0.1:9".parse().unwrap())
+        .with_resource_detection(false)
+        .install_global_propagator(false)
+        .install_global_provider(false)
+        .build()
+        .unwrap();
+    let metrics = layer.metrics().unwrap().clone();
+    let guard = layer.flush_guard();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let _e = tracing::info_span!("root").entered();
+    });
+    drop(guard);
+    let datagrams = xray_testkit::recv_all(&socket, 10);
+    assert_eq!(datagrams.len(), 1);
+    let text = String::from_utf8(datagrams[0].clone()).unwrap();
+    let (header, body) = text.split_once('\n').unwrap();
+    assert_eq!(header, r#"{"format":"json","version":1}"#);
+    xray_testkit::assert_schema_valid(body);
+    assert!(body.contains(r#""name":"udp""#), "{body}");
+    assert_eq!(metrics.snapshot().documents_sent, 1);
+}
+
+#[test]
+fn beanstalk_detected_from_its_file() {
+    let dir = std::env::temp_dir().join(format!("tracing-xray-eb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("environment.conf");
+    std::fs::write(
+        &conf,
+        r#"{"deployment_id":7,"version_label":"v7","environment_name":"shop-prod"}"#,
+    )
+    .unwrap();
+    let out = Buffer::default();
+    let b = builder(&[("OTEL_SERVICE_NAME", "shop")], &out).with_paths(Paths {
+        beanstalk_conf: conf,
+        ..Paths {
+            k8s_namespace: dir.join("x"),
+            k8s_token: dir.join("y"),
+            beanstalk_conf: dir.join("z"),
+            dmi_dir: dir.join("dmi"),
+            hypervisor_uuid: dir.join("uuid"),
+        }
+    });
+    let docs = run(b, &out, || {
+        let _e = tracing::info_span!("root", otel.kind = "server").entered();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let seg = &docs[0];
+    assert_eq!(
+        seg["origin"], "AWS::ElasticBeanstalk::Environment",
+        "{seg:#}"
+    );
+    let eb = &seg["aws"]["elastic_beanstalk"];
+    assert_eq!(eb["environment_name"], "shop-prod");
+    assert_eq!(eb["version_label"], "v7");
+    assert_eq!(eb["deployment_id"], 7);
+}
