@@ -19,6 +19,7 @@
 //! | `--buffer-memory MB` | `-m` | `XRAY_BRIDGE_BUFFER_MEMORY` | `buffer-memory` | 16 |
 //! | `--resource-arn ARN` | `-a` | `XRAY_BRIDGE_RESOURCE_ARN` | `resource-arn` | none |
 //! | `--log-level LEVEL` | `-l` | `XRAY_BRIDGE_LOG_LEVEL` | `log-level` | `info` |
+//! | `--log-file PATH` | `-f` | `XRAY_BRIDGE_LOG_FILE` | `log-file` | standard error |
 //! | `--max-request-bytes N` | | `XRAY_BRIDGE_MAX_REQUEST_BYTES` | `max-request-bytes` | 8 MiB |
 //! | `--shutdown-timeout SECS` | | `XRAY_BRIDGE_SHUTDOWN_TIMEOUT` | `shutdown-timeout` | 10 |
 
@@ -52,6 +53,8 @@ pub const DEFAULT_SHUTDOWN_SECS: u64 = 10;
 #[command(
     name = "xray-bridge",
     version,
+    // The daemon's -v prints the version; -V works too.
+    disable_version_flag = true,
     // A flag given twice takes the last value (handy for wrappers that append flags).
     args_override_self = true,
     about = "Receives OTLP traces and X-Ray daemon datagrams, serves the X-Ray sampling API, and exports to AWS X-Ray.",
@@ -129,6 +132,9 @@ pub struct Cli {
     /// (daemon: -l/--log-level).
     #[arg(long, short = 'l', env = "XRAY_BRIDGE_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
+    /// Append logs to this file instead of standard error (daemon: -f/--log-file).
+    #[arg(long, short = 'f', env = "XRAY_BRIDGE_LOG_FILE", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
     /// Largest OTLP request body in bytes, compressed and decompressed.
     #[arg(long, env = "XRAY_BRIDGE_MAX_REQUEST_BYTES", value_name = "N")]
     pub max_request_bytes: Option<usize>,
@@ -138,6 +144,9 @@ pub struct Cli {
     /// Print the merged configuration and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// Print the version (daemon: -v/--version).
+    #[arg(short = 'v', long = "version", visible_short_alias = 'V', action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
 }
 
 /// The config file: the same settings as the flags, keyed by their long names.
@@ -157,6 +166,7 @@ pub struct FileConfig {
     buffer_memory: Option<u64>,
     resource_arn: Option<String>,
     log_level: Option<String>,
+    log_file: Option<PathBuf>,
     max_request_bytes: Option<usize>,
     shutdown_timeout: Option<u64>,
 }
@@ -344,6 +354,8 @@ pub struct Settings {
     pub resource_arn: Option<String>,
     /// Log level.
     pub log_level: LogLevel,
+    /// Log file (standard error when `None`).
+    pub log_file: Option<PathBuf>,
     /// Largest OTLP request body.
     pub max_request_bytes: usize,
     /// Time allowed to drain on shutdown.
@@ -488,6 +500,7 @@ impl Settings {
             buffer_bytes: (buffer_mb * 1024 * 1024) as usize,
             resource_arn: nonempty(cli.resource_arn.or(file.resource_arn)),
             log_level,
+            log_file: cli.log_file.or(file.log_file),
             max_request_bytes,
             shutdown_timeout: Duration::from_secs(shutdown_secs),
         };
@@ -579,6 +592,8 @@ mod tests {
             "dev",
             "-e",
             "http://127.0.0.1:9",
+            "-f",
+            "/var/log/xray-bridge.log",
         ]);
         let s = Settings::merge(cli, FileConfig::default()).unwrap();
         assert_eq!(s.udp, Some("0.0.0.0:3000".parse().unwrap()));
@@ -593,6 +608,7 @@ mod tests {
         assert_eq!(s.resource_arn.as_deref(), Some("arn:aws:ec2:x"));
         assert_eq!(s.log_level, LogLevel::Trace);
         assert_eq!(s.endpoint_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(s.log_file, Some(PathBuf::from("/var/log/xray-bridge.log")));
     }
 
     #[test]

@@ -21,7 +21,10 @@ fn main() -> ExitCode {
         println!("{settings:#?}");
         return ExitCode::SUCCESS;
     }
-    xray_bridge::logging::init(settings.log_level);
+    if let Err(e) = xray_bridge::logging::init(settings.log_level, settings.log_file.as_deref()) {
+        eprintln!("xray-bridge: cannot open the log file: {e}");
+        return ExitCode::from(exit::CONFIG);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("xray-bridge")

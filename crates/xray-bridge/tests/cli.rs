@@ -124,3 +124,26 @@ fn healthz_and_metrics_answer_and_ctrl_c_drains_too() {
     );
     assert!(bridge.logs().contains("SIGINT"), "{}", bridge.logs());
 }
+
+#[test]
+fn daemon_version_flag_and_log_file() {
+    let out = bridge().arg("-v").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("xray-bridge "));
+
+    let scratch = Scratch::new("cli-log");
+    let log = scratch.path("bridge.log");
+    let log_arg = log.display().to_string();
+    let mut bridge = Bridge::start(Options {
+        args: vec!["-f", &log_arg, "-l", "info"],
+        ..Options::export("stdout")
+    });
+    assert_eq!(bridge.stop(Duration::from_secs(20)), 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("xray-bridge ready"), "{text}");
+    assert!(text.contains("totals over the run"), "{text}");
+    assert!(
+        !bridge.logs().contains("xray-bridge ready"),
+        "stderr stays quiet"
+    );
+}
