@@ -41,8 +41,12 @@ CREATE TABLE IF NOT EXISTS documents (
     annotations TEXT NOT NULL,
     received_at REAL NOT NULL,
     bytes INTEGER NOT NULL,
-    json TEXT NOT NULL,
     UNIQUE (trace_id, id)
+);
+-- The JSON text lives apart, so that scans of the indexed columns stay small.
+CREATE TABLE IF NOT EXISTS bodies (
+    seq INTEGER PRIMARY KEY,
+    json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_start ON documents (start_time);
 CREATE INDEX IF NOT EXISTS documents_service ON documents (service);
@@ -395,7 +399,8 @@ impl Store {
     pub fn trace_documents(&self, trace_id: &str) -> Result<Vec<String>, StoreError> {
         let guard = self.lock();
         let mut stmt = guard.conn.prepare_cached(
-            "SELECT json FROM documents WHERE trace_id = ?1 ORDER BY start_time, seq",
+            "SELECT b.json FROM documents d JOIN bodies b ON b.seq = d.seq
+             WHERE d.trace_id = ?1 ORDER BY d.start_time, d.seq",
         )?;
         let rows = stmt.query_map([trace_id], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -406,7 +411,8 @@ impl Store {
         let docs: Vec<(String, String)> = {
             let guard = self.lock();
             let mut stmt = guard.conn.prepare_cached(
-                "SELECT d.trace_id, d.json FROM documents d
+                "SELECT d.trace_id, b.json FROM documents d
+                 JOIN bodies b ON b.seq = d.seq
                  JOIN (SELECT trace_id FROM traces ORDER BY first_seq DESC LIMIT ?1) t
                    ON t.trace_id = d.trace_id
                  ORDER BY d.trace_id, d.start_time",
@@ -441,17 +447,22 @@ fn insert_one(
     now: f64,
     total: u64,
 ) -> Result<u64, StoreError> {
-    let old: Option<i64> = tx
-        .prepare_cached("SELECT bytes FROM documents WHERE trace_id = ?1 AND id = ?2")?
-        .query_row(params![f.trace_id, f.id], |r| r.get(0))
+    let old: Option<(i64, i64)> = tx
+        .prepare_cached("SELECT seq, bytes FROM documents WHERE trace_id = ?1 AND id = ?2")?
+        .query_row(params![f.trace_id, f.id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
+    if let Some((old_seq, _)) = old {
+        tx.prepare_cached("DELETE FROM bodies WHERE seq = ?1")?
+            .execute([old_seq])?;
+    }
+    let old = old.map(|(_, bytes)| bytes);
     let bytes = json.len() as i64;
     tx.prepare_cached(
         "INSERT OR REPLACE INTO documents (trace_id, id, parent_id, subsegment, name, service,
             origin, start_time, end_time, error, throttle, fault, any_error, any_throttle,
-            any_fault, http_status, http_method, http_url, annotations, received_at, bytes, json)
+            any_fault, http_status, http_method, http_url, annotations, received_at, bytes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22)",
+            ?18, ?19, ?20, ?21)",
     )?
     .execute(params![
         f.trace_id,
@@ -475,9 +486,10 @@ fn insert_one(
         Value::Object(f.annotations.clone()).to_string(),
         now,
         bytes,
-        json,
     ])?;
     let seq = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO bodies (seq, json) VALUES (?1, ?2)")?
+        .execute(params![seq, json])?;
     let added_docs = i64::from(old.is_none());
     let old_bytes = old.unwrap_or(0);
     tx.prepare_cached(
@@ -531,6 +543,10 @@ fn evict(
 }
 
 fn remove_trace(tx: &Transaction<'_>, trace_id: &str) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "DELETE FROM bodies WHERE seq IN (SELECT seq FROM documents WHERE trace_id = ?1)",
+    )?
+    .execute([trace_id])?;
     tx.prepare_cached("DELETE FROM documents WHERE trace_id = ?1")?
         .execute([trace_id])?;
     tx.prepare_cached("DELETE FROM traces WHERE trace_id = ?1")?

@@ -236,3 +236,30 @@ fn default_path_follows_xdg() {
         "{p:?}"
     );
 }
+
+#[test]
+fn replaced_and_evicted_documents_leave_no_bodies_behind() {
+    let dir = TempDir::new();
+    let mut config = StoreConfig::at(dir.db());
+    let traces = seed_traces(4, test_now());
+    let size =
+        |t: &crate::demo::DemoTrace| -> u64 { t.documents.iter().map(|d| d.len() as u64).sum() };
+    // Room for the last two traces.
+    config.max_bytes = size(&traces[2]) + size(&traces[3]);
+    let store = Store::open(config).unwrap();
+    insert_traces(&store, &traces, test_now());
+    // Sending a trace's documents again replaces them.
+    insert_traces(&store, &traces[3..], test_now());
+    let guard = store.lock();
+    let count = |sql: &str| -> i64 { guard.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT COUNT(*) FROM documents"), 10);
+    assert_eq!(count("SELECT COUNT(*) FROM bodies"), 10);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM documents d JOIN bodies b ON b.seq = d.seq"),
+        10
+    );
+    assert_eq!(
+        count("SELECT SUM(bytes) FROM traces") as u64,
+        guard.total_bytes
+    );
+}
