@@ -107,6 +107,15 @@ async fn traces_filters_detail_and_map() {
 
     // One trace: its documents as received.
     let fault = &fx.traces[3];
+    let raw = reqwest::get(fx.url(&format!("/api/traces/{}", fault.id)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for sent in &fault.documents {
+        assert!(raw.contains(sent.as_str()), "not byte for byte: {sent}");
+    }
     let (status, detail) = get(&fx.url(&format!("/api/traces/{}", fault.id))).await;
     assert_eq!(status, 200);
     assert_eq!(detail["id"], fault.id.as_str());

@@ -201,14 +201,24 @@ async fn trace(State(store): State<Store>, Path(id): Path<String>) -> Response {
             format!("no trace {trace_id} in the local store"),
         ),
         Ok(docs) => {
-            let documents: Vec<Value> = docs
-                .iter()
-                .map(|d| serde_json::from_str(d).unwrap_or_else(|_| Value::String(d.clone())))
-                .collect();
-            json_response(
+            // The documents exactly as received (each was checked to be JSON when stored).
+            let mut body = format!("{{\"id\":{},\"documents\":[", Value::String(trace_id));
+            for (i, doc) in docs.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(doc);
+            }
+            body.push_str("]}");
+            (
                 StatusCode::OK,
-                json!({"id": trace_id, "documents": documents}),
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                body,
             )
+                .into_response()
         }
         Err(r) => r,
     }
