@@ -20,7 +20,8 @@
 //! `$HOME/.local/share/xray-bridge/local.db`, else `./xray-bridge-local.db`. The store is
 //! bounded by age ([`StoreConfig::max_age`], default 24 hours since a trace last received a
 //! document) and by size ([`StoreConfig::max_bytes`], default 256 MiB of document JSON);
-//! whole traces are removed, the first received first.
+//! whole traces are removed, the first received first. The limits apply on open, on
+//! every write, and every minute while a [`Console`] runs.
 //!
 //! # Wiring into the binary
 //!

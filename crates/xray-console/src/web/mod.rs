@@ -57,7 +57,11 @@ pub struct Console {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<io::Result<()>>,
+    expiry: JoinHandle<()>,
 }
+
+/// How often a running console applies the store's age limit (writes apply it too).
+const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Console {
     /// Binds `addr` and serves the console on the current Tokio runtime. An address beyond
@@ -75,6 +79,17 @@ impl Console {
             tracing::warn!(%addr, "the local console listens beyond loopback: anyone who reaches it can read the traces");
         }
         let (stop, stopped) = oneshot::channel::<()>();
+        let expiring = store.clone();
+        let expiry = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_EVERY);
+            loop {
+                tick.tick().await;
+                let store = expiring.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.evict()).await {
+                    tracing::warn!(error = %e, "local console: cannot expire old traces");
+                }
+            }
+        });
         let task = tokio::spawn(serve(listener, store, async move {
             let _ = stopped.await;
         }));
@@ -82,6 +97,7 @@ impl Console {
             addr,
             stop: Some(stop),
             task,
+            expiry,
         })
     }
 
@@ -92,12 +108,22 @@ impl Console {
 
     /// Stops accepting, lets open requests finish, and waits for the server to end.
     pub async fn shutdown(mut self) -> io::Result<()> {
+        self.expiry.abort();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         (&mut self.task)
             .await
             .map_err(|e| io::Error::other(format!("local console task: {e}")))?
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.expiry.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
