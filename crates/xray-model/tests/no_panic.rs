@@ -69,7 +69,11 @@ fn hundred_thousand_inputs_never_panic() {
         let text = String::from_utf8_lossy(&input);
         if let Ok(h) = TraceHeader::parse(&text) {
             headers_ok += 1;
-            assert_eq!(TraceHeader::parse(&h.to_string()).as_ref(), Ok(&h), "{text:?}");
+            assert_eq!(
+                TraceHeader::parse(&h.to_string()).as_ref(),
+                Ok(&h),
+                "{text:?}"
+            );
         }
         if parse_datagram(&input).is_ok() {
             datagrams_ok += 1;

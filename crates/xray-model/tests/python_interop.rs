@@ -40,7 +40,12 @@ fn rows() -> Vec<Row> {
     };
     let full = r(Some(ROOT), Some(PARENT), Some("1"));
     vec![
-        row("ALB, Root only", format!("Root={ROOT}"), r(Some(ROOT), None, None), None),
+        row(
+            "ALB, Root only",
+            format!("Root={ROOT}"),
+            r(Some(ROOT), None, None),
+            None,
+        ),
         row(
             "ALB with Self",
             format!("Self=1-67891234-12456789abcdef012345678;Root={ROOT}"),
@@ -77,7 +82,12 @@ fn rows() -> Vec<Row> {
             r(Some(ROOT), None, Some("0")),
             None,
         ),
-        row("SDK, full", format!("Root={ROOT};Parent={PARENT};Sampled=1"), full.clone(), None),
+        row(
+            "SDK, full",
+            format!("Root={ROOT};Parent={PARENT};Sampled=1"),
+            full.clone(),
+            None,
+        ),
         row(
             "SDK asks for a decision",
             format!("Root={ROOT};Parent={PARENT};Sampled=?"),
@@ -132,7 +142,9 @@ fn rows() -> Vec<Row> {
         ),
         row(
             "Self after the known fields",
-            format!("Root={ROOT};Parent={PARENT};Sampled=1;Self=1-67891234-12456789abcdef012345678"),
+            format!(
+                "Root={ROOT};Parent={PARENT};Sampled=1;Self=1-67891234-12456789abcdef012345678"
+            ),
             full.clone(),
             None,
         ),
@@ -225,8 +237,17 @@ fn python_aws_xray_sdk_reads_the_same_headers() {
     assert_eq!(python.len(), rows.len());
     let mut agree = 0;
     for (row, py) in rows.iter().zip(python) {
-        assert_eq!(ours(&row.header), row.ours, "ours, {}: {:?}", row.form, row.header);
-        let expected_py = row.python_differs.clone().unwrap_or_else(|| row.ours.clone());
+        assert_eq!(
+            ours(&row.header),
+            row.ours,
+            "ours, {}: {:?}",
+            row.form,
+            row.header
+        );
+        let expected_py = row
+            .python_differs
+            .clone()
+            .unwrap_or_else(|| row.ours.clone());
         assert_eq!(py, expected_py, "python, {}: {:?}", row.form, row.header);
         agree += usize::from(row.python_differs.is_none());
     }

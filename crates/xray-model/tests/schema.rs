@@ -30,7 +30,10 @@ fn full_segment() -> Segment<'static> {
     seg.http = Some(Http {
         request: Some(HttpRequest {
             method: s("GET"),
-            url: Some(limit_string(Cow::Owned(format!("https://example.com/{}", "a".repeat(400))))),
+            url: Some(limit_string(Cow::Owned(format!(
+                "https://example.com/{}",
+                "a".repeat(400)
+            )))),
             user_agent: s("curl/8"),
             client_ip: s("203.0.113.9"),
             x_forwarded_for: true,
@@ -101,8 +104,10 @@ fn full_segment() -> Segment<'static> {
             }],
         }],
     }));
-    seg.annotations
-        .insert(annotation_key("tenant.id").into_owned(), AnnotationValue::Str("acme".into()));
+    seg.annotations.insert(
+        annotation_key("tenant.id").into_owned(),
+        AnnotationValue::Str("acme".into()),
+    );
     seg.annotations.insert("retries", AnnotationValue::Int(3));
     seg.annotations.insert("ratio", AnnotationValue::Float(0.5));
     seg.annotations.insert("vip", AnnotationValue::Bool(true));
@@ -112,7 +117,10 @@ fn full_segment() -> Segment<'static> {
         "nested",
         AnyValue::Object({
             let mut f = Fields::new();
-            f.insert("list", AnyValue::Array(vec![AnyValue::Int(1), AnyValue::Null]));
+            f.insert(
+                "list",
+                AnyValue::Array(vec![AnyValue::Int(1), AnyValue::Null]),
+            );
             f
         }),
     );
@@ -202,7 +210,10 @@ fn every_split_document_is_schema_valid() {
         seg.subsegments.push(child);
     }
     let (docs, report) = split_to_document_limit(seg);
-    assert!(docs.len() > 1, "a 300-subsegment tree needs several documents");
+    assert!(
+        docs.len() > 1,
+        "a 300-subsegment tree needs several documents"
+    );
     assert!(report.detached > 0);
     for doc in &docs {
         let json = doc.to_json();
