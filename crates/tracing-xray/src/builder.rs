@@ -10,6 +10,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::{BatchConfig, BatchSpanProcessor, SdkTracerProvider, ShouldSample};
 use tracing::Subscriber;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::registry::LookupSpan;
 use xray_export::{DaemonAddress, XRayExporter, XRayExporterBuilder};
 use xray_sampling::XraySampler;
@@ -76,6 +78,7 @@ pub struct XrayLayerBuilder {
     install_provider: bool,
     context_missing: ContextMissing,
     batch: Option<BatchConfig>,
+    max_level: LevelFilter,
 }
 
 impl fmt::Debug for XrayLayerBuilder {
@@ -110,6 +113,7 @@ impl Default for XrayLayerBuilder {
             install_provider: true,
             context_missing: ContextMissing::NewTrace,
             batch: None,
+            max_level: LevelFilter::INFO,
         }
     }
 }
@@ -222,6 +226,14 @@ impl XrayLayerBuilder {
     /// `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE` and the like).
     pub fn with_batch_config(mut self, config: BatchConfig) -> Self {
         self.batch = Some(config);
+        self
+    }
+
+    /// The most verbose level of spans and events sent to X-Ray (default INFO: DEBUG and
+    /// TRACE spans, and the DEBUG/TRACE events of libraries such as hyper, stay out of
+    /// segment documents). A filter of this layer only; other layers are not affected.
+    pub fn with_max_level(mut self, level: impl Into<LevelFilter>) -> Self {
+        self.max_level = level.into();
         self
     }
 
@@ -388,7 +400,8 @@ impl XrayLayerBuilder {
             .with_tracer(tracer)
             .with_tracked_inactivity(false)
             .with_threads(false)
-            .with_target(false);
+            .with_target(false)
+            .with_filter(self.max_level);
         Ok(XrayLayer {
             inner: Some(inner),
             handle: Some(Handle {

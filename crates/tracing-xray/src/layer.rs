@@ -8,13 +8,16 @@ use tracing::span;
 use tracing::subscriber::Interest;
 use tracing::{Dispatch, Event, Metadata, Subscriber};
 use tracing_opentelemetry::OpenTelemetryLayer;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{Filtered, LevelFilter};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 use xray_export::Metrics;
 use xray_sampling::XraySampler;
 
 use crate::Propagator;
+
+/// The bridge, seeing only spans and events up to the configured level.
+pub(crate) type Bridge<S> = Filtered<OpenTelemetryLayer<S, SdkTracer>, LevelFilter, S>;
 
 /// What a running layer owns besides the bridge itself.
 #[derive(Clone)]
@@ -28,11 +31,15 @@ pub(crate) struct Handle {
 /// A `tracing-subscriber` layer that sends spans to AWS X-Ray; made by [`crate::layer`] or
 /// [`crate::builder`].
 ///
+/// It sees spans and events up to INFO by default
+/// ([`XrayLayerBuilder::with_max_level`](crate::XrayLayerBuilder::with_max_level)), as a
+/// per-layer filter: other layers (a `fmt` layer at DEBUG, say) are not affected.
+///
 /// When tracing is disabled (`AWS_XRAY_SDK_ENABLED=false`) the layer holds nothing and
 /// tells the subscriber it wants no spans or events (`max_level_hint` is `OFF`), so it
 /// costs nothing.
 pub struct XrayLayer<S> {
-    pub(crate) inner: Option<OpenTelemetryLayer<S, SdkTracer>>,
+    pub(crate) inner: Option<Bridge<S>>,
     pub(crate) handle: Option<Handle>,
 }
 

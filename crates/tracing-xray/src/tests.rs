@@ -220,6 +220,32 @@ fn names_and_resource_from_the_environment() {
 }
 
 #[test]
+fn levels_above_the_maximum_stay_out() {
+    let out = Buffer::default();
+    let docs = run(builder(&[], &out), &out, || {
+        let root = tracing::info_span!("root");
+        let _e = root.enter();
+        tracing::info!("kept");
+        tracing::debug!("library chatter");
+        let _d = tracing::debug_span!("detail").entered();
+    });
+    assert_eq!(docs.len(), 1, "{docs:#?}");
+    let events = docs[0]["metadata"]["otel"].to_string();
+    assert!(
+        events.contains("kept") && !events.contains("library chatter"),
+        "{events}"
+    );
+
+    let out = Buffer::default();
+    let b = builder(&[], &out).with_max_level(tracing::Level::TRACE);
+    let docs = run(b, &out, || {
+        let _e = tracing::info_span!("root").entered();
+        let _d = tracing::debug_span!("detail").entered();
+    });
+    assert_eq!(docs.len(), 2, "{docs:#?}");
+}
+
+#[test]
 fn disabled_layer_is_a_no_op() {
     let out = Buffer::default();
     let layer = builder(&[("AWS_XRAY_SDK_ENABLED", "false")], &out)
