@@ -123,8 +123,11 @@ fn field_naming_rule_end_to_end() {
         );
         failing.record("otel.status_code", "ERROR");
         failing.record("otel.status_description", "disk full");
+        let io = std::io::Error::other("connection reset");
+        let _e = tracing::info_span!("io").entered();
+        tracing::error!(error = &io as &dyn std::error::Error, "write failed");
     });
-    assert_eq!(docs.len(), 4, "{docs:#?}");
+    assert_eq!(docs.len(), 5, "{docs:#?}");
     let seg = by_name(&docs, "orders");
     assert_eq!(seg["annotations"]["customer_tier"], "gold");
     assert_eq!(seg["annotations"]["retries"], 3);
@@ -160,6 +163,16 @@ fn field_naming_rule_end_to_end() {
     assert!(
         failed["cause"].to_string().contains("disk full"),
         "{failed:#}"
+    );
+
+    // An ERROR event with an `error` field: a fault with the error as an exception.
+    let io = by_name(&docs, "io");
+    assert_eq!(io["fault"], true, "{io:#}");
+    assert!(
+        io["cause"]["exceptions"]
+            .to_string()
+            .contains("connection reset"),
+        "{io:#}"
     );
 }
 
