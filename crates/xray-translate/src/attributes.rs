@@ -140,6 +140,8 @@ pub(crate) fn annotations_and_metadata<'a>(
     let list = known.peek(K::XrayAnnotations);
     let any_explicit = list.is_some() || !config.annotation_keys().is_empty();
     let mut metadata = UniqueFields::new();
+    // Sized once for the worst case (every attribute in metadata): no regrowth per key.
+    metadata.fields.0.reserve_exact(attrs.len());
     for (index, (key, value)) in attrs.iter().enumerate() {
         let consumed = known.kind_at(index, key).is_some_and(|k| known.is_used(k));
         let explicit = any_explicit
