@@ -22,6 +22,11 @@
 //! | `--log-file PATH` | `-f` | `XRAY_BRIDGE_LOG_FILE` | `log-file` | standard error |
 //! | `--max-request-bytes N` | | `XRAY_BRIDGE_MAX_REQUEST_BYTES` | `max-request-bytes` | 8 MiB |
 //! | `--shutdown-timeout SECS` | | `XRAY_BRIDGE_SHUTDOWN_TIMEOUT` | `shutdown-timeout` | 10 |
+//! | `--local` (= `--export local`) | | `XRAY_BRIDGE_LOCAL` | `local` | false |
+//! | `--console ADDR` | | `XRAY_BRIDGE_CONSOLE` | `console` | `127.0.0.1:2020` |
+//! | `--store PATH` | | `XRAY_BRIDGE_STORE` | `store` | the console's default |
+//!
+//! `--console` and `--store` only matter with `--export local`.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -46,6 +51,8 @@ pub const DEFAULT_BUFFER_MB: u64 = 16;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// Default time allowed to drain on shutdown.
 pub const DEFAULT_SHUTDOWN_SECS: u64 = 10;
+/// Default local console address (local mode), loopback only.
+pub const DEFAULT_CONSOLE: &str = "127.0.0.1:2020";
 
 /// The command line. Every flag can also come from its environment variable or the
 /// config file; see the module documentation for the names.
@@ -85,7 +92,8 @@ pub struct Cli {
         value_name = "ADDR"
     )]
     pub tcp: Option<Listen>,
-    /// Where documents go: `api`, `otlp`, `daemon:HOST:PORT`, `file:PATH` or `stdout`.
+    /// Where documents go: `api`, `otlp`, `daemon:HOST:PORT`, `file:PATH`, `stdout` or
+    /// `local` (kept in the local store and shown on the console page).
     #[arg(long, env = "XRAY_BRIDGE_EXPORT", value_name = "KIND")]
     pub export: Option<ExportKind>,
     /// AWS region (daemon: -n/--region); else the AWS chain (`AWS_REGION`, profile, IMDS).
@@ -141,6 +149,15 @@ pub struct Cli {
     /// Seconds allowed on SIGTERM/Ctrl-C to deliver what is queued.
     #[arg(long, env = "XRAY_BRIDGE_SHUTDOWN_TIMEOUT", value_name = "SECS")]
     pub shutdown_timeout: Option<u64>,
+    /// Local mode, the same as `--export local` (and it wins over `--export`).
+    #[arg(long, env = "XRAY_BRIDGE_LOCAL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub local: Option<bool>,
+    /// Local mode: the console page's address (default 127.0.0.1:2020).
+    #[arg(long, env = "XRAY_BRIDGE_CONSOLE", value_name = "ADDR")]
+    pub console: Option<Listen>,
+    /// Local mode: the SQLite store file (default `$XDG_DATA_HOME/xray-bridge/local.db`).
+    #[arg(long, env = "XRAY_BRIDGE_STORE", value_name = "PATH")]
+    pub store: Option<PathBuf>,
     /// Print the merged configuration and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -169,6 +186,9 @@ pub struct FileConfig {
     log_file: Option<PathBuf>,
     max_request_bytes: Option<usize>,
     shutdown_timeout: Option<u64>,
+    local: Option<bool>,
+    console: Option<String>,
+    store: Option<PathBuf>,
 }
 
 /// A listen address, or `off` to disable that listener.
@@ -225,6 +245,8 @@ pub enum ExportKind {
     File(PathBuf),
     /// Standard output, one document per line.
     Stdout,
+    /// Local mode: the console's SQLite store, shown on the console page.
+    Local,
 }
 
 impl FromStr for ExportKind {
@@ -243,6 +265,7 @@ impl FromStr for ExportKind {
             "api" => Ok(ExportKind::Api),
             "otlp" => Ok(ExportKind::Otlp),
             "stdout" => Ok(ExportKind::Stdout),
+            "local" => Ok(ExportKind::Local),
             _ => {
                 if let Some(rest) = s.strip_prefix("daemon:") {
                     let hp = nonempty(rest, "HOST:PORT")?;
@@ -256,7 +279,7 @@ impl FromStr for ExportKind {
                     Ok(ExportKind::File(PathBuf::from(nonempty(rest, "PATH")?)))
                 } else {
                     Err(format!(
-                        "`{s}` is not an export kind: api, otlp, daemon:HOST:PORT, file:PATH or stdout"
+                        "`{s}` is not an export kind: api, otlp, daemon:HOST:PORT, file:PATH, stdout or local"
                     ))
                 }
             }
@@ -272,6 +295,7 @@ impl fmt::Display for ExportKind {
             ExportKind::Daemon(a) => write!(f, "daemon:{a}"),
             ExportKind::File(p) => write!(f, "file:{}", p.display()),
             ExportKind::Stdout => f.write_str("stdout"),
+            ExportKind::Local => f.write_str("local"),
         }
     }
 }
@@ -360,6 +384,10 @@ pub struct Settings {
     pub max_request_bytes: usize,
     /// Time allowed to drain on shutdown.
     pub shutdown_timeout: Duration,
+    /// Local mode: the console page's address (`None`: no page, the store only).
+    pub console: Option<SocketAddr>,
+    /// Local mode: the store file.
+    pub store: PathBuf,
 }
 
 /// Why the configuration could not be used.
@@ -452,11 +480,33 @@ impl Settings {
             DEFAULT_OTLP_HTTP,
         )?;
         let udp = listen(cli.udp, file.udp.as_deref(), "udp", DEFAULT_UDP)?;
-        let tcp = listen(cli.tcp, file.tcp.as_deref(), "tcp", DEFAULT_TCP)?;
         let metrics = listen(cli.metrics, file.metrics.as_deref(), "metrics", "off")?;
-        let export = pick(cli.export, file.export.as_deref(), "export", || {
+        let mut export = pick(cli.export, file.export.as_deref(), "export", || {
             ExportKind::Api
         })?;
+        // `--local` (or its env/TOML key) is a shortcut for `--export local`.
+        if cli.local.or(file.local).unwrap_or(false) {
+            export = ExportKind::Local;
+        }
+        let console = listen(
+            cli.console,
+            file.console.as_deref(),
+            "console",
+            DEFAULT_CONSOLE,
+        )?;
+        let store = cli
+            .store
+            .or(file.store)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(xray_console::StoreConfig::default_path);
+        // Local mode needs no AWS account, so the sampling proxy (which signs calls to
+        // AWS) is off unless asked for.
+        let tcp_default = if export == ExportKind::Local {
+            "off"
+        } else {
+            DEFAULT_TCP
+        };
+        let tcp = listen(cli.tcp, file.tcp.as_deref(), "tcp", tcp_default)?;
         let log_level = pick(
             cli.log_level,
             file.log_level.as_deref(),
@@ -503,6 +553,8 @@ impl Settings {
             log_file: cli.log_file.or(file.log_file),
             max_request_bytes,
             shutdown_timeout: Duration::from_secs(shutdown_secs),
+            console,
+            store,
         };
         settings.check()?;
         Ok(settings)
@@ -516,11 +568,13 @@ impl Settings {
                 "endpoint-url must start with http:// or https://, not `{url}`"
             )));
         }
+        let console = self.console.filter(|_| self.export == ExportKind::Local);
         let tcp_listeners = [
             ("otlp-grpc", self.otlp_grpc),
             ("otlp-http", self.otlp_http),
             ("tcp", self.tcp),
             ("metrics", self.metrics),
+            ("console", console),
         ];
         for (i, (a, addr_a)) in tcp_listeners.iter().enumerate() {
             for (b, addr_b) in &tcp_listeners[i + 1..] {
@@ -703,6 +757,55 @@ mod tests {
             "off",
         ]);
         assert!(Settings::merge(cli, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn local_mode_flags_env_file_and_defaults() {
+        let s = Settings::merge(Cli::default(), FileConfig::default()).unwrap();
+        assert_eq!(s.console, Some("127.0.0.1:2020".parse().unwrap()));
+        assert_eq!(s.store, xray_console::StoreConfig::default_path());
+        assert_eq!("local".parse::<ExportKind>().unwrap(), ExportKind::Local);
+
+        let cli = parse(&["--local", "--export", "stdout", "--store", "/tmp/a.db"]);
+        let s = Settings::merge(cli, FileConfig::default()).unwrap();
+        assert_eq!(s.export, ExportKind::Local);
+        assert_eq!(s.store, PathBuf::from("/tmp/a.db"));
+        assert_eq!(s.tcp, None, "no sampling proxy by default in local mode");
+
+        let file = FileConfig::parse(
+            r#"
+            local = true
+            console = "127.0.0.1:3030"
+            store = "/tmp/file.db"
+            "#,
+        )
+        .unwrap();
+        let cli = parse(&["--console", "127.0.0.1:4040"]);
+        let s = Settings::merge(cli, file).unwrap();
+        assert_eq!(s.export, ExportKind::Local);
+        assert_eq!(s.console, Some("127.0.0.1:4040".parse().unwrap()));
+        assert_eq!(s.store, PathBuf::from("/tmp/file.db"));
+
+        let cli = parse(&["--local", "--console", "off"]);
+        assert_eq!(
+            Settings::merge(cli, FileConfig::default()).unwrap().console,
+            None
+        );
+
+        let cli = parse(&[
+            "--local",
+            "--console",
+            "127.0.0.1:9464",
+            "--metrics",
+            "127.0.0.1:9464",
+        ]);
+        let err = Settings::merge(cli, FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics and console"), "{err}");
+        // Without local mode the console address is unused, so no clash.
+        let cli = parse(&["--console", "127.0.0.1:9464", "--metrics", "127.0.0.1:9464"]);
+        assert!(Settings::merge(cli, FileConfig::default()).is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`config`]: flags, `XRAY_BRIDGE_*` environment variables and the TOML file.
 //! - [`export`]: the seam to the export pipeline; [`pipeline`] implements it over
 //!   `xray-export`.
+//! - [`local`]: local mode, the `xray-console` store and page instead of AWS.
 //! - [`run`]: binds everything, serves, and drains on SIGTERM/Ctrl-C.
 //! - [`counters`]: counters by reason, rendered as Prometheus text.
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod aws;
 pub mod config;
 pub mod counters;
 pub mod export;
+pub mod local;
 pub mod logging;
 pub mod otlp;
 pub mod otlp_grpc;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use xray_console::{LocalTransport, Store};
 use xray_export::transport::api::{ApiConfig, ApiTransport};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
@@ -37,10 +38,11 @@ impl std::fmt::Debug for PipelineSink {
 }
 
 /// Starts the pipelines for `settings.export`. `sdk` is the AWS configuration (needed by
-/// `api` and `otlp`).
+/// `api` and `otlp`); `store` the local store (needed by `local`).
 pub fn start(
     settings: &Settings,
     sdk: Option<SdkConfig>,
+    store: Option<Store>,
     registry: &Registry,
 ) -> Result<PipelineSink, String> {
     let both = settings.export == ExportKind::Otlp;
@@ -75,6 +77,10 @@ pub fn start(
             Pipeline::start(transport, config.clone())
         }
         ExportKind::Stdout => Pipeline::start(WriterTransport::stdout(), config.clone()),
+        ExportKind::Local => {
+            let store = store.ok_or("--export local needs the local store")?;
+            Pipeline::start(LocalTransport::new(store), config.clone())
+        }
     };
     let documents = started.map_err(|e| format!("cannot start the export worker: {e}"))?;
     let otlp = if both {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use xray_console::Console;
 use xray_translate::Translator;
 
 use crate::config::{ExportKind, Settings};
@@ -20,7 +21,7 @@ use crate::export::Sink;
 use crate::otlp::{Ingest, OtlpCounters};
 use crate::sampling_proxy::Upstream;
 use crate::udp::UdpCounters;
-use crate::{admin, aws, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
+use crate::{admin, aws, local, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
 
 /// Process exit codes.
 pub mod exit {
@@ -96,6 +97,20 @@ fn local(l: &Option<TcpListener>) -> String {
 
 /// Runs until SIGTERM or Ctrl-C, then drains. `Err` means it could not start.
 pub async fn run(settings: Settings) -> Result<Outcome, String> {
+    // Local mode: the store and its page come first, so that once the other listeners
+    // answer the console does too.
+    let store = match settings.export {
+        ExportKind::Local => Some(local::open_store(&settings).await?),
+        _ => None,
+    };
+    let console = match (&store, settings.console) {
+        (Some(store), Some(addr)) => Some(
+            Console::bind(addr, store.clone())
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        _ => None,
+    };
     let listeners = bind(&settings).await?;
     let needs_aws =
         matches!(settings.export, ExportKind::Api | ExportKind::Otlp) || listeners.tcp.is_some();
@@ -134,7 +149,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         }
         _ => None,
     };
-    let sink: Arc<dyn Sink> = Arc::new(pipeline::start(&settings, sdk, &registry)?);
+    let sink: Arc<dyn Sink> = Arc::new(pipeline::start(&settings, sdk, store, &registry)?);
 
     let (stop_tx, stop) = watch::channel(false);
     let mut receivers = JoinSet::new();
@@ -194,6 +209,13 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         resource_arn = settings.resource_arn.as_deref().unwrap_or(""),
         "xray-bridge ready"
     );
+    if let Some(console) = &console {
+        tracing::info!(
+            store = %settings.store.display(),
+            "local console on http://{}/",
+            console.local_addr()
+        );
+    }
 
     let signal = wait_for_signal().await;
     let deadline = Instant::now() + settings.shutdown_timeout;
@@ -246,6 +268,11 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     match &outcome {
         Outcome::Clean => tracing::info!("stopped; everything accepted was delivered"),
         Outcome::Lost(why) => tracing::error!("stopped with data lost: {why}"),
+    }
+    if let Some(console) = console
+        && let Err(e) = console.shutdown().await
+    {
+        tracing::warn!("local console: {e}");
     }
     let _ = admin_stop_tx.send(true);
     if let Some(task) = admin_task {
