@@ -1,0 +1,41 @@
+//! A Lambda function traced with tracing-xray: each invocation continues Lambda's own trace
+//! (a subsegment of the function segment) and is flushed before Lambda may freeze the
+//! process. Build for Lambda with `cargo lambda build --example lambda`; in Lambda, set
+//! `AWS_XRAY_DAEMON_ADDRESS` is provided by the runtime when active tracing is on.
+//!
+//! The event `{"name": "x"}` answers `{"greeting": "hello x"}`; a missing name is an error
+//! (a fault on the subsegment).
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+use tower_layer::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use xray_propagation::lambda::XrayLambdaLayer;
+
+async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let name = event
+        .payload
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or("the event has no `name`")?;
+    let span = tracing::info_span!("greet", annotation.name = name);
+    let _entered = span.enter();
+    Ok(json!({ "greeting": format!("hello {name}") }))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let layer = tracing_xray::layer()?;
+    let _guard = layer.flush_guard();
+    let provider = layer.provider().cloned();
+    tracing_subscriber::registry().with(layer).init();
+    let service = XrayLambdaLayer::new()
+        .with_flush(move || {
+            if let Some(p) = &provider {
+                let _ = p.force_flush();
+            }
+        })
+        .layer(service_fn(handler));
+    lambda_runtime::run(service).await
+}
