@@ -1,7 +1,7 @@
 //! A Lambda function traced with tracing-xray: each invocation continues Lambda's own trace
 //! (a subsegment of the function segment) and is flushed before Lambda may freeze the
-//! process. Build for Lambda with `cargo lambda build --example lambda`; in Lambda, set
-//! `AWS_XRAY_DAEMON_ADDRESS` is provided by the runtime when active tracing is on.
+//! process. Build for Lambda with `cargo lambda build --example lambda` and turn on active
+//! tracing: Lambda then sets `AWS_XRAY_DAEMON_ADDRESS` and `_X_AMZN_TRACE_ID` itself.
 //!
 //! The event `{"name": "x"}` answers `{"greeting": "hello x"}`; a missing name is an error
 //! (a fault on the subsegment).

@@ -144,10 +144,13 @@ fn otlp_and_daemon_traffic_show_on_the_console_and_survive_a_restart() {
     let all: BTreeSet<String> = http.iter().chain(&grpc).chain(&udp).cloned().collect();
     assert_eq!(all.len(), 10);
 
-    let list = wait_traces(console, 10, &bridge);
-    assert_eq!(ids(&list), all, "{list}");
-    // Nothing else went anywhere: every document was delivered into the store.
-    let metrics = bridge.metrics_text();
+    // Every document delivered into the store (none dropped), then listed by the console.
+    let metrics = bridge.wait_metrics(Duration::from_secs(15), |t| {
+        Bridge::metric(
+            t,
+            "xray_bridge_export_items_sent_total{pipeline=\"documents\"}",
+        ) >= 4 * 2 + 3 * 2 + 3
+    });
     assert_eq!(
         Bridge::metric(
             &metrics,
@@ -156,6 +159,8 @@ fn otlp_and_daemon_traffic_show_on_the_console_and_survive_a_restart() {
         4 * 2 + 3 * 2 + 3,
         "{metrics}"
     );
+    let list = wait_traces(console, 10, &bridge);
+    assert_eq!(ids(&list), all, "{list}");
 
     // Exactly the faulty ones (the first of each sender), and their complement.
     let (status, faults) = get(console, "/api/traces?filter=fault");
