@@ -213,13 +213,21 @@ async fn run_with(options: &Options, children: &mut Children) -> Result<Report, 
     if local {
         let _ = std::fs::remove_file(&options.store);
     }
+    // A port 0 console gets a concrete free port, so the demo knows where to ask.
+    let mut console = options.console.clone();
+    if let Ok(addr) = console.parse::<std::net::SocketAddr>()
+        && addr.port() == 0
+    {
+        let l = TcpListener::bind(addr).map_err(|e| format!("console {addr}: {e}"))?;
+        console = l.local_addr().map_err(|e| e.to_string())?.to_string();
+    }
     let mut cmd = Command::new(&me);
     cmd.env(ROLE, "bridge")
         .args(["--udp", &format!("127.0.0.1:{udp}")])
         .args(["--otlp-grpc", "off", "--otlp-http", "off", "--tcp", "off"])
         .args(["--metrics", &format!("127.0.0.1:{metrics}")])
         .args(["--export", &export, "--log-level", "warn"])
-        .args(["--console", &options.console])
+        .args(["--console", &console])
         .arg("--store")
         .arg(&options.store);
     if options.aws {
@@ -281,15 +289,16 @@ async fn run_with(options: &Options, children: &mut Children) -> Result<Report, 
     }
     settle(metrics).await;
     if local {
-        let console = format!("http://{}", options.console);
+        let console = format!("http://{console}");
         let answer = client
             .get(format!("{console}/api/servicemap"))
             .send()
             .await
             .ok()
             .and_then(|r| r.error_for_status().ok());
-        if let Some(answer) = answer {
-            report.service_map = answer.json::<Value>().await.ok();
+        match answer {
+            Some(answer) => report.service_map = answer.json::<Value>().await.ok(),
+            None => eprintln!("seed: the console at {console} did not answer /api/servicemap"),
         }
         report.console_url = Some(format!("{console}/"));
     }

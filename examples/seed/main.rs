@@ -59,11 +59,14 @@ fn main() -> ExitCode {
         }
     };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let aws = options.aws;
+    let (aws, serve) = (options.aws, options.serve);
     let store = options.store.clone();
     match runtime.block_on(demo::run(options)) {
         Ok(report) => {
-            demo::print_summary(&report);
+            if !serve {
+                // With --serve it was printed before waiting.
+                demo::print_summary(&report);
+            }
             if let Some(url) = &report.console_url {
                 println!("local console: {url}");
                 println!(
