@@ -8,7 +8,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample};
-use xray_model::carry::{HopState, TRACE_STATE_KEY};
 
 use crate::env::{ContextMissing, SamplerName};
 
@@ -36,25 +35,8 @@ impl ShouldSample for XrayParentBased {
         attributes: &[KeyValue],
         links: &[Link],
     ) -> SamplingResult {
-        if let Some(cx) = parent_context.filter(|cx| cx.has_active_span()) {
-            let span = cx.span();
-            let sc = span.span_context();
-            let deferred = sc.is_remote()
-                && sc
-                    .trace_state()
-                    .get(TRACE_STATE_KEY)
-                    .is_some_and(|v| HopState::decode(v).decision_deferred());
-            if sc.is_valid() && !deferred {
-                return SamplingResult {
-                    decision: if sc.is_sampled() {
-                        SamplingDecision::RecordAndSample
-                    } else {
-                        SamplingDecision::Drop
-                    },
-                    attributes: Vec::new(),
-                    trace_state: sc.trace_state().clone(),
-                };
-            }
+        if let Some(followed) = xray_sampling::parent_decision(parent_context) {
+            return followed;
         }
         self.root
             .should_sample(parent_context, trace_id, name, span_kind, attributes, links)

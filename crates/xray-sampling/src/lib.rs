@@ -59,5 +59,6 @@ pub use error::Error;
 pub use local::{LocalRule, LocalRules};
 pub use sampler::{
     DEFAULT_ENDPOINT, SAMPLING_RULE_NAME_ATTRIBUTE, XraySampler, XraySamplerBuilder,
+    parent_decision,
 };
 pub use wildcard::wildcard_match;

@@ -169,26 +169,8 @@ impl ShouldSample for XraySampler {
         attributes: &[KeyValue],
         _links: &[Link],
     ) -> SamplingResult {
-        let parent = parent_context.filter(|cx| cx.has_active_span());
-        if let Some(cx) = parent {
-            let span = cx.span();
-            let sc = span.span_context();
-            let deferred = sc.is_remote()
-                && sc
-                    .trace_state()
-                    .get(TRACE_STATE_KEY)
-                    .is_some_and(|v| HopState::decode(v).decision_deferred());
-            if sc.is_valid() && !deferred {
-                return SamplingResult {
-                    decision: if sc.is_sampled() {
-                        SamplingDecision::RecordAndSample
-                    } else {
-                        SamplingDecision::Drop
-                    },
-                    attributes: Vec::new(),
-                    trace_state: sc.trace_state().clone(),
-                };
-            }
+        if let Some(followed) = parent_decision(parent_context) {
+            return followed;
         }
         let (sampled, rule) = self.decide_by_rules(attributes);
         SamplingResult {
@@ -201,7 +183,8 @@ impl ShouldSample for XraySampler {
                 Key::from_static_str(SAMPLING_RULE_NAME_ATTRIBUTE),
                 Value::String(rule),
             )],
-            trace_state: parent
+            trace_state: parent_context
+                .filter(|cx| cx.has_active_span())
                 .map(|cx| cx.span().span_context().trace_state().clone())
                 .unwrap_or_default(),
         }
@@ -477,6 +460,30 @@ impl XraySamplerBuilder {
 fn new_client_id() -> String {
     let (a, b) = (fastrand::u64(..), fastrand::u32(..));
     format!("{a:016x}{b:08x}")
+}
+
+/// X-Ray's parent-based rule, shared by every sampler that honours `X-Amzn-Trace-Id`: the
+/// decision of a valid parent, or `None` (decide locally) when there is no parent or the
+/// parent is remote and its header left the decision open (`Sampled=?`, no `Sampled`, or
+/// `Root=` alone, as carried in the trace state by the propagator).
+pub fn parent_decision(parent_context: Option<&Context>) -> Option<SamplingResult> {
+    let cx = parent_context.filter(|cx| cx.has_active_span())?;
+    let span = cx.span();
+    let sc = span.span_context();
+    let deferred = sc.is_remote()
+        && sc
+            .trace_state()
+            .get(TRACE_STATE_KEY)
+            .is_some_and(|v| HopState::decode(v).decision_deferred());
+    (sc.is_valid() && !deferred).then(|| SamplingResult {
+        decision: if sc.is_sampled() {
+            SamplingDecision::RecordAndSample
+        } else {
+            SamplingDecision::Drop
+        },
+        attributes: Vec::new(),
+        trace_state: sc.trace_state().clone(),
+    })
 }
 
 #[cfg(test)]
