@@ -18,6 +18,7 @@ pub mod aws;
 pub mod config;
 pub mod counters;
 pub mod export;
+pub mod http_server;
 pub mod local;
 pub mod logging;
 pub mod otlp;

@@ -17,8 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::counters::LogLimiter;
 use crate::otlp::{Ingest, OtlpCounters};
@@ -69,19 +67,6 @@ pub fn router(ingest: Ingest, counters: OtlpCounters, max_bytes: usize) -> Route
         // The handler reads the body with its own limit, to answer in the OTLP format.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
-}
-
-/// Serves `router` on `listener` until `stop` turns true, then finishes requests in flight.
-pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
-    let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "OTLP/HTTP server failed");
-    }
 }
 
 fn media_type(headers: &HeaderMap) -> Option<String> {

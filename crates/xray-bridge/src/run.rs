@@ -21,7 +21,7 @@ use crate::export::Sink;
 use crate::otlp::{Ingest, OtlpCounters};
 use crate::sampling_proxy::Upstream;
 use crate::udp::UdpCounters;
-use crate::{admin, aws, local, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
+use crate::{admin, aws, http_server, local, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
 
 /// Process exit codes.
 pub mod exit {
@@ -179,7 +179,12 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
             OtlpCounters::new(&registry, "http"),
             settings.max_request_bytes,
         );
-        receivers.spawn(otlp_http::serve(listener, router, stop.clone()));
+        receivers.spawn(http_server::serve(
+            "OTLP/HTTP server",
+            listener,
+            router,
+            stop.clone(),
+        ));
     }
     if let Some(listener) = listeners.otlp_grpc {
         receivers.spawn(otlp_grpc::serve(
@@ -192,12 +197,22 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     }
     if let (Some(listener), Some(upstream)) = (listeners.tcp, upstream) {
         let router = sampling_proxy::router(upstream, registry.clone())?;
-        receivers.spawn(sampling_proxy::serve(listener, router, stop.clone()));
+        receivers.spawn(http_server::serve(
+            "sampling proxy",
+            listener,
+            router,
+            stop.clone(),
+        ));
     }
     let (admin_stop_tx, admin_stop) = watch::channel(false);
     let admin_task = listeners.metrics.map(|listener| {
         let router = admin::router(registry.clone(), sink.clone());
-        tokio::spawn(admin::serve(listener, router, admin_stop))
+        tokio::spawn(http_server::serve(
+            "metrics server",
+            listener,
+            router,
+            admin_stop,
+        ))
     });
     tracing::info!(
         otlp_grpc = %grpc_addr,

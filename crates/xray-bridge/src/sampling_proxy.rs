@@ -16,8 +16,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::counters::{LogLimiter, Registry};
 
@@ -140,19 +138,6 @@ pub fn router(upstream: Upstream, registry: Registry) -> Result<Router, String> 
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .with_state(state))
-}
-
-/// Serves `router` on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
-    let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "sampling proxy failed");
-    }
 }
 
 async fn not_found(State(state): State<Arc<ProxyState>>) -> Response {
