@@ -9,24 +9,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Uri};
-use common::{Bridge, Options};
+use common::{Bridge, Options, otlp_span};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
 type Seen = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
-
-fn span(trace: u8, id: u8, name: &str) -> Span {
-    Span {
-        trace_id: vec![trace; 16],
-        span_id: vec![id; 8],
-        name: name.into(),
-        kind: 2,
-        start_time_unix_nano: 1_700_000_000_000_000_000,
-        end_time_unix_nano: 1_700_000_000_100_000_000,
-        ..Default::default()
-    }
-}
 
 #[test]
 fn otlp_goes_out_as_otlp_and_datagrams_as_segments() {
@@ -76,9 +64,9 @@ fn otlp_goes_out_as_otlp_and_datagrams_as_segments() {
         resource_spans: vec![ResourceSpans {
             scope_spans: vec![ScopeSpans {
                 spans: vec![
-                    span(1, 1, "kept-1"),
-                    span(0, 2, "no-trace"),
-                    span(1, 3, "kept-2"),
+                    otlp_span(1, 1, "kept-1"),
+                    otlp_span(0, 2, "no-trace"),
+                    otlp_span(1, 3, "kept-2"),
                 ],
                 ..Default::default()
             }],

@@ -7,11 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Bridge, Options, Scratch, read_lines};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use common::{Bridge, Options, Scratch, otlp_request, read_lines};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
 fn batch(start: u64, n: u64) -> Vec<u8> {
@@ -37,26 +35,7 @@ fn batch(start: u64, n: u64) -> Vec<u8> {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("load".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
+    otlp_request("load", spans).encode_to_vec()
 }
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {

@@ -6,14 +6,9 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::{Bridge, Options, Scratch, read_lines};
+use common::{Bridge, Options, Scratch, otlp_request, otlp_span, read_lines};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 const PY_OTEL: &str = r#"
@@ -52,40 +47,6 @@ print(json.dumps(traces))
 
 fn xray_trace_id(otel_hex: &str) -> String {
     format!("1-{}-{}", &otel_hex[..8], &otel_hex[8..])
-}
-
-fn span(trace: u8, id: u8, name: &str) -> Span {
-    Span {
-        trace_id: vec![trace; 16],
-        span_id: vec![id; 8],
-        name: name.to_owned(),
-        kind: 2,
-        start_time_unix_nano: 1_700_000_000_000_000_000,
-        end_time_unix_nano: 1_700_000_000_250_000_000,
-        ..Default::default()
-    }
-}
-
-fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue(service.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -193,7 +154,7 @@ fn bad_requests_get_otlp_errors_and_good_ones_next_to_them_are_delivered() {
         let proto = "application/x-protobuf";
 
         // Good protobuf, with one span that has no trace id.
-        let good = request("proto-svc", vec![span(1, 1, "good-1"), span(0, 2, "no-trace")]);
+        let good = otlp_request("proto-svc", vec![otlp_span(1, 1, "good-1"), otlp_span(0, 2, "no-trace")]);
         let r = post(good.encode_to_vec(), proto, None).await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], proto);
@@ -209,7 +170,7 @@ fn bad_requests_get_otlp_errors_and_good_ones_next_to_them_are_delivered() {
         assert!(!r.bytes().await.unwrap().is_empty(), "a google.rpc.Status body");
 
         // Good gzip-compressed protobuf.
-        let good = request("gzip-svc", vec![span(2, 1, "good-2")]);
+        let good = otlp_request("gzip-svc", vec![otlp_span(2, 1, "good-2")]);
         let r = post(gzip(&good.encode_to_vec()), proto, Some("gzip")).await.unwrap();
         assert_eq!(r.status(), 200);
 
@@ -253,15 +214,15 @@ fn bad_requests_get_otlp_errors_and_good_ones_next_to_them_are_delivered() {
         // gRPC: a good request, then one over the message limit.
         let mut grpc = TraceServiceClient::connect(grpc_url).await.unwrap();
         let answer = grpc
-            .export(request("grpc-svc", vec![span(3, 1, "good-4")]))
+            .export(otlp_request("grpc-svc", vec![otlp_span(3, 1, "good-4")]))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(answer.partial_success, None);
-        let mut big = span(4, 1, "too-big");
+        let mut big = otlp_span(4, 1, "too-big");
         big.name = "x".repeat(100_000);
         let err = grpc
-            .export(request("grpc-svc", vec![big]))
+            .export(otlp_request("grpc-svc", vec![big]))
             .await
             .expect_err("over --max-request-bytes");
         assert!(
