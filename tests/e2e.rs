@@ -55,13 +55,14 @@ fn service(name: &str, udp: &UdpSocket, env: &[(&str, String)]) -> Server {
     Server::start(cmd, port, Duration::from_secs(20))
 }
 
-/// Receives documents until `done` says so or 15 s pass; each is checked against the
-/// schema (top level and, for Python's nested subsegments, as sent).
+/// Receives documents until `done` says so of their (sub)segments or 15 s pass; each is
+/// checked against the schema as sent. Returns every (sub)segment, embedded ones (ours
+/// nested by the exporter, Python's by its SDK) lifted out as well (`all_segments`).
 fn documents(socket: &UdpSocket, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut docs = Vec::new();
     let mut buf = vec![0u8; 70_000];
-    while !done(&docs) && Instant::now() < deadline {
+    while !done(&xray_testkit::all_segments(&docs)) && Instant::now() < deadline {
         let Ok(n) = socket.recv(&mut buf) else {
             continue;
         };
@@ -71,20 +72,22 @@ fn documents(socket: &UdpSocket, done: impl Fn(&[Value]) -> bool) -> Vec<Value> 
         xray_testkit::assert_schema_valid(body);
         docs.push(serde_json::from_str(body).unwrap());
     }
-    docs
+    xray_testkit::all_segments(&docs)
 }
 
-/// No more datagrams for `quiet`.
+/// The (sub)segments received until `quiet` has passed, embedded ones counted too.
 fn silence(socket: &UdpSocket, quiet: Duration) -> usize {
     let mut buf = vec![0u8; 70_000];
     let deadline = Instant::now() + quiet;
-    let mut n = 0;
+    let mut docs = Vec::new();
     while Instant::now() < deadline {
-        if socket.recv(&mut buf).is_ok() {
-            n += 1;
+        if let Ok(n) = socket.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            let body = text.split_once('\n').map_or(&*text, |(_, body)| body);
+            docs.push(serde_json::from_str::<Value>(body).expect("JSON document"));
         }
     }
-    n
+    xray_testkit::all_segments(&docs).len()
 }
 
 fn find<'a>(docs: &'a [Value], what: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
@@ -323,9 +326,10 @@ async fn python_aws_xray_sdk_peer_both_directions() {
     let r = reqwest::get(format!("{}/start", peer.url())).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "leaf");
-    // Python: /start and /leaf segments; ours: a segment and the client subsegment.
-    let docs = documents(&udp, |d| d.len() >= 4);
-    assert_eq!(docs.len(), 4, "{docs:#?}");
+    // Python: /start (with its remote call embedded) and /leaf segments; ours: a segment
+    // and the client subsegment.
+    let docs = documents(&udp, |d| d.len() >= 5);
+    assert_eq!(docs.len(), 5, "{docs:#?}");
     let trace = docs[0]["trace_id"].as_str().unwrap();
     assert!(docs.iter().all(|d| d["trace_id"] == trace), "{docs:#?}");
 
@@ -351,13 +355,15 @@ async fn python_aws_xray_sdk_peer_both_directions() {
     );
 
     // Python -> Rust: our segment continues Python's HTTP subsegment.
-    let our_seg = find(&docs, "our segment", |d| d["name"] == "rust-peer");
+    let our_seg = find(&docs, "our segment", |d| {
+        d["name"] == "rust-peer" && d.get("type").is_none()
+    });
     assert_eq!(our_seg["parent_id"], py_call["id"], "{our_seg:#}");
     assert_eq!(our_seg["http"]["response"]["status"], 200);
 
     // Rust -> Python: the leaf segment continues our client subsegment.
     let our_call = find(&docs, "our client subsegment", |d| {
-        d["type"] == "subsegment"
+        d["type"] == "subsegment" && d["parent_id"] != start["id"]
     });
     assert_eq!(our_call["parent_id"], our_seg["id"]);
     assert_eq!(our_call["namespace"], "remote");

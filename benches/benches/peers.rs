@@ -16,6 +16,7 @@ use opentelemetry_sdk::trace::{ShouldSample, SpanData};
 use xray_bridge_benches::{alloc, run_ready, spans};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::{Document, HostPort, Metrics, RetryPolicy, SendContext, Translator, Transport};
+use xray_model::nest_subsegments;
 use xray_sampling::{LocalRules, XraySampler};
 
 #[global_allocator]
@@ -30,16 +31,20 @@ fn ours_translate<'a>(t: &Translator, batch: &'a [SpanData], r: &'a Resource) ->
     batch.len()
 }
 
+/// What `XRayExporter` does with a batch: translate, nest each subsegment into its
+/// parent's document when the parent is in the batch, encode within 64 kB.
 fn ours_json(
     t: &Translator,
     batch: &[SpanData],
     r: &Resource,
     scratch: &mut Vec<u8>,
 ) -> Vec<Document> {
-    batch
-        .iter()
-        .filter_map(|s| Document::encode(&t.translate_sdk(s, r), scratch))
-        .collect()
+    let segments = nest_subsegments(batch.iter().map(|s| t.translate_sdk(s, r)).collect());
+    let mut docs = Vec::with_capacity(segments.len());
+    for segment in segments {
+        Document::encode_tree(segment, scratch, |d| docs.extend(d.ok()));
+    }
+    docs
 }
 
 /// A listener that drains datagrams on its own thread until the process ends.
@@ -118,6 +123,14 @@ fn udp_export(c: &mut Criterion) {
     let mut group = c.benchmark_group("translate+udp");
     for n in SIZES {
         let batch = spans::batch(n);
+        let docs = ours_json(&ours, &batch, &resource, &mut scratch);
+        let carried: u64 = docs.iter().map(Document::span_count).sum();
+        assert_eq!(carried, n as u64, "every span is in a document");
+        println!(
+            "translate+udp/{n}: ours sends {} documents, opentelemetry-aws {}",
+            docs.len(),
+            theirs.translate_spans(&batch).len()
+        );
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::new("ours", n), &batch, |b, batch| {
             b.iter(|| {
@@ -139,6 +152,7 @@ fn udp_export(c: &mut Criterion) {
     group.finish();
     let sent = cx.metrics().snapshot();
     assert_eq!(sent.dropped_total(), 0, "our UDP sends failed");
+    assert!(sent.spans_sent > 0, "nothing was sent: {sent:?}");
 }
 
 /// A sampler with `rules` local rules of which none matches, so every rule is tried.

@@ -26,14 +26,17 @@ impl Write for Buffer {
 }
 
 impl Buffer {
+    /// Every (sub)segment written, embedded ones lifted out (see `all_segments`).
     fn documents(&self) -> Vec<Value> {
         let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines()
+        let docs: Vec<Value> = text
+            .lines()
             .map(|line| {
                 xray_testkit::assert_schema_valid(line);
                 serde_json::from_str(line).unwrap()
             })
-            .collect()
+            .collect();
+        xray_testkit::all_segments(&docs)
     }
 }
 

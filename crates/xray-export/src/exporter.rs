@@ -11,15 +11,16 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use crate::item::Document;
 #[cfg(feature = "otlp")]
 use crate::item::Item;
+use crate::item::{Document, Unencodable};
 use crate::metrics::{DropReason, Metrics};
 use crate::pipeline::{FlushError, Pipeline, PipelineConfig};
 use crate::queue::Overflow;
 use crate::transport::daemon::{AddressError, DaemonAddress, UdpTransport};
 use crate::transport::file::WriterTransport;
 use crate::transport::{RetryPolicy, Transport, log_drop};
+use xray_model::nest_subsegments;
 use xray_translate::Translator;
 
 #[cfg(feature = "xray-api")]
@@ -57,6 +58,7 @@ pub struct XRayExporterBuilder {
     pipeline: PipelineConfig,
     flush_timeout: Duration,
     translator: Option<Translator>,
+    nest: bool,
     metrics: Metrics,
 }
 
@@ -145,6 +147,16 @@ impl XRayExporterBuilder {
         self
     }
 
+    /// Whether the subsegments of an exported batch travel inside their parent's document
+    /// (default `true`), as the X-Ray SDKs send a finished segment: one document per tree
+    /// of the batch instead of one per span, split again where a tree is over 64 kB. A
+    /// child whose parent ends in a later batch is still sent as a standalone subsegment.
+    /// With `false` every span is its own document.
+    pub fn with_nested_subsegments(mut self, nest: bool) -> Self {
+        self.nest = nest;
+        self
+    }
+
     /// Counts into `metrics` (e.g. one handle shared by several exporters).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
@@ -158,6 +170,7 @@ impl XRayExporterBuilder {
             pipeline,
             flush_timeout,
             translator,
+            nest,
             metrics,
         } = self;
         let translator = translator.unwrap_or_else(Translator::from_env);
@@ -169,6 +182,7 @@ impl XRayExporterBuilder {
                     metrics.clone(),
                 )?,
                 translator: translator.clone(),
+                nest,
             })
         };
         let backend = match destination {
@@ -205,6 +219,7 @@ enum Backend {
     Documents {
         pipeline: Pipeline<Document>,
         translator: Translator,
+        nest: bool,
     },
     #[cfg(feature = "otlp")]
     Otlp(Pipeline<OtlpSpans>),
@@ -253,6 +268,7 @@ impl XRayExporter {
             pipeline: PipelineConfig::default(),
             flush_timeout: Duration::from_secs(10),
             translator: None,
+            nest: true,
             metrics: Metrics::default(),
         }
     }
@@ -270,11 +286,26 @@ impl XRayExporter {
             Backend::Documents {
                 pipeline,
                 translator,
+                nest,
             } => {
                 let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-                for span in &batch {
-                    if let Some(doc) = self.encode(translator, span, &mut scratch) {
-                        pipeline.submit(doc);
+                let segments = batch
+                    .iter()
+                    .map(|span| translator.translate_sdk(span, &self.resource));
+                let segments: Vec<_> = if *nest {
+                    nest_subsegments(segments.collect())
+                } else {
+                    segments.collect()
+                };
+                for segment in segments {
+                    let trimmed = Document::encode_tree(segment, &mut scratch, |doc| match doc {
+                        Ok(doc) => {
+                            pipeline.submit(doc);
+                        }
+                        Err(failed) => self.unencodable(failed),
+                    });
+                    for _ in 0..trimmed {
+                        self.metrics.record_trimmed();
                     }
                 }
                 if scratch.capacity() > 1 << 20 {
@@ -304,36 +335,18 @@ impl XRayExporter {
         }
     }
 
-    /// One span to one document of at most 64 kB, or `None` (counted and logged).
-    fn encode(
-        &self,
-        translator: &Translator,
-        span: &SpanData,
-        scratch: &mut Vec<u8>,
-    ) -> Option<Document> {
-        let mut segment = translator.translate_sdk(span, &self.resource);
-        match Document::encode_to_fit(&mut segment, scratch) {
-            Ok((doc, trimmed)) => {
-                if trimmed {
-                    self.metrics.record_trimmed();
-                }
-                Some(doc)
-            }
-            Err(reason) => {
-                self.metrics.record_dropped(reason, 1);
-                let cause = match reason {
-                    DropReason::TooLarge => "over 64 kB even after trimming",
-                    _ => "document without a trace id",
-                };
-                let who = format!(
-                    "trace {} span {}",
-                    span.span_context.trace_id(),
-                    span.span_context.span_id()
-                );
-                log_drop(1, reason, &cause, &[who]);
-                None
-            }
-        }
+    /// Counts and logs a document that could not be encoded.
+    fn unencodable(&self, failed: Unencodable) {
+        self.metrics.record_dropped(failed.reason, failed.spans);
+        let cause = match failed.reason {
+            DropReason::TooLarge => "over 64 kB even after trimming",
+            _ => "document without a trace id",
+        };
+        let who = match failed.trace_id {
+            Some(trace) => format!("trace {trace} document {}", failed.id),
+            None => format!("document {}", failed.id),
+        };
+        log_drop(1, failed.reason, &cause, &[who]);
     }
 
     fn flush(&self, timeout: Duration) -> Result<(), FlushError> {

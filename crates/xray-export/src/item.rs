@@ -4,7 +4,7 @@ use std::fmt;
 
 use xray_model::datagram::{DatagramError, summarize_document};
 use xray_model::limits::MAX_DOCUMENT_BYTES;
-use xray_model::{Segment, SegmentId, TraceId, trim_to_fit};
+use xray_model::{Segment, SegmentId, TraceId, split_to_fit, trim_to_fit};
 
 use crate::metrics::DropReason;
 
@@ -23,12 +23,28 @@ pub trait Item: Send + 'static {
 pub struct Document {
     trace_id: TraceId,
     id: SegmentId,
+    spans: u32,
     json: Box<[u8]>,
+}
+
+/// A document [`Document::encode_tree`] could not encode, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unencodable {
+    /// [`DropReason::Rejected`] without a trace id, [`DropReason::TooLarge`] when even the
+    /// trimmed text is over the limit.
+    pub reason: DropReason,
+    /// Its trace, when it has one.
+    pub trace_id: Option<TraceId>,
+    /// Its (sub)segment id.
+    pub id: SegmentId,
+    /// The spans it carries (itself and its embedded subsegments).
+    pub spans: u64,
 }
 
 impl Document {
     /// Checks JSON text that arrived already encoded (e.g. from a daemon datagram, see
-    /// `xray_model::parse_datagram`) and keeps it byte for byte.
+    /// `xray_model::parse_datagram`) and keeps it byte for byte. It counts as one span,
+    /// whatever it embeds.
     ///
     /// ```
     /// let doc = xray_export::Document::from_json(
@@ -45,6 +61,7 @@ impl Document {
         Ok(Document {
             trace_id: summary.trace_id,
             id: summary.id,
+            spans: 1,
             json: json.into_boxed_slice(),
         })
     }
@@ -59,6 +76,7 @@ impl Document {
         Some(Document {
             trace_id,
             id: segment.id,
+            spans: u32::try_from(segment.span_count()).unwrap_or(u32::MAX),
             json: scratch.as_slice().into(),
         })
     }
@@ -93,6 +111,78 @@ impl Document {
         } else {
             Err(DropReason::TooLarge)
         }
+    }
+
+    /// Encodes a top-level document that may embed subsegments (see
+    /// `xray_model::nest_subsegments`) as documents within X-Ray's size limit, handing each
+    /// to `emit`: one document when it fits; otherwise its largest subsegments move out
+    /// into standalone documents (`xray_model::split_to_fit`) and a single one still too
+    /// large is trimmed. No subsegment is lost on the way: what cannot be encoded comes to
+    /// `emit` as an [`Unencodable`] with its reason. Returns how many documents were
+    /// trimmed.
+    ///
+    /// ```
+    /// use xray_model::{Segment, SegmentId, TraceId};
+    /// let trace = TraceId::from_u128(1);
+    /// let mut root = Segment::new("svc", SegmentId::from_u64(1), trace, 1.0);
+    /// for i in 0..100u64 {
+    ///     let mut child = Segment::new("x".repeat(190), SegmentId::from_u64(i + 2), trace, 1.0);
+    ///     child.put_metadata("default", "blob", xray_model::AnyValue::Str("y".repeat(2_000).into()));
+    ///     (child.trace_id, child.end_time) = (None, Some(2.0));
+    ///     root.subsegments.push(child);
+    /// }
+    /// root.end_time = Some(2.0);
+    /// let mut docs = Vec::new();
+    /// let trimmed = xray_export::Document::encode_tree(root, &mut Vec::new(), |d| docs.push(d.unwrap()));
+    /// assert_eq!(trimmed, 0);
+    /// assert!(docs.len() > 1 && docs.iter().all(|d| d.json().len() <= 64_000));
+    /// assert_eq!(docs.iter().map(|d| d.span_count()).sum::<u64>(), 101);
+    /// ```
+    pub fn encode_tree(
+        mut segment: Segment<'_>,
+        scratch: &mut Vec<u8>,
+        mut emit: impl FnMut(Result<Document, Unencodable>),
+    ) -> usize {
+        let unencodable = |reason, doc: &Segment<'_>| Unencodable {
+            reason,
+            trace_id: doc.trace_id,
+            id: doc.id,
+            spans: doc.span_count() as u64,
+        };
+        if segment.subsegments.is_empty() {
+            return match Document::encode_to_fit(&mut segment, scratch) {
+                Ok((doc, trimmed)) => {
+                    emit(Ok(doc));
+                    usize::from(trimmed)
+                }
+                Err(reason) => {
+                    emit(Err(unencodable(reason, &segment)));
+                    0
+                }
+            };
+        }
+        let Some(doc) = Document::encode(&segment, scratch) else {
+            emit(Err(unencodable(DropReason::Rejected, &segment)));
+            return 0;
+        };
+        if doc.json.len() <= MAX_DOCUMENT_BYTES {
+            emit(Ok(doc));
+            return 0;
+        }
+        let (pieces, report) = split_to_fit(segment, MAX_DOCUMENT_BYTES);
+        for piece in pieces {
+            match Document::encode(&piece, scratch) {
+                Some(doc) if doc.json.len() <= MAX_DOCUMENT_BYTES => emit(Ok(doc)),
+                Some(_) => emit(Err(unencodable(DropReason::TooLarge, &piece))),
+                None => emit(Err(unencodable(DropReason::Rejected, &piece))),
+            }
+        }
+        report.trimmed
+    }
+
+    /// The spans it carries: itself and its embedded subsegments.
+    pub fn span_count(&self) -> u64 {
+        u64::from(self.spans)
     }
 
     /// The trace it belongs to.
@@ -133,7 +223,7 @@ impl Item for Document {
     }
 
     fn spans(&self) -> u64 {
-        1
+        self.span_count()
     }
 
     fn describe(&self) -> String {

@@ -24,7 +24,7 @@ mod queue;
 pub mod transport;
 
 pub use exporter::{BuildError, XRayExporter, XRayExporterBuilder};
-pub use item::{Document, Item};
+pub use item::{Document, Item, Unencodable};
 pub use metrics::{DropReason, Metrics, MetricsSnapshot};
 pub use pipeline::{FlushError, Pipeline, PipelineConfig};
 pub use queue::Overflow;

@@ -154,6 +154,11 @@ impl MetricsSnapshot {
         self.dropped_documents.iter().sum()
     }
 
+    /// Spans dropped for any reason.
+    pub fn dropped_spans_total(&self) -> u64 {
+        self.dropped_spans.iter().sum()
+    }
+
     /// Non-zero drop counts as `reason=count` pairs, e.g. `"deadline=3, rejected=1"`.
     pub fn drop_summary(&self) -> String {
         DropReason::ALL

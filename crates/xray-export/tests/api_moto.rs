@@ -68,24 +68,11 @@ fn get_traces(url: &str, ids: &[String]) -> BTreeMap<String, BTreeMap<String, St
     })
 }
 
-#[test]
-fn spans_come_back_through_batch_get_traces_intact_and_grouped_by_trace() {
-    let moto = start_moto();
-    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    // What the exporter encodes, captured through a second exporter on the same spans.
-    let mirror = XRayExporter::builder()
-        .with_writer(SharedBuf(out.clone()))
-        .build()
-        .unwrap();
-    let exporter = XRayExporter::builder()
-        .with_xray_api(api(moto.url()))
-        .build()
-        .unwrap();
-    let traces: Vec<u128> = (10..13).map(trace_id).collect();
+/// Three traces of a server span with 70 client children each, children first (end order).
+fn three_traces(traces: &[u128]) -> Vec<opentelemetry_sdk::trace::SpanData> {
     let mut batch = Vec::new();
     for (n, t) in traces.iter().enumerate() {
         let base = (n as u64 + 1) * 1000;
-        batch.push(span(*t, base, 0, SpanKind::Server, "GET /orders/{id}"));
         for i in 1..=70 {
             // 70 children: more than one PutTraceSegments call per trace.
             batch.push(span(
@@ -96,7 +83,73 @@ fn spans_come_back_through_batch_get_traces_intact_and_grouped_by_trace() {
                 &format!("call-{i}"),
             ));
         }
+        batch.push(span(*t, base, 0, SpanKind::Server, "GET /orders/{id}"));
     }
+    batch
+}
+
+#[test]
+fn nested_batches_are_stored_as_one_document_per_trace() {
+    let moto = start_moto();
+    let exporter = XRayExporter::builder()
+        .with_xray_api(api(moto.url()))
+        .build()
+        .unwrap();
+    let traces: Vec<u128> = (30..33).map(trace_id).collect();
+    block_on(exporter.export(three_traces(&traces))).unwrap();
+    exporter.shutdown().unwrap();
+    let m = exporter.metrics().snapshot();
+    assert_eq!(
+        (m.spans_sent, m.documents_sent, m.requests),
+        (213, 3, 1),
+        "{m:?}"
+    );
+    assert_eq!(m.dropped_total(), 0);
+    let ids: Vec<String> = traces
+        .iter()
+        .map(|t| TraceId::from_u128(*t).to_string())
+        .collect();
+    let stored = get_traces(&moto.url(), &ids);
+    for (n, id) in ids.iter().enumerate() {
+        let base = format!("{:016x}", (n as u64 + 1) * 1000);
+        let segments = &stored[id];
+        assert_eq!(segments.keys().collect::<Vec<_>>(), [&base], "one document");
+        let document = &segments[&base];
+        assert_schema_valid(document);
+        let v: serde_json::Value = serde_json::from_str(document).unwrap();
+        let children = v["subsegments"].as_array().unwrap();
+        let names: Vec<&str> = children
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = (1..=70).map(|i| format!("call-{i}")).collect();
+        assert_eq!(names, expected, "every child, in end order");
+        assert!(
+            children
+                .iter()
+                .all(|c| c.get("trace_id").is_none() && c.get("type").is_none())
+        );
+    }
+}
+
+#[test]
+fn spans_come_back_through_batch_get_traces_intact_and_grouped_by_trace() {
+    let moto = start_moto();
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    // What the exporter encodes, captured through a second exporter on the same spans.
+    // One document per span here, so the 213 documents take several calls.
+    let mirror = XRayExporter::builder()
+        .with_writer(SharedBuf(out.clone()))
+        .with_nested_subsegments(false)
+        .build()
+        .unwrap();
+    let exporter = XRayExporter::builder()
+        .with_xray_api(api(moto.url()))
+        .with_nested_subsegments(false)
+        .build()
+        .unwrap();
+    let traces: Vec<u128> = (10..13).map(trace_id).collect();
+    let batch = three_traces(&traces);
     let total = batch.len();
     block_on(mirror.export(batch.clone())).unwrap();
     block_on(exporter.export(batch)).unwrap();

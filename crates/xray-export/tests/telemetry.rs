@@ -30,10 +30,16 @@ fn names(stub: &Stub) -> BTreeMap<String, usize> {
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         for d in body["TraceSegmentDocuments"].as_array().unwrap() {
             let v: serde_json::Value = serde_json::from_str(d.as_str().unwrap()).unwrap();
-            by_id.insert(
-                v["id"].as_str().unwrap().to_owned(),
-                v["name"].as_str().unwrap().to_owned(),
-            );
+            let mut stack = vec![v];
+            while let Some(v) = stack.pop() {
+                by_id.insert(
+                    v["id"].as_str().unwrap().to_owned(),
+                    v["name"].as_str().unwrap().to_owned(),
+                );
+                if let Some(embedded) = v["subsegments"].as_array() {
+                    stack.extend(embedded.iter().cloned());
+                }
+            }
         }
     }
     let mut out = BTreeMap::new();
@@ -156,14 +162,14 @@ fn run() {
     // Only the application's six spans were exported, through each processor.
     let api = api_metrics.snapshot();
     assert_eq!(api.spans_in, 6, "{api:?}");
-    assert_eq!(api.documents_sent, 6, "{api:?}");
+    assert_eq!(api.spans_sent, 6, "{api:?}");
     assert!(
         api.retries >= 1,
         "the first call failed and was retried: {api:?}"
     );
     let udp = udp_metrics.snapshot();
     assert_eq!(udp.spans_in, 6, "{udp:?}");
-    assert_eq!(udp.documents_sent + udp.dropped_total(), 6, "{udp:?}");
+    assert_eq!(udp.spans_sent + udp.dropped_spans_total(), 6, "{udp:?}");
     let names = names(&stub);
     assert_eq!(names.values().sum::<usize>(), 6, "{names:?}");
     assert_eq!(names.get("child"), Some(&3), "{names:?}");

@@ -58,12 +58,83 @@ fn documents(datagrams: &[Vec<u8>]) -> HashMap<String, serde_json::Value> {
     out
 }
 
+/// Every (sub)segment of the documents, embedded ones included: id -> (document, id of
+/// the (sub)segment it is embedded in).
+fn flatten(
+    docs: &HashMap<String, serde_json::Value>,
+) -> HashMap<String, (serde_json::Value, Option<String>)> {
+    let mut out = HashMap::new();
+    let mut stack: Vec<(serde_json::Value, Option<String>)> =
+        docs.values().map(|d| (d.clone(), None)).collect();
+    while let Some((doc, parent)) = stack.pop() {
+        let id = doc["id"].as_str().unwrap().to_owned();
+        if let Some(children) = doc["subsegments"].as_array() {
+            stack.extend(children.iter().map(|c| (c.clone(), Some(id.clone()))));
+        }
+        assert!(
+            out.insert(id.clone(), (doc, parent)).is_none(),
+            "{id} twice"
+        );
+    }
+    out
+}
+
 #[test]
-fn exporter_sends_exactly_one_datagram_per_span() {
+fn exporter_nests_a_batchs_subsegments_into_one_datagram() {
     let listener = udp_listener();
     let port = listener.local_addr().unwrap().port();
     let exporter = XRayExporter::builder()
         .with_daemon_address(address(port))
+        .build()
+        .unwrap();
+    let t = trace_id(3);
+    let mut batch: Vec<_> = (2..=20)
+        .map(|i| span(t, i, 1, SpanKind::Client, &format!("call {i}")))
+        .collect();
+    batch.push(span(t, 1, 0, SpanKind::Server, "GET /users/{id}"));
+    // A child whose parent is not in the batch stays standalone.
+    batch.push(span(t, 30, 29, SpanKind::Client, "late"));
+    futures_lite_block_on(exporter.export(batch)).unwrap();
+    exporter.force_flush().unwrap();
+    let docs = documents(&recv_all(&listener, 100));
+    let ids: BTreeSet<String> = docs.keys().cloned().collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from([format!("{:016x}", 1), format!("{:016x}", 30)])
+    );
+    let root = &docs[&format!("{:016x}", 1)];
+    let children = root["subsegments"].as_array().unwrap();
+    let names: Vec<&str> = children
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (2..=20).map(|i| format!("call {i}")).collect();
+    assert_eq!(names, expected);
+    assert!(children.iter().all(|c| c.get("parent_id").is_none()));
+    assert_eq!(
+        docs[&format!("{:016x}", 30)]["parent_id"],
+        format!("{:016x}", 29)
+    );
+    let m = exporter.metrics().snapshot();
+    assert_eq!(
+        (
+            m.spans_in,
+            m.spans_sent,
+            m.documents_sent,
+            m.dropped_total()
+        ),
+        (21, 21, 2, 0)
+    );
+    exporter.shutdown().unwrap();
+}
+
+#[test]
+fn exporter_sends_exactly_one_datagram_per_span_without_nesting() {
+    let listener = udp_listener();
+    let port = listener.local_addr().unwrap().port();
+    let exporter = XRayExporter::builder()
+        .with_daemon_address(address(port))
+        .with_nested_subsegments(false)
         .build()
         .unwrap();
     let t = trace_id(1);
@@ -279,17 +350,27 @@ fn a_300_subsegment_trace_from_the_exporter_arrives_complete() {
     }
     futures_lite_block_on(exporter.export(batch)).unwrap();
     exporter.force_flush().unwrap();
-    let docs = documents(&collector.wait_for(301));
-    assert_eq!(docs.len(), 301);
+    // Nested into the root's document, then split: several documents, none over 64 kB.
+    let m = exporter.metrics().snapshot();
+    assert_eq!((m.spans_sent, m.dropped_total()), (301, 0), "{m:?}");
+    assert!(m.documents_sent > 2 && m.documents_sent < 301, "{m:?}");
+    let docs = documents(&collector.wait_for(m.documents_sent as usize));
+    assert_eq!(docs.len() as u64, m.documents_sent);
     let root = format!("{:016x}", 1);
-    for (id, doc) in &docs {
-        assert_eq!(doc["trace_id"], TraceId::from_u128(t).to_string());
-        if *id != root {
-            assert_eq!(doc["parent_id"], root);
-            assert_eq!(doc["type"], "subsegment");
+    let all = flatten(&docs);
+    assert_eq!(all.len(), 301, "every span arrives once");
+    for (id, (doc, embedded_in)) in &all {
+        if *id == root {
+            continue;
+        }
+        match embedded_in {
+            Some(parent) => assert_eq!(parent, &root),
+            None => {
+                assert_eq!(doc["trace_id"], TraceId::from_u128(t).to_string());
+                assert_eq!(doc["parent_id"], root);
+                assert_eq!(doc["type"], "subsegment");
+            }
         }
     }
-    let m = exporter.metrics().snapshot();
-    assert_eq!((m.documents_sent, m.dropped_total()), (301, 0));
     exporter.shutdown().unwrap();
 }

@@ -657,6 +657,17 @@ impl<'a> Segment<'a> {
         self.parent_id = Some(parent);
     }
 
+    /// How many (sub)segments the document holds: itself and every embedded subsegment.
+    pub fn span_count(&self) -> usize {
+        let mut count = 0;
+        let mut stack = vec![self];
+        while let Some(doc) = stack.pop() {
+            count += 1;
+            stack.extend(doc.subsegments.iter());
+        }
+        count
+    }
+
     /// Sets a metadata value in a namespace, replacing an earlier value for the same key.
     pub fn put_metadata(
         &mut self,
@@ -685,12 +696,15 @@ impl<'a> Segment<'a> {
 
     /// The JSON text of the document.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("segment documents always serialize")
+        let mut out = Vec::with_capacity(1024);
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("the writer writes UTF-8")
     }
 
-    /// Appends the JSON text of the document to `out`.
+    /// Appends the JSON text of the document to `out`: the text `serde_json` makes of its
+    /// `Serialize` impl, written directly (no serializer in between).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        serde_json::to_writer(out, self).expect("writing to a Vec cannot fail");
+        crate::json::write_segment(out, self);
     }
 }
 

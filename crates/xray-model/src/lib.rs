@@ -6,6 +6,7 @@
 //! - [`Segment`] and its blocks: segment and subsegment documents, serialized with serde,
 //!   empty fields omitted.
 //! - [`limits`]: X-Ray's limits and the sanitising rules that make any input fit them.
+//! - [`nest_subsegments`]: one document per segment tree of a batch, as the SDKs send.
 //! - [`split_to_fit`]: splits a segment tree into documents under the 64 kB limit.
 //! - [`datagram`]: the daemon's UDP framing, both ways.
 //! - [`carry`]: how header details OpenTelemetry's span context cannot hold travel in its
@@ -31,8 +32,10 @@ pub mod datagram;
 pub mod document;
 mod header;
 mod id;
+mod json;
 pub mod limits;
 mod name_chars;
+mod nest;
 mod split;
 
 pub use datagram::{DAEMON_HEADER, DatagramError, encode_datagram, parse_datagram};
@@ -46,4 +49,5 @@ pub use header::{
     TraceHeader,
 };
 pub use id::{IdError, SegmentId, TRACE_ID_LEN, TraceId};
+pub use nest::{MAX_NESTING_DEPTH, nest_subsegments};
 pub use split::{SplitReport, encoded_len, split_to_document_limit, split_to_fit, trim_to_fit};

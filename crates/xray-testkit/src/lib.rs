@@ -44,6 +44,38 @@ pub fn assert_schema_valid(json: &str) {
     }
 }
 
+/// Every (sub)segment of `docs`, each document followed by its embedded subsegments lifted
+/// out as if sent alone (`type`, `trace_id` and `parent_id` set, in tree order). The
+/// originals keep their `subsegments`, so a test can look at either form; counts and
+/// lookups need not care whether an exporter nested a batch or sent one document per span.
+pub fn all_segments(docs: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    use serde_json::Value;
+    let mut out = Vec::new();
+    for doc in docs {
+        out.push(doc.clone());
+        let trace = doc["trace_id"].clone();
+        let mut stack: Vec<(Value, Value)> = Vec::new();
+        let children = |parent: &Value| -> Vec<(Value, Value)> {
+            let id = parent["id"].clone();
+            parent["subsegments"]
+                .as_array()
+                .map(|c| c.iter().rev().map(|c| (c.clone(), id.clone())).collect())
+                .unwrap_or_default()
+        };
+        stack.extend(children(doc));
+        while let Some((mut sub, parent)) = stack.pop() {
+            stack.extend(children(&sub));
+            if let Some(fields) = sub.as_object_mut() {
+                fields.insert("type".into(), "subsegment".into());
+                fields.insert("trace_id".into(), trace.clone());
+                fields.insert("parent_id".into(), parent);
+            }
+            out.push(sub);
+        }
+    }
+    out
+}
+
 /// A free TCP port on 127.0.0.1 (the listener is closed before returning).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

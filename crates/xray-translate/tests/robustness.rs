@@ -196,6 +196,8 @@ proptest! {
         );
         let doc = translator.translate_otlp(&span, Some(&resource), None);
         let json = doc.to_json();
+        // The direct writer and serde_json (through the Serialize impls) agree byte for byte.
+        prop_assert_eq!(&json, &serde_json::to_string(&doc).unwrap());
         if let Err(e) = xray_testkit::validate_document(&serde_json::from_str(&json).unwrap()) {
             prop_assert!(false, "{e}\n{json}");
         }

@@ -1,0 +1,728 @@
+//! The JSON writer of segment documents: the same text `serde_json` makes from the
+//! `Serialize` impls (field order, omitted empty fields, escapes, number forms), written
+//! straight into a byte buffer. Keys are known, so each is one copy; strings that need no
+//! escaping (nearly all) are one copy too.
+
+use std::borrow::Cow;
+
+use crate::document::{
+    AnnotationValue, AnyValue, Aws, Cause, CloudWatchLogs, Ec2, Ecs, Eks, ElasticBeanstalk,
+    Exception, Fields, Http, Lambda, Link, Segment, Service, Sql, StackFrame, XRaySdk,
+};
+use crate::{SegmentId, TraceId};
+
+/// Appends the document's JSON text to `out`.
+pub(crate) fn write_segment(out: &mut Vec<u8>, seg: &Segment<'_>) {
+    let mut o = Obj::open(out);
+    o.str("name", &seg.name);
+    o.segment_id("id", seg.id);
+    if let Some(t) = seg.trace_id {
+        o.key("trace_id");
+        trace_id(o.out, t);
+    }
+    o.opt_str("type", &seg.kind);
+    if let Some(p) = seg.parent_id {
+        o.segment_id("parent_id", p);
+    }
+    o.key("start_time");
+    float(o.out, seg.start_time);
+    if let Some(end) = seg.end_time {
+        o.key("end_time");
+        float(o.out, end);
+    }
+    o.flag("in_progress", seg.in_progress);
+    o.opt_str("namespace", &seg.namespace);
+    o.opt_str("origin", &seg.origin);
+    o.opt_str("user", &seg.user);
+    o.opt_str("resource_arn", &seg.resource_arn);
+    o.flag("traced", seg.traced);
+    if let Some(s) = &seg.service {
+        o.key("service");
+        service(o.out, s);
+    }
+    if let Some(h) = &seg.http {
+        o.key("http");
+        http(o.out, h);
+    }
+    if let Some(a) = &seg.aws {
+        o.key("aws");
+        aws(o.out, a);
+    }
+    if let Some(s) = &seg.sql {
+        o.key("sql");
+        sql(o.out, s);
+    }
+    o.flag("error", seg.error);
+    o.flag("throttle", seg.throttle);
+    o.flag("fault", seg.fault);
+    if let Some(c) = &seg.cause {
+        o.key("cause");
+        cause(o.out, c);
+    }
+    if !seg.annotations.is_empty() {
+        o.key("annotations");
+        fields(o.out, &seg.annotations, annotation);
+    }
+    if !seg.metadata.is_empty() {
+        o.key("metadata");
+        fields(o.out, &seg.metadata, |out, ns| fields(out, ns, any));
+    }
+    if !seg.subsegments.is_empty() {
+        o.key("subsegments");
+        array(o.out, &seg.subsegments, write_segment);
+    }
+    if !seg.precursor_ids.is_empty() {
+        o.key("precursor_ids");
+        array(o.out, &seg.precursor_ids, |out, id| segment_id(out, *id));
+    }
+    if !seg.links.is_empty() {
+        o.key("links");
+        array(o.out, &seg.links, link);
+    }
+    o.close();
+}
+
+/// An object being written: commas between fields, `{` and `}` around them.
+struct Obj<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Obj<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+
+    /// `"key":` (keys here are plain ASCII and need no escaping), with a comma before
+    /// every field but the first.
+    fn key(&mut self, key: &str) {
+        self.out.reserve(key.len() + 4);
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        string(self.out, value);
+    }
+
+    fn opt_str(&mut self, key: &str, value: &Option<Cow<'_, str>>) {
+        if let Some(v) = value {
+            self.str(key, v);
+        }
+    }
+
+    fn segment_id(&mut self, key: &str, id: SegmentId) {
+        self.key(key);
+        segment_id(self.out, id);
+    }
+
+    /// Written only when set, as serde's `skip_serializing_if = "is_false"`.
+    fn flag(&mut self, key: &str, value: bool) {
+        if value {
+            self.key(key);
+            self.out.extend_from_slice(b"true");
+        }
+    }
+
+    fn opt_int(&mut self, key: &str, value: Option<impl itoa::Integer>) {
+        if let Some(v) = value {
+            self.key(key);
+            int(self.out, v);
+        }
+    }
+
+    fn opt_strs(&mut self, key: &str, values: &[Cow<'_, str>]) {
+        if !values.is_empty() {
+            self.key(key);
+            array(self.out, values, |out, s| string(out, s));
+        }
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn array<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
+}
+
+fn fields<V>(out: &mut Vec<u8>, f: &Fields<'_, V>, mut write: impl FnMut(&mut Vec<u8>, &V)) {
+    out.push(b'{');
+    for (i, (k, v)) in f.0.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, k);
+        out.push(b':');
+        write(out, v);
+    }
+    out.push(b'}');
+}
+
+fn int(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// As `serde_json`: the shortest round-trip form (`zmij`, as serde_json), `null` when not finite.
+fn float(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        out.extend_from_slice(zmij::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+fn segment_id(out: &mut Vec<u8>, id: SegmentId) {
+    out.push(b'"');
+    out.extend_from_slice(&id.encode());
+    out.push(b'"');
+}
+
+fn trace_id(out: &mut Vec<u8>, id: TraceId) {
+    out.push(b'"');
+    out.extend_from_slice(&id.encode());
+    out.push(b'"');
+}
+
+/// What each byte turns into inside a JSON string, as `serde_json` writes it: 0 for
+/// itself, `u` for `\u00XX`, or the letter after the backslash.
+const ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// How many leading bytes of `bytes` need no escaping, found eight at a time: a byte
+/// below 0x20, `"` or `\` in a word is detected without a false negative (a false
+/// positive only follows a true match, which the byte loop then finds).
+fn clean_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    let mut clean = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let control = x.wrapping_sub(ONES * 0x20) & !x;
+        let special =
+            control | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')));
+        if special & HIGHS != 0 {
+            break;
+        }
+        clean += 8;
+    }
+    clean
+        + bytes[clean..]
+            .iter()
+            .take_while(|&&b| ESCAPE[b as usize] == 0)
+            .count()
+}
+
+/// A quoted, escaped JSON string.
+fn string(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let clean = clean_prefix(bytes);
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
+        let escape = ESCAPE[b as usize];
+        if escape == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        match escape {
+            b'u' => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            }
+            letter => out.extend_from_slice(&[b'\\', letter]),
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn annotation(out: &mut Vec<u8>, v: &AnnotationValue<'_>) {
+    match v {
+        AnnotationValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        AnnotationValue::Int(i) => int(out, *i),
+        AnnotationValue::Float(f) => float(out, *f),
+        AnnotationValue::Str(s) => string(out, s),
+    }
+}
+
+fn any(out: &mut Vec<u8>, v: &AnyValue<'_>) {
+    match v {
+        AnyValue::Null => out.extend_from_slice(b"null"),
+        AnyValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        AnyValue::Int(i) => int(out, *i),
+        AnyValue::Float(f) => float(out, *f),
+        AnyValue::Str(s) => string(out, s),
+        AnyValue::Array(items) => array(out, items, any),
+        AnyValue::Object(f) => fields(out, f, any),
+    }
+}
+
+fn service(out: &mut Vec<u8>, s: &Service<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("version", &s.version);
+    o.opt_str("runtime", &s.runtime);
+    o.opt_str("runtime_version", &s.runtime_version);
+    o.close();
+}
+
+fn http(out: &mut Vec<u8>, h: &Http<'_>) {
+    let mut o = Obj::open(out);
+    if let Some(r) = &h.request {
+        o.key("request");
+        let mut r_o = Obj::open(o.out);
+        r_o.opt_str("method", &r.method);
+        r_o.opt_str("url", &r.url);
+        r_o.opt_str("user_agent", &r.user_agent);
+        r_o.opt_str("client_ip", &r.client_ip);
+        r_o.flag("x_forwarded_for", r.x_forwarded_for);
+        r_o.flag("traced", r.traced);
+        r_o.close();
+    }
+    if let Some(r) = &h.response {
+        o.key("response");
+        let mut r_o = Obj::open(o.out);
+        r_o.opt_int("status", r.status);
+        r_o.opt_int("content_length", r.content_length);
+        r_o.close();
+    }
+    o.close();
+}
+
+fn aws(out: &mut Vec<u8>, a: &Aws<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("account_id", &a.account_id);
+    o.opt_str("operation", &a.operation);
+    o.opt_str("region", &a.region);
+    o.opt_str("request_id", &a.request_id);
+    o.opt_str("queue_url", &a.queue_url);
+    o.opt_str("table_name", &a.table_name);
+    o.opt_strs("table_names", &a.table_names);
+    o.opt_int("retries", a.retries);
+    if let Some(v) = &a.ec2 {
+        o.key("ec2");
+        ec2(o.out, v);
+    }
+    if let Some(v) = &a.ecs {
+        o.key("ecs");
+        ecs(o.out, v);
+    }
+    if let Some(v) = &a.eks {
+        o.key("eks");
+        eks(o.out, v);
+    }
+    if let Some(v) = &a.elastic_beanstalk {
+        o.key("elastic_beanstalk");
+        beanstalk(o.out, v);
+    }
+    if let Some(v) = &a.lambda {
+        o.key("lambda");
+        lambda(o.out, v);
+    }
+    if let Some(v) = &a.xray {
+        o.key("xray");
+        xray(o.out, v);
+    }
+    if !a.cloudwatch_logs.is_empty() {
+        o.key("cloudwatch_logs");
+        array(o.out, &a.cloudwatch_logs, log_group);
+    }
+    o.close();
+}
+
+fn ec2(out: &mut Vec<u8>, v: &Ec2<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("instance_id", &v.instance_id);
+    o.opt_str("availability_zone", &v.availability_zone);
+    o.opt_str("instance_size", &v.instance_size);
+    o.opt_str("ami_id", &v.ami_id);
+    o.close();
+}
+
+fn ecs(out: &mut Vec<u8>, v: &Ecs<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("container", &v.container);
+    o.opt_str("container_id", &v.container_id);
+    o.opt_str("task_arn", &v.task_arn);
+    o.opt_str("task_family", &v.task_family);
+    o.opt_str("cluster_arn", &v.cluster_arn);
+    o.opt_str("launch_type", &v.launch_type);
+    o.close();
+}
+
+fn eks(out: &mut Vec<u8>, v: &Eks<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("cluster_name", &v.cluster_name);
+    o.opt_str("pod", &v.pod);
+    o.opt_str("container_id", &v.container_id);
+    o.close();
+}
+
+fn beanstalk(out: &mut Vec<u8>, v: &ElasticBeanstalk<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("environment_name", &v.environment_name);
+    o.opt_str("version_label", &v.version_label);
+    o.opt_int("deployment_id", v.deployment_id);
+    o.close();
+}
+
+fn lambda(out: &mut Vec<u8>, v: &Lambda<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("function_name", &v.function_name);
+    o.opt_str("function_version", &v.function_version);
+    o.close();
+}
+
+fn xray(out: &mut Vec<u8>, v: &XRaySdk<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("sdk", &v.sdk);
+    o.opt_str("sdk_version", &v.sdk_version);
+    o.flag("auto_instrumentation", v.auto_instrumentation);
+    o.opt_str("sampling_rule_name", &v.sampling_rule_name);
+    o.close();
+}
+
+fn log_group(out: &mut Vec<u8>, v: &CloudWatchLogs<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("log_group", &v.log_group);
+    o.opt_str("arn", &v.arn);
+    o.close();
+}
+
+fn sql(out: &mut Vec<u8>, v: &Sql<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("url", &v.url);
+    o.opt_str("connection_string", &v.connection_string);
+    o.opt_str("sanitized_query", &v.sanitized_query);
+    o.opt_str("database_type", &v.database_type);
+    o.opt_str("database_version", &v.database_version);
+    o.opt_str("driver_version", &v.driver_version);
+    o.opt_str("user", &v.user);
+    o.opt_str("preparation", &v.preparation);
+    o.close();
+}
+
+fn cause(out: &mut Vec<u8>, c: &Cause<'_>) {
+    match c {
+        Cause::ExceptionId(id) => segment_id(out, *id),
+        Cause::Details(d) => {
+            let mut o = Obj::open(out);
+            o.opt_str("working_directory", &d.working_directory);
+            o.opt_strs("paths", &d.paths);
+            if !d.exceptions.is_empty() {
+                o.key("exceptions");
+                array(o.out, &d.exceptions, exception);
+            }
+            o.close();
+        }
+    }
+}
+
+fn exception(out: &mut Vec<u8>, e: &Exception<'_>) {
+    let mut o = Obj::open(out);
+    o.segment_id("id", e.id);
+    o.opt_str("message", &e.message);
+    o.opt_str("type", &e.kind);
+    o.flag("remote", e.remote);
+    o.opt_int("truncated", e.truncated);
+    o.opt_int("skipped", e.skipped);
+    if let Some(c) = e.cause {
+        o.segment_id("cause", c);
+    }
+    if !e.stack.is_empty() {
+        o.key("stack");
+        array(o.out, &e.stack, frame);
+    }
+    o.close();
+}
+
+fn frame(out: &mut Vec<u8>, f: &StackFrame<'_>) {
+    let mut o = Obj::open(out);
+    o.opt_str("path", &f.path);
+    o.opt_int("line", f.line);
+    o.opt_str("label", &f.label);
+    o.close();
+}
+
+fn link(out: &mut Vec<u8>, l: &Link<'_>) {
+    let mut o = Obj::open(out);
+    o.key("trace_id");
+    trace_id(o.out, l.trace_id);
+    o.segment_id("id", l.id);
+    if !l.attributes.is_empty() {
+        o.key("attributes");
+        fields(o.out, &l.attributes, any);
+    }
+    o.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::{CauseDetails, HttpRequest, HttpResponse};
+
+    fn serde_text(seg: &Segment<'_>) -> String {
+        serde_json::to_string(seg).unwrap()
+    }
+
+    fn ours(seg: &Segment<'_>) -> String {
+        let mut out = Vec::new();
+        write_segment(&mut out, seg);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A document with every block and field set, strings full of characters to escape.
+    fn everything() -> Segment<'static> {
+        let s = |t: &str| {
+            Some(Cow::Owned(format!(
+                "{t} \"q\" \\ \n\t\r\u{8}\u{c}\u{1}\u{1f}\u{7f} é 🦀"
+            )))
+        };
+        let mut seg = Segment::new(
+            "svc \u{0} \"x\"",
+            SegmentId::from_u64(0xabc),
+            TraceId::from_u128(7),
+            1_700_000_000.123456,
+        );
+        seg.kind = Some("subsegment".into());
+        seg.parent_id = Some(SegmentId::from_u64(1));
+        seg.end_time = Some(f64::NAN);
+        seg.in_progress = true;
+        (seg.namespace, seg.origin, seg.user, seg.resource_arn) =
+            (s("ns"), s("o"), s("u"), s("arn"));
+        seg.traced = true;
+        seg.service = Some(Service {
+            version: s("1"),
+            runtime: s("rust"),
+            runtime_version: s("1.95"),
+        });
+        seg.http = Some(Http {
+            request: Some(HttpRequest {
+                method: s("GET"),
+                url: s("https://x/y?z"),
+                user_agent: s("ua"),
+                client_ip: s("::1"),
+                x_forwarded_for: true,
+                traced: true,
+            }),
+            response: Some(HttpResponse {
+                status: Some(503),
+                content_length: Some(u64::MAX),
+            }),
+        });
+        seg.aws = Some(Aws {
+            account_id: s("1"),
+            operation: s("op"),
+            region: s("r"),
+            request_id: s("id"),
+            queue_url: s("q"),
+            table_name: s("t"),
+            table_names: vec!["a".into(), "b\"".into()],
+            retries: Some(3),
+            ec2: Some(Ec2 {
+                instance_id: s("i"),
+                availability_zone: s("az"),
+                instance_size: s("m5"),
+                ami_id: s("ami"),
+            }),
+            ecs: Some(Ecs {
+                container: s("c"),
+                container_id: s("ci"),
+                task_arn: s("ta"),
+                task_family: s("tf"),
+                cluster_arn: s("ca"),
+                launch_type: s("fargate"),
+            }),
+            eks: Some(Eks {
+                cluster_name: s("cn"),
+                pod: s("p"),
+                container_id: s("ci"),
+            }),
+            elastic_beanstalk: Some(ElasticBeanstalk {
+                environment_name: s("e"),
+                version_label: s("v"),
+                deployment_id: Some(-4),
+            }),
+            lambda: Some(Lambda {
+                function_name: s("f"),
+                function_version: s("$LATEST"),
+            }),
+            xray: Some(XRaySdk {
+                sdk: s("sdk"),
+                sdk_version: s("0"),
+                auto_instrumentation: true,
+                sampling_rule_name: s("rule"),
+            }),
+            cloudwatch_logs: vec![
+                CloudWatchLogs {
+                    log_group: s("lg"),
+                    arn: s("arn"),
+                },
+                CloudWatchLogs::default(),
+            ],
+        });
+        seg.sql = Some(Sql {
+            url: s("u"),
+            connection_string: s("c"),
+            sanitized_query: s("select"),
+            database_type: s("pg"),
+            database_version: s("16"),
+            driver_version: s("d"),
+            user: s("u"),
+            preparation: s("statement"),
+        });
+        (seg.error, seg.throttle, seg.fault) = (true, true, true);
+        seg.cause = Some(Cause::Details(CauseDetails {
+            working_directory: s("/"),
+            paths: vec!["p1".into()],
+            exceptions: vec![Exception {
+                id: SegmentId::from_u64(5),
+                message: s("boom"),
+                kind: s("E"),
+                remote: true,
+                truncated: Some(2),
+                skipped: Some(1),
+                cause: Some(SegmentId::from_u64(6)),
+                stack: vec![
+                    StackFrame {
+                        path: s("a.rs"),
+                        line: Some(10),
+                        label: s("f"),
+                    },
+                    StackFrame::default(),
+                ],
+            }],
+        }));
+        seg.annotations.insert("b", AnnotationValue::Bool(false));
+        seg.annotations.insert("i", AnnotationValue::Int(i64::MIN));
+        seg.annotations.insert("f", AnnotationValue::Float(0.1));
+        seg.annotations
+            .insert("inf", AnnotationValue::Float(f64::INFINITY));
+        seg.annotations
+            .insert("s\"", AnnotationValue::Str("v\n".into()));
+        seg.put_metadata("default", "null", AnyValue::Null);
+        seg.put_metadata(
+            "default",
+            "nested",
+            AnyValue::Array(vec![
+                AnyValue::Bool(true),
+                AnyValue::Float(1e300),
+                AnyValue::Float(-0.0),
+                AnyValue::Float(1.0),
+                AnyValue::Object(Fields(vec![("k\u{1}".into(), AnyValue::Str("".into()))])),
+                AnyValue::Array(vec![]),
+                AnyValue::Object(Fields::new()),
+            ]),
+        );
+        seg.put_metadata("other ns", "x", AnyValue::Int(1));
+        let child = Segment {
+            name: "child".into(),
+            end_time: Some(2.5),
+            ..Segment::default()
+        };
+        seg.subsegments = vec![child.clone(), child];
+        seg.precursor_ids = vec![SegmentId::from_u64(9), SegmentId::from_u64(10)];
+        seg.links = vec![
+            Link {
+                trace_id: TraceId::from_u128(1),
+                id: SegmentId::from_u64(2),
+                attributes: Fields::new(),
+            },
+            Link {
+                trace_id: TraceId::from_u128(3),
+                id: SegmentId::from_u64(4),
+                attributes: Fields(vec![("a".into(), AnyValue::Int(1))]),
+            },
+        ];
+        seg
+    }
+
+    #[test]
+    fn every_field_is_written_exactly_as_serde_json_writes_it() {
+        let seg = everything();
+        assert_eq!(ours(&seg), serde_text(&seg));
+        let mut exception_id = seg.clone();
+        exception_id.cause = Some(Cause::ExceptionId(SegmentId::from_u64(77)));
+        assert_eq!(ours(&exception_id), serde_text(&exception_id));
+    }
+
+    #[test]
+    fn empty_blocks_and_defaults_are_written_as_serde_json_writes_them() {
+        let mut seg = Segment::default();
+        assert_eq!(ours(&seg), serde_text(&seg));
+        seg.http = Some(Http::default());
+        seg.aws = Some(Aws::default());
+        seg.sql = Some(Sql::default());
+        seg.service = Some(Service::default());
+        seg.cause = Some(Cause::Details(CauseDetails::default()));
+        assert_eq!(ours(&seg), serde_text(&seg));
+    }
+
+    #[test]
+    fn every_byte_and_number_form_matches() {
+        // Each escaped byte at every position of a word, among clean bytes.
+        for special in (0u8..0x20).chain([b'"', b'\\', 0x7f]) {
+            for at in 0..17 {
+                let mut text = vec![b'a'; 17];
+                text[at] = special;
+                let text = String::from_utf8(text).unwrap();
+                let seg = Segment::new(text, SegmentId::from_u64(1), TraceId::from_u128(2), 1.0);
+                assert_eq!(ours(&seg), serde_text(&seg));
+            }
+        }
+        let all: String = (0u32..0x800).filter_map(char::from_u32).collect();
+        for f in [
+            0.0,
+            1.5,
+            1e21,
+            1e-7,
+            123456789.000001,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+        ] {
+            let mut seg = Segment::new(
+                all.clone(),
+                SegmentId::from_u64(1),
+                TraceId::from_u128(2),
+                f,
+            );
+            seg.annotations
+                .insert(all.clone(), AnnotationValue::Float(-f));
+            assert_eq!(ours(&seg), serde_text(&seg));
+        }
+    }
+}

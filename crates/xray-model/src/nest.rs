@@ -1,0 +1,255 @@
+//! Putting the subsegments of one batch inside their parent's document, the way the X-Ray
+//! SDKs send a finished segment: one document per tree instead of one per span.
+
+use std::collections::HashMap;
+
+use crate::document::{Segment, TYPE_SUBSEGMENT};
+use crate::{SegmentId, TraceId};
+
+/// The deepest [`nest_subsegments`] embeds: levels of `subsegments` below a top-level
+/// document.
+pub const MAX_NESTING_DEPTH: u32 = 32;
+
+/// Moves every standalone subsegment of `docs` whose parent is another document of the
+/// same batch (same `trace_id`, `parent_id` equal to its `id`) into that parent's
+/// `subsegments`, and returns the top-level documents that remain, in their batch order.
+///
+/// Segments are never nested (each is its own hop); a subsegment whose parent is not in
+/// the batch stays a standalone document. Children keep their batch order inside their
+/// parent and lose `type`, `trace_id` and `parent_id`, which an embedded subsegment does
+/// not carry. Nothing is dropped: malformed parent links (a subsegment naming itself, or a
+/// cycle) leave the documents involved standalone, and a chain deeper than
+/// [`MAX_NESTING_DEPTH`] is cut into several documents so no reader (or `Drop`) recurses
+/// without bound. A nested tree may exceed X-Ray's 64 kB limit; pass each result through
+/// [`crate::split_to_fit`], which moves the largest subsegments out again.
+///
+/// ```
+/// use xray_model::{Segment, SegmentId, TraceId, nest_subsegments};
+/// let trace = TraceId::from_u128(7);
+/// let root = Segment::new("svc", SegmentId::from_u64(1), trace, 1.0);
+/// let mut child = Segment::new("db", SegmentId::from_u64(2), trace, 1.1);
+/// child.detach(trace, SegmentId::from_u64(1));
+/// let docs = nest_subsegments(vec![child, root]);
+/// assert_eq!(docs.len(), 1);
+/// assert_eq!(docs[0].subsegments[0].name, "db");
+/// assert_eq!(docs[0].subsegments[0].trace_id, None);
+/// assert_eq!(docs[0].span_count(), 2);
+/// ```
+pub fn nest_subsegments(docs: Vec<Segment<'_>>) -> Vec<Segment<'_>> {
+    let n = docs.len();
+    if n < 2 {
+        return docs;
+    }
+    let mut parents = parent_links(&docs);
+    if parents.iter().all(Option::is_none) {
+        return docs;
+    }
+    let depths = depths(&parents);
+    // Every (MAX_NESTING_DEPTH + 1)th level of a deep chain starts a document of its own.
+    for (parent, &depth) in parents.iter_mut().zip(&depths) {
+        if depth % (MAX_NESTING_DEPTH + 1) == 0 {
+            *parent = None;
+        }
+    }
+    // Deepest first, so a subtree is complete before it moves; batch order within a depth
+    // keeps children in their batch order inside the parent.
+    let mut order: Vec<usize> = (0..n).filter(|&i| parents[i].is_some()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(depths[i]), i));
+    let mut slots: Vec<Option<Segment<'_>>> = docs.into_iter().map(Some).collect();
+    for i in order {
+        let (Some(parent), Some(mut child)) = (parents[i], slots[i].take()) else {
+            continue;
+        };
+        child.kind = None;
+        child.trace_id = None;
+        child.parent_id = None;
+        if let Some(parent) = slots[parent].as_mut() {
+            parent.subsegments.push(child);
+        }
+    }
+    slots.into_iter().flatten().collect()
+}
+
+/// The index of each document's parent in the batch, when it is a standalone subsegment
+/// whose parent is there; cycles are broken so every chain ends at a top-level document.
+fn parent_links(docs: &[Segment<'_>]) -> Vec<Option<usize>> {
+    let mut index: HashMap<(TraceId, SegmentId), usize> = HashMap::with_capacity(docs.len());
+    for (i, doc) in docs.iter().enumerate() {
+        if let Some(trace) = doc.trace_id {
+            index.entry((trace, doc.id)).or_insert(i);
+        }
+    }
+    let mut parents: Vec<Option<usize>> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, doc)| {
+            let standalone = doc.kind.as_deref() == Some(TYPE_SUBSEGMENT);
+            let parent = index.get(&(doc.trace_id?, doc.parent_id?)).copied()?;
+            (standalone && parent != i).then_some(parent)
+        })
+        .collect();
+    // Walk each chain once; a chain that comes back to a node of the current walk is a
+    // cycle, broken by making that node top-level.
+    const UNSEEN: u8 = 0;
+    const ON_WALK: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![UNSEEN; docs.len()];
+    let mut walk = Vec::new();
+    for start in 0..docs.len() {
+        let mut at = start;
+        while state[at] == UNSEEN {
+            state[at] = ON_WALK;
+            walk.push(at);
+            match parents[at] {
+                Some(p) if state[p] == ON_WALK => {
+                    parents[at] = None;
+                    break;
+                }
+                Some(p) => at = p,
+                None => break,
+            }
+        }
+        for i in walk.drain(..) {
+            state[i] = DONE;
+        }
+    }
+    parents
+}
+
+/// Each document's distance from its top-level document (links must be acyclic).
+fn depths(parents: &[Option<usize>]) -> Vec<u32> {
+    const UNKNOWN: u32 = u32::MAX;
+    let mut depths = vec![UNKNOWN; parents.len()];
+    let mut chain = Vec::new();
+    for start in 0..parents.len() {
+        let mut at = start;
+        let mut base = 0;
+        while depths[at] == UNKNOWN {
+            match parents[at] {
+                Some(p) => {
+                    chain.push(at);
+                    at = p;
+                }
+                None => {
+                    depths[at] = 0;
+                    break;
+                }
+            }
+        }
+        if depths[at] != UNKNOWN {
+            base = depths[at];
+        }
+        for (step, i) in chain.drain(..).rev().enumerate() {
+            depths[i] = base + step as u32 + 1;
+        }
+    }
+    depths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACE: u128 = 0x5759e988bd862e3fe1be46a994272793;
+
+    fn segment(id: u64) -> Segment<'static> {
+        Segment::new(
+            format!("s{id}"),
+            SegmentId::from_u64(id),
+            TraceId::from_u128(TRACE),
+            1.0,
+        )
+    }
+
+    fn sub(id: u64, parent: u64) -> Segment<'static> {
+        let mut s = segment(id);
+        s.detach(TraceId::from_u128(TRACE), SegmentId::from_u64(parent));
+        s
+    }
+
+    fn shape(doc: &Segment<'_>) -> String {
+        let children: Vec<String> = doc.subsegments.iter().map(shape).collect();
+        if children.is_empty() {
+            doc.name.to_string()
+        } else {
+            format!("{}[{}]", doc.name, children.join(","))
+        }
+    }
+
+    fn shapes(docs: &[Segment<'_>]) -> Vec<String> {
+        docs.iter().map(shape).collect()
+    }
+
+    #[test]
+    fn children_in_end_order_nest_under_their_parents_at_any_depth() {
+        // Spans arrive in end order: grandchildren, children, then the root.
+        let docs = vec![sub(4, 2), sub(2, 1), sub(3, 1), sub(5, 3), segment(1)];
+        let out = nest_subsegments(docs);
+        assert_eq!(shapes(&out), ["s1[s2[s4],s3[s5]]"]);
+        assert_eq!(out[0].span_count(), 5);
+        let embedded = &out[0].subsegments[0];
+        assert_eq!((embedded.kind.as_deref(), embedded.trace_id), (None, None));
+        assert_eq!(embedded.parent_id, None);
+        assert!(
+            out[0].trace_id.is_some(),
+            "the top-level document keeps its trace"
+        );
+    }
+
+    #[test]
+    fn documents_without_their_parent_in_the_batch_stay_standalone() {
+        let mut other_trace = sub(6, 1);
+        other_trace.trace_id = Some(TraceId::from_u128(1));
+        let mut hop = segment(7);
+        hop.parent_id = Some(SegmentId::from_u64(1)); // a segment: its own document
+        let docs = vec![sub(2, 99), other_trace, hop, segment(1), sub(3, 2)];
+        let out = nest_subsegments(docs);
+        assert_eq!(shapes(&out), ["s2[s3]", "s6", "s7", "s1"]);
+        assert_eq!(out[0].kind.as_deref(), Some(TYPE_SUBSEGMENT));
+        assert_eq!(out[0].parent_id, Some(SegmentId::from_u64(99)));
+    }
+
+    #[test]
+    fn cycles_and_self_parents_lose_nothing() {
+        let docs = vec![sub(1, 1), sub(2, 3), sub(3, 4), sub(4, 2), sub(5, 4)];
+        let out = nest_subsegments(docs);
+        let total: usize = out.iter().map(Segment::span_count).sum();
+        assert_eq!(total, 5);
+        // The walk from s2 finds the cycle at s4, which becomes top-level.
+        assert_eq!(shapes(&out), ["s1", "s4[s3[s2],s5]"]);
+    }
+
+    #[test]
+    fn a_duplicate_id_nests_under_the_first_and_keeps_the_second() {
+        let docs = vec![segment(1), segment(1), sub(2, 1)];
+        let out = nest_subsegments(docs);
+        assert_eq!(shapes(&out), ["s1[s2]", "s1"]);
+    }
+
+    #[test]
+    fn long_chains_do_not_recurse() {
+        let mut docs: Vec<Segment<'static>> = (2..20_000).rev().map(|i| sub(i, i - 1)).collect();
+        docs.push(segment(1));
+        let out = nest_subsegments(docs);
+        let levels = MAX_NESTING_DEPTH as usize + 1;
+        assert_eq!(out.len(), 19_999usize.div_ceil(levels));
+        assert_eq!(out.iter().map(Segment::span_count).sum::<usize>(), 19_999);
+        for doc in &out {
+            let mut depth = 0;
+            let mut at = doc;
+            while let Some(child) = at.subsegments.first() {
+                depth += 1;
+                at = child;
+            }
+            assert!(depth <= MAX_NESTING_DEPTH, "{depth}");
+        }
+        let root = out.last().unwrap();
+        assert_eq!((root.name.as_ref(), root.span_count()), ("s1", levels));
+        assert_eq!(root.kind, None);
+        assert_eq!(
+            out[0].kind.as_deref(),
+            Some(TYPE_SUBSEGMENT),
+            "cut levels stay standalone"
+        );
+    }
+}
