@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::SegmentId;
 use crate::document::{Segment, TYPE_SUBSEGMENT};
-use crate::{SegmentId, TraceId};
 
 /// The deepest [`nest_subsegments`] embeds: levels of `subsegments` below a top-level
 /// document.
@@ -56,6 +56,18 @@ pub fn nest_subsegments(docs: Vec<Segment<'_>>) -> Vec<Segment<'_>> {
     let mut order: Vec<usize> = (0..n).filter(|&i| parents[i].is_some()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(depths[i]), i));
     let mut slots: Vec<Option<Segment<'_>>> = docs.into_iter().map(Some).collect();
+    // Each parent's `subsegments` sized once for all its children.
+    let mut children = vec![0usize; n];
+    for &i in &order {
+        if let Some(p) = parents[i] {
+            children[p] += 1;
+        }
+    }
+    for (slot, &count) in slots.iter_mut().zip(&children) {
+        if let Some(doc) = slot.as_mut().filter(|_| count > 0) {
+            doc.subsegments.reserve_exact(count);
+        }
+    }
     for i in order {
         let (Some(parent), Some(mut child)) = (parents[i], slots[i].take()) else {
             continue;
@@ -73,19 +85,23 @@ pub fn nest_subsegments(docs: Vec<Segment<'_>>) -> Vec<Segment<'_>> {
 /// The index of each document's parent in the batch, when it is a standalone subsegment
 /// whose parent is there; cycles are broken so every chain ends at a top-level document.
 fn parent_links(docs: &[Segment<'_>]) -> Vec<Option<usize>> {
-    let mut index: HashMap<(TraceId, SegmentId), usize> = HashMap::with_capacity(docs.len());
+    // By id alone (ids are random 64-bit values); the trace is compared after the lookup.
+    let mut index: HashMap<SegmentId, usize> = HashMap::with_capacity(docs.len());
     for (i, doc) in docs.iter().enumerate() {
-        if let Some(trace) = doc.trace_id {
-            index.entry((trace, doc.id)).or_insert(i);
+        if doc.trace_id.is_some() {
+            index.entry(doc.id).or_insert(i);
         }
     }
     let mut parents: Vec<Option<usize>> = docs
         .iter()
         .enumerate()
         .map(|(i, doc)| {
-            let standalone = doc.kind.as_deref() == Some(TYPE_SUBSEGMENT);
-            let parent = index.get(&(doc.trace_id?, doc.parent_id?)).copied()?;
-            (standalone && parent != i).then_some(parent)
+            if doc.kind.as_deref() != Some(TYPE_SUBSEGMENT) {
+                return None;
+            }
+            let trace = doc.trace_id?;
+            let parent = *index.get(&doc.parent_id?)?;
+            (parent != i && docs[parent].trace_id == Some(trace)).then_some(parent)
         })
         .collect();
     // Walk each chain once; a chain that comes back to a node of the current walk is a
@@ -149,6 +165,7 @@ fn depths(parents: &[Option<usize>]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TraceId;
 
     const TRACE: u128 = 0x5759e988bd862e3fe1be46a994272793;
 
