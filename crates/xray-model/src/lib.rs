@@ -3,8 +3,9 @@
 //! - [`TraceId`] and [`SegmentId`]: ids in their X-Ray text forms, bit-compatible with
 //!   OpenTelemetry's trace and span ids.
 //! - [`TraceHeader`]: the one parser and writer of the `X-Amzn-Trace-Id` header.
-//! - [`Segment`] and its blocks: segment and subsegment documents, serialized with serde,
-//!   empty fields omitted.
+//! - [`Segment`] and its blocks: segment and subsegment documents, with serde impls and a
+//!   direct writer ([`Segment::write_json`]) that gives serde_json's text, empty fields
+//!   omitted.
 //! - [`limits`]: X-Ray's limits and the sanitising rules that make any input fit them.
 //! - [`nest_subsegments`]: one document per segment tree of a batch, as the SDKs send.
 //! - [`split_to_fit`]: splits a segment tree into documents under the 64 kB limit.
