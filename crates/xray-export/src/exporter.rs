@@ -20,7 +20,7 @@ use crate::queue::Overflow;
 use crate::transport::daemon::{AddressError, DaemonAddress, UdpTransport};
 use crate::transport::file::WriterTransport;
 use crate::transport::{RetryPolicy, Transport, log_drop};
-use xray_translate::Translator;
+use xray_translate::{PreparedResource, Translator};
 
 #[cfg(feature = "xray-api")]
 use crate::transport::api::{ApiConfig, ApiTransport};
@@ -272,8 +272,9 @@ impl XRayExporter {
                 translator,
             } => {
                 let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+                let resource = translator.prepare_sdk(&self.resource);
                 for span in &batch {
-                    if let Some(doc) = self.encode(translator, span, &mut scratch) {
+                    if let Some(doc) = self.encode(&resource, span, &mut scratch) {
                         pipeline.submit(doc);
                     }
                 }
@@ -307,11 +308,11 @@ impl XRayExporter {
     /// One span to one document of at most 64 kB, or `None` (counted and logged).
     fn encode(
         &self,
-        translator: &Translator,
+        resource: &PreparedResource<'_>,
         span: &SpanData,
         scratch: &mut Vec<u8>,
     ) -> Option<Document> {
-        let mut segment = translator.translate_sdk(span, &self.resource);
+        let mut segment = resource.translate_sdk(span);
         match Document::encode_to_fit(&mut segment, scratch) {
             Ok((doc, trimmed)) => {
                 if trimmed {
