@@ -18,28 +18,32 @@ use xray_export::transport::daemon::UdpTransport;
 use xray_export::{Document, HostPort, Metrics, RetryPolicy, SendContext, Translator, Transport};
 use xray_model::nest_subsegments;
 use xray_sampling::{LocalRules, XraySampler};
+use xray_translate::PreparedResource;
 
 #[global_allocator]
 static ALLOC: alloc::Counting = alloc::Counting;
 
 const SIZES: [usize; 3] = [10, 100, 512];
 
-fn ours_translate<'a>(t: &Translator, batch: &'a [SpanData], r: &'a Resource) -> usize {
+/// Ours on a resource prepared once, as opentelemetry-aws's `set_resource` is done once.
+fn ours_translate<'a>(r: &'a PreparedResource<'a>, batch: &'a [SpanData]) -> usize {
     for span in batch {
-        black_box(t.translate_sdk(span, r));
+        black_box(r.translate_sdk(span));
     }
     batch.len()
 }
 
-/// What `XRayExporter` does with a batch: translate, nest each subsegment into its
-/// parent's document when the parent is in the batch, encode within 64 kB.
+/// What `XRayExporter` does with a batch: prepare the resource, translate, nest each
+/// subsegment into its parent's document when the parent is in the batch, encode within
+/// 64 kB.
 fn ours_json(
     t: &Translator,
     batch: &[SpanData],
     r: &Resource,
     scratch: &mut Vec<u8>,
 ) -> Vec<Document> {
-    let segments = nest_subsegments(batch.iter().map(|s| t.translate_sdk(s, r)).collect());
+    let resource = t.prepare_sdk(r);
+    let segments = nest_subsegments(batch.iter().map(|s| resource.translate_sdk(s)).collect());
     let mut docs = Vec::with_capacity(segments.len());
     for segment in segments {
         Document::encode_tree(segment, scratch, |d| docs.extend(d.ok()));
@@ -61,19 +65,20 @@ fn listener() -> std::net::SocketAddr {
 fn translation(c: &mut Criterion) {
     let resource = spans::resource();
     let ours = Translator::default();
+    let prepared = ours.prepare_sdk(&resource);
     let mut theirs = SegmentTranslator::new();
     theirs.set_resource(&resource);
     let mut group = c.benchmark_group("translate");
     for n in SIZES {
         let batch = spans::batch(n);
         // Fairness: both sides must translate every span, or the comparison is void.
-        assert_eq!(ours_translate(&ours, &batch, &resource), n);
+        assert_eq!(ours_translate(&prepared, &batch), n);
         assert_eq!(
             theirs.translate_spans(&batch).len(),
             n,
             "opentelemetry-aws dropped spans"
         );
-        let (_, a) = alloc::count(|| ours_translate(&ours, &batch, &resource));
+        let (_, a) = alloc::count(|| ours_translate(&prepared, &batch));
         let (_, b) = alloc::count(|| black_box(theirs.translate_spans(&batch)).len());
         println!(
             "allocations per span, translate {n}: ours {:.1}, opentelemetry-aws {:.1}",
@@ -96,7 +101,7 @@ fn translation(c: &mut Criterion) {
         );
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::new("ours", n), &batch, |b, batch| {
-            b.iter(|| ours_translate(&ours, batch, &resource))
+            b.iter(|| ours_translate(&prepared, batch))
         });
         group.bench_with_input(
             BenchmarkId::new("opentelemetry-aws", n),

@@ -182,7 +182,9 @@ impl Ingest {
         }
         let mut outcome = Outcome::default();
         for resource_spans in &request.resource_spans {
-            let resource = resource_spans.resource.as_ref();
+            let resource = self
+                .translator
+                .prepare_otlp(resource_spans.resource.as_ref());
             for scope_spans in &resource_spans.scope_spans {
                 let scope = scope_spans.scope.as_ref();
                 for span in &scope_spans.spans {
@@ -191,7 +193,7 @@ impl Ingest {
                         Some(0)
                     } else {
                         let translated = catch_unwind(AssertUnwindSafe(|| {
-                            let mut doc = self.translator.translate_otlp(span, resource, scope);
+                            let mut doc = resource.translate_otlp(span, scope);
                             let trimmed = trim_to_fit(&mut doc, MAX_DOCUMENT_BYTES);
                             (trimmed, self.sink.submit_segment(&doc))
                         }));

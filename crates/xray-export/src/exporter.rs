@@ -289,9 +289,8 @@ impl XRayExporter {
                 nest,
             } => {
                 let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-                let segments = batch
-                    .iter()
-                    .map(|span| translator.translate_sdk(span, &self.resource));
+                let resource = translator.prepare_sdk(&self.resource);
+                let segments = batch.iter().map(|span| resource.translate_sdk(span));
                 let segments: Vec<_> = if *nest {
                     nest_subsegments(segments.collect())
                 } else {

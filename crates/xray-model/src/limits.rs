@@ -31,7 +31,7 @@ pub const FALLBACK_NAME: &str = "unknown";
 /// list `\`, which the schema rejects, so it is left out).
 pub fn is_name_char(c: char) -> bool {
     if c.is_ascii() {
-        return c.is_ascii_alphanumeric() || c == ' ' || "_.:/%&#=+-@".contains(c);
+        return ASCII_NAME_CHARS[c as usize];
     }
     let cp = c as u32;
     NAME_CHAR_RANGES
@@ -47,6 +47,22 @@ pub fn is_name_char(c: char) -> bool {
         .is_ok()
 }
 
+/// [`is_name_char`] for each ASCII character, by code.
+const ASCII_NAME_CHARS: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b' ' | b'_' | b'.' | b':' | b'/' | b'%' | b'&' | b'#' | b'=' | b'+' | b'-' | b'@'
+            );
+        b += 1;
+    }
+    table
+};
+
 /// Makes a valid segment name: removes characters X-Ray rejects (so `GET /users/{id}`
 /// becomes `GET /users/id`), keeps at most [`MAX_NAME_CHARS`], and falls back to
 /// [`FALLBACK_NAME`] when nothing is left. Borrows when the name is already valid.
@@ -58,6 +74,15 @@ pub fn is_name_char(c: char) -> bool {
 /// assert_eq!(sanitize_name("()"), "unknown");
 /// ```
 pub fn sanitize_name(name: &str) -> Cow<'_, str> {
+    // Fast path: a short ASCII name of valid characters (nearly every name) is kept as is.
+    if !name.is_empty()
+        && name.len() <= MAX_NAME_CHARS
+        && name
+            .bytes()
+            .all(|b| b.is_ascii() && ASCII_NAME_CHARS[usize::from(b)])
+    {
+        return Cow::Borrowed(name);
+    }
     let mut count = 0;
     let valid = name.chars().all(|c| {
         count += 1;

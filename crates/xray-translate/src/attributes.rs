@@ -143,7 +143,8 @@ pub(crate) fn annotations_and_metadata<'a>(
     // Sized once for the worst case (every attribute in metadata): no regrowth per key.
     metadata.fields.0.reserve_exact(attrs.len());
     for (index, (key, value)) in attrs.iter().enumerate() {
-        let consumed = known.kind_at(index, key).is_some_and(|k| known.is_used(k));
+        let kind = known.kind_at(index, key);
+        let consumed = kind.is_some_and(|k| known.is_used(k));
         let explicit = any_explicit
             && (config.annotation_keys().iter().any(|k| k == key) || listed(list.as_ref(), key));
         if explicit && annotate(seg, key, &value) {
@@ -163,9 +164,11 @@ pub(crate) fn annotations_and_metadata<'a>(
                 continue;
             }
         }
-        let value = match (key, value) {
+        let value = match (kind, value) {
             // A password must never reach X-Ray, whichever database the span is about.
-            ("db.connection_string", AttrValue::Str(conn)) => AnyValue::Str(strip_password(conn)),
+            (Some(K::DbConnectionString), AttrValue::Str(conn)) => {
+                AnyValue::Str(strip_password(conn))
+            }
             (_, value) => to_any(value),
         };
         metadata.insert(key, value);

@@ -19,7 +19,7 @@ fn b(s: Option<&str>) -> Option<Cow<'_, str>> {
 }
 
 /// The resource attributes the rules read, found in one pass.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct ResourceInfo<'a> {
     pub(crate) service_name: Option<&'a str>,
     service_namespace: Option<&'a str>,
@@ -129,8 +129,22 @@ impl<'a> ResourceInfo<'a> {
         (service != Service::default()).then_some(service)
     }
 
-    /// Fills the resource part of a segment's `aws` block.
-    pub(crate) fn fill_segment(&self, aws: &mut Aws<'a>, log_groups: &[String]) {
+    /// `aws.xray.sdk`: the SDK name, with its language when known.
+    pub(crate) fn sdk(&self) -> Option<Cow<'a, str>> {
+        match (self.sdk_name, self.sdk_language) {
+            (Some(name), Some(language)) => Some(Cow::Owned(format!("{name} for {language}"))),
+            (name, _) => b(name),
+        }
+    }
+
+    /// Fills the resource part of a segment's `aws` block; `sdk` is [`ResourceInfo::sdk`]
+    /// and `log_groups` the configured log group names.
+    pub(crate) fn fill_segment(
+        &self,
+        aws: &mut Aws<'a>,
+        sdk: Option<Cow<'a, str>>,
+        log_groups: impl ExactSizeIterator<Item = Cow<'a, str>>,
+    ) {
         if aws.account_id.is_none() {
             aws.account_id = b(self.cloud_account_id);
         }
@@ -179,10 +193,7 @@ impl<'a> ResourceInfo<'a> {
         }
         if self.sdk_name.is_some() || self.sdk_version.is_some() || self.auto_version.is_some() {
             let xray = aws.xray.get_or_insert_with(XRaySdk::default);
-            xray.sdk = match (self.sdk_name, self.sdk_language) {
-                (Some(name), Some(language)) => Some(Cow::Owned(format!("{name} for {language}"))),
-                (name, _) => b(name),
-            };
+            xray.sdk = sdk;
             xray.sdk_version = b(self.sdk_version);
             xray.auto_instrumentation = self.auto_version.is_some();
         }
@@ -190,7 +201,10 @@ impl<'a> ResourceInfo<'a> {
     }
 
     /// Log groups from the ARNs, else the names, else the configured names.
-    fn cloudwatch_logs(&self, configured: &[String]) -> Vec<CloudWatchLogs<'a>> {
+    fn cloudwatch_logs(
+        &self,
+        configured: impl ExactSizeIterator<Item = Cow<'a, str>>,
+    ) -> Vec<CloudWatchLogs<'a>> {
         if let Some(arns) = &self.log_group_arns {
             let groups = list(arns, |arn| CloudWatchLogs {
                 // arn:aws:logs:region:account:log-group:NAME[:*]
@@ -211,9 +225,8 @@ impl<'a> ResourceInfo<'a> {
             }
         }
         configured
-            .iter()
             .map(|name| CloudWatchLogs {
-                log_group: Some(Cow::Owned(name.clone())),
+                log_group: Some(name),
                 arn: None,
             })
             .collect()

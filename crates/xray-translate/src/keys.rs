@@ -16,14 +16,54 @@ macro_rules! known_keys {
             [$(K::$name,)*]
         }
 
-        /// The known attribute for `key`.
-        pub(crate) fn lookup(key: &str) -> Option<K> {
-            match key {
-                $($key => Some(K::$name),)*
-                _ => None,
-            }
-        }
+        /// Every known key, in the order of [`K`].
+        const KEYS: [&str; COUNT] = [$($key,)*];
     };
+}
+
+/// Slots of the key table: a power of two, about four times the number of keys, so a key
+/// nearly always hashes to its own slot and an unknown key nearly always to an empty one.
+const SLOTS: usize = 256;
+
+/// A cheap hash of a key: its length, last and middle bytes (the known keys share
+/// prefixes such as `http.` and `aws.`, so the bytes come from the end and the middle).
+#[inline]
+const fn hash(key: &[u8]) -> usize {
+    let n = key.len();
+    if n == 0 {
+        return 0;
+    }
+    let x = (n as u32) | ((key[n - 1] as u32) << 8) | ((key[n / 2] as u32) << 16);
+    (x.wrapping_mul(0x9E37_79B1) >> 24) as usize % SLOTS
+}
+
+/// Open-addressing table from [`hash`] to the index of a known key (`NONE` when empty),
+/// built at compile time.
+const TABLE: [u8; SLOTS] = {
+    let mut table = [NONE; SLOTS];
+    let mut k = 0;
+    while k < COUNT {
+        let mut slot = hash(KEYS[k].as_bytes());
+        while table[slot] != NONE {
+            slot = (slot + 1) % SLOTS;
+        }
+        table[slot] = k as u8;
+        k += 1;
+    }
+    table
+};
+
+/// The known attribute for `key`: one hash and, nearly always, one comparison.
+#[inline]
+pub(crate) fn lookup(key: &str) -> Option<K> {
+    let mut slot = hash(key.as_bytes());
+    loop {
+        match TABLE[slot] {
+            NONE => return None,
+            k if KEYS[k as usize] == key => return Some(ALL[k as usize]),
+            _ => slot = (slot + 1) % SLOTS,
+        }
+    }
 }
 
 known_keys! {
@@ -118,7 +158,7 @@ impl<'a> Known<'a> {
             used: 0,
             kinds: [NONE; INDEXED],
         };
-        for (index, (key, _)) in attrs.iter().enumerate() {
+        attrs.for_each_key(|index, key| {
             if let Some(k) = lookup(key) {
                 // Past 65 534 attributes (never in practice) later ones are not mapped
                 // and simply stay in metadata.
@@ -131,7 +171,7 @@ impl<'a> Known<'a> {
                     known.kinds[index] = k as u8;
                 }
             }
-        }
+        });
         known
     }
 
@@ -155,7 +195,10 @@ impl<'a> Known<'a> {
 
     /// The string value, without marking it used.
     pub(crate) fn peek_str(&self, k: K) -> Option<&'a str> {
-        self.peek(k).and_then(|v| v.as_str())
+        match self.positions[k as usize] {
+            ABSENT => None,
+            pos => self.attrs.str_at(pos as usize),
+        }
     }
 
     /// Whether the attribute is present.
@@ -176,11 +219,13 @@ impl<'a> Known<'a> {
     /// The first non-empty string among `keys`, marked used, along with every other key
     /// holding the same string (old and new conventions often both appear).
     pub(crate) fn first_str(&mut self, keys: &[K]) -> Option<&'a str> {
-        let (chosen, value) = keys
+        let (at, value) = keys
             .iter()
-            .find_map(|&k| self.peek_str(k).filter(|s| !s.is_empty()).map(|s| (k, s)))?;
-        self.mark(chosen);
-        for &k in keys {
+            .enumerate()
+            .find_map(|(i, &k)| self.peek_str(k).filter(|s| !s.is_empty()).map(|s| (i, s)))?;
+        self.mark(keys[at]);
+        // Keys before the chosen one hold no non-empty string, so none can be equal.
+        for &k in &keys[at + 1..] {
             if self.peek_str(k) == Some(value) {
                 self.mark(k);
             }
@@ -190,11 +235,12 @@ impl<'a> Known<'a> {
 
     /// Like [`Known::first_str`] for integers (also decimal strings).
     pub(crate) fn first_int(&mut self, keys: &[K]) -> Option<i64> {
-        let (chosen, value) = keys
+        let (at, value) = keys
             .iter()
-            .find_map(|&k| self.peek(k).and_then(|v| v.as_i64()).map(|i| (k, i)))?;
-        self.mark(chosen);
-        for &k in keys {
+            .enumerate()
+            .find_map(|(i, &k)| self.peek(k).and_then(|v| v.as_i64()).map(|v| (i, v)))?;
+        self.mark(keys[at]);
+        for &k in &keys[at + 1..] {
             if self.peek(k).and_then(|v| v.as_i64()) == Some(value) {
                 self.mark(k);
             }
@@ -228,6 +274,11 @@ mod tests {
         );
         assert!(!known.is_used(K::UrlFull));
         assert_eq!(lookup("nope"), None);
+        assert_eq!(lookup(""), None);
+        for (i, key) in KEYS.iter().enumerate() {
+            assert_eq!(lookup(key), Some(ALL[i]), "{key}");
+            assert_eq!(lookup(&key[1..]), None);
+        }
         assert_eq!(known.kind_at(0, "http.method"), Some(K::HttpMethod));
         assert_eq!(
             known.kind_at(3, "http.status_code"),

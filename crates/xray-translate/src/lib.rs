@@ -1,6 +1,8 @@
 //! OpenTelemetry spans to AWS X-Ray segment documents: one translator for in-process SDK
 //! span data ([`Translator::translate_sdk`]) and OTLP protobuf spans
 //! ([`Translator::translate_otlp`]), with the rules written once against [`SpanView`].
+//! For many spans of one resource, [`Translator::prepare_sdk`] / [`Translator::prepare_otlp`]
+//! derive the resource's part of the documents once ([`PreparedResource`]).
 //!
 //! The rules, in short:
 //! - Server and Consumer spans, and spans with a remote or no parent, become segments
@@ -24,6 +26,7 @@ mod config;
 mod http;
 mod keys;
 mod otlp;
+mod resource;
 mod sdk;
 mod sql;
 mod stack;
@@ -33,6 +36,7 @@ mod view;
 pub use attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE};
 pub use config::{DEFAULT_ANNOTATION_PREFIX, TRACING_NAME_ENV, TranslatorConfig};
 pub use otlp::OtlpSpan;
+pub use resource::PreparedResource;
 pub use sdk::SdkSpan;
 pub use translate::Translator;
 pub use view::{

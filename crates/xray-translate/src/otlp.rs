@@ -110,9 +110,7 @@ impl<'a> SpanView<'a> for OtlpSpan<'a> {
     }
 
     fn resource(&self) -> Attributes<'a> {
-        self.resource
-            .map(|r| Attributes::otlp(&r.attributes))
-            .unwrap_or_default()
+        crate::resource::otlp_attributes(self.resource)
     }
 
     fn events(&self) -> impl Iterator<Item = EventView<'a>> {

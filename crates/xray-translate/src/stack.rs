@@ -59,13 +59,19 @@ enum Format {
 }
 
 fn format_of(language: Option<&str>, text: &str) -> Option<Format> {
-    match language.map(str::to_ascii_lowercase).as_deref() {
-        Some("rust") => return Some(Format::Rust),
-        Some("java" | "php" | "kotlin" | "scala") => return Some(Format::Java),
-        Some("python") => return Some(Format::Python),
-        Some("nodejs" | "javascript" | "webjs") => return Some(Format::JavaScript),
-        Some("dotnet") => return Some(Format::DotNet),
-        _ => {}
+    if let Some(language) = language {
+        let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(language));
+        if is(&["rust"]) {
+            return Some(Format::Rust);
+        } else if is(&["java", "php", "kotlin", "scala"]) {
+            return Some(Format::Java);
+        } else if is(&["python"]) {
+            return Some(Format::Python);
+        } else if is(&["nodejs", "javascript", "webjs"]) {
+            return Some(Format::JavaScript);
+        } else if is(&["dotnet"]) {
+            return Some(Format::DotNet);
+        }
     }
     if text.contains("Traceback (most recent call last):") {
         return Some(Format::Python);
@@ -125,8 +131,9 @@ fn frame<'a>(path: Option<&'a str>, line: Option<u32>, label: Option<&'a str>) -
 /// `12: crate::module::function` (std) or `12: 0x5581 - crate::function` (older
 /// `backtrace` output) gives the label.
 fn rust_frame_label(trimmed: &str) -> Option<&str> {
-    let (index, rest) = trimmed.split_once(": ")?;
-    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = trimmed[digits..].strip_prefix(": ")?;
+    if digits == 0 {
         return None;
     }
     let rest = rest.trim_start();

@@ -21,9 +21,10 @@ use crate::config::TranslatorConfig;
 use crate::http::http_block;
 use crate::keys::{K, Known};
 use crate::otlp::OtlpSpan;
+use crate::resource::{PreparedResource, otlp_attributes, resource_metadata, segment_name};
 use crate::sdk::SdkSpan;
 use crate::sql::{connection_host, sql_block, sql_system};
-use crate::view::{SpanKind, SpanView};
+use crate::view::{Attributes, SpanKind, SpanView};
 
 /// Turns OpenTelemetry spans into X-Ray segment documents. Cheap to clone and share.
 ///
@@ -85,6 +86,25 @@ impl Translator {
         &self.config
     }
 
+    /// Prepares an SDK resource for translating many of its spans
+    /// ([`PreparedResource::translate_sdk`]); the same documents as
+    /// [`Translator::translate_sdk`], with the resource's part derived once.
+    pub fn prepare_sdk<'a>(&self, resource: &'a Resource) -> PreparedResource<'a> {
+        self.prepare(Attributes::sdk_resource(resource))
+    }
+
+    /// Prepares the resource of one OTLP `ResourceSpans` (absent: an empty resource) for
+    /// translating its spans ([`PreparedResource::translate_otlp`]).
+    pub fn prepare_otlp<'a>(&self, resource: Option<&'a ProtoResource>) -> PreparedResource<'a> {
+        self.prepare(otlp_attributes(resource))
+    }
+
+    /// Prepares a resource given by its attributes, for spans of any source
+    /// ([`PreparedResource::translate`]).
+    pub fn prepare<'a>(&self, resource: Attributes<'a>) -> PreparedResource<'a> {
+        PreparedResource::new(self.config.clone(), resource)
+    }
+
     /// One SDK span -> one document (a segment, or a standalone subsegment with `type`,
     /// `trace_id` and `parent_id`).
     pub fn translate_sdk<'a>(&self, span: &'a SpanData, resource: &'a Resource) -> Segment<'a> {
@@ -105,7 +125,7 @@ impl Translator {
     /// they are used unchanged. The document is not size-checked here: serialize it and
     /// apply `xray_model::trim_to_fit` / `split_to_fit` as the transport needs.
     pub fn translate<'a, V: SpanView<'a>>(&self, span: &V) -> Segment<'a> {
-        translate(&self.config, span)
+        translate(&self.config, span, Res::Raw)
     }
 }
 
@@ -172,17 +192,43 @@ fn downstream_name<'a>(known: &mut Known<'a>, aws_call: bool) -> Option<Cow<'a, 
 }
 
 /// `telemetry.sdk.language` of a subsegment's resource (segments read it with the rest).
-fn sdk_language<'a>(is_segment: bool, resource: crate::view::Attributes<'a>) -> Option<&'a str> {
-    if is_segment {
-        return None;
-    }
+pub(crate) fn sdk_language(resource: Attributes<'_>) -> Option<&str> {
     resource
         .iter()
         .find(|(k, _)| *k == "telemetry.sdk.language")
         .and_then(|(_, v)| v.as_str())
 }
 
-fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segment<'a> {
+/// Where the resource's part of a document comes from.
+#[derive(Clone, Copy)]
+pub(crate) enum Res<'a> {
+    /// Derived once, borrowed by every document.
+    Prepared(&'a PreparedResource<'a>),
+    /// Derived for this span from the view's [`SpanView::resource`].
+    Raw,
+}
+
+/// The resource's part of a segment.
+struct SegmentResource<'r, 'a> {
+    info: &'r ResourceInfo<'a>,
+    name: Option<Cow<'a, str>>,
+    origin: Option<&'static str>,
+    sdk: Option<Cow<'a, str>>,
+    log_groups: LogGroups<'r, 'a>,
+    metadata: Option<Fields<'a, AnyValue<'a>>>,
+}
+
+/// The configured log group names: borrowed for the documents' lifetime, or copied.
+enum LogGroups<'r, 'a> {
+    Borrowed(&'a [String]),
+    Owned(&'r [String]),
+}
+
+pub(crate) fn translate<'a, V: SpanView<'a>>(
+    config: &TranslatorConfig,
+    span: &V,
+    res: Res<'a>,
+) -> Segment<'a> {
     let attrs = span.attributes();
     let mut known = Known::collect(attrs);
     let kind = span.kind();
@@ -204,28 +250,46 @@ fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segmen
     let sql = sql_system(&known);
     let db_call = known.has(K::DbSystem) || known.has(K::DbSystemName);
     // Subsegments need the resource only to read a stack trace's language.
-    let resource = if is_segment {
-        ResourceInfo::collect(span.resource())
-    } else {
-        ResourceInfo::default()
+    let raw_info;
+    let mut resource = match res {
+        _ if !is_segment => None,
+        Res::Prepared(p) => Some(SegmentResource {
+            info: &p.info,
+            name: p.segment_name.as_deref().map(Cow::Borrowed),
+            origin: p.origin,
+            sdk: p.sdk.as_deref().map(Cow::Borrowed),
+            log_groups: LogGroups::Borrowed(p.config.log_groups()),
+            metadata: p.metadata.clone(),
+        }),
+        Res::Raw => {
+            raw_info = ResourceInfo::collect(span.resource());
+            Some(SegmentResource {
+                name: segment_name(config, &raw_info),
+                origin: raw_info.origin(),
+                sdk: raw_info.sdk(),
+                log_groups: LogGroups::Owned(config.log_groups()),
+                metadata: resource_metadata(config, span.resource()),
+                info: &raw_info,
+            })
+        }
     };
     let downstream = !is_segment
         && (matches!(kind, SpanKind::Client | SpanKind::Producer) || aws_call || db_call);
     let span_name = span.name();
 
-    let name = if is_segment {
-        match config.service_name() {
-            Some(name) => Cow::Owned(name.to_owned()),
-            None => Cow::Borrowed(resource.service_name.unwrap_or(span_name)),
-        }
-    } else if downstream {
-        downstream_name(&mut known, aws_call).unwrap_or(Cow::Borrowed(span_name))
-    } else {
-        Cow::Borrowed(span_name)
+    let name = match &resource {
+        Some(r) => r
+            .name
+            .clone()
+            .unwrap_or_else(|| sanitize_name_cow(Cow::Borrowed(span_name))),
+        None if downstream => sanitize_name_cow(
+            downstream_name(&mut known, aws_call).unwrap_or(Cow::Borrowed(span_name)),
+        ),
+        None => sanitize_name_cow(Cow::Borrowed(span_name)),
     };
     let end_time = span.end_time();
     let mut seg = Segment {
-        name: sanitize_name_cow(name),
+        name,
         id: span_id,
         trace_id: Some(trace_id),
         parent_id: if stand_in { None } else { parent },
@@ -250,11 +314,20 @@ fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segmen
 
     let mut aws = Aws::default();
     fill_call(&mut known, &mut aws, aws_call);
-    if is_segment {
-        resource.fill_segment(&mut aws, config.log_groups());
-        seg.origin = resource.origin().map(Cow::Borrowed);
-        seg.service = resource.service();
-        seg.resource_arn = resource.resource_arn();
+    if let Some(resource) = &mut resource {
+        let info = resource.info;
+        let sdk = resource.sdk.take();
+        match resource.log_groups {
+            LogGroups::Borrowed(l) => {
+                info.fill_segment(&mut aws, sdk, l.iter().map(|s| Cow::Borrowed(s.as_str())))
+            }
+            LogGroups::Owned(l) => {
+                info.fill_segment(&mut aws, sdk, l.iter().map(|s| Cow::Owned(s.clone())))
+            }
+        }
+        seg.origin = resource.origin.map(Cow::Borrowed);
+        seg.service = info.service();
+        seg.resource_arn = info.resource_arn();
         if let Some(user) = known.peek_str(K::EnduserId).filter(|u| !u.is_empty())
             && user.chars().count() <= MAX_STRING_CHARS
         {
@@ -278,12 +351,11 @@ fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segmen
     let has_exception = span.events().any(|e| is_exception(&e));
     let f = flags(http_status, status, has_exception);
     (seg.error, seg.throttle, seg.fault) = (f.error, f.throttle, f.fault);
-    let language = if has_exception {
-        resource
-            .sdk_language
-            .or_else(|| sdk_language(is_segment, span.resource()))
-    } else {
-        None
+    let language = match (&resource, &res) {
+        _ if !has_exception => None,
+        (Some(r), _) => r.info.sdk_language,
+        (None, Res::Prepared(p)) => p.subsegment_language,
+        (None, Res::Raw) => sdk_language(span.resource()),
     };
     seg.cause = cause(span_id, span.events(), status, downstream, language);
 
@@ -321,10 +393,8 @@ fn translate<'a, V: SpanView<'a>>(config: &TranslatorConfig, span: &V) -> Segmen
     if !otel.is_empty() {
         seg.metadata.insert(OTEL_NAMESPACE, otel);
     }
-    let resource_attrs = span.resource();
-    if is_segment && config.has_resource_metadata() && !resource_attrs.is_empty() {
-        seg.metadata
-            .insert(RESOURCE_NAMESPACE, to_fields(resource_attrs));
+    if let Some(metadata) = resource.and_then(|r| r.metadata) {
+        seg.metadata.insert(RESOURCE_NAMESPACE, metadata);
     }
 
     seg.links = span

@@ -260,6 +260,44 @@ impl<'a> Attributes<'a> {
         }
     }
 
+    /// Calls `f` with the index and key of each attribute, in order, without reading
+    /// values.
+    pub(crate) fn for_each_key(&self, mut f: impl FnMut(usize, &'a str)) {
+        match self.0 {
+            AttrsInner::Empty => {}
+            AttrsInner::Sdk(l) => l
+                .iter()
+                .enumerate()
+                .for_each(|(i, kv)| f(i, kv.key.as_str())),
+            AttrsInner::SdkResource(r) => r
+                .iter()
+                .enumerate()
+                .for_each(|(i, (k, _))| f(i, k.as_str())),
+            AttrsInner::Proto(l) => l
+                .iter()
+                .enumerate()
+                .for_each(|(i, kv)| f(i, kv.key.as_str())),
+        }
+    }
+
+    /// The string value of the attribute at `index`, if it is a string; the same as
+    /// `get_index(index)` then [`AttrValue::as_str`], without building the value.
+    pub(crate) fn str_at(&self, index: usize) -> Option<&'a str> {
+        match self.0 {
+            AttrsInner::Sdk(l) => match &l.get(index)?.value {
+                Value::String(s) => Some(s.as_str()),
+                _ => None,
+            },
+            AttrsInner::Proto(l) => match l.get(index)?.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s),
+                _ => None,
+            },
+            AttrsInner::Empty | AttrsInner::SdkResource(_) => {
+                self.get_index(index).and_then(|(_, v)| v.as_str())
+            }
+        }
+    }
+
     /// The last value given for `key` (a later value replaces an earlier one).
     pub fn get(&self, key: &str) -> Option<AttrValue<'a>> {
         self.iter()

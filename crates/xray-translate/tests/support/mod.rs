@@ -490,6 +490,20 @@ impl Case {
             "case {:?}: opentelemetry-proto's conversion gives another document",
             self.name
         );
+        // A prepared resource gives the same documents as the per-span methods.
+        let prepared_sdk = translator.prepare_sdk(&resource);
+        let prepared_otlp = translator.prepare_otlp(otlp_resource.as_ref());
+        for (source, doc) in [
+            ("SDK", prepared_sdk.translate_sdk(&span)),
+            ("OTLP", prepared_otlp.translate_otlp(&otlp, scope.as_ref())),
+        ] {
+            assert_eq!(
+                json,
+                doc.to_json(),
+                "case {:?}: the prepared {source} resource gives another document",
+                self.name
+            );
+        }
         xray_testkit::assert_schema_valid(&json);
         let value: Json = serde_json::from_str(&json).unwrap();
         for (pointer, want) in &self.expect {
