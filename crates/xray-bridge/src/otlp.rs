@@ -1,5 +1,6 @@
 //! What both OTLP receivers share: one request's spans translated to documents
-//! (`xray-translate`), fitted to X-Ray's size limit and queued, with every span counted.
+//! (`xray-translate`), each `ResourceSpans`' subsegments nested into their parent's
+//! document, fitted to X-Ray's size limit and queued, with every span counted.
 
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -10,7 +11,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 use xray_model::limits::MAX_DOCUMENT_BYTES;
-use xray_model::trim_to_fit;
+use xray_model::{Segment, nest_subsegments, split_to_fit};
 use xray_translate::Translator;
 
 use crate::counters::{Counter, LogLimiter, Registry};
@@ -174,70 +175,91 @@ impl Ingest {
         }
     }
 
-    /// One span per document: translate, trim to 64 kB, queue. Never panics; every span
-    /// ends up accepted or rejected with a reason.
+    /// Translates every span of the request, nests each `ResourceSpans`' subsegments into
+    /// their parent's document when the parent is there too (`xray_model::nest_subsegments`,
+    /// as the X-Ray SDKs send a segment), fits each document to 64 kB and queues it. Never
+    /// panics; every span ends up accepted or rejected with a reason.
     pub fn ingest(&self, request: &ExportTraceServiceRequest, counters: &OtlpCounters) -> Outcome {
         if self.sink.wants_otlp() {
             return self.pass_through(request, counters);
         }
         let mut outcome = Outcome::default();
+        let mut reject = |i: usize, spans: u64, name: &str| {
+            outcome.rejected[i] += spans;
+            counters.span_rejects[i].1.add(spans);
+            let (reason, why) = SPAN_REJECT_REASONS[i];
+            // The pipeline logs its own refusals.
+            if i != 3
+                && let Some(count) = self.limiter.allow(reason)
+            {
+                tracing::warn!(
+                    reason,
+                    protocol = counters.protocol,
+                    count,
+                    spans,
+                    name = %name.chars().take(100).collect::<String>(),
+                    "rejected OTLP span: {why}"
+                );
+            }
+        };
+        let mut accepted = 0;
         for resource_spans in &request.resource_spans {
             let resource = self
                 .translator
                 .prepare_otlp(resource_spans.resource.as_ref());
+            let mut segments = Vec::new();
             for scope_spans in &resource_spans.scope_spans {
                 let scope = scope_spans.scope.as_ref();
                 for span in &scope_spans.spans {
                     counters.spans_received.inc();
-                    let reason = if is_zero(&span.trace_id) || is_zero(&span.span_id) {
-                        Some(0)
-                    } else {
-                        let translated = catch_unwind(AssertUnwindSafe(|| {
-                            let mut doc = resource.translate_otlp(span, scope);
-                            let trimmed = trim_to_fit(&mut doc, MAX_DOCUMENT_BYTES);
-                            (trimmed, self.sink.submit_segment(&doc))
-                        }));
-                        match translated {
-                            Err(_) => Some(2),
-                            Ok((trimmed, submitted)) => {
-                                if trimmed {
-                                    counters.trimmed.inc();
-                                }
-                                match submitted {
-                                    Submitted::Queued => None,
-                                    Submitted::TooLarge => Some(1),
-                                    Submitted::Refused => Some(3),
-                                }
-                            }
-                        }
-                    };
-                    match reason {
-                        None => {
-                            outcome.accepted += 1;
-                            counters.spans_accepted.inc();
-                        }
-                        Some(i) => {
-                            outcome.rejected[i] += 1;
-                            counters.span_rejects[i].1.inc();
-                            let (reason, why) = SPAN_REJECT_REASONS[i];
-                            // The pipeline logs its own refusals.
-                            if i != 3
-                                && let Some(count) = self.limiter.allow(reason)
-                            {
-                                tracing::warn!(
-                                    reason,
-                                    protocol = counters.protocol,
-                                    count,
-                                    span = %span.name.chars().take(100).collect::<String>(),
-                                    "rejected OTLP span: {why}"
-                                );
-                            }
-                        }
+                    if is_zero(&span.trace_id) || is_zero(&span.span_id) {
+                        reject(0, 1, &span.name);
+                        continue;
+                    }
+                    match catch_unwind(AssertUnwindSafe(|| resource.translate_otlp(span, scope))) {
+                        Ok(segment) => segments.push(segment),
+                        Err(_) => reject(2, 1, &span.name),
                     }
                 }
             }
+            for tree in nest_subsegments(segments) {
+                self.submit_tree(
+                    tree,
+                    counters,
+                    &mut |submitted, spans, name| match submitted {
+                        Submitted::Queued => accepted += spans,
+                        Submitted::TooLarge => reject(1, spans, name),
+                        Submitted::Refused => reject(3, spans, name),
+                    },
+                );
+            }
         }
+        outcome.accepted = accepted;
+        counters.spans_accepted.add(accepted);
         outcome
+    }
+
+    /// Queues one translated document: whole when its JSON fits 64 kB, else split by
+    /// `xray_model::split_to_fit` into documents that do (largest subsegments moved out,
+    /// a lone document too large trimmed). `done` hears each document's fate, the spans
+    /// it carries and its name.
+    fn submit_tree(
+        &self,
+        tree: Segment<'_>,
+        counters: &OtlpCounters,
+        done: &mut dyn FnMut(Submitted, u64, &str),
+    ) {
+        match self.sink.submit_segment(&tree) {
+            Submitted::TooLarge => {
+                let (pieces, report) = split_to_fit(tree, MAX_DOCUMENT_BYTES);
+                counters.trimmed.add(report.trimmed as u64);
+                for piece in pieces {
+                    let submitted = self.sink.submit_segment(&piece);
+                    done(submitted, piece.span_count() as u64, &piece.name);
+                }
+            }
+            submitted => done(submitted, tree.span_count() as u64, &tree.name),
+        }
     }
 }
 

@@ -75,7 +75,7 @@ fn python_sdk_http_and_grpc_exporters_reach_the_file_as_valid_documents() {
     let text = bridge.wait_metrics(Duration::from_secs(10), |t| {
         Bridge::metric(
             t,
-            "xray_bridge_export_items_sent_total{pipeline=\"documents\"}",
+            "xray_bridge_export_spans_sent_total{pipeline=\"documents\"}",
         ) == 14
     });
     for protocol in ["http", "grpc"] {
@@ -93,7 +93,6 @@ fn python_sdk_http_and_grpc_exporters_reach_the_file_as_valid_documents() {
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
 
     let docs = read_lines(&out);
-    assert_eq!(docs.len(), 14);
     let parsed: Vec<serde_json::Value> = docs
         .iter()
         .map(|d| {
@@ -101,6 +100,9 @@ fn python_sdk_http_and_grpc_exporters_reach_the_file_as_valid_documents() {
             serde_json::from_str(d).unwrap()
         })
         .collect();
+    // Every span once, whether its subsegment came nested in the segment's document or not.
+    let parsed = xray_testkit::all_segments(&parsed);
+    assert_eq!(parsed.len(), 14);
     for (service, traces) in [("py-http", &http_traces), ("py-grpc", &grpc_traces)] {
         for (i, t) in traces.iter().enumerate() {
             let id = xray_trace_id(t);
@@ -126,6 +128,70 @@ fn python_sdk_http_and_grpc_exporters_reach_the_file_as_valid_documents() {
             assert_eq!(sub["parent_id"], segment["id"]);
         }
     }
+}
+
+#[test]
+fn a_requests_subsegments_travel_inside_their_segment() {
+    let scratch = Scratch::new("otlp-nest");
+    let out = scratch.path("docs.jsonl");
+    let mut bridge = Bridge::start(Options::export(format!("file:{}", out.display())));
+    let mut child = otlp_span(7, 2, "GET /items");
+    (child.kind, child.parent_span_id) = (3, vec![1; 8]);
+    let mut orphan = otlp_span(7, 3, "late child");
+    (orphan.kind, orphan.parent_span_id) = (3, vec![9; 8]);
+    let request = otlp_request("nest-svc", vec![child, orphan, otlp_span(7, 1, "GET /")]);
+    let url = bridge.url(bridge.http, "/v1/traces");
+    let status = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let r = reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/x-protobuf")
+                .body(request.encode_to_vec())
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        });
+    assert_eq!(status, 200);
+    let text = bridge.wait_metrics(Duration::from_secs(10), |t| {
+        Bridge::metric(
+            t,
+            "xray_bridge_export_spans_sent_total{pipeline=\"documents\"}",
+        ) == 3
+    });
+    assert_eq!(
+        Bridge::metric(
+            &text,
+            "xray_bridge_export_items_sent_total{pipeline=\"documents\"}"
+        ),
+        2,
+        "{text}"
+    );
+    assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
+    let docs: Vec<serde_json::Value> = read_lines(&out)
+        .iter()
+        .map(|d| {
+            xray_testkit::assert_schema_valid(d);
+            serde_json::from_str(d).unwrap()
+        })
+        .collect();
+    assert_eq!(docs.len(), 2);
+    let orphan = docs
+        .iter()
+        .find(|d| d["type"] == "subsegment")
+        .expect("standalone orphan");
+    assert_eq!(orphan["parent_id"], "0909090909090909");
+    let segment = docs
+        .iter()
+        .find(|d| d["name"] == "nest-svc")
+        .expect("segment");
+    let embedded = segment["subsegments"].as_array().expect("nested child");
+    assert_eq!(embedded.len(), 1);
+    assert_eq!(embedded[0]["id"], "0202020202020202");
+    assert!(embedded[0].get("trace_id").is_none() && embedded[0].get("parent_id").is_none());
 }
 
 #[test]
