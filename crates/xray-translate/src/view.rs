@@ -280,6 +280,25 @@ impl<'a> Attributes<'a> {
         }
     }
 
+    /// Calls `f` with the index, key and value of each attribute, in order (the same as
+    /// [`Attributes::iter`], without an iterator's per-item dispatch).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(usize, &'a str, AttrValue<'a>)) {
+        match self.0 {
+            AttrsInner::Empty => {}
+            AttrsInner::Sdk(l) => l
+                .iter()
+                .enumerate()
+                .for_each(|(i, kv)| f(i, kv.key.as_str(), AttrValue::from_sdk(&kv.value))),
+            AttrsInner::SdkResource(r) => r
+                .iter()
+                .enumerate()
+                .for_each(|(i, (k, v))| f(i, k.as_str(), AttrValue::from_sdk(v))),
+            AttrsInner::Proto(l) => l.iter().enumerate().for_each(|(i, kv)| {
+                f(i, kv.key.as_str(), AttrValue::from_proto(kv.value.as_ref()))
+            }),
+        }
+    }
+
     /// The string value of the attribute at `index`, if it is a string; the same as
     /// `get_index(index)` then [`AttrValue::as_str`], without building the value.
     pub(crate) fn str_at(&self, index: usize) -> Option<&'a str> {
