@@ -129,6 +129,25 @@ impl Translator {
     }
 }
 
+/// `Aws::default()`, compared against without building and dropping one per span.
+static EMPTY_AWS: Aws<'static> = Aws {
+    account_id: None,
+    operation: None,
+    region: None,
+    request_id: None,
+    queue_url: None,
+    table_name: None,
+    table_names: Vec::new(),
+    retries: None,
+    ec2: None,
+    ecs: None,
+    eks: None,
+    elastic_beanstalk: None,
+    lambda: None,
+    xray: None,
+    cloudwatch_logs: Vec::new(),
+};
+
 /// Trims the `AWS.SDK.` / `AWS::` prefixes some instrumentations put on service names.
 fn trim_aws_prefix(name: &str) -> &str {
     name.strip_prefix("AWS.SDK.")
@@ -342,7 +361,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             seg.user = Some(limit_string(Cow::Borrowed(user)));
         }
     }
-    if seg.aws.as_ref().is_some_and(|aws| *aws == Aws::default()) {
+    if seg.aws.as_ref().is_some_and(|aws| aws == &EMPTY_AWS) {
         seg.aws = None;
     }
     if let Some(system) = sql {
@@ -435,4 +454,14 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         })
         .collect();
     seg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_aws_is_the_default_block() {
+        assert_eq!(EMPTY_AWS, Aws::default());
+    }
 }
