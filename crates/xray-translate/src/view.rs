@@ -262,6 +262,7 @@ impl<'a> Attributes<'a> {
 
     /// Calls `f` with the index and key of each attribute, in order, without reading
     /// values.
+    #[inline]
     pub(crate) fn for_each_key(&self, mut f: impl FnMut(usize, &'a str)) {
         match self.0 {
             AttrsInner::Empty => {}
@@ -282,6 +283,7 @@ impl<'a> Attributes<'a> {
 
     /// Calls `f` with the index, key and value of each attribute, in order (the same as
     /// [`Attributes::iter`], without an iterator's per-item dispatch).
+    #[inline]
     pub(crate) fn for_each(&self, mut f: impl FnMut(usize, &'a str, AttrValue<'a>)) {
         match self.0 {
             AttrsInner::Empty => {}
