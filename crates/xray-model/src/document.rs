@@ -76,10 +76,23 @@ fn is_false(b: &bool) -> bool {
 /// Epoch seconds with microsecond precision, as X-Ray's `start_time` and `end_time`.
 pub fn epoch_seconds(time: SystemTime) -> f64 {
     let micros = match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_micros() as f64,
-        Err(e) => -(e.duration().as_micros() as f64),
+        Ok(d) => micros_f64(d),
+        Err(e) => -micros_f64(e.duration()),
     };
     micros / 1e6
+}
+
+/// `d.as_micros() as f64`, in `u64` arithmetic while it fits (the same integer, so the
+/// same rounding; 128-bit conversions are slow).
+fn micros_f64(d: std::time::Duration) -> f64 {
+    match d
+        .as_secs()
+        .checked_mul(1_000_000)
+        .and_then(|m| m.checked_add(u64::from(d.subsec_micros())))
+    {
+        Some(micros) => micros as f64,
+        None => d.as_micros() as f64,
+    }
 }
 
 /// Epoch seconds from nanoseconds since the epoch (OTLP's time unit), to the microsecond.
@@ -748,6 +761,13 @@ mod tests {
     fn time_keeps_microseconds() {
         let t = UNIX_EPOCH + std::time::Duration::from_nanos(1_700_000_000_123_456_789);
         assert_eq!(epoch_seconds(t), 1_700_000_000.123_456);
+        for d in [
+            std::time::Duration::from_nanos(1_700_000_000_123_456_789),
+            std::time::Duration::new(u64::MAX / 1_000_000, 999_999_999),
+            std::time::Duration::new(u64::MAX, 999_999_999),
+        ] {
+            assert_eq!(micros_f64(d), d.as_micros() as f64, "{d:?}");
+        }
         assert_eq!(
             epoch_seconds_from_nanos(1_700_000_000_123_456_789),
             1_700_000_000.123_456

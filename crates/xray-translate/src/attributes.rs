@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 
-use xray_model::document::METADATA_DEFAULT;
 use xray_model::limits::{
     MAX_ANNOTATION_VALUE_CHARS, MAX_ANNOTATIONS, annotation_key, strip_password,
 };
@@ -36,6 +35,7 @@ impl<'a> UniqueFields<'a> {
         }
     }
 
+    #[inline]
     fn insert(&mut self, key: &'a str, value: AnyValue<'a>) {
         let b = key.as_bytes();
         let print = (b.len() as u64)
@@ -54,6 +54,7 @@ impl<'a> UniqueFields<'a> {
 }
 
 /// Any attribute value as a metadata value, borrowing strings.
+#[inline]
 pub(crate) fn to_any(value: AttrValue<'_>) -> AnyValue<'_> {
     match value {
         AttrValue::Empty => AnyValue::Null,
@@ -75,16 +76,12 @@ pub(crate) fn to_any(value: AttrValue<'_>) -> AnyValue<'_> {
 pub(crate) fn to_fields(attrs: Attributes<'_>) -> Fields<'_, AnyValue<'_>> {
     if attrs.keys_are_unique() {
         let mut fields = Fields(Vec::with_capacity(attrs.len()));
-        fields
-            .0
-            .extend(attrs.iter().map(|(k, v)| (Cow::Borrowed(k), to_any(v))));
+        attrs.for_each(|_, k, v| fields.0.push((Cow::Borrowed(k), to_any(v))));
         return fields;
     }
     let mut fields = UniqueFields::new();
     fields.fields.0.reserve(attrs.len());
-    for (key, value) in attrs.iter() {
-        fields.insert(key, to_any(value));
-    }
+    attrs.for_each(|_, key, value| fields.insert(key, to_any(value)));
     fields.fields
 }
 
@@ -130,38 +127,41 @@ fn listed(list: Option<&AttrValue<'_>>, key: &str) -> bool {
     }
 }
 
-/// Writes the span attributes not represented elsewhere as annotations and metadata.
+/// Writes the span attributes not represented elsewhere as annotations, and returns the
+/// rest: the `metadata.default` namespace (empty when nothing is left).
 pub(crate) fn annotations_and_metadata<'a>(
     config: &TranslatorConfig,
     seg: &mut Segment<'a>,
     attrs: Attributes<'a>,
     known: &Known<'a>,
-) {
+) -> Fields<'a, AnyValue<'a>> {
     let list = known.peek(K::XrayAnnotations);
     let any_explicit = list.is_some() || !config.annotation_keys().is_empty();
     let mut metadata = UniqueFields::new();
     // Sized once for the worst case (every attribute in metadata): no regrowth per key.
     metadata.fields.0.reserve_exact(attrs.len());
-    for (index, (key, value)) in attrs.iter().enumerate() {
+    attrs.for_each(|index, key, value| {
         let kind = known.kind_at(index, key);
         let consumed = kind.is_some_and(|k| known.is_used(k));
         let explicit = any_explicit
             && (config.annotation_keys().iter().any(|k| k == key) || listed(list.as_ref(), key));
         if explicit && annotate(seg, key, &value) {
-            continue;
+            return;
         }
         if consumed {
-            continue;
+            return;
         }
         if !explicit {
+            // The first byte rejects nearly every key without a string comparison.
             if let Some(prefix) = config.annotation_prefix()
+                && key.as_bytes().first() == prefix.as_bytes().first()
                 && let Some(rest) = key.strip_prefix(prefix)
                 && annotate(seg, rest, &value)
             {
-                continue;
+                return;
             }
             if config.indexes_all_attributes() && annotate(seg, key, &value) {
-                continue;
+                return;
             }
         }
         let value = match (kind, value) {
@@ -172,10 +172,8 @@ pub(crate) fn annotations_and_metadata<'a>(
             (_, value) => to_any(value),
         };
         metadata.insert(key, value);
-    }
-    if !metadata.fields.is_empty() {
-        seg.metadata.insert(METADATA_DEFAULT, metadata.fields);
-    }
+    });
+    metadata.fields
 }
 
 #[cfg(test)]

@@ -149,6 +149,12 @@ const ALL: [K; COUNT] = all_keys();
 
 const _: () = assert!(COUNT <= 64, "the used set is a u64");
 
+/// [`lookup`] for attributes past the first [`INDEXED`] (rare).
+#[cold]
+fn lookup_cold(key: &str) -> Option<K> {
+    lookup(key)
+}
+
 impl<'a> Known<'a> {
     /// Reads the known attributes of `attrs` in one pass.
     pub(crate) fn collect(attrs: Attributes<'a>) -> Self {
@@ -177,15 +183,17 @@ impl<'a> Known<'a> {
 
     /// The known key of the attribute at `index` of the list given to
     /// [`Known::collect`], whose key is `key`.
+    #[inline]
     pub(crate) fn kind_at(&self, index: usize, key: &str) -> Option<K> {
         match self.kinds.get(index) {
             Some(&NONE) => None,
             Some(&k) => Some(ALL[k as usize]),
-            None => lookup(key),
+            None => lookup_cold(key),
         }
     }
 
     /// The value, without marking it used.
+    #[inline]
     pub(crate) fn peek(&self, k: K) -> Option<AttrValue<'a>> {
         match self.positions[k as usize] {
             ABSENT => None,
@@ -194,6 +202,7 @@ impl<'a> Known<'a> {
     }
 
     /// The string value, without marking it used.
+    #[inline]
     pub(crate) fn peek_str(&self, k: K) -> Option<&'a str> {
         match self.positions[k as usize] {
             ABSENT => None,
@@ -202,8 +211,15 @@ impl<'a> Known<'a> {
     }
 
     /// Whether the attribute is present.
+    #[inline]
     pub(crate) fn has(&self, k: K) -> bool {
         self.positions[k as usize] != ABSENT
+    }
+
+    /// Whether any of the attributes is present.
+    #[inline]
+    fn has_any(&self, keys: &[K]) -> bool {
+        keys.iter().any(|&k| self.has(k))
     }
 
     /// Records that the attribute is represented in the document.
@@ -218,7 +234,16 @@ impl<'a> Known<'a> {
 
     /// The first non-empty string among `keys`, marked used, along with every other key
     /// holding the same string (old and new conventions often both appear).
+    #[inline]
     pub(crate) fn first_str(&mut self, keys: &[K]) -> Option<&'a str> {
+        // Most rules look for keys the span does not have: answered without a call.
+        if !self.has_any(keys) {
+            return None;
+        }
+        self.first_present_str(keys)
+    }
+
+    fn first_present_str(&mut self, keys: &[K]) -> Option<&'a str> {
         let (at, value) = keys
             .iter()
             .enumerate()
@@ -234,7 +259,15 @@ impl<'a> Known<'a> {
     }
 
     /// Like [`Known::first_str`] for integers (also decimal strings).
+    #[inline]
     pub(crate) fn first_int(&mut self, keys: &[K]) -> Option<i64> {
+        if !self.has_any(keys) {
+            return None;
+        }
+        self.first_present_int(keys)
+    }
+
+    fn first_present_int(&mut self, keys: &[K]) -> Option<i64> {
         let (at, value) = keys
             .iter()
             .enumerate()

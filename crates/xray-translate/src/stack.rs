@@ -84,7 +84,7 @@ fn format_of(language: Option<&str>, text: &str) -> Option<Format> {
             Some(Format::JavaScript)
         } else if line.starts_with("   at ") {
             Some(Format::DotNet)
-        } else if rust_frame_label(line.trim()).is_some() {
+        } else if rust_frame_label(trim(line)).is_some() {
             Some(Format::Rust)
         } else {
             None
@@ -105,18 +105,40 @@ pub(crate) fn parse_stack<'a>(language: Option<&str>, text: &'a str) -> ParsedSt
     }
 }
 
+/// Splits at the last `:`.
+fn split_last_colon(s: &str) -> Option<(&str, &str)> {
+    let at = s.bytes().rposition(|b| b == b':')?;
+    Some((&s[..at], &s[at + 1..]))
+}
+
 /// Splits `path:line[:column]` into the path and line.
 fn path_and_line(location: &str) -> (&str, Option<u32>) {
-    let mut parts = location.rsplitn(3, ':');
-    let last = parts.next().unwrap_or("");
-    let middle = parts.next();
-    let rest = parts.next();
-    match (last.parse::<u32>(), middle.map(str::parse::<u32>), rest) {
+    let Some((head, last)) = split_last_colon(location) else {
+        return (location, None);
+    };
+    let Ok(last) = last.parse::<u32>() else {
+        return (location, None);
+    };
+    match split_last_colon(head).map(|(path, middle)| (path, middle.parse::<u32>())) {
         // path:line:column
-        (Ok(_), Some(Ok(line)), Some(path)) => (path, Some(line)),
+        Some((path, Ok(line))) => (path, Some(line)),
         // path:line (or a Windows drive letter before it)
-        (Ok(line), Some(_), _) => (&location[..location.len() - last.len() - 1], Some(line)),
-        _ => (location, None),
+        _ => (head, Some(last)),
+    }
+}
+
+/// `str::trim`, without decoding characters when the ends are plain ASCII (the bytes
+/// `trim_ascii` keeps are then exactly the characters `trim` keeps).
+fn trim(line: &str) -> &str {
+    let t = line.trim_ascii();
+    match (t.as_bytes().first(), t.as_bytes().last()) {
+        (Some(&first), Some(&last))
+            if first.is_ascii() && last.is_ascii() && first != 0x0B && last != 0x0B =>
+        {
+            t
+        }
+        (None, _) => t,
+        _ => line.trim(),
     }
 }
 
@@ -153,7 +175,7 @@ fn parse_rust(text: &str) -> ParsedStack<'_> {
     let mut out = ParsedStack::default();
     let mut section = Section::Frames;
     for line in text.lines() {
-        let t = line.trim();
+        let t = trim(line);
         if t.is_empty() {
             if section == Section::Causes {
                 section = Section::Frames;
@@ -255,7 +277,7 @@ fn parse_python(text: &str) -> ParsedStack<'_> {
     // Blocks in the order printed: the first cause first, the raised exception last.
     let mut blocks: Vec<(Frames<'_>, Option<&str>)> = vec![Default::default()];
     for line in text.lines() {
-        let t = line.trim();
+        let t = trim(line);
         if SEPARATORS.contains(&t) {
             blocks.push(Default::default());
             continue;
@@ -340,6 +362,20 @@ mod tests {
         );
         assert_eq!(path_and_line("C:\\x\\a.rs:7"), ("C:\\x\\a.rs", Some(7)));
         assert_eq!(path_and_line("native"), ("native", None));
+        assert_eq!(path_and_line("12:34"), ("12", Some(34)));
+        assert_eq!(path_and_line("a:b:7"), ("a:b", Some(7)));
+        assert_eq!(path_and_line("a.rs:x"), ("a.rs:x", None));
+        for line in [
+            "  x y \t",
+            "\u{a0} x\u{a0}",
+            "\x0b x \x0b",
+            " \u{85}",
+            "\t ",
+            "",
+            "é ",
+        ] {
+            assert_eq!(trim(line), line.trim(), "{line:?}");
+        }
         assert_eq!(path_and_line(""), ("", None));
     }
 

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
 use xray_model::carry::{HopState, TRACE_STATE_KEY};
-use xray_model::document::{NAMESPACE_AWS, NAMESPACE_REMOTE, TYPE_SUBSEGMENT};
+use xray_model::document::{METADATA_DEFAULT, NAMESPACE_AWS, NAMESPACE_REMOTE, TYPE_SUBSEGMENT};
 use xray_model::limits::{MAX_STRING_CHARS, limit_string, sanitize_name_cow};
 use xray_model::{AnyValue, Aws, Fields, Link, Segment};
 
@@ -129,6 +129,25 @@ impl Translator {
     }
 }
 
+/// `Aws::default()`, compared against without building and dropping one per span.
+static EMPTY_AWS: Aws<'static> = Aws {
+    account_id: None,
+    operation: None,
+    region: None,
+    request_id: None,
+    queue_url: None,
+    table_name: None,
+    table_names: Vec::new(),
+    retries: None,
+    ec2: None,
+    ecs: None,
+    eks: None,
+    elastic_beanstalk: None,
+    lambda: None,
+    xray: None,
+    cloudwatch_logs: Vec::new(),
+};
+
 /// Trims the `AWS.SDK.` / `AWS::` prefixes some instrumentations put on service names.
 fn trim_aws_prefix(name: &str) -> &str {
     name.strip_prefix("AWS.SDK.")
@@ -175,7 +194,13 @@ fn downstream_name<'a>(known: &mut Known<'a>, aws_call: bool) -> Option<Cow<'a, 
                 .and_then(connection_host)
         });
         return Some(match host {
-            Some(host) => Cow::Owned(format!("{db}@{host}")),
+            Some(host) => {
+                let mut name = String::with_capacity(db.len() + 1 + host.len());
+                name.push_str(db);
+                name.push('@');
+                name.push_str(host);
+                Cow::Owned(name)
+            }
             None => Cow::Borrowed(db),
         });
     }
@@ -312,17 +337,18 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     let traced = downstream && !aws_call && kind == SpanKind::Client;
     seg.http = http_block(&mut known, kind, is_segment, traced);
 
-    let mut aws = Aws::default();
-    fill_call(&mut known, &mut aws, aws_call);
+    // Built in place: the block is large, and most spans keep it.
+    let aws = seg.aws.insert(Aws::default());
+    fill_call(&mut known, aws, aws_call);
     if let Some(resource) = &mut resource {
         let info = resource.info;
         let sdk = resource.sdk.take();
         match resource.log_groups {
             LogGroups::Borrowed(l) => {
-                info.fill_segment(&mut aws, sdk, l.iter().map(|s| Cow::Borrowed(s.as_str())))
+                info.fill_segment(aws, sdk, l.iter().map(|s| Cow::Borrowed(s.as_str())))
             }
             LogGroups::Owned(l) => {
-                info.fill_segment(&mut aws, sdk, l.iter().map(|s| Cow::Owned(s.clone())))
+                info.fill_segment(aws, sdk, l.iter().map(|s| Cow::Owned(s.clone())))
             }
         }
         seg.origin = resource.origin.map(Cow::Borrowed);
@@ -335,8 +361,8 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             seg.user = Some(limit_string(Cow::Borrowed(user)));
         }
     }
-    if aws != Aws::default() {
-        seg.aws = Some(aws);
+    if seg.aws.as_ref().is_some_and(|aws| aws == &EMPTY_AWS) {
+        seg.aws = None;
     }
     if let Some(system) = sql {
         seg.sql = Some(sql_block(&mut known, system));
@@ -362,18 +388,12 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     if known.has(K::XrayAnnotations) {
         known.mark(K::XrayAnnotations);
     }
-    annotations_and_metadata(config, &mut seg, attrs, &known);
+    let default = annotations_and_metadata(config, &mut seg, attrs, &known);
 
-    let mut otel: Fields<'a, AnyValue<'a>> = Fields::new();
-    if seg.name != span_name {
-        otel.insert("span_name", AnyValue::Str(Cow::Borrowed(span_name)));
-    }
-    if let Some((scope, version)) = span.scope() {
-        otel.insert("scope", AnyValue::Str(Cow::Borrowed(scope)));
-        if let Some(version) = version {
-            otel.insert("scope_version", AnyValue::Str(Cow::Borrowed(version)));
-        }
-    }
+    // `otel` and the metadata namespaces are written in this order, each key once, into
+    // vectors of their final size.
+    let name_differs = seg.name != span_name;
+    let scope = span.scope();
     let events: Vec<AnyValue<'a>> = span
         .events()
         .filter(|e| e.name != EXCEPTION_EVENT)
@@ -387,14 +407,42 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             AnyValue::Object(event)
         })
         .collect();
+    let otel_len = usize::from(name_differs)
+        + scope.map_or(0, |(_, version)| 1 + usize::from(version.is_some()))
+        + usize::from(!events.is_empty());
+    let mut otel: Fields<'a, AnyValue<'a>> = Fields(Vec::with_capacity(otel_len));
+    if name_differs {
+        otel.0
+            .push(("span_name".into(), AnyValue::Str(Cow::Borrowed(span_name))));
+    }
+    if let Some((scope, version)) = scope {
+        otel.0
+            .push(("scope".into(), AnyValue::Str(Cow::Borrowed(scope))));
+        if let Some(version) = version {
+            otel.0.push((
+                "scope_version".into(),
+                AnyValue::Str(Cow::Borrowed(version)),
+            ));
+        }
+    }
     if !events.is_empty() {
-        otel.insert("events", AnyValue::Array(events));
+        otel.0.push(("events".into(), AnyValue::Array(events)));
     }
-    if !otel.is_empty() {
-        seg.metadata.insert(OTEL_NAMESPACE, otel);
-    }
-    if let Some(metadata) = resource.and_then(|r| r.metadata) {
-        seg.metadata.insert(RESOURCE_NAMESPACE, metadata);
+    let resource_metadata = resource.and_then(|r| r.metadata);
+    let namespaces = usize::from(!default.is_empty())
+        + usize::from(!otel.is_empty())
+        + usize::from(resource_metadata.is_some());
+    if namespaces > 0 {
+        seg.metadata.0.reserve_exact(namespaces);
+        for (namespace, fields) in [
+            (METADATA_DEFAULT, Some(default)),
+            (OTEL_NAMESPACE, Some(otel)),
+            (RESOURCE_NAMESPACE, resource_metadata),
+        ] {
+            if let Some(fields) = fields.filter(|f| !f.is_empty()) {
+                seg.metadata.0.push((Cow::Borrowed(namespace), fields));
+            }
+        }
     }
 
     seg.links = span
@@ -406,4 +454,14 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         })
         .collect();
     seg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_aws_is_the_default_block() {
+        assert_eq!(EMPTY_AWS, Aws::default());
+    }
 }

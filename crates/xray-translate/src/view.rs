@@ -262,6 +262,7 @@ impl<'a> Attributes<'a> {
 
     /// Calls `f` with the index and key of each attribute, in order, without reading
     /// values.
+    #[inline]
     pub(crate) fn for_each_key(&self, mut f: impl FnMut(usize, &'a str)) {
         match self.0 {
             AttrsInner::Empty => {}
@@ -277,6 +278,26 @@ impl<'a> Attributes<'a> {
                 .iter()
                 .enumerate()
                 .for_each(|(i, kv)| f(i, kv.key.as_str())),
+        }
+    }
+
+    /// Calls `f` with the index, key and value of each attribute, in order (the same as
+    /// [`Attributes::iter`], without an iterator's per-item dispatch).
+    #[inline]
+    pub(crate) fn for_each(&self, mut f: impl FnMut(usize, &'a str, AttrValue<'a>)) {
+        match self.0 {
+            AttrsInner::Empty => {}
+            AttrsInner::Sdk(l) => l
+                .iter()
+                .enumerate()
+                .for_each(|(i, kv)| f(i, kv.key.as_str(), AttrValue::from_sdk(&kv.value))),
+            AttrsInner::SdkResource(r) => r
+                .iter()
+                .enumerate()
+                .for_each(|(i, (k, v))| f(i, k.as_str(), AttrValue::from_sdk(v))),
+            AttrsInner::Proto(l) => l.iter().enumerate().for_each(|(i, kv)| {
+                f(i, kv.key.as_str(), AttrValue::from_proto(kv.value.as_ref()))
+            }),
         }
     }
 
