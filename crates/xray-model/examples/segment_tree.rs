@@ -44,12 +44,12 @@ fn main() {
         start_time: now + 0.010,
         end_time: Some(now + 0.030),
         namespace: Some(NAMESPACE_AWS.into()),
-        aws: Some(Aws {
+        aws: Some(Box::new(Aws {
             operation: Some("PutItem".into()),
             region: Some("us-east-1".into()),
             table_name: Some("last-access".into()),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     };
     let http_call = Segment {

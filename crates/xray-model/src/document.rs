@@ -282,12 +282,13 @@ pub struct Segment<'a> {
     /// HTTP request and response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<Http<'a>>,
-    /// AWS resource and SDK call details.
+    /// AWS resource and SDK call details (boxed: the block is large and most subsegments
+    /// have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws: Option<Aws<'a>>,
-    /// SQL query details.
+    pub aws: Option<Box<Aws<'a>>>,
+    /// SQL query details (boxed: only database calls have them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sql: Option<Sql<'a>>,
+    pub sql: Option<Box<Sql<'a>>>,
     /// Client error (4xx).
     #[serde(default, skip_serializing_if = "is_false")]
     pub error: bool,
@@ -786,13 +787,13 @@ mod tests {
     #[test]
     fn sampling_rule_name_is_written_like_the_sdks() {
         let seg = Segment {
-            aws: Some(Aws {
+            aws: Some(Box::new(Aws {
                 xray: Some(XRaySdk {
                     sampling_rule_name: Some("checkout-rule".into()),
                     ..XRaySdk::default()
                 }),
                 ..Aws::default()
-            }),
+            })),
             ..Segment::default()
         };
         let json = serde_json::to_value(&seg).unwrap();

@@ -544,7 +544,7 @@ mod tests {
                 content_length: Some(u64::MAX),
             }),
         });
-        seg.aws = Some(Aws {
+        seg.aws = Some(Box::new(Aws {
             account_id: s("1"),
             operation: s("op"),
             region: s("r"),
@@ -594,8 +594,8 @@ mod tests {
                 },
                 CloudWatchLogs::default(),
             ],
-        });
-        seg.sql = Some(Sql {
+        }));
+        seg.sql = Some(Box::new(Sql {
             url: s("u"),
             connection_string: s("c"),
             sanitized_query: s("select"),
@@ -604,7 +604,7 @@ mod tests {
             driver_version: s("d"),
             user: s("u"),
             preparation: s("statement"),
-        });
+        }));
         (seg.error, seg.throttle, seg.fault) = (true, true, true);
         seg.cause = Some(Cause::Details(CauseDetails {
             working_directory: s("/"),
@@ -685,8 +685,8 @@ mod tests {
         let mut seg = Segment::default();
         assert_eq!(ours(&seg), serde_text(&seg));
         seg.http = Some(Http::default());
-        seg.aws = Some(Aws::default());
-        seg.sql = Some(Sql::default());
+        seg.aws = Some(Box::default());
+        seg.sql = Some(Box::default());
         seg.service = Some(Service::default());
         seg.cause = Some(Cause::Details(CauseDetails::default()));
         assert_eq!(ours(&seg), serde_text(&seg));

@@ -44,7 +44,7 @@ fn full_segment() -> Segment<'static> {
             content_length: Some(42),
         }),
     });
-    seg.aws = Some(Aws {
+    seg.aws = Some(Box::new(Aws {
         account_id: s("123456789012"),
         ecs: Some(Ecs {
             container: s("web-1"),
@@ -84,7 +84,7 @@ fn full_segment() -> Segment<'static> {
             arn: s("arn:aws:logs:us-east-1:123456789012:log-group:/ecs/web:*"),
         }],
         ..Default::default()
-    });
+    }));
     seg.fault = true;
     seg.cause = Some(Cause::Details(CauseDetails {
         working_directory: s("/app"),
@@ -136,14 +136,14 @@ fn full_segment() -> Segment<'static> {
         start_time: 1_465_510_280.2,
         end_time: Some(1_465_510_280.3),
         namespace: s(document::NAMESPACE_AWS),
-        aws: Some(Aws {
+        aws: Some(Box::new(Aws {
             operation: s("PutItem"),
             region: s("us-east-1"),
             request_id: s("RID"),
             table_name: s("last-access"),
             retries: Some(1),
             ..Default::default()
-        }),
+        })),
         error: true,
         throttle: true,
         http: Some(Http {
@@ -162,7 +162,7 @@ fn full_segment() -> Segment<'static> {
         start_time: 1_465_510_280.1,
         end_time: Some(1_465_510_280.15),
         namespace: s(document::NAMESPACE_REMOTE),
-        sql: Some(Sql {
+        sql: Some(Box::new(Sql {
             url: s("postgres://app@db.internal:5432/orders"),
             sanitized_query: s("SELECT * FROM orders WHERE id = $1"),
             database_type: s("PostgreSQL"),
@@ -171,7 +171,7 @@ fn full_segment() -> Segment<'static> {
             user: s("app"),
             preparation: s("statement"),
             connection_string: None,
-        }),
+        })),
         ..Default::default()
     };
     seg.subsegments = vec![sql, aws_call];

@@ -337,8 +337,9 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     let traced = downstream && !aws_call && kind == SpanKind::Client;
     seg.http = http_block(&mut known, kind, is_segment, traced);
 
-    // Built in place: the block is large, and most spans keep it.
-    let aws = seg.aws.insert(Aws::default());
+    // Boxed into the segment only when something was filled in.
+    let mut aws_block = Aws::default();
+    let aws = &mut aws_block;
     fill_call(&mut known, aws, aws_call);
     if let Some(resource) = &mut resource {
         let info = resource.info;
@@ -361,11 +362,11 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             seg.user = Some(limit_string(Cow::Borrowed(user)));
         }
     }
-    if seg.aws.as_ref().is_some_and(|aws| aws == &EMPTY_AWS) {
-        seg.aws = None;
+    if aws_block != EMPTY_AWS {
+        seg.aws = Some(Box::new(aws_block));
     }
     if let Some(system) = sql {
-        seg.sql = Some(sql_block(&mut known, system));
+        seg.sql = Some(Box::new(sql_block(&mut known, system)));
     }
 
     let status = span.status();
