@@ -687,6 +687,8 @@ fn main() {
                 }
             }
         }
-        println!("quick mode: every run delivered spans (nothing about speed is checked)");
+        println!(
+            "quick mode: every run delivered spans (nothing about speed is checked; with a tiny load, and a debug binary under cargo test, these numbers are no measurement)"
+        );
     }
 }
