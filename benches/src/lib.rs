@@ -1,8 +1,10 @@
 //! Shared input and helpers of the side-by-side benchmarks: realistic span batches that
 //! both our translator and opentelemetry-aws 0.21 translate in full, a counting allocator,
-//! and a no-op executor for futures that finish without waiting.
+//! the `binary` bench's load generator, stub API and process measurements, and a no-op
+//! executor for futures that finish without waiting.
 
 pub mod alloc;
+pub mod binary;
 pub mod spans;
 
 use std::future::Future;

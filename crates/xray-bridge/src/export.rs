@@ -50,6 +50,12 @@ pub trait Sink: Send + Sync + 'static {
         false
     }
 
+    /// How full the export queue is: queued bytes over its byte limit (0 when unknown).
+    /// Receivers that can slow their clients down wait while it is high.
+    fn backlog(&self) -> f64 {
+        0.0
+    }
+
     /// Appends the exporter's counters in the Prometheus text format.
     fn render_metrics(&self, out: &mut String);
 

@@ -25,8 +25,12 @@ fn main() -> ExitCode {
         eprintln!("xray-bridge: cannot open the log file: {e}");
         return ExitCode::from(exit::CONFIG);
     }
+    // Translation runs on the blocking pool, at most MAX_CONCURRENT_BODIES requests at a
+    // time: a few threads keep every core busy, where tokio's default (512) would add a
+    // stack and a malloc arena per extra thread to the resident memory under load.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(4)
         .thread_name("xray-bridge")
         .build()
     {

@@ -147,6 +147,15 @@ impl Outcome {
     }
 }
 
+/// Above this share of the export queue's byte limit in use, OTLP requests wait before
+/// they are read and translated: the clients slow down to the export's pace instead of
+/// the queue overflowing (and dropping) under sustained overload.
+pub const BACKLOG_HIGH: f64 = 0.25;
+
+/// The longest a request waits for the export queue; after that it is taken anyway and
+/// the queue's overflow policy applies.
+pub const BACKLOG_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Translates OTLP requests and queues the documents.
 #[derive(Clone)]
 pub struct Ingest {
@@ -172,6 +181,15 @@ impl Ingest {
             translator,
             sink,
             limiter: Arc::new(LogLimiter::new(std::time::Duration::from_secs(10))),
+        }
+    }
+
+    /// Waits (up to [`BACKLOG_MAX_WAIT`]) while the export queue is over
+    /// [`BACKLOG_HIGH`] of its limit.
+    pub async fn wait_for_room(&self) {
+        let deadline = std::time::Instant::now() + BACKLOG_MAX_WAIT;
+        while self.sink.backlog() > BACKLOG_HIGH && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
     }
 

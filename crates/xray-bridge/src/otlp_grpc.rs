@@ -37,6 +37,7 @@ impl TraceService for GrpcTraces {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let request = request.into_inner();
+        self.ingest.wait_for_room().await;
         let (ingest, counters) = (self.ingest.clone(), self.counters.clone());
         // Translation is CPU work: keep it off the connection-handling threads.
         let outcome = tokio::task::spawn_blocking(move || ingest.ingest(&request, &counters))

@@ -199,6 +199,8 @@ async fn traces(State(state): State<Arc<HttpState>>, request: Request) -> Respon
     };
     // Never fails: the semaphore is never closed.
     let _permit = state.bodies.acquire().await.ok();
+    // The body stays in the socket (TCP flow control) while the export catches up.
+    state.ingest.wait_for_room().await;
     let raw: Bytes = match axum::body::to_bytes(Body::new(body), state.max_bytes).await {
         Ok(b) => b,
         Err(e) => {

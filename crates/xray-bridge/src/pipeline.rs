@@ -23,6 +23,8 @@ use crate::export::{Sink, Submitted};
 /// The export pipelines behind the receivers.
 pub struct PipelineSink {
     documents: Pipeline<Document>,
+    /// The documents queue's byte limit.
+    max_queue_bytes: usize,
     otlp: Option<Pipeline<OtlpSpans>>,
     invalid: Counter,
     limiter: LogLimiter,
@@ -93,14 +95,16 @@ pub fn start(
                 .map(|u| format!("{}/v1/traces", u.trim_end_matches('/'))),
         });
         Some(
-            Pipeline::start(transport, config)
+            Pipeline::start(transport, config.clone())
                 .map_err(|e| format!("cannot start the OTLP export worker: {e}"))?,
         )
     } else {
         None
     };
+    let max_queue_bytes = config.max_queue_bytes;
     Ok(PipelineSink {
         documents,
+        max_queue_bytes,
         otlp,
         invalid: registry.counter(
             "xray_bridge_export_invalid_documents_total",
@@ -152,6 +156,15 @@ impl Sink for PipelineSink {
 
     fn wants_otlp(&self) -> bool {
         self.otlp.is_some()
+    }
+
+    fn backlog(&self) -> f64 {
+        let queued = |p: &Pipeline<_>| p.metrics().snapshot().queued_bytes;
+        let mut bytes = queued(&self.documents);
+        if let Some(p) = &self.otlp {
+            bytes = bytes.max(p.metrics().snapshot().queued_bytes);
+        }
+        bytes as f64 / self.max_queue_bytes.max(1) as f64
     }
 
     fn submit_otlp(&self, spans: &ResourceSpans) -> bool {

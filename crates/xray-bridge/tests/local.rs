@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::{Bridge, Options, Scratch};
 use serde_json::Value;
-use xray_testkit::free_port;
 
 const PY_OTEL: &str = r#"
 import json, sys
@@ -94,14 +93,15 @@ fn ids(list: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-fn start_local(store: &Path, console: u16) -> Bridge {
-    let console = format!("127.0.0.1:{console}");
+/// Local mode with the console on a free port (`bridge.console`).
+fn start_local(store: &Path) -> Bridge {
     let store = store.display().to_string();
     Bridge::start(Options {
         export: "local".into(),
-        args: vec!["--console", &console, "--store", &store],
+        args: vec!["--store", &store],
         env: Vec::new(),
         tcp: false,
+        console: true,
     })
 }
 
@@ -132,8 +132,8 @@ fn otlp_and_daemon_traffic_show_on_the_console_and_survive_a_restart() {
     ]);
     let scratch = Scratch::new("local");
     let store = scratch.path("nested/local.db");
-    let console = free_port();
-    let mut bridge = start_local(&store, console);
+    let mut bridge = start_local(&store);
+    let console = bridge.console;
 
     let run = |args: &[&str], script: &str| -> Vec<String> {
         serde_json::from_str(xray_testkit::run_python(script, args, "").trim()).unwrap()
@@ -224,8 +224,8 @@ fn otlp_and_daemon_traffic_show_on_the_console_and_survive_a_restart() {
     );
 
     // A restart on the same store keeps every trace.
-    let console = free_port();
-    let mut again = start_local(&store, console);
+    let mut again = start_local(&store);
+    let console = again.console;
     let (_, list) = get(console, "/api/traces");
     assert_eq!(ids(&list), all, "{list}");
     let (_, faults) = get(console, "/api/traces?filter=fault");

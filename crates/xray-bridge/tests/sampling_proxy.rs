@@ -72,6 +72,7 @@ fn only_sampling_paths_are_forwarded_and_they_are_signed() {
 
     let mut bridge = Bridge::start(Options {
         tcp: true,
+        console: false,
         args: vec!["--region", "us-east-1", "--endpoint-url", &upstream],
         env: vec![
             ("AWS_ACCESS_KEY_ID", "AKIDBRIDGETEST".into()),
@@ -158,6 +159,7 @@ fn an_unreachable_api_is_a_502_not_a_hang() {
     let closed = format!("http://127.0.0.1:{}", xray_testkit::free_port());
     let mut bridge = Bridge::start(Options {
         tcp: true,
+        console: false,
         args: vec!["--region", "us-east-1", "--endpoint-url", &closed],
         env: vec![
             ("AWS_ACCESS_KEY_ID", "AKIDBRIDGETEST".into()),
@@ -254,6 +256,7 @@ fn the_python_sdk_sampler_gets_its_rules_through_the_proxy() {
     rt.spawn(async move { axum::serve(listener, app).await });
     let mut bridge = Bridge::start(Options {
         tcp: true,
+        console: false,
         args: vec!["--region", "us-east-1", "--endpoint-url", &upstream],
         env: vec![
             ("AWS_ACCESS_KEY_ID", "AKIDBRIDGETEST".into()),

@@ -55,16 +55,21 @@ pub struct Bridge {
     pub grpc: u16,
     pub tcp: u16,
     pub metrics: u16,
+    /// The local console's port (when started with [`Options::console`]).
+    pub console: u16,
     pub log: PathBuf,
     _scratch: Scratch,
 }
 
 /// Options for [`Bridge::start`].
+#[derive(Clone)]
 pub struct Options<'a> {
     pub export: String,
     pub args: Vec<&'a str>,
     pub env: Vec<(&'a str, String)>,
     pub tcp: bool,
+    /// Also serve the local console (`--console`) on a free port.
+    pub console: bool,
 }
 
 impl<'a> Options<'a> {
@@ -74,17 +79,38 @@ impl<'a> Options<'a> {
             args: Vec::new(),
             env: Vec::new(),
             tcp: false,
+            console: false,
         }
     }
 }
 
 impl Bridge {
     /// Starts the binary with every listener on a free port and waits until it listens.
+    ///
+    /// A port picked free can be taken by another process before the binary binds it
+    /// (tests run in parallel, and outgoing connections use the same port range): when
+    /// the binary exits at start because an address is in use, it is started again on
+    /// fresh ports. Any other early exit fails the test.
     pub fn start(options: Options<'_>) -> Bridge {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            match Self::try_start(&options) {
+                Ok(bridge) => return bridge,
+                Err(Started::PortTaken(logs)) if attempt < ATTEMPTS => {
+                    eprintln!("xray-bridge start {attempt}: a port was taken, retrying:\n{logs}");
+                }
+                Err(Started::PortTaken(logs) | Started::Failed(logs)) => panic!("{logs}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn try_start(options: &Options<'_>) -> Result<Bridge, Started> {
         let scratch = Scratch::new("run");
         let log = scratch.path("bridge.log");
-        let (udp, http, grpc, tcp, metrics) = (
+        let (udp, http, grpc, tcp, metrics, console) = (
             free_udp_port(),
+            free_port(),
             free_port(),
             free_port(),
             free_port(),
@@ -102,6 +128,9 @@ impl Bridge {
             cmd.args(["--tcp", &addr(tcp)]);
         } else {
             cmd.args(["--tcp", "off"]);
+        }
+        if options.console {
+            cmd.args(["--console", &addr(console)]);
         }
         cmd.args(&options.args);
         // Hermetic: nothing from the developer's environment, no instance metadata.
@@ -127,28 +156,39 @@ impl Bridge {
             grpc,
             tcp,
             metrics,
+            console,
             log,
             _scratch: scratch,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         // Every listener is bound before any is served, so the metrics port answering
-        // means all of them are ready.
+        // means all of them are ready (the console is bound before them).
         while TcpStream::connect(("127.0.0.1", metrics)).is_err() {
             if let Some(status) = bridge
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("xray-bridge exited with {status}:\n{}", bridge.logs());
+                let logs = bridge.logs();
+                let message = format!("xray-bridge exited with {status}:\n{logs}");
+                // Exit code 1 is a failed start; the OS names a taken port this way.
+                return Err(
+                    if status.code() == Some(1) && logs.contains("Address already in use") {
+                        Started::PortTaken(message)
+                    } else {
+                        Started::Failed(message)
+                    },
+                );
             }
-            assert!(
-                Instant::now() < deadline,
-                "xray-bridge did not start:\n{}",
-                bridge.logs()
-            );
+            if Instant::now() >= deadline {
+                return Err(Started::Failed(format!(
+                    "xray-bridge did not start:\n{}",
+                    bridge.logs()
+                )));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bridge
+        Ok(bridge)
     }
 
     /// The process id.
@@ -245,6 +285,14 @@ impl Bridge {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Why [`Bridge::try_start`] gave up, with the bridge's log.
+enum Started {
+    /// A listen address was in use: worth another try on fresh ports.
+    PortTaken(String),
+    /// Anything else.
+    Failed(String),
 }
 
 impl Drop for Bridge {
