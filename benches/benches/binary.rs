@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use xray_bridge_benches::binary::load::{self, LoadResult};
 use xray_bridge_benches::binary::process::{Scratch, Server, Usage, free_port, free_udp_port};
-use xray_bridge_benches::binary::stub::StubApi;
+use xray_bridge_benches::binary::stub::{self, StubApi};
 use xray_bridge_benches::binary::workload::{self, OtlpBody};
 
 /// How hard and how long each run pushes.
@@ -277,21 +277,19 @@ fn start_rotel(bin: &Path, scratch: &Scratch, stub: &StubApi) -> (Server, u16) {
     (server, port)
 }
 
-/// Lines in a file without reading it into memory at once.
-fn count_lines(path: &Path) -> u64 {
-    use std::io::Read;
-    let Ok(mut f) = std::fs::File::open(path) else {
+/// Spans in a JSON-lines file of documents: each line's segment or subsegment plus its
+/// nested subsegments (read line by line, after the run).
+fn count_spans(path: &Path) -> u64 {
+    use std::io::BufRead;
+    let Ok(f) = std::fs::File::open(path) else {
         return 0;
     };
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    while let Ok(read) = f.read(&mut buf) {
-        if read == 0 {
-            break;
-        }
-        n += buf[..read].iter().filter(|b| **b == b'\n').count() as u64;
-    }
-    n
+    std::io::BufReader::with_capacity(1 << 20, f)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.is_empty())
+        .map(|l| stub::spans_in(&l))
+        .sum()
 }
 
 /// Waits until deliveries stop (nothing new for `quiet`) or `expected` arrived, and
@@ -375,7 +373,7 @@ fn ours_otlp_file(bin: &Path, bodies: &[OtlpBody], load: &Load, scenario: String
         server: "xray-bridge",
         ..Default::default()
     };
-    // The file only grows: its size is the cheap progress signal, lines are counted once
+    // The file only grows: its size is the cheap progress signal, spans are counted once
     // at the end (the file transport flushes after every batch).
     let last_change: Cell<(u64, Option<Instant>)> = Cell::new((0, None));
     let size = || {
@@ -395,7 +393,7 @@ fn ours_otlp_file(bin: &Path, bodies: &[OtlpBody], load: &Load, scenario: String
         || last_change.get().1,
         false,
     );
-    run.delivered = count_lines(&out);
+    run.delivered = count_spans(&out);
     run.exit = server.stop(Duration::from_secs(30));
     run
 }
@@ -506,7 +504,7 @@ fn ours_udp_file(bin: &Path, datagrams: &[Vec<u8>], load: &Load, scenario: Strin
     let size = || std::fs::metadata(&out).map_or(0, |m| m.len());
     let last = wait_delivered(size, u64::MAX, Duration::from_secs(1));
     let after = server.usage();
-    run.delivered = count_lines(&out);
+    run.delivered = count_spans(&out);
     // Datagrams the server read are not reported back; the file is what counts.
     run.accepted = run.delivered;
     run.deliver_secs = last
