@@ -6,6 +6,9 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use opentelemetry::propagation::TextMapPropagator;
@@ -16,15 +19,19 @@ use tracing_xray::Propagator;
 
 const HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 
-/// A listener that drains datagrams on its own thread until the process ends.
-fn listener() -> String {
+/// A listener that drains (and counts) datagrams on its own thread until the process ends.
+fn listener() -> (String, Arc<AtomicU64>) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let addr = socket.local_addr().expect("addr").to_string();
+    let received = Arc::new(AtomicU64::new(0));
+    let count = received.clone();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 65_536];
-        while socket.recv(&mut buf).is_ok() {}
+        while socket.recv(&mut buf).is_ok() {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
     });
-    addr
+    (addr, received)
 }
 
 /// The request: extract, one server span, three children, inject.
@@ -51,7 +58,7 @@ fn request(propagator: &Propagator, incoming: &HashMap<String, String>) -> HashM
 }
 
 fn overhead(c: &mut Criterion) {
-    let address = listener();
+    let (address, received) = listener();
     let layer = tracing_xray::builder()
         .with_service_name("bench")
         .with_resource_detection(false)
@@ -61,6 +68,8 @@ fn overhead(c: &mut Criterion) {
         .build()
         .expect("layer");
     let propagator = layer.propagator();
+    let metrics = layer.metrics().expect("enabled").clone();
+    let guard = layer.flush_guard();
     let with_layer = Dispatch::new(tracing_subscriber::registry().with(layer));
     let without = Dispatch::new(tracing_subscriber::registry());
     let incoming = HashMap::from([("x-amzn-trace-id".to_owned(), HEADER.to_owned())]);
@@ -79,12 +88,50 @@ fn overhead(c: &mut Criterion) {
             b.iter(|| black_box(request(&propagator, black_box(&incoming))))
         })
     });
+    let mut requests = 1u64; // the check above
     group.bench_function("tracing-xray layer", |b| {
         tracing::dispatcher::with_default(&with_layer, || {
-            b.iter(|| black_box(request(&propagator, black_box(&incoming))))
+            b.iter(|| {
+                requests += 1;
+                black_box(request(&propagator, black_box(&incoming)))
+            })
         })
     });
     group.finish();
+
+    // The spans were really exported: flush, then compare what the batch processor handed
+    // to the exporter with what the exporter sent and what the listener received.
+    assert!(guard.flush(), "flush failed");
+    let m = metrics.snapshot();
+    let mut got = received.load(Ordering::Relaxed);
+    for _ in 0..100 {
+        if got >= m.documents_sent {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        got = received.load(Ordering::Relaxed);
+    }
+    println!(
+        "exported: {} spans created, {} handed to the exporter (the rest dropped by the batch \
+         processor's full queue), {} documents sent, {} datagrams received, drops: [{}]",
+        requests * 4,
+        m.spans_in,
+        m.documents_sent,
+        got,
+        m.drop_summary()
+    );
+    assert!(m.documents_sent > 0, "nothing exported");
+    assert_eq!(
+        m.dropped_total(),
+        m.dropped(xray_export::DropReason::QueueFull),
+        "documents dropped for a reason other than a full queue: {}",
+        m.drop_summary()
+    );
+    assert_eq!(
+        m.spans_in,
+        m.spans_sent + m.dropped_spans(xray_export::DropReason::QueueFull),
+        "spans handed over but neither sent nor dropped for a full queue"
+    );
 }
 
 criterion_group!(benches, overhead);

@@ -79,6 +79,9 @@ pub struct XrayLayerBuilder {
     context_missing: ContextMissing,
     batch: Option<BatchConfig>,
     max_level: LevelFilter,
+    location: bool,
+    tracked_inactivity: bool,
+    threads: bool,
 }
 
 impl fmt::Debug for XrayLayerBuilder {
@@ -91,6 +94,9 @@ impl fmt::Debug for XrayLayerBuilder {
             .field("detection_timeout", &self.detection_timeout)
             .field("propagator", &self.propagator)
             .field("context_missing", &self.context_missing)
+            .field("location", &self.location)
+            .field("tracked_inactivity", &self.tracked_inactivity)
+            .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +120,9 @@ impl Default for XrayLayerBuilder {
             context_missing: ContextMissing::NewTrace,
             batch: None,
             max_level: LevelFilter::INFO,
+            location: false,
+            tracked_inactivity: false,
+            threads: false,
         }
     }
 }
@@ -234,6 +243,29 @@ impl XrayLayerBuilder {
     /// segment documents). A filter of this layer only; other layers are not affected.
     pub fn with_max_level(mut self, level: impl Into<LevelFilter>) -> Self {
         self.max_level = level.into();
+        self
+    }
+
+    /// Whether spans carry where they were declared (`code.file.path`,
+    /// `code.module.name`, `code.line.number`; X-Ray metadata). Default off: three more
+    /// attributes per span for the request thread to build and the exporter to encode.
+    pub fn with_location(mut self, on: bool) -> Self {
+        self.location = on;
+        self
+    }
+
+    /// Whether spans carry the time they were entered and not (`busy_ns`, `idle_ns`;
+    /// X-Ray metadata). Default off: X-Ray shows start and end times, and this timing
+    /// reads the clock on every enter and exit.
+    pub fn with_tracked_inactivity(mut self, on: bool) -> Self {
+        self.tracked_inactivity = on;
+        self
+    }
+
+    /// Whether spans carry the thread that created them (`thread.id`, `thread.name`;
+    /// X-Ray metadata). Default off.
+    pub fn with_threads(mut self, on: bool) -> Self {
+        self.threads = on;
         self
     }
 
@@ -398,8 +430,9 @@ impl XrayLayerBuilder {
         }
         let inner = tracing_opentelemetry::layer()
             .with_tracer(tracer)
-            .with_tracked_inactivity(false)
-            .with_threads(false)
+            .with_location(self.location)
+            .with_tracked_inactivity(self.tracked_inactivity)
+            .with_threads(self.threads)
             .with_target(false)
             .with_filter(self.max_level);
         Ok(XrayLayer {

@@ -457,3 +457,40 @@ fn beanstalk_detected_from_its_file() {
     assert_eq!(eb["version_label"], "v7");
     assert_eq!(eb["deployment_id"], 7);
 }
+
+#[test]
+fn location_timing_and_thread_attributes_only_when_asked() {
+    let keys = ["code.file.path", "code.line.number", "busy_ns", "thread.id"];
+    let body = || {
+        let span = tracing::info_span!("GET /x", otel.kind = "server");
+        let _entered = span.enter();
+    };
+    let metadata = |docs: &[Value]| {
+        assert_eq!(docs.len(), 1, "{docs:#?}");
+        docs[0]["metadata"]["default"].clone()
+    };
+
+    let out = Buffer::default();
+    let docs = run(builder(&[], &out), &out, body);
+    let default = metadata(&docs);
+    for key in keys {
+        assert!(
+            default.get(key).is_none(),
+            "{key} present by default: {default}"
+        );
+    }
+
+    let out = Buffer::default();
+    let on = builder(&[], &out)
+        .with_location(true)
+        .with_tracked_inactivity(true)
+        .with_threads(true);
+    let docs = run(on, &out, body);
+    let default = metadata(&docs);
+    for key in keys {
+        assert!(
+            default.get(key).is_some(),
+            "{key} missing when asked: {default}"
+        );
+    }
+}
