@@ -531,7 +531,7 @@ fn print(runs: &[Run], load: &Load) {
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in runs {
         println!(
-            "| {} | {} | {:.0} | {:.0} | **{:.0}** | {:.3} | {:.2} | {:.1} MB | {:.1} MB | {:.1} MB | {} |",
+            "| {} | {} | {:.0} | {:.0} | **{:.0}** | {:.3} | {} | {:.1} MB | {:.1} MB | {:.1} MB | {} |",
             r.scenario,
             r.server,
             r.per_second(r.sent, r.load_secs),
@@ -542,7 +542,10 @@ fn print(runs: &[Run], load: &Load) {
             } else {
                 0.0
             },
-            r.cpu_per_100k(),
+            match r.cpu_per_100k() {
+                cpu if cpu.is_finite() => format!("{cpu:.2}"),
+                _ => "n/a".to_owned(),
+            },
             mb(r.idle_rss),
             mb(r.peak_rss),
             mb(r.after_rss),
@@ -572,10 +575,18 @@ fn print(runs: &[Run], load: &Load) {
             println!("|---|---:|---:|---:|---:|");
             header = true;
         }
+        // A side that delivered nothing has no throughput ratio and no CPU per span.
+        let ratio = |a: f64, b: f64| {
+            if a.is_finite() && b.is_finite() && a > 0.0 && b > 0.0 {
+                format!("**{:.2}x**", a / b)
+            } else {
+                "n/a (nothing delivered)".to_owned()
+            }
+        };
         println!(
-            "| {scenario} | **{:.2}x** | **{:.2}x** | **{:.2}x** | **{:.2}x** |",
-            ours.delivered_per_second() / theirs.delivered_per_second(),
-            theirs.cpu_per_100k() / ours.cpu_per_100k(),
+            "| {scenario} | {} | {} | **{:.2}x** | **{:.2}x** |",
+            ratio(ours.delivered_per_second(), theirs.delivered_per_second()),
+            ratio(theirs.cpu_per_100k(), ours.cpu_per_100k()),
             ours.peak_rss as f64 / theirs.peak_rss as f64,
             ours.idle_rss as f64 / theirs.idle_rss as f64,
         );
