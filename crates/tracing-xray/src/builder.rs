@@ -20,6 +20,7 @@ use xray_translate::{Translator, TranslatorConfig};
 use crate::Error;
 use crate::env::{ContextMissing, EnvSettings, SamplerName};
 use crate::layer::{Handle, XrayLayer};
+use crate::processor::FlushingProcessor;
 use crate::propagator::Propagator;
 use crate::resource::{self, DEFAULT_DETECTION_TIMEOUT, Evidence, Paths};
 use crate::sampler::{ContextMissingSampler, XrayParentBased, otel_sampler};
@@ -381,6 +382,7 @@ impl XrayLayerBuilder {
         .with_translator(Translator::new(translator))
         .build()?;
         let metrics = exporter.metrics().clone();
+        let exporter_flush = exporter.flush_handle();
 
         let mut xray_sampler = None;
         let sampler: Box<dyn ShouldSample> = match (self.sampler, &env.sampler) {
@@ -405,9 +407,12 @@ impl XrayLayerBuilder {
             mode => Box::new(ContextMissingSampler::new(sampler, mode)),
         };
 
-        let processor = BatchSpanProcessor::builder(exporter)
-            .with_batch_config(self.batch.unwrap_or_default())
-            .build();
+        let processor = FlushingProcessor::new(
+            BatchSpanProcessor::builder(exporter)
+                .with_batch_config(self.batch.unwrap_or_default())
+                .build(),
+            exporter_flush,
+        );
         let provider = SdkTracerProvider::builder()
             .with_id_generator(opentelemetry_aws::trace::XrayIdGenerator::default())
             .with_sampler(sampler)

@@ -5,6 +5,7 @@
 mod builder;
 mod env;
 mod layer;
+mod processor;
 mod propagator;
 mod resource;
 mod sampler;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::Context;
@@ -206,7 +206,7 @@ impl XRayExporterBuilder {
             Destination::Writer(w) => documents(Box::new(WriterTransport::new(w)))?,
         };
         Ok(XRayExporter {
-            backend,
+            backend: Arc::new(backend),
             resource: Resource::builder_empty().build(),
             metrics,
             flush_timeout,
@@ -245,7 +245,7 @@ enum Backend {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct XRayExporter {
-    backend: Backend,
+    backend: Arc<Backend>,
     resource: Resource,
     metrics: Metrics,
     flush_timeout: Duration,
@@ -282,7 +282,7 @@ impl XRayExporter {
     pub fn enqueue(&self, batch: Vec<SpanData>) {
         let _suppressed = Context::enter_telemetry_suppressed_scope();
         self.metrics.record_spans_in(batch.len() as u64);
-        match &self.backend {
+        match &*self.backend {
             Backend::Documents {
                 pipeline,
                 translator,
@@ -348,20 +348,74 @@ impl XRayExporter {
         log_drop(1, failed.reason, &cause, &[who]);
     }
 
+    /// A handle that waits for this exporter's queue to be delivered, for use after the
+    /// exporter has been moved into a span processor.
+    ///
+    /// OpenTelemetry's `BatchSpanProcessor::force_flush` exports what it holds but does
+    /// not call the exporter's `force_flush`, so documents it just handed over may still be
+    /// queued here (in Lambda, the environment may freeze before they are sent). Call
+    /// [`FlushHandle::flush`] after the processor's flush; `tracing-xray` does this in its
+    /// processor.
+    ///
+    /// ```
+    /// let exporter = xray_export::XRayExporter::builder().with_writer(std::io::sink()).build()?;
+    /// let flush = exporter.flush_handle();
+    /// // ... exporter moved into a BatchSpanProcessor; after its force_flush:
+    /// assert!(flush.flush().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush_handle(&self) -> FlushHandle {
+        FlushHandle {
+            backend: self.backend.clone(),
+            timeout: self.flush_timeout,
+        }
+    }
+
     fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
-        match &self.backend {
+        self.backend.flush(timeout)
+    }
+
+    fn shutdown_pipeline(&self, timeout: Duration) -> Result<(), FlushError> {
+        match &*self.backend {
+            Backend::Documents { pipeline, .. } => pipeline.shutdown(timeout),
+            #[cfg(feature = "otlp")]
+            Backend::Otlp(pipeline) => pipeline.shutdown(timeout),
+        }
+    }
+}
+
+impl Backend {
+    fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
+        match self {
             Backend::Documents { pipeline, .. } => pipeline.flush(timeout),
             #[cfg(feature = "otlp")]
             Backend::Otlp(pipeline) => pipeline.flush(timeout),
         }
     }
+}
 
-    fn shutdown_pipeline(&self, timeout: Duration) -> Result<(), FlushError> {
-        match &self.backend {
-            Backend::Documents { pipeline, .. } => pipeline.shutdown(timeout),
-            #[cfg(feature = "otlp")]
-            Backend::Otlp(pipeline) => pipeline.shutdown(timeout),
-        }
+/// Waits for an [`XRayExporter`]'s queue to be delivered; see
+/// [`XRayExporter::flush_handle`]. Cheap to clone.
+#[derive(Clone)]
+pub struct FlushHandle {
+    backend: Arc<Backend>,
+    timeout: Duration,
+}
+
+impl FlushHandle {
+    /// Waits (up to the exporter's flush timeout) until everything queued before the call
+    /// is sent or dropped; says what was left or dropped, like `force_flush`.
+    pub fn flush(&self) -> Result<(), FlushError> {
+        let _suppressed = Context::enter_telemetry_suppressed_scope();
+        self.backend.flush(self.timeout)
+    }
+}
+
+impl fmt::Debug for FlushHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlushHandle")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 

@@ -23,7 +23,7 @@ mod pipeline;
 mod queue;
 pub mod transport;
 
-pub use exporter::{BuildError, XRayExporter, XRayExporterBuilder};
+pub use exporter::{BuildError, FlushHandle, XRayExporter, XRayExporterBuilder};
 pub use item::{Document, Item, Unencodable};
 pub use metrics::{DropReason, Metrics, MetricsSnapshot};
 pub use pipeline::{FlushError, Pipeline, PipelineConfig};
