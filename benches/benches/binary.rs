@@ -399,37 +399,32 @@ fn ours_otlp_file(bin: &Path, bodies: &[OtlpBody], load: &Load, scenario: String
 }
 
 fn ours_otlp_api(bin: &Path, bodies: &[OtlpBody], load: &Load, scenario: String) -> Run {
-    let scratch = Scratch::new("otlp-api");
-    let stub = StubApi::start().expect("stub API");
-    let (server, port, _) = start_ours(bin, &scratch, &Export::Api(&stub), None);
-    let mut run = Run {
-        scenario,
-        server: "xray-bridge",
-        ..Default::default()
-    };
-    let received = stub.received.clone();
-    otlp_run(
-        &mut run,
-        &server,
-        port,
-        bodies,
-        load,
-        || received.spans.load(Relaxed),
-        || *received.last_at.lock().unwrap(),
-        true,
-    );
-    run.exit = server.stop(Duration::from_secs(30));
-    check_stub(&stub, &run);
-    run
+    otlp_api_run("xray-bridge", bodies, load, scenario, |scratch, stub| {
+        let (server, port, _) = start_ours(bin, scratch, &Export::Api(stub), None);
+        (server, port)
+    })
 }
 
 fn rotel_otlp_api(bin: &Path, bodies: &[OtlpBody], load: &Load, scenario: String) -> Run {
-    let scratch = Scratch::new("rotel-api");
+    otlp_api_run("rotel", bodies, load, scenario, |scratch, stub| {
+        start_rotel(bin, scratch, stub)
+    })
+}
+
+/// One server, started by `start`, under the OTLP load, exporting to a fresh stub API.
+fn otlp_api_run(
+    name: &'static str,
+    bodies: &[OtlpBody],
+    load: &Load,
+    scenario: String,
+    start: impl FnOnce(&Scratch, &StubApi) -> (Server, u16),
+) -> Run {
+    let scratch = Scratch::new(&format!("{name}-api"));
     let stub = StubApi::start().expect("stub API");
-    let (server, port) = start_rotel(bin, &scratch, &stub);
+    let (server, port) = start(&scratch, &stub);
     let mut run = Run {
         scenario,
-        server: "rotel",
+        server: name,
         ..Default::default()
     };
     let received = stub.received.clone();
