@@ -3,7 +3,6 @@
 //! child spans, a header injected for the downstream call. With the layer, the batch span
 //! processor and the exporter run and send to a local UDP listener.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -11,13 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use opentelemetry::propagation::TextMapPropagator;
 use tracing::Dispatch;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_xray::Propagator;
 
-const HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+use xray_bridge_benches::request::{incoming, request};
 
 /// A listener that drains (and counts) datagrams on its own thread until the process ends.
 fn listener() -> (String, Arc<AtomicU64>) {
@@ -32,29 +28,6 @@ fn listener() -> (String, Arc<AtomicU64>) {
         }
     });
     (addr, received)
-}
-
-/// The request: extract, one server span, three children, inject.
-fn request(propagator: &Propagator, incoming: &HashMap<String, String>) -> HashMap<String, String> {
-    let parent = propagator.extract(incoming);
-    let server = tracing::info_span!(
-        "GET /cart",
-        otel.kind = "server",
-        http.request.method = "GET",
-        url.path = "/cart/42",
-        http.response.status_code = 200
-    );
-    let _ = server.set_parent(parent);
-    let _server = server.enter();
-    let mut outgoing = HashMap::new();
-    for step in ["load cart", "price items", "render"] {
-        let child = tracing::info_span!("step", step, items = 3);
-        let _child = child.enter();
-        if step == "price items" {
-            propagator.inject_context(&child.context(), &mut outgoing);
-        }
-    }
-    outgoing
 }
 
 fn overhead(c: &mut Criterion) {
@@ -72,7 +45,7 @@ fn overhead(c: &mut Criterion) {
     let guard = layer.flush_guard();
     let with_layer = Dispatch::new(tracing_subscriber::registry().with(layer));
     let without = Dispatch::new(tracing_subscriber::registry());
-    let incoming = HashMap::from([("x-amzn-trace-id".to_owned(), HEADER.to_owned())]);
+    let incoming = incoming();
 
     // The layer must really trace: the injected header carries our trace id.
     let out = tracing::dispatcher::with_default(&with_layer, || request(&propagator, &incoming));

@@ -2,13 +2,11 @@
 //! layer, for `valgrind --tool=callgrind`. Arguments: requests (default 1000), then
 //! `layer` (default) or `none`.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 
-use opentelemetry::propagation::TextMapPropagator;
 use tracing::Dispatch;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
+use xray_bridge_benches::request::{incoming, request};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -35,31 +33,10 @@ fn main() {
     } else {
         Dispatch::new(tracing_subscriber::registry())
     };
-    let incoming = HashMap::from([(
-        "x-amzn-trace-id".to_owned(),
-        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".to_owned(),
-    )]);
+    let incoming = incoming();
     tracing::dispatcher::with_default(&dispatch, || {
         for _ in 0..n {
-            let parent = propagator.extract(&incoming);
-            let server = tracing::info_span!(
-                "GET /cart",
-                otel.kind = "server",
-                http.request.method = "GET",
-                url.path = "/cart/42",
-                http.response.status_code = 200
-            );
-            let _ = server.set_parent(parent);
-            let _server = server.enter();
-            let mut outgoing = HashMap::new();
-            for step in ["load cart", "price items", "render"] {
-                let child = tracing::info_span!("step", step, items = 3);
-                let _child = child.enter();
-                if step == "price items" {
-                    propagator.inject_context(&child.context(), &mut outgoing);
-                }
-            }
-            black_box(outgoing);
+            black_box(request(&propagator, &incoming));
         }
     });
 }
