@@ -3,19 +3,7 @@
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
-use xray_model::Segment;
-use xray_model::limits::MAX_DOCUMENT_BYTES;
-
-/// What became of a submitted segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Submitted {
-    /// Queued for export.
-    Queued,
-    /// Its JSON is over X-Ray's 64 kB document limit; not queued.
-    TooLarge,
-    /// The pipeline refused it (counted and logged there).
-    Refused,
-}
+use xray_export::Document;
 
 /// Where receivers put what they accepted. Implemented over `xray-export`'s pipelines
 /// ([`crate::pipeline::PipelineSink`]); receivers never send anything themselves.
@@ -25,17 +13,11 @@ pub trait Sink: Send + Sync + 'static {
     /// is counted and logged by the pipeline with its reason.
     fn submit(&self, json: Vec<u8>) -> bool;
 
-    /// Encodes and queues a translated segment (or standalone subsegment).
-    fn submit_segment(&self, segment: &Segment<'_>) -> Submitted {
-        let mut json = Vec::with_capacity(1024);
-        segment.write_json(&mut json);
-        if json.len() > MAX_DOCUMENT_BYTES {
-            Submitted::TooLarge
-        } else if self.submit(json) {
-            Submitted::Queued
-        } else {
-            Submitted::Refused
-        }
+    /// Queues a document encoded from a translated segment (see
+    /// `xray_export::Document::encode_tree`, which keeps it within 64 kB). Returns whether
+    /// it was queued, like [`Sink::submit`].
+    fn submit_document(&self, doc: Document) -> bool {
+        self.submit(doc.json().to_vec())
     }
 
     /// Whether OTLP spans go out as OTLP (`--export otlp`) instead of as documents.

@@ -2,6 +2,7 @@
 //! (`xray-translate`), each `ResourceSpans`' subsegments nested into their parent's
 //! document, fitted to X-Ray's size limit and queued, with every span counted.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -10,12 +11,17 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
-use xray_model::limits::MAX_DOCUMENT_BYTES;
-use xray_model::{Segment, nest_subsegments, split_to_fit};
+use xray_export::{Document, DropReason};
+use xray_model::nest_subsegments;
 use xray_translate::Translator;
 
 use crate::counters::{Counter, LogLimiter, Registry};
-use crate::export::{Sink, Submitted};
+use crate::export::Sink;
+
+thread_local! {
+    /// The JSON buffer each receiver thread encodes into (reused between requests).
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(64 * 1024));
+}
 
 /// Why a span was not queued, with the text used in `partial_success.error_message`.
 pub const SPAN_REJECT_REASONS: [(&str, &str); 4] = [
@@ -241,43 +247,39 @@ impl Ingest {
                 }
             }
             for tree in nest_subsegments(segments) {
-                self.submit_tree(
-                    tree,
-                    counters,
-                    &mut |submitted, spans, name| match submitted {
-                        Submitted::Queued => accepted += spans,
-                        Submitted::TooLarge => reject(1, spans, name),
-                        Submitted::Refused => reject(3, spans, name),
-                    },
-                );
+                // Whole when it fits 64 kB, else split (largest subsegments moved out, a lone
+                // document too large trimmed): `Document::encode_tree`, as the exporter does.
+                let trimmed = SCRATCH.with(|scratch| {
+                    Document::encode_tree(tree, &mut scratch.borrow_mut(), |encoded| {
+                        match encoded {
+                            Ok(doc) => {
+                                let spans = doc.span_count();
+                                if self.sink.submit_document(doc) {
+                                    accepted += spans;
+                                } else {
+                                    reject(3, spans, "");
+                                }
+                            }
+                            Err(failed) => {
+                                let what = format!("document {}", failed.id);
+                                // Without a trace id (never from the translator): not
+                                // translatable into something X-Ray accepts.
+                                let i = if failed.reason == DropReason::TooLarge {
+                                    1
+                                } else {
+                                    2
+                                };
+                                reject(i, failed.spans, &what);
+                            }
+                        }
+                    })
+                });
+                counters.trimmed.add(trimmed as u64);
             }
         }
         outcome.accepted = accepted;
         counters.spans_accepted.add(accepted);
         outcome
-    }
-
-    /// Queues one translated document: whole when its JSON fits 64 kB, else split by
-    /// `xray_model::split_to_fit` into documents that do (largest subsegments moved out,
-    /// a lone document too large trimmed). `done` hears each document's fate, the spans
-    /// it carries and its name.
-    fn submit_tree(
-        &self,
-        tree: Segment<'_>,
-        counters: &OtlpCounters,
-        done: &mut dyn FnMut(Submitted, u64, &str),
-    ) {
-        match self.sink.submit_segment(&tree) {
-            Submitted::TooLarge => {
-                let (pieces, report) = split_to_fit(tree, MAX_DOCUMENT_BYTES);
-                counters.trimmed.add(report.trimmed as u64);
-                for piece in pieces {
-                    let submitted = self.sink.submit_segment(&piece);
-                    done(submitted, piece.span_count() as u64, &piece.name);
-                }
-            }
-            submitted => done(submitted, tree.span_count() as u64, &tree.name),
-        }
     }
 }
 
@@ -351,6 +353,7 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    use xray_model::limits::MAX_DOCUMENT_BYTES;
 
     pub(crate) fn span(trace: u8, id: u8, name: &str) -> Span {
         Span {

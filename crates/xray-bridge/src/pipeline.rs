@@ -2,7 +2,6 @@
 //! and, with `--export otlp`, a second one for OTLP spans to the X-Ray OTLP endpoint
 //! (daemon documents still go to `PutTraceSegments` then: the OTLP endpoint takes none).
 
-use std::cell::RefCell;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -13,12 +12,10 @@ use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
 use xray_export::transport::otlp::{OtlpConfig, OtlpSpans, OtlpTransport};
 use xray_export::{Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig};
-use xray_model::Segment;
-use xray_model::limits::MAX_DOCUMENT_BYTES;
 
 use crate::config::{ExportKind, Settings};
 use crate::counters::{Counter, LogLimiter, Registry, write_family, write_sample};
-use crate::export::{Sink, Submitted};
+use crate::export::Sink;
 
 /// The export pipelines behind the receivers.
 pub struct PipelineSink {
@@ -129,29 +126,9 @@ impl Sink for PipelineSink {
         }
     }
 
-    fn submit_segment(&self, segment: &Segment<'_>) -> Submitted {
-        thread_local! {
-            static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(64 * 1024));
-        }
+    fn submit_document(&self, doc: Document) -> bool {
         // Encoded once, straight into the queued document: no re-parsing.
-        let doc = SCRATCH.with(|s| Document::encode(segment, &mut s.borrow_mut()));
-        match doc {
-            None => {
-                self.invalid.inc();
-                if let Some(count) = self.limiter.allow("invalid") {
-                    tracing::error!(count, "export refused a document without a trace id");
-                }
-                Submitted::Refused
-            }
-            Some(doc) if doc.json().len() > MAX_DOCUMENT_BYTES => Submitted::TooLarge,
-            Some(doc) => {
-                if self.documents.submit(doc) {
-                    Submitted::Queued
-                } else {
-                    Submitted::Refused
-                }
-            }
-        }
+        self.documents.submit(doc)
     }
 
     fn wants_otlp(&self) -> bool {
