@@ -120,7 +120,10 @@ pub fn workspace_root() -> PathBuf {
 /// The Python interpreter used for peers: `XRAY_BRIDGE_PYTHON`, else the peers' virtual
 /// environment under `target/` when `cargo xtask test` made it, else `python3`.
 pub fn python() -> String {
-    if let Ok(python) = std::env::var("XRAY_BRIDGE_PYTHON") {
+    if let Some(python) = std::env::var("XRAY_BRIDGE_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
         return python;
     }
     let venv = peers::venv_python();
