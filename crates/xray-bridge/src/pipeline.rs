@@ -48,9 +48,9 @@ pub fn start(
     let config = PipelineConfig {
         // With two pipelines the memory bound is shared between them.
         max_queue_bytes: if both {
-            settings.buffer_bytes / 2
+            settings.buffer_bytes() / 2
         } else {
-            settings.buffer_bytes
+            settings.buffer_bytes()
         },
         ..Default::default()
     };

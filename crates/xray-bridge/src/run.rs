@@ -73,7 +73,7 @@ async fn bind_tcp(what: &str, addr: Option<SocketAddr>) -> Result<Option<TcpList
 }
 
 async fn bind(settings: &Settings) -> Result<Listeners, String> {
-    let udp = match settings.udp {
+    let udp = match settings.udp.addr() {
         None => None,
         Some(a) => Some(
             udp::bind(a)
@@ -82,10 +82,10 @@ async fn bind(settings: &Settings) -> Result<Listeners, String> {
     };
     Ok(Listeners {
         udp,
-        otlp_grpc: bind_tcp("OTLP gRPC", settings.otlp_grpc).await?,
-        otlp_http: bind_tcp("OTLP/HTTP", settings.otlp_http).await?,
-        tcp: bind_tcp("the sampling proxy", settings.tcp).await?,
-        metrics: bind_tcp("metrics", settings.metrics).await?,
+        otlp_grpc: bind_tcp("OTLP gRPC", settings.otlp_grpc.addr()).await?,
+        otlp_http: bind_tcp("OTLP/HTTP", settings.otlp_http.addr()).await?,
+        tcp: bind_tcp("the sampling proxy", settings.tcp.addr()).await?,
+        metrics: bind_tcp("metrics", settings.metrics.addr()).await?,
     })
 }
 
@@ -103,7 +103,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         ExportKind::Local => Some(local::open_store(&settings).await?),
         _ => None,
     };
-    let console = match (&store, settings.console) {
+    let console = match (&store, settings.console.addr()) {
         (Some(store), Some(addr)) => Some(
             Console::bind(addr, store.clone())
                 .await
