@@ -59,7 +59,7 @@ pub fn start(
             sdk_config: sdk.clone(),
             region: settings.region.clone(),
             endpoint_url: settings.endpoint_url.clone(),
-            max_in_flight: None,
+            max_in_flight: Some(settings.concurrency),
         })
     };
     let started = match &settings.export {

@@ -108,8 +108,16 @@ macro_rules! settings {
             }
         }
     };
-    (@parser $ty:ty) => { $crate::config::values::parse_from_str::<$ty> };
-    (@parser $ty:ty, $parse:expr) => { $parse };
+    // A fn pointer of the field's type: a parser of another type fails to compile (clap
+    // would only find out at run time).
+    (@parser $ty:ty) => {{
+        let parse: fn(&str) -> Result<$ty, String> = $crate::config::values::parse_from_str::<$ty>;
+        parse
+    }};
+    (@parser $ty:ty, $parse:expr) => {{
+        let parse: fn(&str) -> Result<$ty, String> = $parse;
+        parse
+    }};
     (@merged $ty:ty) => { Option<$ty> };
     (@merged $ty:ty, $default:expr) => { $ty };
     (@value $v:expr) => { $v };

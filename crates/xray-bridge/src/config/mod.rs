@@ -54,6 +54,8 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_SHUTDOWN_SECS: u64 = 10;
 /// Default local console address (local mode), loopback only.
 pub const DEFAULT_CONSOLE: &str = "127.0.0.1:2020";
+/// Default number of PutTraceSegments calls in flight (the daemon's `Concurrency`).
+pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Where the X-Ray daemon looks for its config file when `-c` is not given.
 pub const DAEMON_CONFIG_PATH: &str = "/etc/amazon/xray/cfg.yaml";
 
@@ -153,6 +155,10 @@ settings! {
     /// Seconds allowed on SIGTERM/Ctrl-C to deliver what is queued.
     #[arg(long, env = "XRAY_BRIDGE_SHUTDOWN_TIMEOUT", value_name = "SECS")]
     shutdown_timeout: Duration = Duration::from_secs(DEFAULT_SHUTDOWN_SECS), parse = parse_secs;
+
+    /// Most PutTraceSegments calls in flight at once (daemon: Concurrency).
+    #[arg(long, env = "XRAY_BRIDGE_CONCURRENCY", value_name = "N")]
+    concurrency: usize = DEFAULT_CONCURRENCY, parse = |s: &str| parse_in(s, 1..=256), yaml = "Concurrency";
 
     /// Local mode, the same as `--export local` (and it wins over `--export`).
     #[arg(long, env = "XRAY_BRIDGE_LOCAL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
