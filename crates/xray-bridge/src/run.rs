@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use xray_console::Console;
 use xray_translate::Translator;
 
+use crate::adot::Adot;
 use crate::config::{ExportKind, Settings};
 use crate::counters::Registry;
 use crate::export::Sink;
@@ -164,15 +165,23 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         local(&listeners.tcp),
         local(&listeners.metrics),
     );
+    let ingest = Ingest::new(Translator::from_env(), sink.clone());
     if let Some(socket) = listeners.udp {
+        // ADOT's T1S/T1U bodies go to PutTraceSegments untouched with the api export, as
+        // the daemon does; otherwise they are translated like OTLP input.
+        let adot = Adot::new(
+            &registry,
+            ingest.clone(),
+            settings.export == ExportKind::Api,
+        );
         receivers.spawn(udp::serve(
             socket,
             sink.clone(),
             UdpCounters::new(&registry),
+            adot,
             stop.clone(),
         ));
     }
-    let ingest = Ingest::new(Translator::from_env(), sink.clone());
     if let Some(listener) = listeners.otlp_http {
         let router = otlp_http::router(
             ingest.clone(),
