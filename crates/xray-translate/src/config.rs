@@ -157,8 +157,16 @@ impl TranslatorConfig {
     /// let config = TranslatorConfig::default().with_env_settings().unwrap();
     /// # let _ = config;
     /// ```
-    pub fn with_env_settings(mut self) -> Result<Self, InvalidGlob> {
-        let var = |name: &str| std::env::var(name).ok();
+    pub fn with_env_settings(self) -> Result<Self, InvalidGlob> {
+        self.with_settings_from(|name| std::env::var(name).ok())
+    }
+
+    /// [`with_env_settings`](Self::with_env_settings) with the variables read through
+    /// `var` (a test's or an embedding program's own environment).
+    pub fn with_settings_from(
+        mut self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, InvalidGlob> {
         if let Some(list) = var(INDEXED_ATTRIBUTES_ENV) {
             self = self.with_annotation_keys(split_list(&list));
         }
@@ -247,6 +255,12 @@ impl TranslatorConfig {
     /// The exclusion patterns.
     pub fn metadata_exclude(&self) -> &[String] {
         &self.exclude.patterns
+    }
+
+    /// Whether the attribute `key` matches an exclusion pattern (and so never leaves the
+    /// process).
+    pub fn excludes(&self, key: &str) -> bool {
+        self.exclude.matches(key)
     }
 
     pub(crate) fn exclude(&self) -> &Exclude {
