@@ -325,6 +325,8 @@ fn parse_javascript(text: &str) -> ParsedStack<'_> {
         };
         let (label, location) = match body.strip_suffix(')').and_then(|b| b.rsplit_once(" (")) {
             Some((label, location)) => (Some(label), location),
+            // `label (location` cut short or followed by junk: not a frame.
+            None if body.contains(" (") => continue,
             None => (None, body),
         };
         let (path, line) = path_and_line(location);
@@ -347,10 +349,12 @@ fn parse_dotnet(text: &str) -> ParsedStack<'_> {
                 };
                 out.frames.push(frame(Some(path), line, Some(label)));
             }
-            // No file: the label ends at its argument list (`App.Main() + 0x1c`).
+            // No file: the label ends at its argument list (`App.Main() + 0x1c`); a line
+            // without one is not a frame.
             None => {
-                let label = body.rfind(')').map_or(body, |at| &body[..=at]);
-                out.frames.push(frame(None, None, Some(label)));
+                if let Some(at) = body.rfind(')') {
+                    out.frames.push(frame(None, None, Some(&body[..=at])));
+                }
             }
         }
     }

@@ -352,7 +352,8 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     // The span's own document is a segment (else a subsegment, standalone or, for
     // SegmentWithCall, inside the service segment).
     let own_segment = shape == Shape::Segment;
-    let aws_call = known.peek_str(K::RpcSystem) == Some(AWS_API);
+    // An AWS SDK call: `rpc.system = aws-api`, or the legacy `aws.service` attribute.
+    let aws_call = known.peek_str(K::RpcSystem) == Some(AWS_API) || known.has(K::AwsService);
     let sql = sql_system(&known);
     let db_call = known.has(K::DbSystem) || known.has(K::DbSystemName);
     // Subsegments need the resource only to read a stack trace's language.

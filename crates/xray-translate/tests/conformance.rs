@@ -393,6 +393,268 @@ fn cases() -> Vec<support::Case> {
             .expect("/start_time", json!(START))
             .expect("/end_time", json!(START))
             .expect("/metadata/otel/end_time_before_start", json!(1_700_000_000.118_456)),
+        // ---- the behaviours the Collector's translator tests check (segment_test.go,
+        // cause_test.go, aws_test.go, http_test.go, sql_test.go), in our own cases; where we
+        // decide differently the case says so and crates/xray-translate/README.md says why.
+        case("Collector: legacy aws.service marks an AWS call, aws.operation beats rpc.method")
+            .kind(SpanKind::Client)
+            .named("AmazonDynamoDB.getItem")
+            .attr("aws.service", "DynamoDB")
+            .attr("rpc.method", "NotTheOperation")
+            .attr("aws.operation", "GetItem")
+            .attr("aws.table_name", "otel-dev-Testing")
+            .expect("/name", json!("DynamoDB"))
+            .expect("/namespace", json!("aws"))
+            .expect("/aws/operation", json!("GetItem"))
+            .expect("/aws/table_name", json!("otel-dev-Testing"))
+            .expect("/metadata/default/rpc.method", json!("NotTheOperation")),
+        case("Collector: peer.service names an AWS call over its service")
+            .kind(SpanKind::Client)
+            .attr("rpc.system", "aws-api")
+            .attr("rpc.service", "DynamoDB")
+            .attr("peer.service", "cats-table")
+            .expect("/name", json!("cats-table"))
+            .expect("/namespace", json!("aws")),
+        case("Collector: server 500 with an Error status: fault, the description is the cause")
+            .kind(SpanKind::Server)
+            .attr("http.method", "POST")
+            .attr("http.url", "https://api.example.org/api/locations")
+            .attr("http.status_code", 500i64)
+            .attr("http.status_text", "java.lang.NullPointerException")
+            .error("internal error")
+            .expect("/fault", json!(true))
+            .absent("/error")
+            .expect("/cause/exceptions/0/message", json!("internal error"))
+            .expect("/metadata/default/http.status_text", json!("java.lang.NullPointerException")),
+        case("Collector: 499 with an Error status is an error, not a fault")
+            .kind(SpanKind::Server)
+            .attr("http.status_code", 499i64)
+            .attr("http.status_text", "client went away")
+            .error("")
+            .expect("/error", json!(true))
+            .absent("/fault")
+            .expect("/cause/exceptions/0/message", json!("client went away")),
+        case("Collector differs: HTTP 500 with an Unset status is still a fault here")
+            .kind(SpanKind::Server)
+            .attr("http.status_code", 500i64)
+            .attr("http.status_text", "boom")
+            .expect("/fault", json!(true))
+            .absent("/cause")
+            .expect("/metadata/default/http.status_text", json!("boom")),
+        case("Collector: MySQL client span: db@host name, sql block, no http, other attributes kept")
+            .kind(SpanKind::Client)
+            .named("call update_user_preference( ?, ?, ? )")
+            .attr("db.system", "mysql")
+            .attr("db.name", "customers")
+            .attr("db.statement", "call update_user_preference( ?, ?, ? )")
+            .attr("db.user", "userprefsvc")
+            .attr("db.connection_string", "mysql://db.dev.example.com:3306")
+            .attr("net.peer.name", "db.dev.example.com")
+            .attr("net.peer.port", "3306")
+            .attr("enterprise.app.id", "25F2E73B")
+            .expect("/name", json!("customers@db.dev.example.com"))
+            .expect("/namespace", json!("remote"))
+            .expect(
+                "/sql",
+                json!({"url": "mysql://db.dev.example.com:3306", "sanitized_query": "call update_user_preference( ?, ?, ? )", "database_type": "mysql", "user": "userprefsvc"}),
+            )
+            .absent("/http")
+            .absent("/cause")
+            .absent("/annotations")
+            .expect("/metadata/default", json!({"net.peer.port": "3306", "enterprise.app.id": "25F2E73B"})),
+        case("Collector differs: the network peer names an HTTP call ahead of http.host")
+            .kind(SpanKind::Client)
+            .attr("http.method", "GET")
+            .attr("http.scheme", "https")
+            .attr("http.host", "foo.com")
+            .attr("net.peer.name", "bar.com")
+            .attr("http.target", "/")
+            .expect("/name", json!("bar.com")),
+        case("Collector differs: the network peer names a gRPC call ahead of rpc.service")
+            .kind(SpanKind::Client)
+            .attr("rpc.system", "grpc")
+            .attr("rpc.service", "com.foo.AnimalService")
+            .attr("net.peer.name", "bar.com")
+            .expect("/name", json!("bar.com"))
+            .expect("/metadata/default/rpc.service", json!("com.foo.AnimalService")),
+        case("Collector: invalid characters leave the name; none left gives a fallback")
+            .kind(SpanKind::Client)
+            .attr("peer.service", "<subDomain>.example.com")
+            .expect("/name", json!("subDomain.example.com")),
+        case("Collector: indexed attributes with invalid key characters; missing ones ignored")
+            .kind(SpanKind::Server)
+            .config(TranslatorConfig::default().with_annotation_keys(["attr1@1", "not_exist"]))
+            .attr("attr1@1", "val1")
+            .attr("attr2@2", "val2")
+            .expect("/annotations", json!({"attr1_1": "val1"}))
+            .expect("/metadata/default", json!({"attr2@2": "val2"})),
+        case("Collector: index_all_attributes with indexed attributes too")
+            .kind(SpanKind::Server)
+            .config(TranslatorConfig::default().with_annotation_keys(["attr1@1"]).index_all_attributes(true))
+            .attr("attr1@1", "val1")
+            .attr("attr2@2", "val2")
+            .expect("/annotations", json!({"attr1_1": "val1", "attr2_2": "val2"}))
+            .absent("/metadata/default"),
+        case("Collector differs: resource attributes stay in otel.resource, not indexable")
+            .kind(SpanKind::Server)
+            .config(TranslatorConfig::default().with_annotation_keys(["string.key", "otel.resource.string.key"]))
+            .res("string.key", "string")
+            .absent("/annotations")
+            .expect("/metadata/otel.resource/string.key", json!("string")),
+        case("Collector: ECS on EC2 with a host: both the ecs and the ec2 blocks")
+            .kind(SpanKind::Server)
+            .res("cloud.provider", "aws")
+            .res("cloud.platform", "aws_ecs")
+            .res("host.id", "i-00f7c0bcb26da2a99")
+            .res("container.name", "signup_aggregator-x82ufje83")
+            .expect("/origin", json!("AWS::ECS::Container"))
+            .expect("/aws/ec2/instance_id", json!("i-00f7c0bcb26da2a99"))
+            .expect("/aws/ecs/container", json!("signup_aggregator-x82ufje83")),
+        case("Collector: App Runner origin")
+            .kind(SpanKind::Server)
+            .res("cloud.provider", "aws")
+            .res("cloud.platform", "aws_app_runner")
+            .expect("/origin", json!("AWS::AppRunner::Service")),
+        case("Collector: a cloud provider alone gives no origin")
+            .kind(SpanKind::Server)
+            .res("cloud.provider", "aws")
+            .absent("/origin"),
+        case("Collector: the infrastructure's platform wins for the origin (EC2 with a k8s cluster name)")
+            .kind(SpanKind::Server)
+            .res("cloud.provider", "aws")
+            .res("cloud.platform", "aws_ec2")
+            .res("k8s.cluster.name", "cluster-123")
+            .res("host.id", "instance-123")
+            .expect("/origin", json!("AWS::EC2::Instance")),
+        case("Collector: SDK name and auto-instrumentation from the resource")
+            .kind(SpanKind::Server)
+            .res("telemetry.sdk.name", "opentelemetry")
+            .res("telemetry.sdk.language", "java")
+            .res("telemetry.sdk.version", "1.2.3")
+            .res("telemetry.auto.version", "3.4.5")
+            .expect("/aws/xray", json!({"sdk": "opentelemetry for java", "sdk_version": "1.2.3", "auto_instrumentation": true})),
+        case("Collector: SQS queue URL from aws.queue_url, region and account of the call")
+            .kind(SpanKind::Client)
+            .attr("aws.operation", "SendMessage")
+            .attr("aws.account_id", "987654321")
+            .attr("aws.region", "us-east-2")
+            .attr("aws.queue_url", "https://sqs.use1.amazonaws.com/Meltdown-Alerts")
+            .attr("employee.id", "XB477")
+            .expect("/aws", json!({"operation": "SendMessage", "region": "us-east-2", "account_id": "987654321", "queue_url": "https://sqs.use1.amazonaws.com/Meltdown-Alerts"}))
+            .expect("/metadata/default", json!({"employee.id": "XB477"})),
+        case("Collector differs: rpc.method is the operation only of AWS calls")
+            .kind(SpanKind::Client)
+            .attr("rpc.method", "ListBuckets")
+            .absent("/aws")
+            .expect("/metadata/default/rpc.method", json!("ListBuckets")),
+        case("Collector: two exception events, the first with a Java cause chain")
+            .kind(SpanKind::Server)
+            .res("telemetry.sdk.language", "java")
+            .error("this is a test")
+            .event(
+                "exception",
+                &[
+                    ("exception.type", "java.lang.IllegalStateException".into()),
+                    ("exception.message", "bad state".into()),
+                    (
+                        "exception.stacktrace",
+                        "java.lang.IllegalStateException: state is not legal\n\tat io.opentelemetry.sdk.trace.RecordEventsReadableSpanTest.recordException(RecordEventsReadableSpanTest.java:626)\n\tat java.base/jdk.internal.reflect.NativeMethodAccessorImpl.invoke0(Native Method)\n\tat java.base/jdk.internal.reflect.NativeMethodAccessorImpl.invoke(NativeMethodAccessorImpl.java:62)\nCaused by: java.lang.IllegalArgumentException: bad argument".into(),
+                    ),
+                ],
+            )
+            .event("exception", &[("exception.type", "EmptyError".into())])
+            .expect("/fault", json!(true))
+            .expect("/cause/exceptions/0/type", json!("java.lang.IllegalStateException"))
+            .expect("/cause/exceptions/0/message", json!("bad state"))
+            .expect("/cause/exceptions/0/cause", json!("fe24699a191fa2bb"))
+            .expect("/cause/exceptions/0/stack/1", json!({"path": "Native Method", "label": "jdk.internal.reflect.NativeMethodAccessorImpl.invoke0"}))
+            .expect("/cause/exceptions/1", json!({"id": "fe24699a191fa2bb", "type": "java.lang.IllegalArgumentException", "message": "bad argument"}))
+            .expect("/cause/exceptions/2/type", json!("EmptyError"))
+            .absent("/cause/exceptions/2/message")
+            .absent("/cause/exceptions/3"),
+        case("Collector: .NET stack with tab indentation, async markers and malformed lines")
+            .res("telemetry.sdk.language", "dotnet")
+            .event(
+                "exception",
+                &[(
+                    "exception.stacktrace",
+                    "System.FormatException: Input string was not in a correct format.\n\tat System.Number.ThrowOverflowOrFormatException(ParsingStatus status, TypeCode type)\n\tat MyNamespace.IntParser.Parse(String s) in C:\\apps\\MyNamespace\\IntParser.cs:line 11\n\t--- End of stack trace from previous location where exception was thrown ---\n\tat Microsoft.AspNetCore.Diagnostics.DeveloperExceptionPageMiddleware.Invoke(HttpContext context malformed\n\tat System.Net.Http.HttpConnectionPool.ConnectAsync(HttpRequestMessage request) non-malformed".into(),
+                )],
+            )
+            .expect(
+                "/cause/exceptions/0/stack",
+                json!([
+                    {"label": "System.Number.ThrowOverflowOrFormatException(ParsingStatus status, TypeCode type)"},
+                    {"path": "C:\\apps\\MyNamespace\\IntParser.cs", "line": 11, "label": "MyNamespace.IntParser.Parse(String s)"},
+                    {"label": "System.Net.Http.HttpConnectionPool.ConnectAsync(HttpRequestMessage request)"}
+                ]),
+            ),
+        case("Collector: malformed JavaScript frames are left out")
+            .res("telemetry.sdk.language", "nodejs")
+            .event(
+                "exception",
+                &[(
+                    "exception.stacktrace",
+                    "TypeError: Cannot read property 'value' of null\n    at speedy (/home/gbusey/file.js)\n    at makeFaster (/home/gbusey/file.js:5:3)malformed123\n    at Object.<anonymous> (/home/gbusey/file.js:10".into(),
+                )],
+            )
+            .expect("/cause/exceptions/0/stack", json!([{"path": "/home/gbusey/file.js", "label": "speedy"}])),
+        case("Collector: PHP stack with two causes, malformed frames left out")
+            .res("telemetry.sdk.language", "php")
+            .event(
+                "exception",
+                &[
+                    ("exception.type", "Exception".into()),
+                    ("exception.message", "Thrown from class C".into()),
+                    (
+                        "exception.stacktrace",
+                        "Exception: Thrown from class C\n\tat C.exc(test.php:74)\n\tat fail(test.php:81 malformed\n\tat main(test.php:89)\nCaused by: Exception: Thrown from class B\n\tat B.exc(test.php:59)\n\t... 3 more\nCaused by: Exception: Thrown from class A\n\tat A.exc(test.php:48)\n\t... 4 more".into(),
+                    ),
+                ],
+            )
+            .expect(
+                "/cause/exceptions/0/stack",
+                json!([{"path": "test.php", "line": 74, "label": "C.exc"}, {"path": "test.php", "line": 89, "label": "main"}]),
+            )
+            .expect("/cause/exceptions/1/message", json!("Thrown from class B"))
+            .expect("/cause/exceptions/2/message", json!("Thrown from class A"))
+            .expect("/cause/exceptions/2/stack", json!([{"path": "test.php", "line": 48, "label": "A.exc"}])),
+        case("Collector: HTTP client URL from a peer IP and port")
+            .kind(SpanKind::Client)
+            .attr("http.method", "GET")
+            .attr("http.scheme", "http")
+            .attr("net.peer.ip", "10.8.17.36")
+            .attr("net.peer.port", "8080")
+            .attr("http.target", "/users/junit")
+            .expect("/http/request/url", json!("http://10.8.17.36:8080/users/junit"))
+            .absent("/http/request/client_ip"),
+        case("Collector differs: an IPv6 peer is bracketed in the URL")
+            .kind(SpanKind::Client)
+            .attr("http.method", "GET")
+            .attr("http.scheme", "https")
+            .attr("net.peer.ip", "2001:db8:85a3::8a2e:370:7334")
+            .attr("net.peer.port", "443")
+            .attr("http.target", "/users/junit")
+            .expect("/http/request/url", json!("https://[2001:db8:85a3::8a2e:370:7334]/users/junit")),
+        case("Collector: server URL from scheme, server name, port and target")
+            .kind(SpanKind::Server)
+            .attr("http.method", "GET")
+            .attr("http.scheme", "https")
+            .attr("http.server_name", "api.example.com")
+            .attr("net.host.port", 443i64)
+            .attr("http.target", "/users/junit")
+            .attr("http.client_ip", "192.168.15.32")
+            .expect("/http/request/url", json!("https://api.example.com/users/junit"))
+            .expect("/http/request/client_ip", json!("192.168.15.32")),
+        case("Collector: SQL without a connection string: no made-up URL")
+            .kind(SpanKind::Client)
+            .attr("db.system", "postgresql")
+            .attr("db.name", "customers")
+            .attr("db.statement", "SELECT * FROM user WHERE user_id = ?")
+            .attr("db.connection_string", "")
+            .attr("net.peer.name", "db.example.com")
+            .expect("/sql", json!({"sanitized_query": "SELECT * FROM user WHERE user_id = ?", "database_type": "postgresql"}))
+            .expect("/name", json!("customers@db.example.com")),
         // ---- names -----------------------------------------------------------------
         case("GET /users/{id} is sanitised, never rejected")
             .named("GET /users/{id}")
