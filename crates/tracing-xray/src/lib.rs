@@ -45,6 +45,9 @@ pub enum Error {
     /// The X-Ray sampler could not be built (`OTEL_TRACES_SAMPLER_ARG`, a rules file).
     #[error("cannot build the X-Ray sampler: {0}")]
     Sampler(#[from] xray_sampling::Error),
+    /// A `with_metadata_exclude` / `XRAY_BRIDGE_METADATA_EXCLUDE` pattern is malformed.
+    #[error("metadata exclusion: {0}")]
+    MetadataExclude(#[from] xray_translate::InvalidGlob),
 }
 
 /// The layer with every setting from the environment: see the crate documentation.
