@@ -8,6 +8,8 @@
 //! - [`transport`]: daemon UDP ([`transport::daemon`]), `PutTraceSegments`
 //!   ([`transport::api`], feature `xray-api`), the X-Ray OTLP endpoint
 //!   ([`transport::otlp`], feature `otlp`), JSON lines ([`transport::file`]).
+//! - [`spool`]: an optional disk spool per pipeline ([`PipelineConfig::spool`]): what
+//!   was accepted survives an outage of any length (within its byte budget) and a crash.
 //! - [`Metrics`]: counters readable from code: spans in, documents sent, bytes, retries,
 //!   unprocessed entries, drops by [`DropReason`].
 //!
@@ -21,6 +23,7 @@ mod item;
 mod metrics;
 mod pipeline;
 mod queue;
+pub mod spool;
 pub mod transport;
 
 pub use exporter::{BuildError, FlushHandle, XRayExporter, XRayExporterBuilder};
@@ -28,6 +31,7 @@ pub use item::{Document, Item, Unencodable};
 pub use metrics::{DropReason, Metrics, MetricsSnapshot};
 pub use pipeline::{FlushError, Pipeline, PipelineConfig};
 pub use queue::Overflow;
+pub use spool::{FsyncPolicy, SpoolConfig, SpoolStats};
 pub use transport::daemon::{DaemonAddress, HostPort};
 pub use transport::{RetryPolicy, SendContext, Transport};
 pub use xray_translate::{Translator, TranslatorConfig};

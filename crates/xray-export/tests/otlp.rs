@@ -50,6 +50,7 @@ fn retry() -> RetryPolicy {
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
         request_timeout: Duration::from_secs(5),
+        ..Default::default()
     }
 }
 
