@@ -25,6 +25,10 @@
 //! | `--local` (= `--export local`) | | `XRAY_BRIDGE_LOCAL` | `local` | false |
 //! | `--console ADDR` | | `XRAY_BRIDGE_CONSOLE` | `console` | `127.0.0.1:2020` |
 //! | `--store PATH` | | `XRAY_BRIDGE_STORE` | `store` | the console's default |
+//! | `--spool DIR` | | `XRAY_BRIDGE_SPOOL` | `spool` | none (memory only) |
+//! | `--spool-max-bytes N` | | `XRAY_BRIDGE_SPOOL_MAX_BYTES` | `spool-max-bytes` | 256 MiB |
+//! | `--spool-fsync always\|MS` | | `XRAY_BRIDGE_SPOOL_FSYNC` | `spool-fsync` | `1000ms` |
+//! | `--retry-max-elapsed SECS` | | `XRAY_BRIDGE_RETRY_MAX_ELAPSED` | `retry-max-elapsed` | 300 |
 //!
 //! `--console` and `--store` only matter with `--export local`.
 
@@ -36,6 +40,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
+use xray_export::FsyncPolicy;
 
 /// Default OTLP gRPC listen address.
 pub const DEFAULT_OTLP_GRPC: &str = "127.0.0.1:4317";
@@ -53,6 +58,10 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_SHUTDOWN_SECS: u64 = 10;
 /// Default local console address (local mode), loopback only.
 pub const DEFAULT_CONSOLE: &str = "127.0.0.1:2020";
+/// Default spool budget (all pipelines together).
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = xray_export::spool::DEFAULT_MAX_BYTES;
+/// Default time budget for retrying one item.
+pub const DEFAULT_RETRY_MAX_ELAPSED_SECS: u64 = 300;
 
 /// The command line. Every flag can also come from its environment variable or the
 /// config file; see the module documentation for the names.
@@ -158,6 +167,23 @@ pub struct Cli {
     /// Local mode: the SQLite store file (default `$XDG_DATA_HOME/xray-bridge/local.db`).
     #[arg(long, env = "XRAY_BRIDGE_STORE", value_name = "PATH")]
     pub store: Option<PathBuf>,
+    // Delivery through outages (issue 15): spool and retry budget.
+    /// Disk spool directory: accepted data is written there until delivered, survives
+    /// outages and restarts (each export pipeline uses a subdirectory of its own).
+    #[arg(long, env = "XRAY_BRIDGE_SPOOL", value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// Most bytes the spool may use on disk (default 256 MiB); beyond, the oldest
+    /// records are dropped (counted as `spool_full`).
+    #[arg(long, env = "XRAY_BRIDGE_SPOOL_MAX_BYTES", value_name = "N")]
+    pub spool_max_bytes: Option<u64>,
+    /// When spool writes are forced to disk: `always` (every record) or every MS
+    /// milliseconds (default 1000).
+    #[arg(long, env = "XRAY_BRIDGE_SPOOL_FSYNC", value_name = "always|MS")]
+    pub spool_fsync: Option<FsyncPolicy>,
+    /// Seconds a failed send is retried (exponential backoff with jitter) before it is
+    /// dropped, or, with a spool, kept there for later (default 300).
+    #[arg(long, env = "XRAY_BRIDGE_RETRY_MAX_ELAPSED", value_name = "SECS")]
+    pub retry_max_elapsed: Option<u64>,
     /// Print the merged configuration and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -189,6 +215,11 @@ pub struct FileConfig {
     local: Option<bool>,
     console: Option<String>,
     store: Option<PathBuf>,
+    // Delivery through outages (issue 15).
+    spool: Option<PathBuf>,
+    spool_max_bytes: Option<u64>,
+    spool_fsync: Option<String>,
+    retry_max_elapsed: Option<u64>,
 }
 
 /// A listen address, or `off` to disable that listener.
@@ -388,6 +419,14 @@ pub struct Settings {
     pub console: Option<SocketAddr>,
     /// Local mode: the store file.
     pub store: PathBuf,
+    /// Disk spool directory (`None`: memory only).
+    pub spool: Option<PathBuf>,
+    /// Spool budget in bytes, all pipelines together.
+    pub spool_max_bytes: u64,
+    /// When spool writes are forced to disk.
+    pub spool_fsync: FsyncPolicy,
+    /// How long a failed send is retried.
+    pub retry_max_elapsed: Duration,
 }
 
 /// Why the configuration could not be used.
@@ -535,6 +574,31 @@ impl Settings {
             .shutdown_timeout
             .or(file.shutdown_timeout)
             .unwrap_or(DEFAULT_SHUTDOWN_SECS);
+        // Delivery through outages (issue 15).
+        let spool = cli
+            .spool
+            .or(file.spool)
+            .filter(|p| !p.as_os_str().is_empty());
+        let spool_max_bytes = cli
+            .spool_max_bytes
+            .or(file.spool_max_bytes)
+            .unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+        if spool_max_bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "spool-max-bytes must be at least 65536, not {spool_max_bytes}"
+            )));
+        }
+        let spool_fsync = pick(
+            cli.spool_fsync,
+            file.spool_fsync.as_deref(),
+            "spool-fsync",
+            FsyncPolicy::default,
+        )?;
+        let retry_max_elapsed = Duration::from_secs(
+            cli.retry_max_elapsed
+                .or(file.retry_max_elapsed)
+                .unwrap_or(DEFAULT_RETRY_MAX_ELAPSED_SECS),
+        );
         let nonempty = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let settings = Settings {
             otlp_grpc,
@@ -555,6 +619,10 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(shutdown_secs),
             console,
             store,
+            spool,
+            spool_max_bytes,
+            spool_fsync,
+            retry_max_elapsed,
         };
         settings.check()?;
         Ok(settings)
@@ -806,6 +874,53 @@ mod tests {
         // Without local mode the console address is unused, so no clash.
         let cli = parse(&["--console", "127.0.0.1:9464", "--metrics", "127.0.0.1:9464"]);
         assert!(Settings::merge(cli, FileConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn spool_and_retry_settings_from_flags_file_and_defaults() {
+        let s = Settings::merge(Cli::default(), FileConfig::default()).unwrap();
+        assert_eq!(s.spool, None);
+        assert_eq!(s.spool_max_bytes, 256 * 1024 * 1024);
+        assert_eq!(
+            s.spool_fsync,
+            FsyncPolicy::Every(Duration::from_millis(1000))
+        );
+        assert_eq!(s.retry_max_elapsed, Duration::from_secs(300));
+        let file = FileConfig::parse(
+            r#"
+            spool = "/var/spool/xray-bridge"
+            spool-max-bytes = 1048576
+            spool-fsync = "always"
+            retry-max-elapsed = 60
+            "#,
+        )
+        .unwrap();
+        let s = Settings::merge(Cli::default(), file).unwrap();
+        assert_eq!(s.spool, Some(PathBuf::from("/var/spool/xray-bridge")));
+        assert_eq!(s.spool_max_bytes, 1024 * 1024);
+        assert_eq!(s.spool_fsync, FsyncPolicy::Always);
+        assert_eq!(s.retry_max_elapsed, Duration::from_secs(60));
+        let cli = parse(&[
+            "--spool",
+            "/tmp/s",
+            "--spool-max-bytes",
+            "70000",
+            "--spool-fsync",
+            "200ms",
+            "--retry-max-elapsed",
+            "5",
+        ]);
+        let s = Settings::merge(cli, FileConfig::default()).unwrap();
+        assert_eq!(s.spool, Some(PathBuf::from("/tmp/s")));
+        assert_eq!(s.spool_max_bytes, 70000);
+        assert_eq!(
+            s.spool_fsync,
+            FsyncPolicy::Every(Duration::from_millis(200))
+        );
+        assert_eq!(s.retry_max_elapsed, Duration::from_secs(5));
+        assert!(Cli::try_parse_from(["xray-bridge", "--spool-fsync", "never"]).is_err());
+        let cli = parse(&["--spool-max-bytes", "10"]);
+        assert!(Settings::merge(cli, FileConfig::default()).is_err());
     }
 
     #[test]

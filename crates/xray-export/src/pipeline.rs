@@ -261,6 +261,18 @@ impl<I: Item> Pipeline<I> {
         } else {
             self.metrics.snapshot().queued_items.max(1)
         };
+        if let SpoolState::Open(spool) = &self.spool {
+            let kept = spool.stats().records;
+            if kept > 0 {
+                tracing::info!(
+                    target: "xray_export",
+                    transport = self.name,
+                    records = kept,
+                    dir = %spool.dir().display(),
+                    "{kept} record(s) not delivered yet are kept in the spool for the next start"
+                );
+            }
+        }
         self.report(pending)
     }
 
@@ -457,6 +469,15 @@ async fn send_from_spool<I: Item>(
     limit: usize,
 ) -> bool {
     const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+    let unread = spool.unread() as usize;
+    if unread == 0 {
+        return false;
+    }
+    let linger = transport.linger();
+    if unread < limit && !linger.is_zero() && !queue.is_empty_and_closed().1 {
+        // Like the memory path: a moment for a fuller batch (fewer calls).
+        tokio::time::sleep(linger).await;
+    }
     let (batch, lost) = spool.read_batch(limit, MAX_BATCH_BYTES);
     for _ in 0..lost.damaged {
         metrics.record_dropped(DropReason::SpoolCorrupt, 0);
@@ -484,26 +505,55 @@ async fn send_from_spool<I: Item>(
         );
     }
     let n = batch.records.len();
+    let decoded = items.len() as u64;
     let sent = send(transport, items, queue, metrics, retry, true).await;
     if sent.deferred == 0 {
         spool.ack(batch);
         queue.finish(n);
         return true;
     }
-    let spans: Vec<u32> = batch.records.iter().map(|(_, s)| *s).collect();
-    if !spool.rewind(batch) {
-        // Dropped for the budget while it was in flight.
-        for s in &spans {
-            metrics.record_dropped(DropReason::SpoolFull, u64::from(*s));
+    let progress = sent.deferred < decoded && sent.unreported == 0;
+    if progress && spool.writable() {
+        // Part of the batch went through: only the rest is kept, at the spool's end, so
+        // nothing delivered is sent twice.
+        for (record, spans) in &sent.kept {
+            match spool.append(record, *spans) {
+                Ok(evicted) => {
+                    for s in &evicted {
+                        metrics.record_dropped(DropReason::SpoolFull, u64::from(*s));
+                    }
+                    queue.count_external(1);
+                    queue.finish(evicted.len());
+                }
+                Err(_) => {
+                    metrics.record_dropped(DropReason::SpoolFull, u64::from(*spans));
+                    log_drop(
+                        1,
+                        DropReason::SpoolFull,
+                        &"the spool took no more writes for an item to retry",
+                        &[],
+                    );
+                }
+            }
         }
-        log_drop(
-            spans.len() as u64,
-            DropReason::SpoolFull,
-            &"the spool dropped them for its budget while they were retried",
-            &[],
-        );
+        spool.ack(batch);
         queue.finish(n);
-        return true;
+    } else {
+        let spans: Vec<u32> = batch.records.iter().map(|(_, s)| *s).collect();
+        if !spool.rewind(batch) {
+            // Dropped for the budget while it was in flight.
+            for s in &spans {
+                metrics.record_dropped(DropReason::SpoolFull, u64::from(*s));
+            }
+            log_drop(
+                spans.len() as u64,
+                DropReason::SpoolFull,
+                &"the spool dropped them for its budget while they were retried",
+                &[],
+            );
+            queue.finish(n);
+            return true;
+        }
     }
     // Wait before the next round of retries, unless shutting down.
     let pause = retry.max_backoff.max(Duration::from_millis(100));
@@ -522,8 +572,12 @@ struct Sent {
     timed_out: bool,
     /// The batch's spans over its items (to estimate missing spans).
     spans_each: u64,
-    /// Items kept for another try (spool only; missing ones included).
+    /// Items kept for another try (spool only; unreported ones included).
     deferred: u64,
+    /// With a spool: items the transport never reported (which ones is unknown).
+    unreported: u64,
+    /// The spool records of the items kept for another try (reported ones only).
+    kept: Vec<(Vec<u8>, u32)>,
 }
 
 impl Sent {
@@ -583,15 +637,17 @@ async fn send<I: Item>(
     };
     let missing = n.saturating_sub(cx.accounted());
     // With a spool, an unfinished send is tried again later, not lost.
-    let (missing, deferred) = if defer {
-        (0, cx.deferred() + missing)
+    let (missing, deferred, unreported) = if defer {
+        (0, cx.deferred() + missing, missing)
     } else {
-        (missing, 0)
+        (missing, 0, 0)
     };
     Sent {
         missing,
         timed_out,
         spans_each: (spans / n.max(1)).max(1),
         deferred,
+        unreported,
+        kept: cx.take_kept(),
     }
 }

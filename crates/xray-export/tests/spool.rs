@@ -286,3 +286,42 @@ fn delivered_documents_leave_the_spool() {
     assert_eq!((stats.records, stats.written, stats.replayed), (0, 300, 0));
     assert!(!stats.replaying);
 }
+
+#[test]
+fn a_partly_delivered_batch_sends_only_the_rest_again() {
+    let dir = Dir::new("partial");
+    let arrived: Arrived = Default::default();
+    let healed = Arc::new(AtomicBool::new(false));
+    let (a, h) = (arrived.clone(), healed.clone());
+    // Calls carrying document 1 (the first group of 50) succeed; the others fail until
+    // the stub heals, long after the retry budget.
+    let api = Stub::start(move |_, req| {
+        let ids = ids(req);
+        if h.load(Ordering::SeqCst) || ids.contains(&id(1)) {
+            a.lock().unwrap().extend(ids);
+            Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)
+        } else {
+            Reply::Respond(503, vec![], b"down".to_vec())
+        }
+    });
+    let trace = TraceId::from_u128(trace_id(74));
+    let metrics = Metrics::default();
+    let p = start(&api.url(), SpoolConfig::new(&dir.0), metrics.clone()).unwrap();
+    let docs: Vec<Document> = (1..=100).map(|i| doc(trace, i)).collect();
+    for d in docs {
+        assert!(p.submit(d));
+    }
+    wait_for("the first group", Duration::from_secs(10), || {
+        arrived.lock().unwrap().len() >= 50
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    healed.store(true, Ordering::SeqCst);
+    p.flush(Duration::from_secs(20)).unwrap();
+    let got = arrived.lock().unwrap().clone();
+    let unique: std::collections::HashSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), 100);
+    assert_eq!(got.len(), 100, "nothing delivered is sent twice");
+    assert_eq!(metrics.snapshot().dropped_total(), 0);
+    let stats = p.spool_stats().unwrap();
+    assert_eq!((stats.records, stats.written), (0, 150), "{stats:?}");
+}

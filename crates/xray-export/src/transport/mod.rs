@@ -125,6 +125,8 @@ struct ContextInner {
     /// not dropped.
     defer: bool,
     deferred: AtomicU64,
+    /// The deferred items' spool records and span counts.
+    kept: std::sync::Mutex<Vec<(Vec<u8>, u32)>>,
 }
 
 impl fmt::Debug for SendContext {
@@ -150,6 +152,7 @@ impl SendContext {
                 accounted: AtomicU64::new(0),
                 defer,
                 deferred: AtomicU64::new(0),
+                kept: Default::default(),
             }),
         }
     }
@@ -164,6 +167,7 @@ impl SendContext {
                 accounted: AtomicU64::new(0),
                 defer: false,
                 deferred: AtomicU64::new(0),
+                kept: Default::default(),
             }),
         }
     }
@@ -235,7 +239,16 @@ impl SendContext {
     ) {
         if self.inner.defer && matches!(reason, DropReason::RetriesExhausted | DropReason::Deadline)
         {
-            let count = items.into_iter().count() as u64;
+            let mut count = 0u64;
+            let mut kept = self.inner.kept.lock().unwrap_or_else(|e| e.into_inner());
+            for item in items {
+                let mut record = Vec::with_capacity(item.size() + 17);
+                if item.write_record(&mut record) {
+                    kept.push((record, u32::try_from(item.spans()).unwrap_or(u32::MAX)));
+                }
+                count += 1;
+            }
+            drop(kept);
             self.inner.accounted.fetch_add(count, Relaxed);
             self.inner.deferred.fetch_add(count, Relaxed);
             tracing::info!(
@@ -267,6 +280,11 @@ impl SendContext {
     /// Items kept for another try (with a spool).
     pub(crate) fn deferred(&self) -> u64 {
         self.inner.deferred.load(Relaxed)
+    }
+
+    /// The kept items' spool records and span counts.
+    pub(crate) fn take_kept(&self) -> Vec<(Vec<u8>, u32)> {
+        std::mem::take(&mut *self.inner.kept.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
