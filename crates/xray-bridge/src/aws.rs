@@ -1,6 +1,7 @@
 //! The AWS configuration shared by the X-Ray API exporter and the sampling proxy: region,
-//! credentials (with `--local-mode` keeping EC2 instance metadata out), and an assumed
-//! role (`--role-arn`).
+//! credentials (with `--local-mode` keeping EC2 instance metadata out), an assumed role
+//! (`--role-arn`), and the outbound HTTP client (proxy and TLS, [`crate::outbound`]) for
+//! every AWS call, STS included.
 
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
@@ -8,10 +9,12 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::config::Settings;
+use crate::outbound::SdkHttpClient;
 
 /// Loads the AWS configuration for `settings`.
-pub async fn load(settings: &Settings) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+pub async fn load(settings: &Settings, http: &reqwest::Client) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(SdkHttpClient::new(http.clone()));
     if settings.local_mode {
         // Like the daemon's -o: everything but EC2 instance metadata.
         let region = RegionProviderChain::first_try(settings.region.clone().map(Region::new))

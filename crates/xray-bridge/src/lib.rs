@@ -26,6 +26,7 @@ pub mod logging;
 pub mod otlp;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod outbound;
 pub mod pipeline;
 pub mod run;
 pub mod sampling_proxy;

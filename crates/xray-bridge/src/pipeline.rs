@@ -41,6 +41,7 @@ impl std::fmt::Debug for PipelineSink {
 pub fn start(
     settings: &Settings,
     sdk: Option<SdkConfig>,
+    http: reqwest::Client,
     store: Option<Store>,
     registry: &Registry,
 ) -> Result<PipelineSink, String> {
@@ -90,6 +91,7 @@ pub fn start(
                 .endpoint_url
                 .as_ref()
                 .map(|u| format!("{}/v1/traces", u.trim_end_matches('/'))),
+            http_client: Some(http),
         });
         Some(
             Pipeline::start(transport, config.clone())

@@ -20,6 +20,7 @@ use crate::config::{ExportKind, Settings};
 use crate::counters::Registry;
 use crate::export::Sink;
 use crate::otlp::{Ingest, OtlpCounters};
+use crate::outbound::{self, ProxyPlan};
 use crate::sampling_proxy::Upstream;
 use crate::udp::UdpCounters;
 use crate::{admin, aws, http_server, local, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
@@ -98,6 +99,7 @@ fn local(l: &Option<TcpListener>) -> String {
 
 /// Runs until SIGTERM or Ctrl-C, then drains. `Err` means it could not start.
 pub async fn run(settings: Settings) -> Result<Outcome, String> {
+    let signals = Signals::install();
     // Local mode: the store and its page come first, so that once the other listeners
     // answer the console does too.
     let store = match settings.export {
@@ -113,10 +115,17 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         _ => None,
     };
     let listeners = bind(&settings).await?;
+    let proxy = ProxyPlan::from_env(settings.proxy_address.as_deref());
+    let http = outbound::client(&proxy, settings.no_verify_ssl)?;
+    if settings.no_verify_ssl {
+        tracing::warn!(
+            "--no-verify-ssl: TLS certificates of AWS and every other outbound call are NOT checked"
+        );
+    }
     let needs_aws =
         matches!(settings.export, ExportKind::Api | ExportKind::Otlp) || listeners.tcp.is_some();
     let sdk = if needs_aws {
-        Some(aws::load(&settings).await)
+        Some(aws::load(&settings, &http).await)
     } else {
         None
     };
@@ -146,11 +155,18 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
                 endpoint,
                 region,
                 credentials: sdk.credentials_provider(),
+                client: http.clone(),
             })
         }
         _ => None,
     };
-    let sink: Arc<dyn Sink> = Arc::new(pipeline::start(&settings, sdk, store, &registry)?);
+    let sink: Arc<dyn Sink> = Arc::new(pipeline::start(
+        &settings,
+        sdk,
+        http.clone(),
+        store,
+        &registry,
+    )?);
 
     let (stop_tx, stop) = watch::channel(false);
     let mut receivers = JoinSet::new();
@@ -241,7 +257,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         );
     }
 
-    let signal = wait_for_signal().await;
+    let signal = signals.wait().await;
     let deadline = Instant::now() + settings.shutdown_timeout;
     tracing::info!(
         signal,
@@ -306,25 +322,56 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
 }
 
 /// Waits for SIGTERM or Ctrl-C (SIGINT) and names it.
-async fn wait_for_signal() -> &'static str {
+/// SIGTERM and SIGINT, watched from the start of [`run`]: a signal that arrives while
+/// the bridge is still starting is not lost (nor does it kill the process unhandled).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let watch = |kind, name| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch {name}");
+                    None
+                }
+            };
+            Signals {
+                term: watch(SignalKind::terminate(), "SIGTERM"),
+                int: watch(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+
+    async fn wait(self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(s: Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.term) => "SIGTERM",
+                () = next(self.int) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }

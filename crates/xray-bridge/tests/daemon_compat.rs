@@ -3,39 +3,10 @@
 
 mod common;
 
-use std::net::UdpSocket;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::xray_stub::XrayStub;
-use common::{Bridge, Options};
-
-/// A daemon datagram carrying one valid segment.
-fn datagram(i: u32) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let epoch = now as u64;
-    format!(
-        "{{\"format\":\"json\",\"version\":1}}\n{{\"name\":\"svc\",\"id\":\"{:016x}\",\"trace_id\":\"1-{epoch:08x}-{:024x}\",\"start_time\":{now},\"end_time\":{}}}",
-        0x1000_0000_0000_0000u64 + u64::from(i),
-        i,
-        now + 0.001
-    )
-}
-
-fn send_datagrams(port: u16, n: u32) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    for i in 0..n {
-        socket
-            .send_to(datagram(i).as_bytes(), ("127.0.0.1", port))
-            .unwrap();
-        if i % 50 == 49 {
-            // Stay under the receive buffer.
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
+use common::{Bridge, Options, send_segments};
 
 fn api_options<'a>(stub: &XrayStub, args: &[&'a str]) -> Options<'a> {
     let mut all = vec!["--region", "us-east-1"];
@@ -59,7 +30,7 @@ fn concurrency_bounds_the_calls_in_flight() {
         let stub = XrayStub::start(Duration::from_millis(300));
         let mut bridge = Bridge::start(api_options(&stub, &args));
         let n = 1000;
-        send_datagrams(bridge.udp, n);
+        send_segments(bridge.udp, n);
         let docs = stub.wait_for_documents(n as usize, Duration::from_secs(30));
         assert_eq!(docs.len(), n as usize, "{}", bridge.logs());
         assert_eq!(stub.peak_in_flight(), expected, "{args:?}");

@@ -160,6 +160,15 @@ settings! {
     #[arg(long, env = "XRAY_BRIDGE_CONCURRENCY", value_name = "N")]
     concurrency: usize = DEFAULT_CONCURRENCY, parse = |s: &str| parse_in(s, 1..=256), yaml = "Concurrency";
 
+    /// Proxy for every outbound call, e.g. `http://proxy:3128` (daemon: -p/--proxy-address,
+    /// ProxyAddress); else `HTTPS_PROXY`/`HTTP_PROXY`, with `NO_PROXY`.
+    #[arg(long, short = 'p', env = "XRAY_BRIDGE_PROXY_ADDRESS", value_name = "URL")]
+    proxy_address: String, parse = parse_http_url, yaml = "ProxyAddress";
+
+    /// Do not check TLS certificates of outbound calls (daemon: NoVerifySSL); warned at start.
+    #[arg(long, env = "XRAY_BRIDGE_NO_VERIFY_SSL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    no_verify_ssl: bool = false, parse = parse_bool, yaml = "NoVerifySSL";
+
     /// Local mode, the same as `--export local` (and it wins over `--export`).
     #[arg(long, env = "XRAY_BRIDGE_LOCAL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     local: bool = false, parse = parse_bool;

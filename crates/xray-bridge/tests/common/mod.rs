@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use xray_testkit::free_port;
 
+pub mod forward_proxy;
 pub mod xray_stub;
 
 /// A free UDP port on 127.0.0.1.
@@ -137,7 +138,12 @@ impl Bridge {
         cmd.args(&options.args);
         // Hermetic: nothing from the developer's environment, no instance metadata.
         for (k, _) in std::env::vars() {
-            if k.starts_with("XRAY_BRIDGE_") || k.starts_with("AWS_") || k == "RUST_LOG" {
+            let proxy_var = k.to_ascii_uppercase().ends_with("_PROXY");
+            if k.starts_with("XRAY_BRIDGE_")
+                || k.starts_with("AWS_")
+                || k == "RUST_LOG"
+                || proxy_var
+            {
                 cmd.env_remove(k);
             }
         }
@@ -349,5 +355,34 @@ pub fn otlp_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceReques
             }],
             ..Default::default()
         }],
+    }
+}
+
+/// A daemon datagram carrying one valid segment (id `1000...` + `i`).
+pub fn segment_datagram(i: u32) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let epoch = now as u64;
+    format!(
+        "{{\"format\":\"json\",\"version\":1}}\n{{\"name\":\"svc\",\"id\":\"{:016x}\",\"trace_id\":\"1-{epoch:08x}-{:024x}\",\"start_time\":{now},\"end_time\":{}}}",
+        0x1000_0000_0000_0000u64 + u64::from(i),
+        i,
+        now + 0.001
+    )
+}
+
+/// Sends `n` segment datagrams to `port` on loopback.
+pub fn send_segments(port: u16, n: u32) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..n {
+        socket
+            .send_to(segment_datagram(i).as_bytes(), ("127.0.0.1", port))
+            .unwrap();
+        if i % 50 == 49 {
+            // Stay under the receive buffer.
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
