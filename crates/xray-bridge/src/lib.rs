@@ -30,4 +30,5 @@ pub mod outbound;
 pub mod pipeline;
 pub mod run;
 pub mod sampling_proxy;
+pub mod telemetry;
 pub mod udp;

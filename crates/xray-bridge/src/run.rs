@@ -15,6 +15,8 @@ use tokio::task::JoinSet;
 use xray_console::Console;
 use xray_translate::Translator;
 
+use xray_export::transport::api::BackendErrors;
+
 use crate::adot::Adot;
 use crate::config::{ExportKind, Settings};
 use crate::counters::Registry;
@@ -22,6 +24,7 @@ use crate::export::Sink;
 use crate::otlp::{Ingest, OtlpCounters};
 use crate::outbound::{self, ProxyPlan};
 use crate::sampling_proxy::Upstream;
+use crate::telemetry::{self, Telemetry};
 use crate::udp::UdpCounters;
 use crate::{admin, aws, http_server, local, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
 
@@ -160,13 +163,39 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         }
         _ => None,
     };
+    let backend_errors = Arc::new(BackendErrors::default());
     let sink: Arc<dyn Sink> = Arc::new(pipeline::start(
         &settings,
-        sdk,
+        sdk.clone(),
         http.clone(),
+        backend_errors.clone(),
         store,
         &registry,
     )?);
+    let (telemetry_stop_tx, telemetry_stop) = watch::channel(false);
+    let telemetry_task = match (&sdk, settings.telemetry) {
+        (Some(sdk), true) => {
+            let client = telemetry::client(
+                sdk,
+                settings.region.as_deref(),
+                settings.endpoint_url.as_deref(),
+            );
+            let (sink, registry, backend_errors) =
+                (sink.clone(), registry.clone(), backend_errors.clone());
+            let (local_mode, resource_arn, interval) = (
+                settings.local_mode,
+                settings.resource_arn.clone(),
+                settings.telemetry_interval,
+            );
+            Some(tokio::spawn(async move {
+                let identity = telemetry::identity(local_mode, resource_arn.as_deref()).await;
+                Telemetry::new(client, &registry, sink, backend_errors, identity, interval)
+                    .run(telemetry_stop)
+                    .await;
+            }))
+        }
+        _ => None,
+    };
 
     let (stop_tx, stop) = watch::channel(false);
     let mut receivers = JoinSet::new();
@@ -285,6 +314,11 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let result = tokio::task::spawn_blocking(move || draining.shutdown(left))
         .await
         .unwrap_or_else(|e| Err(format!("export shutdown panicked: {e}")));
+    // A last telemetry record with what the drain delivered, bounded in time.
+    if let Some(task) = telemetry_task {
+        let _ = telemetry_stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     let dropped = sink.dropped_total();
     let outcome = match result {
         Ok(()) if dropped == 0 => Outcome::Clean,

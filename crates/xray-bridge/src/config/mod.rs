@@ -169,6 +169,16 @@ settings! {
     #[arg(long, env = "XRAY_BRIDGE_NO_VERIFY_SSL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     no_verify_ssl: bool = false, parse = parse_bool, yaml = "NoVerifySSL";
 
+    /// PutTelemetryRecords, as the daemon sends them: `on` or `off` (default: on with
+    /// `--export api`, else off).
+    #[arg(long, env = "XRAY_BRIDGE_TELEMETRY", value_name = "on|off")]
+    telemetry: bool = false, parse = parse_bool;
+
+    /// Seconds between telemetry records (default 60, the daemon's).
+    #[arg(long, env = "XRAY_BRIDGE_TELEMETRY_INTERVAL", value_name = "SECS")]
+    telemetry_interval: Duration = Duration::from_secs(60),
+        parse = |s: &str| parse_in::<u64>(s, 1..=86_400).map(Duration::from_secs);
+
     /// Local mode, the same as `--export local` (and it wins over `--export`).
     #[arg(long, env = "XRAY_BRIDGE_LOCAL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     local: bool = false, parse = parse_bool;
@@ -314,6 +324,10 @@ impl Settings {
         if merged.export == Some(ExportKind::Local) && merged.tcp.is_none() {
             merged.tcp = Some(Listen::Off);
         }
+        // Telemetry goes with the X-Ray API export, as the daemon's does.
+        if merged.telemetry.is_none() {
+            merged.telemetry = Some(merged.export.as_ref().is_none_or(|e| *e == ExportKind::Api));
+        }
         let settings = merged.with_defaults();
         settings.check()?;
         Ok(settings)
@@ -363,6 +377,12 @@ impl Settings {
                     )));
                 }
             }
+        }
+        if self.telemetry && !matches!(self.export, ExportKind::Api | ExportKind::Otlp) {
+            return Err(ConfigError::Invalid(format!(
+                "--telemetry on needs the X-Ray API: --export api (or otlp), not {}",
+                self.export
+            )));
         }
         if [&self.otlp_grpc, &self.otlp_http, &self.udp, &self.tcp]
             .iter()
