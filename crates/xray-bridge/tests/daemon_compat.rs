@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::forward_proxy::ForwardProxy;
 use common::xray_stub::XrayStub;
 use common::{Bridge, Options, send_segments};
 
@@ -170,4 +171,179 @@ fn telemetry_off_sends_nothing_and_failures_are_counted() {
         "rate-limited: {}",
         bridge.logs()
     );
+}
+
+/// The daemon's sample `cfg.yaml` (Version 2, every key, the daemon's defaults).
+const SAMPLE_CFG: &str = include_str!("data/xray-daemon-cfg.yaml");
+
+/// Runs `xray-bridge --check-config` with `args`; the exit code, stdout and stderr.
+fn check_config(args: &[&str]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xray-bridge"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("XRAY_BRIDGE_") || k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.arg("--check-config").args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn host_memory_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[test]
+fn the_daemons_sample_cfg_yaml_loads_as_it_is_with_only_the_ports_changed() {
+    let scratch = common::Scratch::new("cfg-yaml");
+    let (udp, tcp) = (common::free_udp_port(), xray_testkit::free_port());
+    let text = SAMPLE_CFG
+        .replacen("127.0.0.1:2000", &format!("127.0.0.1:{udp}"), 1)
+        .replacen("127.0.0.1:2000", &format!("127.0.0.1:{tcp}"), 1);
+    // No extension: told by its content.
+    let file = scratch.path("cfg");
+    std::fs::write(&file, &text).unwrap();
+    let (code, out, err) = check_config(&["-c", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    const MIB: u64 = 1024 * 1024;
+    let buffer = (host_memory_bytes() / 100 / MIB).max(3) * MIB;
+    for line in [
+        format!("udp = On(127.0.0.1:{udp})"),
+        format!("tcp = On(127.0.0.1:{tcp})"),
+        // TotalBufferSizeMB: 0 = 1 % of host memory, at least 3 MB.
+        "buffer-memory = 0".into(),
+        format!("buffer-bytes = {buffer}"),
+        "concurrency = 8".into(),
+        "region = None".into(),
+        "endpoint-url = None".into(),
+        // LogLevel "prod" is info.
+        "log-level = Info".into(),
+        "log-file = None".into(),
+        "log-rotation = true".into(),
+        "local-mode = false".into(),
+        "resource-arn = None".into(),
+        "role-arn = None".into(),
+        "no-verify-ssl = false".into(),
+        "proxy-address = None".into(),
+        "telemetry = true".into(),
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line}\n{out}");
+    }
+}
+
+/// Every key set to something else than its default changes what the bridge does.
+#[test]
+fn each_daemon_key_has_its_effect() {
+    let scratch = common::Scratch::new("cfg-yaml-keys");
+    let stub = XrayStub::start(Duration::from_millis(200));
+    let proxy = ForwardProxy::start(false);
+    let log = scratch.path("daemon.log");
+    let text = format!(
+        "TotalBufferSizeMB: 24\nConcurrency: 3\nRegion: \"eu-west-1\"\nEndpoint: \"{endpoint}\"\n\
+         Socket:\n  UDPAddress: \"127.0.0.1:{udp}\"\n  TCPAddress: \"127.0.0.1:{tcp}\"\n\
+         ProxyServer:\n  IdleConnTimeout: 10\n  MaxIdleConnsPerHost: 4\n  MaxIdleConns: 1\n\
+         Logging:\n  LogRotation: false\n  LogLevel: \"dev\"\n  LogPath: \"{log}\"\n\
+         LocalMode: true\nResourceARN: \"arn:aws:ec2:eu-west-1:123456789012:instance/i-1\"\n\
+         RoleARN: \"arn:aws:iam::123456789012:role/xray\"\nNoVerifySSL: true\n\
+         ProxyAddress: \"{proxy}\"\nVersion: 2\n",
+        endpoint = stub.url,
+        udp = common::free_udp_port(),
+        tcp = xray_testkit::free_port(),
+        log = log.display(),
+        proxy = proxy.url,
+    );
+    let file = scratch.path("cfg.yaml");
+    std::fs::write(&file, &text).unwrap();
+    let (code, out, err) = check_config(&["-c", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "buffer-bytes = 25165824".to_owned(),
+        "concurrency = 3".into(),
+        "region = Some(\"eu-west-1\")".into(),
+        format!("endpoint-url = Some(\"{}\")", stub.url),
+        "log-level = Trace".into(),
+        format!("log-file = Some(\"{}\")", log.display()),
+        "log-rotation = false".into(),
+        "local-mode = true".into(),
+        "no-verify-ssl = true".into(),
+        format!("proxy-address = Some(\"{}\")", proxy.url),
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line}\n{out}");
+    }
+    // A real run with the file: the bridge's listeners are the test's (flags win), the
+    // rest is the file's.
+    let file_arg = file.display().to_string();
+    let mut bridge = Bridge::start(Options {
+        args: vec!["-c", &file_arg, "--telemetry-interval", "1"],
+        env: vec![
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_ENDPOINT_URL_STS", stub.url.clone()),
+        ],
+        ..Options::export("api")
+    });
+    send_segments(bridge.udp, 200);
+    assert_eq!(
+        stub.wait_for_documents(200, Duration::from_secs(30)).len(),
+        200
+    );
+    // Concurrency: 3.
+    assert_eq!(stub.peak_in_flight(), 3);
+    // ProxyAddress, RoleARN (STS through the endpoint override), Endpoint.
+    let seen = proxy.seen();
+    for path in ["/TraceSegments", "/"] {
+        assert!(
+            seen.contains(&format!("POST {}{path}", stub.url)),
+            "{path}: {seen:?}"
+        );
+    }
+    // ResourceARN in the telemetry records.
+    let telemetry = stub.wait_for_telemetry(Duration::from_secs(10), |t| !t.is_empty());
+    assert_eq!(
+        telemetry[0]["ResourceARN"],
+        "arn:aws:ec2:eu-west-1:123456789012:instance/i-1"
+    );
+    bridge.stop(Duration::from_secs(20));
+    // LogPath and LogLevel dev: the log went to the file (the test's --log-level debug
+    // wins over the file), NoVerifySSL warned at start.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("xray-bridge ready"), "{logged}");
+    assert!(logged.contains("--no-verify-ssl"), "{logged}");
+}
+
+#[test]
+fn bad_daemon_files_exit_2_naming_the_key_and_line() {
+    let scratch = common::Scratch::new("cfg-yaml-bad");
+    for (text, expected) in [
+        ("Region: \"us-east-1\"\n", "`Version` is missing"),
+        ("Version: 3\n", "line 1: key `Version`"),
+        (
+            "Version: 2\nSocket:\n  UDPAdress: \"127.0.0.1:1\"\n",
+            "line 3: unknown key `Socket.UDPAdress`",
+        ),
+        (
+            "Version: 2\nConcurrency: many\n",
+            "line 2: key `Concurrency`",
+        ),
+        ("Version: 2\nLogging: [\n", "line"),
+        (
+            "Version: 2\nLogging:\n  LogLevel: loud\n",
+            "line 3: key `Logging.LogLevel`",
+        ),
+    ] {
+        let file = scratch.path("cfg.yaml");
+        std::fs::write(&file, text).unwrap();
+        let (code, _, err) = check_config(&["-c", file.to_str().unwrap()]);
+        assert_eq!(code, 2, "{text}: {err}");
+        assert!(err.contains(expected), "{text}: {err}");
+    }
 }

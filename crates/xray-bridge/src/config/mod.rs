@@ -126,6 +126,11 @@ settings! {
     #[arg(long, short = 'o', env = "XRAY_BRIDGE_LOCAL_MODE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     local_mode: bool = false, parse = parse_bool, yaml = "LocalMode";
 
+    /// Profile of the shared AWS config and credentials files for region and
+    /// credentials (daemon: Profile).
+    #[arg(long, env = "XRAY_BRIDGE_PROFILE", value_name = "NAME")]
+    profile: String, parse = parse_text, yaml = "Profile";
+
     /// IAM role to assume for every AWS call (daemon: -r/--role-arn).
     #[arg(long, short = 'r', env = "XRAY_BRIDGE_ROLE_ARN", value_name = "ARN")]
     role_arn: String, parse = parse_text, yaml = "RoleARN";
@@ -146,6 +151,10 @@ settings! {
     /// Append logs to this file instead of standard error (daemon: -f/--log-file).
     #[arg(long, short = 'f', env = "XRAY_BRIDGE_LOG_FILE", value_name = "PATH")]
     log_file: PathBuf, parse = parse_path, yaml = "Logging.LogPath";
+
+    /// Rotate the log file at 50 MB, keeping 5 old files (daemon: Logging.LogRotation).
+    #[arg(long, env = "XRAY_BRIDGE_LOG_ROTATION", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    log_rotation: bool = true, parse = parse_bool, yaml = "Logging.LogRotation";
 
     /// Largest OTLP request body in bytes, compressed and decompressed.
     #[arg(long, env = "XRAY_BRIDGE_MAX_REQUEST_BYTES", value_name = "N")]
@@ -695,5 +704,42 @@ mod tests {
         );
         let e = yaml("Version: 2\nRegion: [unclosed\n");
         assert!(e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn without_c_the_daemons_default_file_is_read_when_it_exists() {
+        let dir =
+            std::env::temp_dir().join(format!("xray-bridge-default-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let default = dir.join("cfg.yaml");
+        let none = Settings::resolve_with_default_file(Cli::default(), &default).unwrap();
+        assert_eq!(none.region, None);
+        std::fs::write(&default, "Region: ap-south-1\nVersion: 2\n").unwrap();
+        let read = Settings::resolve_with_default_file(Cli::default(), &default).unwrap();
+        assert_eq!(read.region.as_deref(), Some("ap-south-1"));
+        // -c wins over the default location.
+        let toml = dir.join("bridge.toml");
+        std::fs::write(&toml, "region = \"eu-north-1\"\n").unwrap();
+        let cli = parse(&["-c", toml.to_str().unwrap()]);
+        let chosen = Settings::resolve_with_default_file(cli, &default).unwrap();
+        assert_eq!(chosen.region.as_deref(), Some("eu-north-1"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn telemetry_defaults_follow_the_export() {
+        let s = |args: &[&str]| Settings::merge(parse(args).options, Options::default());
+        assert!(s(&[]).unwrap().telemetry);
+        assert!(!s(&["--export", "stdout"]).unwrap().telemetry);
+        assert!(!s(&["--local"]).unwrap().telemetry);
+        assert!(!s(&["--telemetry", "off"]).unwrap().telemetry);
+        assert!(s(&["--export", "stdout", "--telemetry", "on"]).is_err());
+        assert_eq!(
+            s(&["--telemetry-interval", "5"])
+                .unwrap()
+                .telemetry_interval,
+            Duration::from_secs(5)
+        );
+        assert!(Cli::try_parse_from(["xray-bridge", "--telemetry-interval", "0"]).is_err());
     }
 }
