@@ -197,4 +197,34 @@ mod tests {
         assert_eq!(plan.no_proxy, METADATA_HOSTS);
         assert!(client(&ProxyPlan::new(Some("http://p:3"), env(&[])), true).is_ok());
     }
+
+    /// Failed calls through this client are told apart the way the telemetry records
+    /// count them: a closed port is "connection refused", an error status by its class.
+    #[tokio::test]
+    async fn backend_errors_are_classified_through_the_adapter() {
+        use aws_credential_types::Credentials;
+        use xray_export::transport::api::BackendErrors;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let http = client(&ProxyPlan::new(None, |_| None), false).unwrap();
+        let conf = aws_sdk_xray::Config::builder()
+            .behavior_version(aws_sdk_xray::config::BehaviorVersion::latest())
+            .region(aws_sdk_xray::config::Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
+            .retry_config(aws_sdk_xray::config::retry::RetryConfig::disabled())
+            .http_client(SdkHttpClient::new(http))
+            .endpoint_url(format!("http://{closed}"))
+            .build();
+        let errors = BackendErrors::default();
+        let err = aws_sdk_xray::Client::from_conf(conf)
+            .put_trace_segments()
+            .trace_segment_documents("{}")
+            .send()
+            .await
+            .unwrap_err();
+        errors.record(&err);
+        assert_eq!(errors.counts(), [0, 0, 1, 0, 0, 0], "{err:?}");
+    }
 }
