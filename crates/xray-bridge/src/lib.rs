@@ -32,3 +32,6 @@ pub mod run;
 pub mod sampling_proxy;
 pub mod telemetry;
 pub mod udp;
+
+#[cfg(test)]
+mod no_panic_tests;
