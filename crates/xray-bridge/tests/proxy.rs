@@ -184,3 +184,102 @@ fn a_refusing_proxy_makes_counted_drops_not_a_crash() {
     );
     assert_eq!(bridge.stop(Duration::from_secs(20)), 3, "{}", bridge.logs());
 }
+
+/// `--no-verify-ssl`: against a self-signed TLS endpoint (`openssl s_server`, which prints
+/// what it receives), calls fail the certificate check without the flag and reach the
+/// server with it (with a warning at start).
+#[test]
+fn no_verify_ssl_turns_certificate_checks_off_and_they_stay_on_without_it() {
+    use std::process::{Command, Stdio};
+    let scratch = common::Scratch::new("tls");
+    let (key, cert, received) = (
+        scratch.path("key.pem"),
+        scratch.path("cert.pem"),
+        scratch.path("received.txt"),
+    );
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("the openssl command (Debian's openssl package)");
+    assert!(made.success());
+    let port = xray_testkit::free_port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        // Kept open: s_server stops at the end of its standard input.
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&received).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "openssl s_server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let endpoint = format!("https://127.0.0.1:{port}");
+    let reached = || {
+        std::fs::read_to_string(&received)
+            .unwrap_or_default()
+            .contains("POST /TraceSegments")
+    };
+
+    let mut checked = Bridge::start(api_options(
+        &endpoint,
+        "api",
+        vec!["--telemetry", "off", "--shutdown-timeout", "2"],
+    ));
+    send_segments(checked.udp, 1);
+    checked.wait_metrics(Duration::from_secs(30), |t| {
+        Bridge::metric(
+            t,
+            "xray_bridge_export_send_errors_total{pipeline=\"documents\"}",
+        ) >= 1
+    });
+    checked.stop(Duration::from_secs(30));
+    assert!(!reached(), "a self-signed certificate was accepted");
+    assert!(
+        checked.logs().to_ascii_lowercase().contains("certificate"),
+        "{}",
+        checked.logs()
+    );
+
+    let mut unchecked = Bridge::start(api_options(
+        &endpoint,
+        "api",
+        vec![
+            "--telemetry",
+            "off",
+            "--no-verify-ssl",
+            "--shutdown-timeout",
+            "2",
+        ],
+    ));
+    assert!(
+        unchecked.logs().contains("--no-verify-ssl"),
+        "{}",
+        unchecked.logs()
+    );
+    send_segments(unchecked.udp, 1);
+    wait_until(
+        Duration::from_secs(20),
+        "the request at the TLS server",
+        reached,
+    );
+    unchecked.stop(Duration::from_secs(30));
+    let _ = server.kill();
+    let _ = server.wait();
+}
