@@ -314,10 +314,14 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let result = tokio::task::spawn_blocking(move || draining.shutdown(left))
         .await
         .unwrap_or_else(|e| Err(format!("export shutdown panicked: {e}")));
-    // A last telemetry record with what the drain delivered, bounded in time.
+    // A last telemetry record with what the drain delivered, within what is left of
+    // the shutdown time (at least a second).
     if let Some(task) = telemetry_task {
         let _ = telemetry_stop_tx.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        let _ = tokio::time::timeout(left, task).await;
     }
     let dropped = sink.dropped_total();
     let outcome = match result {

@@ -74,9 +74,9 @@ impl Totals {
                     )
                 })
                 .sum::<u64>();
-        let receivers_rejected = registry.sum("xray_bridge_udp_datagrams_rejected_total")
-            + registry.sum("xray_bridge_otlp_spans_rejected_total")
-            - refused;
+        let receivers_rejected = (registry.sum("xray_bridge_udp_datagrams_rejected_total")
+            + registry.sum("xray_bridge_otlp_spans_rejected_total"))
+        .saturating_sub(refused);
         Totals {
             received: registry.sum("xray_bridge_udp_datagrams_received_total")
                 + registry.sum("xray_bridge_otlp_spans_received_total"),
