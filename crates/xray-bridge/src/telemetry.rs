@@ -265,7 +265,17 @@ pub async fn identity(local_mode: bool, resource_arn: Option<&str>) -> Identity 
         };
         match tokio::time::timeout(Duration::from_secs(2), client.get(path)).await {
             Ok(Ok(v)) => v.as_ref().to_owned(),
-            _ => String::new(),
+            Ok(Err(e)) => {
+                tracing::debug!(path, "no instance metadata for the telemetry records: {e}");
+                String::new()
+            }
+            Err(_) => {
+                tracing::debug!(
+                    path,
+                    "no instance metadata for the telemetry records: timed out"
+                );
+                String::new()
+            }
         }
     };
     Identity {

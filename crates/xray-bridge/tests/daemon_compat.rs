@@ -347,3 +347,68 @@ fn bad_daemon_files_exit_2_naming_the_key_and_line() {
         assert!(err.contains(expected), "{text}: {err}");
     }
 }
+
+/// A stub EC2 instance metadata service (IMDSv2) on loopback.
+fn imds_stub(rt: &tokio::runtime::Runtime) -> String {
+    use axum::routing::{get, put};
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/latest/api/token",
+            put(|| async {
+                (
+                    [("x-aws-ec2-metadata-token-ttl-seconds", "21600")],
+                    "imds-token",
+                )
+            }),
+        )
+        .route(
+            "/latest/meta-data/hostname",
+            get(|| async { "ip-10-0-0-7.ec2.internal" }),
+        )
+        .route(
+            "/latest/meta-data/instance-id",
+            get(|| async { "i-0feedfacecafe0001" }),
+        );
+    rt.spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Without `AWS_HOSTNAME`/`AWS_INSTANCE_ID`, the records' `Hostname` and `EC2InstanceId`
+/// come from instance metadata, as the daemon fills them, and stay empty in local mode.
+#[test]
+fn telemetry_identity_comes_from_instance_metadata_unless_local_mode() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let imds = imds_stub(&rt);
+    for (local_mode, hostname, instance) in [
+        (false, "ip-10-0-0-7.ec2.internal", "i-0feedfacecafe0001"),
+        (true, "", ""),
+    ] {
+        let stub = XrayStub::start(Duration::ZERO);
+        let mut args = vec!["--telemetry-interval", "1"];
+        if local_mode {
+            args.push("--local-mode");
+        }
+        let mut options = api_options(&stub, &args);
+        options
+            .env
+            .push(("AWS_EC2_METADATA_DISABLED", "false".into()));
+        options
+            .env
+            .push(("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.clone()));
+        let mut bridge = Bridge::start(options);
+        send_segments(bridge.udp, 1);
+        let records = stub.wait_for_telemetry(Duration::from_secs(15), |t| !t.is_empty());
+        bridge.stop(Duration::from_secs(20));
+        assert!(!records.is_empty(), "{}", bridge.logs());
+        assert_eq!(records[0]["Hostname"], hostname, "{}", records[0]);
+        assert_eq!(records[0]["EC2InstanceId"], instance);
+    }
+}
