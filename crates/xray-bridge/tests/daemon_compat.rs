@@ -412,3 +412,63 @@ fn telemetry_identity_comes_from_instance_metadata_unless_local_mode() {
         assert_eq!(records[0]["EC2InstanceId"], instance);
     }
 }
+
+/// A daemon datagram whose segment carries `pad` bytes of metadata.
+fn big_datagram(i: u32, pad: usize) -> String {
+    let small = common::segment_datagram(i);
+    let cut = small.rfind('}').unwrap();
+    format!(
+        "{},\"metadata\":{{\"default\":{{\"pad\":\"{}\"}}}}}}",
+        &small[..cut],
+        "x".repeat(pad)
+    )
+}
+
+/// Documents dropped because the export queue was full are the records'
+/// `SegmentsSpilloverCount`.
+#[test]
+fn telemetry_spillover_counts_queue_overflow() {
+    // A slow X-Ray, one call at a time, a 3 MB queue and 6 MB of segments.
+    let stub = XrayStub::start(Duration::from_millis(500));
+    let mut bridge = Bridge::start(api_options(
+        &stub,
+        &[
+            "--telemetry-interval",
+            "1",
+            "--concurrency",
+            "1",
+            "--buffer-memory",
+            "3",
+            "--shutdown-timeout",
+            "1",
+        ],
+    ));
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..600 {
+        socket
+            .send_to(
+                big_datagram(i, 10_000).as_bytes(),
+                ("127.0.0.1", bridge.udp),
+            )
+            .unwrap();
+        if i % 20 == 19 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let overflow = "xray_bridge_export_dropped_total{pipeline=\"documents\",reason=\"queue_full\"}";
+    let text = bridge.wait_metrics(Duration::from_secs(20), |t| Bridge::metric(t, overflow) > 0);
+    let received = Bridge::metric(&text, "xray_bridge_udp_datagrams_received_total");
+    let overflowed = Bridge::metric(&text, overflow);
+    // The records up to now and the last one after the stop.
+    bridge.stop(Duration::from_secs(30));
+    let text = std::fs::read_to_string(&bridge.log).unwrap_or_default();
+    let records: Vec<serde_json::Value> = stub
+        .telemetry()
+        .iter()
+        .flat_map(|b| b["TelemetryRecords"].as_array().unwrap().clone())
+        .collect();
+    let spilled = sum(&records, "SegmentsSpilloverCount");
+    assert!(spilled >= overflowed && spilled > 0, "{records:?}\n{text}");
+    assert!(sum(&records, "SegmentsReceivedCount") >= received);
+    assert!(spilled + sum(&records, "SegmentsSentCount") <= sum(&records, "SegmentsReceivedCount"));
+}
