@@ -19,6 +19,8 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 
+use crate::config::values::redact_password;
+
 /// Addresses always reached without a proxy: EC2 instance metadata (IPv4 and IPv6) and
 /// ECS container credentials.
 pub const METADATA_HOSTS: &str = "169.254.169.254,169.254.170.2,fd00:ec2::254";
@@ -74,13 +76,13 @@ pub fn client(plan: &ProxyPlan, no_verify_ssl: bool) -> Result<reqwest::Client, 
     let no_proxy = reqwest::NoProxy::from_string(&plan.no_proxy);
     if let Some(url) = &plan.https {
         let proxy = reqwest::Proxy::https(url)
-            .map_err(|e| format!("proxy address `{url}`: {e}"))?
+            .map_err(|e| format!("proxy address `{}`: {e}", redact_password(url)))?
             .no_proxy(no_proxy.clone());
         builder = builder.proxy(proxy);
     }
     if let Some(url) = &plan.http {
         let proxy = reqwest::Proxy::http(url)
-            .map_err(|e| format!("proxy address `{url}`: {e}"))?
+            .map_err(|e| format!("proxy address `{}`: {e}", redact_password(url)))?
             .no_proxy(no_proxy);
         builder = builder.proxy(proxy);
     }

@@ -18,7 +18,7 @@ use xray_translate::Translator;
 use xray_export::transport::api::BackendErrors;
 
 use crate::adot::Adot;
-use crate::config::{ExportKind, Settings};
+use crate::config::{ExportKind, SecretUrl, Settings};
 use crate::counters::Registry;
 use crate::export::Sink;
 use crate::otlp::{Ingest, OtlpCounters};
@@ -118,7 +118,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         _ => None,
     };
     let listeners = bind(&settings).await?;
-    let proxy = ProxyPlan::from_env(settings.proxy_address.as_deref());
+    let proxy = ProxyPlan::from_env(settings.proxy_address.as_ref().map(SecretUrl::expose));
     let http = outbound::client(&proxy, settings.no_verify_ssl)?;
     if settings.no_verify_ssl {
         tracing::warn!(

@@ -36,8 +36,10 @@ use xray_export::FsyncPolicy;
 
 use declare::settings;
 pub use file::Format;
-pub use values::{ExportKind, Listen, LogLevel};
-use values::{parse_bool, parse_http_url, parse_in, parse_path, parse_secs, parse_text};
+pub use values::{ExportKind, Listen, LogLevel, SecretUrl};
+use values::{
+    parse_bool, parse_http_url, parse_in, parse_path, parse_secret_url, parse_secs, parse_text,
+};
 
 /// Default OTLP gRPC listen address.
 pub const DEFAULT_OTLP_GRPC: &str = "127.0.0.1:4317";
@@ -175,7 +177,7 @@ settings! {
     /// Proxy for every outbound call, e.g. `http://proxy:3128` (daemon: -p/--proxy-address,
     /// ProxyAddress); else `HTTPS_PROXY`/`HTTP_PROXY`, with `NO_PROXY`.
     #[arg(long, short = 'p', env = "XRAY_BRIDGE_PROXY_ADDRESS", value_name = "URL")]
-    proxy_address: String, parse = parse_http_url, yaml = "ProxyAddress";
+    proxy_address: SecretUrl, parse = parse_secret_url, yaml = "ProxyAddress";
 
     /// Do not check TLS certificates of outbound calls (daemon: NoVerifySSL); warned at start.
     #[arg(long, env = "XRAY_BRIDGE_NO_VERIFY_SSL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -842,5 +844,27 @@ mod tests {
             all.extend_from_slice(bad);
             assert!(Cli::try_parse_from(all).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_proxy_password_is_never_shown() {
+        let cli = parse(&["-p", "http://me:s3cret@proxy.internal:3128"]);
+        let s = Settings::merge(cli.options, Options::default()).unwrap();
+        assert_eq!(
+            s.proxy_address.as_ref().map(SecretUrl::expose),
+            Some("http://me:s3cret@proxy.internal:3128")
+        );
+        let shown = s.describe();
+        assert!(
+            shown.contains("proxy-address = Some(\"http://me:***@proxy.internal:3128\")"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret"));
+        let err = Options::from_toml("proxy-address = \"me:s3cret@proxy:1\"").unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert_eq!(
+            values::redact_password("http://proxy:1/x@y"),
+            "http://proxy:1/x@y"
+        );
     }
 }
