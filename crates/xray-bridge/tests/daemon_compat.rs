@@ -70,6 +70,11 @@ fn telemetry_records_count_what_happened() {
     options
         .env
         .push(("AWS_INSTANCE_ID", "i-0123456789abcdef0".into()));
+    // The fixed interface: `--export api --endpoint-url URL` (Options gives --export).
+    options
+        .env
+        .retain(|(k, _)| *k != "XRAY_BRIDGE_ENDPOINT_URL");
+    options.args.extend(["--endpoint-url", stub.url.as_str()]);
     let mut bridge = Bridge::start(options);
     // One PutTraceSegments call answered 500 (retried, then delivered).
     stub.fail_next(500, 1);
