@@ -111,13 +111,21 @@ impl Bridge {
     fn try_start(options: &Options<'_>) -> Result<Bridge, Started> {
         let scratch = Scratch::new("run");
         let log = scratch.path("bridge.log");
+        // Five distinct TCP ports (a port just released can be handed out again).
+        let mut tcp_ports: Vec<u16> = Vec::new();
+        while tcp_ports.len() < 5 {
+            let p = free_port();
+            if !tcp_ports.contains(&p) {
+                tcp_ports.push(p);
+            }
+        }
         let (udp, http, grpc, tcp, metrics, console) = (
             free_udp_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
+            tcp_ports[0],
+            tcp_ports[1],
+            tcp_ports[2],
+            tcp_ports[3],
+            tcp_ports[4],
         );
         let addr = |p: u16| format!("127.0.0.1:{p}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xray-bridge"));
