@@ -39,6 +39,15 @@ pub struct ProxyPlan {
 impl ProxyPlan {
     /// The plan for `--proxy-address` (`explicit`) and the environment (`env` looks a
     /// variable up).
+    ///
+    /// ```
+    /// use xray_bridge::outbound::{METADATA_HOSTS, ProxyPlan};
+    /// let env = |k: &str| (k == "HTTPS_PROXY").then(|| "http://proxy:3128".to_owned());
+    /// let plan = ProxyPlan::new(None, env);
+    /// assert_eq!(plan.https.as_deref(), Some("http://proxy:3128"));
+    /// assert_eq!(plan.http, None);
+    /// assert_eq!(plan.no_proxy, METADATA_HOSTS);
+    /// ```
     pub fn new(explicit: Option<&str>, env: impl Fn(&str) -> Option<String>) -> ProxyPlan {
         let var = |upper: &str| {
             env(upper)

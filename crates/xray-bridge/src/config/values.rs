@@ -198,6 +198,12 @@ impl fmt::Debug for SecretUrl {
 }
 
 /// `scheme://user:***@host...` for `scheme://user:password@host...`.
+///
+/// ```
+/// use xray_bridge::config::values::redact_password;
+/// assert_eq!(redact_password("http://me:pw@proxy:3128"), "http://me:***@proxy:3128");
+/// assert_eq!(redact_password("http://proxy:3128"), "http://proxy:3128");
+/// ```
 pub fn redact_password(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
