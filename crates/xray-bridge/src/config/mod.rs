@@ -19,7 +19,7 @@
 //! table); a rule between settings (one setting's default depending on another) goes in
 //! [`Settings::merge`], and a check of the merged whole in `Settings::check`.
 //!
-//! Daemon keys that are not settings of ours are handled in [`daemon_yaml`]: `Version`
+//! Daemon keys that are not settings of ours are handled in `daemon_yaml.rs`: `Version`
 //! (required, 1 or 2) and the `ProxyServer.*` keys (read and checked; the daemon itself
 //! replaces them with its defaults).
 
