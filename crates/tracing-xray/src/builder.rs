@@ -13,7 +13,9 @@ use tracing::Subscriber;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::registry::LookupSpan;
-use xray_export::{DaemonAddress, XRayExporter, XRayExporterBuilder};
+use xray_export::{
+    DaemonAddress, ProcessorConfig, XRayExporter, XRayExporterBuilder, XraySpanProcessor,
+};
 use xray_sampling::XraySampler;
 use xray_translate::{Translator, TranslatorConfig};
 
@@ -31,6 +33,14 @@ enum Transport {
     Default,
     Daemon(DaemonAddress),
     Exporter(Box<XRayExporterBuilder>),
+}
+
+/// Which span processor feeds the exporter.
+enum Processing {
+    /// Ours: each local tree sent when its root ends.
+    Trees(ProcessorConfig),
+    /// OpenTelemetry's batch processor (`None`: its settings from `OTEL_BSP_*`).
+    Batch(Option<BatchConfig>),
 }
 
 /// Builds an [`XrayLayer`]: made by [`crate::builder`]; [`crate::layer`] is
@@ -79,7 +89,7 @@ pub struct XrayLayerBuilder {
     install_propagator: bool,
     install_provider: bool,
     context_missing: ContextMissing,
-    batch: Option<BatchConfig>,
+    processing: Processing,
     max_level: LevelFilter,
     location: bool,
     tracked_inactivity: bool,
@@ -121,7 +131,7 @@ impl Default for XrayLayerBuilder {
             install_propagator: true,
             install_provider: true,
             context_missing: ContextMissing::NewTrace,
-            batch: None,
+            processing: Processing::Trees(ProcessorConfig::default()),
             max_level: LevelFilter::INFO,
             location: false,
             tracked_inactivity: false,
@@ -278,10 +288,28 @@ impl XrayLayerBuilder {
         self
     }
 
-    /// The batch span processor's settings (default: OpenTelemetry's, which read
-    /// `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE` and the like).
+    /// The rules of the default span processor, [`XraySpanProcessor`]: the streaming
+    /// threshold (default 100 finished subsegments), the in-progress segment of long
+    /// roots (default after 10 s), the maximum age of spans whose root never ends
+    /// (default 60 s) and the byte budget of open trees (default 16 MiB).
+    pub fn with_processor_config(mut self, config: ProcessorConfig) -> Self {
+        self.processing = Processing::Trees(config);
+        self
+    }
+
+    /// Uses OpenTelemetry's batch span processor instead of [`XraySpanProcessor`]: spans
+    /// wait up to its schedule delay (5 s) and a batch may cut a request's tree in two.
+    /// Its settings come from `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE` and
+    /// the like.
+    pub fn with_batch_processor(mut self) -> Self {
+        self.processing = Processing::Batch(None);
+        self
+    }
+
+    /// Uses OpenTelemetry's batch span processor with these settings (instead of
+    /// [`XraySpanProcessor`] and of the `OTEL_BSP_*` variables).
     pub fn with_batch_config(mut self, config: BatchConfig) -> Self {
-        self.batch = Some(config);
+        self.processing = Processing::Batch(Some(config));
         self
     }
 
@@ -475,18 +503,22 @@ impl XrayLayerBuilder {
             sampler
         };
 
-        let processor = FlushingProcessor::new(
-            BatchSpanProcessor::builder(exporter)
-                .with_batch_config(self.batch.unwrap_or_default())
-                .build(),
-            exporter_flush,
-        );
         let provider = SdkTracerProvider::builder()
             .with_id_generator(opentelemetry_aws::trace::XrayIdGenerator::default())
             .with_sampler(sampler)
-            .with_resource(resource)
-            .with_span_processor(processor)
-            .build();
+            .with_resource(resource);
+        let provider = match self.processing {
+            Processing::Trees(config) => {
+                provider.with_span_processor(XraySpanProcessor::new(exporter, config))
+            }
+            Processing::Batch(config) => provider.with_span_processor(FlushingProcessor::new(
+                BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(config.unwrap_or_default())
+                    .build(),
+                exporter_flush,
+            )),
+        }
+        .build();
         let tracer = provider.tracer_with_scope(
             InstrumentationScope::builder("tracing-xray")
                 .with_version(env!("CARGO_PKG_VERSION"))

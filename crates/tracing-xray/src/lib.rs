@@ -23,7 +23,9 @@ pub use layer::{FlushGuard, XrayLayer};
 pub use propagator::Propagator;
 pub use resource::DEFAULT_DETECTION_TIMEOUT;
 
-pub use xray_export::{DaemonAddress, XRayExporter, XRayExporterBuilder};
+pub use xray_export::{
+    DaemonAddress, ProcessorConfig, XRayExporter, XRayExporterBuilder, XraySpanProcessor,
+};
 /// The header-propagation helpers (server layer, client middleware, AWS SDK interceptor,
 /// Lambda), by features `axum`/`reqwest`/`aws-sdk`/`lambda` of this crate.
 pub use xray_propagation as propagation;

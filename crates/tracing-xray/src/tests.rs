@@ -514,30 +514,34 @@ impl Write for Slow {
 fn provider_force_flush_returns_only_once_the_documents_are_delivered() {
     // What a Lambda flush hook does: `provider.force_flush()` while the function still
     // runs. OpenTelemetry's batch processor alone would return once the exporter had
-    // queued the documents, before its worker wrote them.
-    let out = Buffer::default();
-    let layer = builder(&[("OTEL_SERVICE_NAME", "lambda-fn")], &out)
-        .with_exporter(XRayExporter::builder().with_writer(Slow(out.clone())))
-        .build()
-        .expect("layer");
-    let provider = layer.provider().cloned().expect("enabled");
-    let metrics = layer.metrics().cloned().expect("enabled");
-    let guard = layer.flush_guard();
-    let subscriber = tracing_subscriber::registry().with(layer);
-    tracing::subscriber::with_default(subscriber, || {
-        let _root = tracing::info_span!("invoke", otel.kind = "server").entered();
-        tracing::info_span!("work").in_scope(|| {});
-    });
-    provider.force_flush().expect("flush");
-    let m = metrics.snapshot();
-    assert_eq!((m.spans_in, m.spans_sent), (2, 2), "{m:?}");
-    let docs = out.documents();
-    assert_eq!(
-        docs.len(),
-        2,
-        "written before force_flush returned: {docs:#?}"
-    );
-    drop(guard);
+    // queued the documents, before its worker wrote them; both processors wait.
+    for batch in [false, true] {
+        let out = Buffer::default();
+        let mut b = builder(&[("OTEL_SERVICE_NAME", "lambda-fn")], &out)
+            .with_exporter(XRayExporter::builder().with_writer(Slow(out.clone())));
+        if batch {
+            b = b.with_batch_processor();
+        }
+        let layer = b.build().expect("layer");
+        let provider = layer.provider().cloned().expect("enabled");
+        let metrics = layer.metrics().cloned().expect("enabled");
+        let guard = layer.flush_guard();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let _root = tracing::info_span!("invoke", otel.kind = "server").entered();
+            tracing::info_span!("work").in_scope(|| {});
+        });
+        provider.force_flush().expect("flush");
+        let m = metrics.snapshot();
+        assert_eq!((m.spans_in, m.spans_sent), (2, 2), "batch {batch}: {m:?}");
+        let docs = out.documents();
+        assert_eq!(
+            docs.len(),
+            2,
+            "batch {batch}: written before force_flush returned: {docs:#?}"
+        );
+        drop(guard);
+    }
 }
 
 #[test]
