@@ -135,6 +135,25 @@ impl XRayExporterBuilder {
         self
     }
 
+    /// Keeps what the exporter accepted in a disk spool until it is delivered, through
+    /// outages and restarts (see [`crate::spool`]; the directory must be this
+    /// exporter's alone: it is locked).
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("xray-doc-spool-{}", std::process::id()));
+    /// let exporter = xray_export::XRayExporter::builder()
+    ///     .with_writer(std::io::sink())
+    ///     .with_spool(xray_export::SpoolConfig::new(&dir).with_max_bytes(64 << 20))
+    ///     .build()
+    ///     .unwrap();
+    /// drop(exporter);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn with_spool(mut self, spool: crate::spool::SpoolConfig) -> Self {
+        self.pipeline.spool = Some(spool);
+        self
+    }
+
     /// How long `force_flush` waits (default 10 s).
     pub fn with_flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = timeout;
