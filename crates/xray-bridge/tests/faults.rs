@@ -377,7 +377,9 @@ fn a_minute_outage_with_a_sigkill_in_it_loses_nothing_accepted() {
     assert!(sent.otlp_accepted.len() > 1500, "a steady sender");
     // Only the batch in flight at the kill can arrive twice (one batch: at most 200).
     assert!(duplicates <= 200, "{duplicates} duplicates");
-    assert!(max_rss < 300 * 1024, "RSS {max_rss} KiB");
+    // The memory queue (16 MiB), the spool read-ahead (a segment, at most 8 MiB) and the
+    // rest of a debug build.
+    assert!(max_rss < 128 * 1024, "RSS {max_rss} KiB");
     assert!(
         metric(
             &text,
