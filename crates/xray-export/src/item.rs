@@ -226,6 +226,13 @@ impl Document {
         report.trimmed
     }
 
+    /// The same document counted as carrying no span (an in-progress document, whose
+    /// span is counted when its complete document is sent).
+    pub(crate) fn carrying_no_span(mut self) -> Document {
+        self.spans = 0;
+        self
+    }
+
     /// The spans it carries: itself and its embedded subsegments.
     pub fn span_count(&self) -> u64 {
         u64::from(self.spans)

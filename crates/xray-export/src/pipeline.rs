@@ -292,6 +292,13 @@ impl<I: Item> Pipeline<I> {
         }
     }
 
+    /// Has the worker call `run` every `every` (between batches, and when idle), on its
+    /// own thread with telemetry suppressed: the span processor's time-based rules use it
+    /// so that they need no thread of their own. Replaces an earlier tick.
+    pub(crate) fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
+        self.queue.set_tick(every, run);
+    }
+
     /// A snapshot of the counters.
     pub fn snapshot(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
@@ -420,6 +427,7 @@ async fn work<I: Item>(
             }
             return;
         }
+        let idle = queue.tick_if_due(Duration::from_millis(250));
         let limit = transport.batch_limit();
         if let Some(spool) = &spool {
             spool.tick();
@@ -446,7 +454,7 @@ async fn work<I: Item>(
             let notified = queue.wake.notified();
             // Re-check after registering, so a push in between is not missed.
             if queue.is_empty_and_closed().0 && !spooled {
-                let _ = tokio::time::timeout(Duration::from_millis(250), notified).await;
+                let _ = tokio::time::timeout(idle, notified).await;
             }
             continue;
         }
