@@ -46,6 +46,15 @@ impl Document {
     /// `xray_model::parse_datagram`) and keeps it byte for byte. It counts as one span,
     /// whatever it embeds.
     ///
+    /// # Errors
+    ///
+    /// [`DatagramError::TooLarge`] over X-Ray's 64 kB document limit,
+    /// [`DatagramError::NotUtf8`], and [`DatagramError::BadDocument`] for text that
+    /// `xray_model::datagram::summarize_document` refuses (not one object, a required field
+    /// missing).
+    ///
+    /// # Examples
+    ///
     /// ```
     /// let doc = xray_export::Document::from_json(
     ///     br#"{"name":"svc","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.0,"end_time":2.0}"#.to_vec(),
@@ -87,6 +96,13 @@ impl Document {
     /// again. Returns the document and whether it was trimmed, or why it cannot be sent:
     /// [`DropReason::Rejected`] without a trace id, [`DropReason::TooLarge`] when even
     /// the trimmed text is over the limit.
+    ///
+    /// # Errors
+    ///
+    /// The [`DropReason`] to count the document under: [`DropReason::Rejected`] or
+    /// [`DropReason::TooLarge`], as above.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use xray_model::{AnyValue, Segment, SegmentId, TraceId};

@@ -84,11 +84,19 @@ impl<I: Item> fmt::Debug for Pipeline<I> {
 
 impl<I: Item> Pipeline<I> {
     /// Starts the worker thread for `transport`, with fresh counters.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error when the worker's runtime or thread cannot be created.
     pub fn start(transport: impl Transport<I>, config: PipelineConfig) -> std::io::Result<Self> {
         Self::start_with_metrics(transport, config, Metrics::default())
     }
 
     /// Starts the worker thread, counting into `metrics` (shared with the caller).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error when the worker's runtime or thread cannot be created.
     pub fn start_with_metrics(
         transport: impl Transport<I>,
         config: PipelineConfig,
@@ -161,6 +169,10 @@ impl<I: Item> Pipeline<I> {
     /// Waits until everything queued before the call is sent or dropped, or `timeout`.
     /// Fails when items are still pending, or when items were dropped since the previous
     /// flush or shutdown (the error says how many, by reason).
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError`] with the items still pending and the drops since the last report.
     pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         let pending = self.queue.wait_resolved(timeout);
         self.report(pending)
@@ -169,6 +181,11 @@ impl<I: Item> Pipeline<I> {
     /// Stops accepting items, sends what is queued until `timeout`, drops (and counts) the
     /// rest with [`DropReason::Deadline`], and stops the worker. Reports like
     /// [`Pipeline::flush`]. Calling it again is harmless.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError`] when the worker did not stop by the deadline, or when items were
+    /// dropped since the last report (those left at the deadline included).
     pub fn shutdown(&self, timeout: Duration) -> Result<(), FlushError> {
         self.queue.close(Instant::now() + timeout);
         // The worker gives up at the deadline; allow it a moment to count what it drops.

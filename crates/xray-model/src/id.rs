@@ -118,6 +118,20 @@ impl TraceId {
     }
 
     /// Parses the 32-hex-digit W3C/OpenTelemetry form (`traceparent`'s trace id).
+    ///
+    /// # Errors
+    ///
+    /// [`IdError::TraceId`] unless the text is exactly 32 hex digits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_model::TraceId;
+    ///
+    /// let id = TraceId::from_hex32("5759e988bd862e3fe1be46a994272793").unwrap();
+    /// assert_eq!(id.to_string(), "1-5759e988-bd862e3fe1be46a994272793");
+    /// assert!(TraceId::from_hex32("5759e988").is_err());
+    /// ```
     pub fn from_hex32(text: &str) -> Result<Self, IdError> {
         let bytes = text.as_bytes();
         if bytes.len() != 32 {
