@@ -48,9 +48,9 @@ pub fn start(
     let config = PipelineConfig {
         // With two pipelines the memory bound is shared between them.
         max_queue_bytes: if both {
-            settings.buffer_bytes / 2
+            settings.buffer_bytes() / 2
         } else {
-            settings.buffer_bytes
+            settings.buffer_bytes()
         },
         ..Default::default()
     };
@@ -59,7 +59,7 @@ pub fn start(
             sdk_config: sdk.clone(),
             region: settings.region.clone(),
             endpoint_url: settings.endpoint_url.clone(),
-            max_in_flight: None,
+            max_in_flight: Some(settings.concurrency),
         })
     };
     let started = match &settings.export {

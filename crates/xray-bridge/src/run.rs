@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use xray_console::Console;
 use xray_translate::Translator;
 
+use crate::adot::Adot;
 use crate::config::{ExportKind, Settings};
 use crate::counters::Registry;
 use crate::export::Sink;
@@ -73,7 +74,7 @@ async fn bind_tcp(what: &str, addr: Option<SocketAddr>) -> Result<Option<TcpList
 }
 
 async fn bind(settings: &Settings) -> Result<Listeners, String> {
-    let udp = match settings.udp {
+    let udp = match settings.udp.addr() {
         None => None,
         Some(a) => Some(
             udp::bind(a)
@@ -82,10 +83,10 @@ async fn bind(settings: &Settings) -> Result<Listeners, String> {
     };
     Ok(Listeners {
         udp,
-        otlp_grpc: bind_tcp("OTLP gRPC", settings.otlp_grpc).await?,
-        otlp_http: bind_tcp("OTLP/HTTP", settings.otlp_http).await?,
-        tcp: bind_tcp("the sampling proxy", settings.tcp).await?,
-        metrics: bind_tcp("metrics", settings.metrics).await?,
+        otlp_grpc: bind_tcp("OTLP gRPC", settings.otlp_grpc.addr()).await?,
+        otlp_http: bind_tcp("OTLP/HTTP", settings.otlp_http.addr()).await?,
+        tcp: bind_tcp("the sampling proxy", settings.tcp.addr()).await?,
+        metrics: bind_tcp("metrics", settings.metrics.addr()).await?,
     })
 }
 
@@ -103,7 +104,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         ExportKind::Local => Some(local::open_store(&settings).await?),
         _ => None,
     };
-    let console = match (&store, settings.console) {
+    let console = match (&store, settings.console.addr()) {
         (Some(store), Some(addr)) => Some(
             Console::bind(addr, store.clone())
                 .await
@@ -164,15 +165,23 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         local(&listeners.tcp),
         local(&listeners.metrics),
     );
+    let ingest = Ingest::new(Translator::from_env(), sink.clone());
     if let Some(socket) = listeners.udp {
+        // ADOT's T1S/T1U bodies go to PutTraceSegments untouched with the api export, as
+        // the daemon does; otherwise they are translated like OTLP input.
+        let adot = Adot::new(
+            &registry,
+            ingest.clone(),
+            settings.export == ExportKind::Api,
+        );
         receivers.spawn(udp::serve(
             socket,
             sink.clone(),
             UdpCounters::new(&registry),
+            adot,
             stop.clone(),
         ));
     }
-    let ingest = Ingest::new(Translator::from_env(), sink.clone());
     if let Some(listener) = listeners.otlp_http {
         let router = otlp_http::router(
             ingest.clone(),
