@@ -43,6 +43,8 @@ enum Transport {
 /// `AWS_XRAY_TRACING_NAME` names the segments, `AWS_XRAY_CONTEXT_MISSING` replaces
 /// [`with_context_missing`](Self::with_context_missing).
 ///
+/// # Examples
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use tracing_subscriber::layer::SubscriberExt;
@@ -348,6 +350,12 @@ impl XrayLayerBuilder {
 
     /// Builds the layer: detects the resource, starts the exporter (and the sampling
     /// poller with `xray` sampling), installs the global propagator and provider.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DaemonAddress`] for a malformed `AWS_XRAY_DAEMON_ADDRESS`,
+    /// [`Error::Exporter`] when the exporter cannot start, and [`Error::Sampler`] when the
+    /// X-Ray sampler cannot be built (`OTEL_TRACES_SAMPLER_ARG`, a rules file).
     pub fn build<S>(self) -> Result<XrayLayer<S>, Error>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,

@@ -47,6 +47,12 @@ pub enum Error {
 
 /// The layer with every setting from the environment: see the crate documentation.
 ///
+/// # Errors
+///
+/// As [`XrayLayerBuilder::build`].
+///
+/// # Examples
+///
 /// ```no_run
 /// use tracing_subscriber::layer::SubscriberExt;
 /// use tracing_subscriber::util::SubscriberInitExt;

@@ -255,6 +255,8 @@ enum Backend {
 /// sends through the chosen transport. Nothing is dropped without a counter
 /// ([`XRayExporter::metrics`]) and a log line.
 ///
+/// # Examples
+///
 /// ```no_run
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
 /// use xray_export::XRayExporter;
@@ -390,6 +392,8 @@ impl XRayExporter {
     /// queued here (in Lambda, the environment may freeze before they are sent). Call
     /// [`FlushHandle::flush`] after the processor's flush; `tracing-xray` does this in its
     /// processor.
+    ///
+    /// # Examples
     ///
     /// ```
     /// let exporter = xray_export::XRayExporter::builder().with_writer(std::io::sink()).build()?;

@@ -80,6 +80,12 @@ impl Document {
     /// caller has decoded it: `trace_id` and `id` name its first span, `spans` counts its
     /// spans. Kept byte for byte.
     ///
+    /// # Errors
+    ///
+    /// [`DatagramError::TooLarge`] over X-Ray's 64 kB document limit.
+    ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_model::{SegmentId, TraceId};
     /// let doc = xray_export::Document::opaque(
@@ -165,6 +171,8 @@ impl Document {
     /// large is trimmed. No subsegment is lost on the way: what cannot be encoded comes to
     /// `emit` as an [`Unencodable`] with its reason. Returns how many documents were
     /// trimmed.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use xray_model::{Segment, SegmentId, TraceId};

@@ -54,6 +54,8 @@ pub struct FlushError {
 /// The span exporter is built on it, and so can receivers of already-encoded documents
 /// (daemon datagrams) or OTLP spans.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_export::{Document, Pipeline, PipelineConfig, transport::file::WriterTransport};
 /// let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -169,6 +169,14 @@ pub fn parse_datagram(bytes: &[u8]) -> Result<Datagram<'_>, DatagramError> {
 /// Checks a datagram's size and header line and returns the body after it, untouched
 /// (for bodies that are not segment JSON, such as ADOT's `T1S` + base64 OTLP).
 ///
+/// # Errors
+///
+/// [`DatagramError::TooLarge`] over [`MAX_DATAGRAM_BYTES`], and
+/// [`DatagramError::MissingHeader`] or [`DatagramError::BadHeader`] for a missing or wrong
+/// header line.
+///
+/// # Examples
+///
 /// ```
 /// use xray_model::datagram::datagram_body;
 /// assert_eq!(datagram_body(b"{\"format\":\"json\",\"version\":1}\nT1Sabc").unwrap(), b"T1Sabc");

@@ -45,6 +45,8 @@ pub mod origin {
     /// `aws.ecs.launchtype` (`ec2`/`fargate`, any case). Sampling rules' `ServiceType`
     /// matches this too.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_model::origin;
     /// assert_eq!(origin::from_cloud_platform("aws_ecs", Some("FARGATE")), Some(origin::ECS_FARGATE));

@@ -66,6 +66,8 @@ pub enum HeaderError {
 /// `Root`, `Parent` and `Sampled` (`Self`, `Lineage`, custom `Key=Value` pairs) are kept in
 /// order and written back after the three known ones.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_model::{Sampled, TraceHeader};
 ///

@@ -33,6 +33,8 @@ const MAX_BODY_SCAN: usize = 256 * 1024;
 /// code, e.g. `ThrottlingException`). Each attempt carries `X-Amzn-Trace-Id` naming the
 /// span as its parent.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_propagation::aws_sdk::XrayInterceptor;
 ///

@@ -19,6 +19,8 @@ use crate::{XrayPropagator, inject_context};
 /// transport errors get `otel.status_code=ERROR` and `error.type`) and writes the span's
 /// context into the request with the propagator (by default `X-Amzn-Trace-Id` only).
 ///
+/// # Examples
+///
 /// ```
 /// use xray_propagation::client::XrayMiddleware;
 ///

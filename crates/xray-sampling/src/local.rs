@@ -40,6 +40,8 @@ pub struct LocalRule {
 /// A local rule set: rules in order plus a default. `LocalRules::default()` is the SDKs'
 /// built-in default, one trace per second plus 5 % of the rest.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_sampling::LocalRules;
 /// let rules = LocalRules::from_json(r#"{"version": 2,

@@ -45,6 +45,8 @@ struct Inner {
 /// application) polls X-Ray and stops when the last clone is dropped or on
 /// [`shutdown`](XraySampler::shutdown).
 ///
+/// # Examples
+///
 /// ```
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
 /// use xray_sampling::XraySampler;
@@ -82,7 +84,7 @@ impl XraySampler {
     /// use xray_sampling::XraySampler;
     ///
     /// // Local rules only: no polling, the built-in default (1 per second plus 5 %).
-    /// let sampler = XraySampler::builder().local_only().build()?;
+    /// let sampler = XraySampler::builder().with_local_rules_only().build()?;
     /// assert!(!sampler.is_polling() && !sampler.has_central_rules());
     /// # Ok::<(), xray_sampling::Error>(())
     /// ```
@@ -192,6 +194,8 @@ enum Source {
 }
 
 /// Builds an [`XraySampler`].
+///
+/// # Examples
 ///
 /// ```
 /// use std::time::Duration;
@@ -420,15 +424,15 @@ impl XraySamplerBuilder {
     /// ```
     /// use xray_sampling::XraySampler;
     ///
-    /// // Without `local_only`, the poller would fetch rules from the endpoint
+    /// // Without `with_local_rules_only`, the poller would fetch rules from the endpoint
     /// // (default http://127.0.0.1:2000, the daemon's or xray-bridge's sampling proxy).
     /// let sampler = XraySampler::builder()
-    ///     .service_name("checkout")
-    ///     .local_only()
+    ///     .with_service_name("checkout")
+    ///     .with_local_rules_only()
     ///     .build()?;
     /// assert_eq!(sampler.rule_names(), ["Default"]);
     ///
-    /// assert!(XraySampler::builder().endpoint("not a url").build().is_err());
+    /// assert!(XraySampler::builder().with_endpoint("not a url").build().is_err());
     /// # Ok::<(), xray_sampling::Error>(())
     /// ```
     pub fn build(self) -> Result<XraySampler, Error> {

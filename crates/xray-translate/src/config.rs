@@ -9,6 +9,8 @@ pub const DEFAULT_ANNOTATION_PREFIX: &str = "annotation.";
 
 /// Settings of a [`crate::Translator`]. `Default` gives the recommended behaviour.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_translate::TranslatorConfig;
 /// let config = TranslatorConfig::default()
