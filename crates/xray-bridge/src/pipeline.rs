@@ -11,7 +11,10 @@ use xray_export::transport::api::{ApiConfig, ApiTransport};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
 use xray_export::transport::otlp::{OtlpConfig, OtlpSpans, OtlpTransport};
-use xray_export::{Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig};
+use xray_export::{
+    Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig, RetryPolicy,
+    SpoolConfig, SpoolStats,
+};
 
 use crate::config::{ExportKind, Settings};
 use crate::counters::{Counter, LogLimiter, Registry, write_family, write_sample};
@@ -57,8 +60,34 @@ pub fn start(
         } else {
             settings.buffer_bytes()
         },
+        retry: RetryPolicy {
+            max_elapsed: settings.retry_max_elapsed,
+            ..Default::default()
+        },
         ..Default::default()
     };
+    // Each pipeline has a spool directory of its own under `--spool` (and, like the
+    // memory bound, its share of the budget).
+    let spool = |name: &str| {
+        settings.spool.as_ref().map(|dir| {
+            SpoolConfig::new(dir.join(name))
+                .with_max_bytes(if both {
+                    settings.spool_max_bytes / 2
+                } else {
+                    settings.spool_max_bytes
+                })
+                .with_fsync(settings.spool_fsync)
+        })
+    };
+    let documents_config = PipelineConfig {
+        spool: spool("documents"),
+        ..config.clone()
+    };
+    let otlp_config = PipelineConfig {
+        spool: spool("otlp"),
+        ..config.clone()
+    };
+    let config = documents_config;
     let api = || {
         ApiTransport::new(ApiConfig {
             sdk_config: sdk.clone(),
@@ -97,7 +126,7 @@ pub fn start(
                 .map(|u| format!("{}/v1/traces", u.trim_end_matches('/'))),
         });
         Some(
-            Pipeline::start(transport, config.clone())
+            Pipeline::start(transport, otlp_config)
                 .map_err(|e| format!("cannot start the OTLP export worker: {e}"))?,
         )
     } else {
@@ -115,6 +144,20 @@ pub fn start(
         ),
         limiter: LogLimiter::new(Duration::from_secs(10)),
     })
+}
+
+impl PipelineSink {
+    /// Each pipeline's spool counters (none without `--spool`).
+    fn spools(&self) -> Vec<(&'static str, SpoolStats)> {
+        let mut spools = Vec::new();
+        if let Some(s) = self.documents.spool_stats() {
+            spools.push(("documents", s));
+        }
+        if let Some(s) = self.otlp.as_ref().and_then(|p| p.spool_stats()) {
+            spools.push(("otlp", s));
+        }
+        spools
+    }
 }
 
 impl Sink for PipelineSink {
@@ -162,6 +205,27 @@ impl Sink for PipelineSink {
             pipelines.push(("otlp", p.snapshot()));
         }
         render(&pipelines, out);
+        render_spools(&self.spools(), out);
+    }
+
+    fn degraded(&self) -> Option<String> {
+        let replaying: Vec<String> = self
+            .spools()
+            .into_iter()
+            .filter(|(_, s)| s.replaying || s.unwritable)
+            .map(|(name, s)| {
+                if s.unwritable {
+                    format!("{name}: spool unwritable, memory only")
+                } else {
+                    format!(
+                        "{name}: spool replaying {} record(s), oldest {} s",
+                        s.records,
+                        s.oldest_age.as_secs()
+                    )
+                }
+            })
+            .collect();
+        (!replaying.is_empty()).then(|| replaying.join("; "))
     }
 
     fn shutdown(&self, timeout: Duration) -> Result<(), String> {
@@ -318,5 +382,97 @@ fn render(pipelines: &[(&str, MetricsSnapshot)], out: &mut String) {
                 snap.dropped_spans(reason),
             );
         }
+    }
+}
+
+/// Writes the spools' gauges and counters, one `pipeline` label per pipeline. Their
+/// drops are in `xray_bridge_export_dropped_total` (`spool_full`, `spool_corrupt`).
+fn render_spools(spools: &[(&str, SpoolStats)], out: &mut String) {
+    if spools.is_empty() {
+        return;
+    }
+    type Field = fn(&SpoolStats) -> u64;
+    let families: [(&str, &str, &str, Field); 9] = [
+        (
+            "xray_bridge_spool_bytes",
+            "Bytes of spool files on disk.",
+            "gauge",
+            |s| s.bytes,
+        ),
+        (
+            "xray_bridge_spool_records",
+            "Records in the spool not yet delivered.",
+            "gauge",
+            |s| s.records,
+        ),
+        (
+            "xray_bridge_spool_oldest_age_seconds",
+            "Age of the oldest record not yet delivered.",
+            "gauge",
+            |s| s.oldest_age.as_secs(),
+        ),
+        (
+            "xray_bridge_spool_replaying",
+            "1 while a backlog from a failure or a restart is sent again.",
+            "gauge",
+            |s| u64::from(s.replaying),
+        ),
+        (
+            "xray_bridge_spool_unwritable",
+            "1 when the spool cannot be written and the export runs on memory only.",
+            "gauge",
+            |s| u64::from(s.unwritable),
+        ),
+        (
+            "xray_bridge_spool_written_total",
+            "Records written to the spool.",
+            "counter",
+            |s| s.written,
+        ),
+        (
+            "xray_bridge_spool_replayed_total",
+            "Records delivered from a backlog (an earlier run, or sent again after a failure).",
+            "counter",
+            |s| s.replayed,
+        ),
+        (
+            "xray_bridge_spool_write_errors_total",
+            "Failed spool writes (the item went to memory instead).",
+            "counter",
+            |s| s.write_errors,
+        ),
+        (
+            "xray_bridge_spool_dropped_full_total",
+            "Records dropped from the spool to stay within --spool-max-bytes.",
+            "counter",
+            |s| s.dropped_full,
+        ),
+    ];
+    for (name, help, kind, field) in families {
+        write_family(out, name, help, kind);
+        for (pipeline, stats) in spools {
+            write_sample(out, name, &[("pipeline", *pipeline)], field(stats));
+        }
+    }
+    let name = "xray_bridge_spool_damaged_total";
+    write_family(
+        out,
+        name,
+        "Damaged spool records skipped: torn by a crash mid-write, or corrupt.",
+        "counter",
+    );
+    for (pipeline, stats) in spools {
+        write_sample(
+            out,
+            name,
+            &[("pipeline", *pipeline), ("kind", "torn")],
+            stats.torn,
+        );
+        write_sample(
+            out,
+            name,
+            &[("pipeline", *pipeline), ("kind", "corrupt")],
+            stats.corrupt,
+        );
     }
 }
