@@ -141,6 +141,8 @@ impl XRayExporterBuilder {
     /// outages and restarts (see [`crate::spool`]; the directory must be this
     /// exporter's alone: it is locked).
     ///
+    /// # Examples
+    ///
     /// ```
     /// let dir = std::env::temp_dir().join(format!("xray-doc-spool-{}", std::process::id()));
     /// let exporter = xray_export::XRayExporter::builder()
