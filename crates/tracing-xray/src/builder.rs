@@ -55,6 +55,8 @@ enum Processing {
 /// `AWS_XRAY_TRACING_NAME` names the segments, `AWS_XRAY_CONTEXT_MISSING` replaces
 /// [`with_context_missing`](Self::with_context_missing).
 ///
+/// # Examples
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use tracing_subscriber::layer::SubscriberExt;

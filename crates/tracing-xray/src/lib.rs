@@ -82,6 +82,12 @@ pub fn try_init() -> Result<FlushGuard, Error> {
 /// The layer with every setting from the environment, for composing with other layers;
 /// nothing global is installed (see [`init`] for that).
 ///
+/// # Errors
+///
+/// As [`XrayLayerBuilder::build`].
+///
+/// # Examples
+///
 /// ```no_run
 /// use tracing_subscriber::layer::SubscriberExt;
 /// use tracing_subscriber::util::SubscriberInitExt;

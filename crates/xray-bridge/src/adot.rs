@@ -69,6 +69,10 @@ impl AdotError {
 }
 
 /// Decodes the base64 protobuf of a `T1S`/`T1U` body.
+///
+/// # Errors
+///
+/// [`AdotError::BadBase64`] or [`AdotError::BadProtobuf`], as the names say.
 pub fn decode(base64: &[u8]) -> Result<ExportTraceServiceRequest, AdotError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(base64.trim_ascii())

@@ -54,6 +54,10 @@ pub trait Sink: Send + Sync + 'static {
     }
 
     /// Stops accepting, delivers what is queued until `timeout`, and says what was lost.
+    ///
+    /// # Errors
+    ///
+    /// A message with what was still pending at `timeout` or dropped.
     fn shutdown(&self, timeout: Duration) -> Result<(), String>;
 
     /// Items dropped (for any reason) since the start.

@@ -17,6 +17,7 @@
 //! - [`run`]: binds everything, serves, and drains on SIGTERM/Ctrl-C.
 //! - [`counters`]: counters by reason, rendered as Prometheus text.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admin;
 pub mod adot;

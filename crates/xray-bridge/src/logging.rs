@@ -13,6 +13,10 @@ use crate::config::LogLevel;
 /// Installs the subscriber, writing to `file` (appended) or standard error. `RUST_LOG`,
 /// when set, overrides the level; otherwise the level applies to the bridge's crates and
 /// libraries log warnings and errors only.
+///
+/// # Errors
+///
+/// The I/O error when the log file cannot be opened.
 pub fn init(level: LogLevel, file: Option<&Path>) -> std::io::Result<()> {
     init_with_rotation(level, file, None)
 }

@@ -43,6 +43,11 @@ impl std::fmt::Debug for PipelineSink {
 
 /// Starts the pipelines for `settings.export`. `sdk` is the AWS configuration (needed by
 /// `api` and `otlp`); `store` the local store (needed by `local`).
+///
+/// # Errors
+///
+/// A message when a destination cannot be set up (bad daemon address, export file
+/// that cannot be opened, `local` without a store) or a worker cannot start.
 pub fn start(
     settings: &Settings,
     sdk: Option<SdkConfig>,

@@ -101,6 +101,11 @@ fn local(l: &Option<TcpListener>) -> String {
 }
 
 /// Runs until SIGTERM or Ctrl-C, then drains. `Err` means it could not start.
+///
+/// # Errors
+///
+/// A message saying why the bridge could not start: a listener that cannot bind, a
+/// store or an export destination that cannot be opened, missing AWS settings.
 pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let signals = Signals::install();
     // Local mode: the store and its page come first, so that once the other listeners

@@ -119,6 +119,10 @@ impl ProxyState {
 }
 
 /// The router: the two forwarded paths, 404 for the rest.
+///
+/// # Errors
+///
+/// A message when the HTTP client for the upstream cannot be built.
 pub fn router(upstream: Upstream, registry: Registry) -> Result<Router, String> {
     let client = upstream.client.clone();
     let state = Arc::new(ProxyState {

@@ -65,6 +65,15 @@ impl Document {
     /// `xray_model::parse_datagram`) and keeps it byte for byte. It counts as one span,
     /// whatever it embeds.
     ///
+    /// # Errors
+    ///
+    /// [`DatagramError::TooLarge`] over X-Ray's 64 kB document limit,
+    /// [`DatagramError::NotUtf8`], and [`DatagramError::BadDocument`] for text that
+    /// `xray_model::datagram::summarize_document` refuses (not one object, a required field
+    /// missing).
+    ///
+    /// # Examples
+    ///
     /// ```
     /// let doc = xray_export::Document::from_json(
     ///     br#"{"name":"svc","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.0,"end_time":2.0}"#.to_vec(),
@@ -90,6 +99,12 @@ impl Document {
     /// `T1U` followed by base64 OTLP, which the X-Ray daemon forwards untouched. The
     /// caller has decoded it: `trace_id` and `id` name its first span, `spans` counts its
     /// spans. Kept byte for byte.
+    ///
+    /// # Errors
+    ///
+    /// [`DatagramError::TooLarge`] over X-Ray's 64 kB document limit.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use xray_model::{SegmentId, TraceId};
@@ -139,6 +154,13 @@ impl Document {
     /// [`DropReason::Rejected`] without a trace id, [`DropReason::TooLarge`] when even
     /// the trimmed text is over the limit.
     ///
+    /// # Errors
+    ///
+    /// The [`DropReason`] to count the document under: [`DropReason::Rejected`] or
+    /// [`DropReason::TooLarge`], as above.
+    ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_model::{AnyValue, Segment, SegmentId, TraceId};
     /// let mut seg = Segment::new("svc", SegmentId::from_u64(1), TraceId::from_u128(1), 1.0);
@@ -171,6 +193,8 @@ impl Document {
     /// large is trimmed. No subsegment is lost on the way: what cannot be encoded comes to
     /// `emit` as an [`Unencodable`] with its reason. Returns how many documents were
     /// trimmed.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use xray_model::{Segment, SegmentId, TraceId};

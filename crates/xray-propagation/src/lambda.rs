@@ -22,6 +22,8 @@ use crate::context_from_header;
 /// The invocation's trace header: lambda_runtime's `Context::xray_trace_id` (the runtime
 /// API's `Lambda-Runtime-Trace-Id`) when given and valid, else `_X_AMZN_TRACE_ID`.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_propagation::lambda::invocation_header;
 ///
@@ -73,6 +75,8 @@ static WARM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(
 /// the process's first invocation; the translator makes it the `ColdStart` annotation). When the invocation ends the
 /// span is closed and the flush hook runs before the response goes back to Lambda (Lambda
 /// may freeze the process right after).
+///
+/// # Examples
 ///
 /// ```
 /// use lambda_runtime::{LambdaEvent, service_fn};

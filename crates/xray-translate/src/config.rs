@@ -29,6 +29,8 @@ pub const DEFAULT_ANNOTATION_PREFIX: &str = "annotation.";
 
 /// Settings of a [`crate::Translator`]. `Default` gives the recommended behaviour.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_translate::TranslatorConfig;
 /// let config = TranslatorConfig::default()
@@ -164,6 +166,12 @@ impl TranslatorConfig {
     /// [`LOG_GROUP_NAMES_ENV`] and [`METADATA_EXCLUDE_ENV`]. An invalid pattern is an
     /// error rather than ignored: attributes meant to stay private would leak.
     ///
+    /// # Errors
+    ///
+    /// [`InvalidGlob`] for a pattern in [`METADATA_EXCLUDE_ENV`] that does not parse.
+    ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_translate::TranslatorConfig;
     /// let config = TranslatorConfig::default().with_env_settings().unwrap();
@@ -175,6 +183,10 @@ impl TranslatorConfig {
 
     /// [`with_env_settings`](Self::with_env_settings) with the variables read through
     /// `var` (a test's or an embedding program's own environment).
+    ///
+    /// # Errors
+    ///
+    /// As [`with_env_settings`](Self::with_env_settings).
     pub fn with_settings_from(
         mut self,
         var: impl Fn(&str) -> Option<String>,
@@ -248,6 +260,12 @@ impl TranslatorConfig {
     /// characters, `?` one, `[a-z]` a class, `{a,b}` alternatives; case-sensitive) never
     /// leave the process: not in metadata, annotations or any mapped field, on spans,
     /// events, links and resources alike. For personal data: `user.*,*.email`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidGlob`] naming the first pattern that does not parse.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use xray_translate::TranslatorConfig;

@@ -28,6 +28,7 @@
 //! Documents borrow from the span; serialize them and apply `xray_model::trim_to_fit`
 //! before sending.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attributes;
 mod aws;

@@ -28,6 +28,8 @@ use crate::view::{Attributes, SpanKind, SpanStatus, SpanView};
 
 /// Turns OpenTelemetry spans into X-Ray segment documents. Cheap to clone and share.
 ///
+/// # Examples
+///
 /// ```
 /// use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 /// use opentelemetry::KeyValue;

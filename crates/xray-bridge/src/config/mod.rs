@@ -19,9 +19,9 @@
 //! table); a rule between settings (one setting's default depending on another) goes in
 //! [`Settings::merge`], and a check of the merged whole in `Settings::check`.
 //!
-//! Daemon keys that are not settings of ours are handled in `daemon_yaml.rs`: `Version`
-//! (required, 1 or 2) and the `ProxyServer.*` keys (read and checked; the daemon itself
-//! replaces them with its defaults).
+//! Daemon keys that are not settings of ours are handled in the private `daemon_yaml`
+//! module: `Version` (required, 1 or 2) and the `ProxyServer.*` keys (read and checked;
+//! the daemon itself replaces them with its defaults).
 
 mod daemon_yaml;
 mod declare;
@@ -322,6 +322,11 @@ pub enum ConfigError {
 
 impl Options {
     /// Reads a config file, TOML or the daemon's YAML (see [`Format::detect`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::Parse`] when
+    /// [`Options::parse`] refuses it.
     pub fn load(path: &Path) -> Result<Options, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -334,6 +339,11 @@ impl Options {
     }
 
     /// Parses config-file text; errors name the key and its line.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the key and its line for malformed text, an unknown key or a
+    /// bad value.
     pub fn parse(text: &str, format: Format) -> Result<Options, String> {
         match format {
             Format::Toml => Options::from_toml(text),
@@ -342,6 +352,11 @@ impl Options {
     }
 
     /// Parses our TOML: keys are the long flag names; unknown keys are errors.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the key and its line for malformed TOML, an unknown key or a
+    /// bad value.
     pub fn from_toml(text: &str) -> Result<Options, String> {
         let mut options = Options::default();
         for entry in file::read_toml(text)? {
@@ -372,11 +387,20 @@ impl Options {
 impl Settings {
     /// Merges the command line (with its environment variables) over the config file
     /// (`--config`, else [`DAEMON_CONFIG_PATH`] when it exists) over the defaults.
+    ///
+    /// # Errors
+    ///
+    /// A config file that cannot be read or parsed, or settings [`Settings::merge`]
+    /// refuses.
     pub fn resolve(cli: Cli) -> Result<Settings, ConfigError> {
         Settings::resolve_with_default_file(cli, Path::new(DAEMON_CONFIG_PATH))
     }
 
     /// [`Settings::resolve`] with another default file location.
+    ///
+    /// # Errors
+    ///
+    /// As [`Settings::resolve`].
     pub fn resolve_with_default_file(cli: Cli, default: &Path) -> Result<Settings, ConfigError> {
         let file = match &cli.config {
             Some(path) => Options::load(path)?,
@@ -388,6 +412,11 @@ impl Settings {
 
     /// Merges `flags` (flags and environment) over `file` over the defaults, then applies
     /// the rules between settings and checks the whole.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a value out of range or settings that contradict
+    /// each other.
     pub fn merge(flags: Options, file: Options) -> Result<Settings, ConfigError> {
         let mut merged = flags.or(file);
         // `--local` (or its env/file key) is a shortcut for `--export local`.

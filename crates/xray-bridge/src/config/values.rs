@@ -230,6 +230,10 @@ pub fn parse_secret_url(s: &str) -> Result<SecretUrl, String> {
 }
 
 /// Parses with the type's [`FromStr`]; the error names the value.
+///
+/// # Errors
+///
+/// The type's parse error as text, naming the value.
 pub fn parse_from_str<T>(s: &str) -> Result<T, String>
 where
     T: FromStr,
@@ -278,16 +282,28 @@ pub fn parse_globs(s: &str) -> Result<List, String> {
 }
 
 /// A text, trimmed.
+///
+/// # Errors
+///
+/// Never; the `Result` fits the other value parsers.
 pub fn parse_text(s: &str) -> Result<String, String> {
     Ok(s.trim().to_owned())
 }
 
 /// A path, as written.
+///
+/// # Errors
+///
+/// Never; the `Result` fits the other value parsers.
 pub fn parse_path(s: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(s.trim()))
 }
 
 /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+///
+/// # Errors
+///
+/// Any other text.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -297,11 +313,19 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 /// A whole number of seconds.
+///
+/// # Errors
+///
+/// Text that is not a whole non-negative number.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     parse_from_str::<u64>(s).map(Duration::from_secs)
 }
 
 /// An integer in `range` (inclusive).
+///
+/// # Errors
+///
+/// Text that is not a number, or a number outside `range`.
 pub fn parse_in<T>(s: &str, range: std::ops::RangeInclusive<T>) -> Result<T, String>
 where
     T: FromStr + PartialOrd + fmt::Display + Copy,
@@ -320,6 +344,10 @@ where
 }
 
 /// An `http://` or `https://` URL (trailing `/` removed).
+///
+/// # Errors
+///
+/// Text that does not start with `http://` or `https://`.
 pub fn parse_http_url(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.starts_with("http://") || s.starts_with("https://") {
