@@ -867,4 +867,10 @@ mod tests {
             "http://proxy:1/x@y"
         );
     }
+
+    #[test]
+    fn the_command_line_declares_no_flag_twice() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }
