@@ -279,6 +279,7 @@ fn each_daemon_key_has_its_effect() {
         format!("log-file = Some(\"{}\")", log.display()),
         "log-rotation = false".into(),
         "local-mode = true".into(),
+        "telemetry = false".into(),
         "no-verify-ssl = true".into(),
         format!("proxy-address = Some(\"{}\")", proxy.url),
     ] {
@@ -288,7 +289,15 @@ fn each_daemon_key_has_its_effect() {
     // rest is the file's.
     let file_arg = file.display().to_string();
     let mut bridge = Bridge::start(Options {
-        args: vec!["-c", &file_arg, "--telemetry-interval", "1"],
+        // LocalMode: true turns telemetry off by default: asked for here.
+        args: vec![
+            "-c",
+            &file_arg,
+            "--telemetry-interval",
+            "1",
+            "--telemetry",
+            "on",
+        ],
         env: vec![
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
@@ -397,7 +406,8 @@ fn telemetry_identity_comes_from_instance_metadata_unless_local_mode() {
         (true, "", ""),
     ] {
         let stub = XrayStub::start(Duration::ZERO);
-        let mut args = vec!["--telemetry-interval", "1"];
+        // Telemetry is off by default in local mode: asked for here.
+        let mut args = vec!["--telemetry-interval", "1", "--telemetry", "on"];
         if local_mode {
             args.push("--local-mode");
         }

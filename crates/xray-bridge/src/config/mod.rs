@@ -189,7 +189,7 @@ settings! {
     no_verify_ssl: bool = false, parse = parse_bool, yaml = "NoVerifySSL";
 
     /// PutTelemetryRecords, as the daemon sends them: `on` or `off` (default: on with
-    /// `--export api`, else off).
+    /// `--export api`, off with `--local-mode` or another export).
     #[arg(long, env = "XRAY_BRIDGE_TELEMETRY", value_name = "on|off")]
     telemetry: bool = false, parse = parse_bool;
 
@@ -428,9 +428,11 @@ impl Settings {
         if merged.export == Some(ExportKind::Local) && merged.tcp.is_none() {
             merged.tcp = Some(Listen::Off);
         }
-        // Telemetry goes with the X-Ray API export, as the daemon's does.
+        // Telemetry goes with the X-Ray API export, and is off in local mode (`-o`)
+        // unless asked for.
         if merged.telemetry.is_none() {
-            merged.telemetry = Some(merged.export.as_ref().is_none_or(|e| *e == ExportKind::Api));
+            let api = merged.export.as_ref().is_none_or(|e| *e == ExportKind::Api);
+            merged.telemetry = Some(api && merged.local_mode != Some(true));
         }
         let settings = merged.with_defaults();
         settings.check()?;
@@ -850,6 +852,8 @@ mod tests {
         assert!(!s(&["--export", "stdout"]).unwrap().telemetry);
         assert!(!s(&["--local"]).unwrap().telemetry);
         assert!(!s(&["--telemetry", "off"]).unwrap().telemetry);
+        assert!(!s(&["-o"]).unwrap().telemetry);
+        assert!(s(&["-o", "--telemetry", "on"]).unwrap().telemetry);
         assert!(s(&["--export", "stdout", "--telemetry", "on"]).is_err());
         assert_eq!(
             s(&["--telemetry-interval", "5"])
@@ -946,5 +950,11 @@ mod tests {
             values::redact_password("http://proxy:1/x@y"),
             "http://proxy:1/x@y"
         );
+    }
+
+    #[test]
+    fn the_command_line_declares_no_flag_twice() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }
