@@ -210,14 +210,17 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         local(&listeners.tcp),
         local(&listeners.metrics),
     );
-    let ingest = Ingest::new(Translator::from_env(), sink.clone());
+    // One translator for every translated input (OTLP, ADOT's T1S), built once.
+    let translator = Translator::new(settings.translator_config().map_err(|e| e.to_string())?);
+    let ingest = Ingest::new(translator, sink.clone());
     if let Some(socket) = listeners.udp {
         // ADOT's T1S/T1U bodies go to PutTraceSegments untouched with the api export, as
-        // the daemon does; otherwise they are translated like OTLP input.
+        // the daemon does, unless a translation setting must apply to them; otherwise
+        // they are translated like OTLP input.
         let adot = Adot::new(
             &registry,
             ingest.clone(),
-            settings.export == ExportKind::Api,
+            settings.export == ExportKind::Api && !settings.has_translation_settings(),
         );
         receivers.spawn(udp::serve(
             socket,

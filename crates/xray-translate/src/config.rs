@@ -160,7 +160,7 @@ impl TranslatorConfig {
     }
 
     /// Applies the settings given in the environment, each only when its variable is set:
-    /// [`INDEXED_ATTRIBUTES_ENV`], [`INDEX_ALL_ATTRIBUTES_ENV`] (`true`/`1`/`false`/`0`),
+    /// [`INDEXED_ATTRIBUTES_ENV`], [`INDEX_ALL_ATTRIBUTES_ENV`] (`true`/`1`/`yes`/`on`),
     /// [`LOG_GROUP_NAMES_ENV`] and [`METADATA_EXCLUDE_ENV`]. An invalid pattern is an
     /// error rather than ignored: attributes meant to stay private would leak.
     ///
@@ -183,8 +183,8 @@ impl TranslatorConfig {
             self = self.with_annotation_keys(split_list(&list));
         }
         if let Some(on) = var(INDEX_ALL_ATTRIBUTES_ENV) {
-            let on = on.trim();
-            self = self.index_all_attributes(on.eq_ignore_ascii_case("true") || on == "1");
+            let on = on.trim().to_ascii_lowercase();
+            self = self.index_all_attributes(matches!(on.as_str(), "true" | "1" | "yes" | "on"));
         }
         if let Some(list) = var(LOG_GROUP_NAMES_ENV) {
             self = self.with_log_groups(split_list(&list));

@@ -36,9 +36,14 @@ use xray_export::FsyncPolicy;
 
 use declare::settings;
 pub use file::Format;
-pub use values::{ExportKind, Listen, LogLevel, SecretUrl};
+pub use values::{ExportKind, List, Listen, LogLevel, SecretUrl};
 use values::{
-    parse_bool, parse_http_url, parse_in, parse_path, parse_secret_url, parse_secs, parse_text,
+    parse_bool, parse_globs, parse_http_url, parse_in, parse_list, parse_path, parse_secret_url,
+    parse_secs, parse_text,
+};
+use xray_translate::{
+    INDEX_ALL_ATTRIBUTES_ENV, INDEXED_ATTRIBUTES_ENV, LOG_GROUP_NAMES_ENV, METADATA_EXCLUDE_ENV,
+    TranslatorConfig,
 };
 
 /// Default OTLP gRPC listen address.
@@ -228,6 +233,30 @@ settings! {
     #[arg(long, env = "XRAY_BRIDGE_RETRY_MAX_ELAPSED", value_name = "SECS")]
     retry_max_elapsed: Duration = Duration::from_secs(DEFAULT_RETRY_MAX_ELAPSED_SECS),
         parse = parse_secs, yaml = "RetryMaxElapsedSeconds";
+
+    // Translation of OTLP spans and ADOT's T1S datagrams (the Collector's option names;
+    // daemon documents pass through untouched).
+
+    /// Span attributes indexed as annotations, comma-separated (the Collector's
+    /// `indexed_attributes`).
+    #[arg(long, env = INDEXED_ATTRIBUTES_ENV, value_name = "LIST")]
+    indexed_attributes: List = List::default(), parse = parse_list;
+
+    /// Index every scalar span attribute as an annotation, up to X-Ray's 50 per
+    /// document (the Collector's `index_all_attributes`).
+    #[arg(long, env = INDEX_ALL_ATTRIBUTES_ENV, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    index_all_attributes: bool = false, parse = parse_bool;
+
+    /// CloudWatch log group names for the segments' `aws.cloudwatch_logs`,
+    /// comma-separated (the Collector's `aws_log_groups`); a resource's
+    /// `aws.log.group.names`/`aws.log.group.arns` win.
+    #[arg(long, env = LOG_GROUP_NAMES_ENV, value_name = "LIST")]
+    log_group_names: List = List::default(), parse = parse_list;
+
+    /// Glob patterns, comma-separated, of attribute keys that never leave the bridge
+    /// (span, event, link and resource attributes), e.g. `user.*,*.email`.
+    #[arg(long, env = METADATA_EXCLUDE_ENV, value_name = "GLOBS")]
+    metadata_exclude: List = List::default(), parse = parse_globs;
 }
 
 /// A directory path, not empty.
@@ -388,6 +417,28 @@ impl Settings {
             mb => mb,
         };
         usize::try_from(mb * MIB).unwrap_or(usize::MAX)
+    }
+
+    /// The translation settings, built once for every input that is translated (OTLP,
+    /// ADOT's T1S datagrams): `AWS_XRAY_TRACING_NAME` as the X-Ray SDKs read it, then
+    /// `indexed-attributes`, `index-all-attributes`, `log-group-names` and
+    /// `metadata-exclude`.
+    pub fn translator_config(&self) -> Result<TranslatorConfig, ConfigError> {
+        TranslatorConfig::from_env()
+            .with_annotation_keys(self.indexed_attributes.items().iter().cloned())
+            .index_all_attributes(self.index_all_attributes)
+            .with_log_groups(self.log_group_names.items().iter().cloned())
+            .with_metadata_exclude(self.metadata_exclude.items().iter().cloned())
+            .map_err(|e| ConfigError::Invalid(format!("metadata-exclude: {e}")))
+    }
+
+    /// Whether a translation setting is given: then ADOT's T1S datagrams are translated
+    /// (so the settings apply) rather than forwarded as they came.
+    pub fn has_translation_settings(&self) -> bool {
+        !self.indexed_attributes.items().is_empty()
+            || self.index_all_attributes
+            || !self.log_group_names.items().is_empty()
+            || !self.metadata_exclude.items().is_empty()
     }
 
     /// The merged settings as `--check-config` prints them, with derived values.

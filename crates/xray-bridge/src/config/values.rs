@@ -245,6 +245,38 @@ where
     })
 }
 
+/// A comma-separated list, items trimmed, empty ones left out (a TOML array is read as
+/// its items joined with commas).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct List(pub Vec<String>);
+
+impl List {
+    /// The items.
+    pub fn items(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for List {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.0).finish()
+    }
+}
+
+/// A comma-separated list.
+pub fn parse_list(s: &str) -> Result<List, String> {
+    Ok(List(xray_translate::split_list(s)))
+}
+
+/// A comma-separated list of glob patterns, each checked.
+pub fn parse_globs(s: &str) -> Result<List, String> {
+    let list = parse_list(s)?;
+    xray_translate::TranslatorConfig::default()
+        .with_metadata_exclude(list.items().iter().cloned())
+        .map_err(|e| e.to_string())?;
+    Ok(list)
+}
+
 /// A text, trimmed.
 pub fn parse_text(s: &str) -> Result<String, String> {
     Ok(s.trim().to_owned())
