@@ -140,9 +140,21 @@ impl Default for TranslatorConfig {
 impl TranslatorConfig {
     /// The defaults, with the service name taken from `AWS_XRAY_TRACING_NAME` when set.
     pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with the variables read through `var` (a test's or an
+    /// embedding program's own environment).
+    ///
+    /// ```
+    /// use xray_translate::{TRACING_NAME_ENV, TranslatorConfig};
+    /// let config = TranslatorConfig::from_vars(|n| (n == TRACING_NAME_ENV).then(|| " shop ".into()));
+    /// assert_eq!(config.service_name(), Some("shop"));
+    /// ```
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let config = Self::default();
-        match std::env::var(TRACING_NAME_ENV) {
-            Ok(name) if !name.trim().is_empty() => config.with_service_name(name.trim()),
+        match var(TRACING_NAME_ENV) {
+            Some(name) if !name.trim().is_empty() => config.with_service_name(name.trim()),
             _ => config,
         }
     }

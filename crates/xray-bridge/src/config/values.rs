@@ -174,6 +174,61 @@ impl LogLevel {
     }
 }
 
+/// An `http(s)://` URL that may carry a password (`http://user:pass@proxy:3128`): shown
+/// with the password replaced by `***` (in `--check-config`, logs and errors).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The URL as given, password included (for the HTTP client only).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password hidden.
+    pub fn redacted(&self) -> String {
+        redact_password(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+/// `scheme://user:***@host...` for `scheme://user:password@host...`.
+///
+/// ```
+/// use xray_bridge::config::values::redact_password;
+/// assert_eq!(redact_password("http://me:pw@proxy:3128"), "http://me:***@proxy:3128");
+/// assert_eq!(redact_password("http://proxy:3128"), "http://proxy:3128");
+/// ```
+pub fn redact_password(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}{user}:***@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// An `http://` or `https://` URL that may carry a password.
+pub fn parse_secret_url(s: &str) -> Result<SecretUrl, String> {
+    parse_http_url(s).map(SecretUrl).map_err(|_| {
+        format!(
+            "`{}` must start with http:// or https://",
+            redact_password(s.trim())
+        )
+    })
+}
+
 /// Parses with the type's [`FromStr`]; the error names the value.
 pub fn parse_from_str<T>(s: &str) -> Result<T, String>
 where
