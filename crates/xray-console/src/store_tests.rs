@@ -182,7 +182,7 @@ fn errors_are_reported_not_panicked() {
     let dir = TempDir::new();
     std::fs::create_dir_all(dir.path()).unwrap();
     // A folder where the database file should be.
-    let err = Store::open(StoreConfig::at(&dir.path())).unwrap_err();
+    let err = Store::open(StoreConfig::at(dir.path())).unwrap_err();
     assert!(err.to_string().starts_with("local store"), "{err}");
     // A file that is not a database.
     let not_db = dir.path().join("not.db");
