@@ -15,6 +15,8 @@
 //! - Everything else is kept: marked attributes as annotations, the rest in metadata
 //!   (`default`; `otel` for span name, scope and events; `otel.resource` on segments).
 //!
+//! The other way, [`reverse::to_otlp`] turns segment documents back into OTLP spans.
+//!
 //! Documents borrow from the span; serialize them and apply `xray_model::trim_to_fit`
 //! before sending.
 #![warn(missing_docs)]
@@ -27,13 +29,14 @@ mod http;
 mod keys;
 mod otlp;
 mod resource;
+pub mod reverse;
 mod sdk;
 mod sql;
 mod stack;
 mod translate;
 mod view;
 
-pub use attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE};
+pub use attributes::{METADATA_ATTRIBUTE_PREFIX, OTEL_NAMESPACE, RESOURCE_NAMESPACE};
 pub use config::{DEFAULT_ANNOTATION_PREFIX, TRACING_NAME_ENV, TranslatorConfig};
 pub use otlp::OtlpSpan;
 pub use resource::PreparedResource;

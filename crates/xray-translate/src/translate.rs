@@ -14,7 +14,9 @@ use xray_model::document::{METADATA_DEFAULT, NAMESPACE_AWS, NAMESPACE_REMOTE, TY
 use xray_model::limits::{MAX_STRING_CHARS, limit_string, sanitize_name_cow};
 use xray_model::{AnyValue, Aws, Fields, Link, Segment};
 
-use crate::attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, to_fields};
+use crate::attributes::{
+    OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, split_namespaces, to_fields,
+};
 use crate::aws::{AWS_API, ResourceInfo, fill_call};
 use crate::cause::{EXCEPTION_EVENT, cause, flags, is_exception};
 use crate::config::TranslatorConfig;
@@ -389,7 +391,8 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     if known.has(K::XrayAnnotations) {
         known.mark(K::XrayAnnotations);
     }
-    let default = annotations_and_metadata(config, &mut seg, attrs, &known);
+    let mut default = annotations_and_metadata(config, &mut seg, attrs, &known);
+    let own_namespaces = split_namespaces(&mut default);
 
     // `otel` and the metadata namespaces are written in this order, each key once, into
     // vectors of their final size.
@@ -445,6 +448,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             }
         }
     }
+    seg.metadata.0.extend(own_namespaces);
 
     seg.links = span
         .links()
