@@ -173,13 +173,13 @@ fn xray_bridge_bin() -> PathBuf {
     bin
 }
 
-/// `ROTEL_BIN`, else `rotel-agent` from the `rotel` Python package.
+/// `ROTEL_BIN`, else `rotel-agent` from the `rotel` Python package (in the peers' virtual
+/// environment that `cargo xtask test` makes).
 fn rotel_bin() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("ROTEL_BIN") {
         return Some(PathBuf::from(path)).filter(|p| p.is_file());
     }
-    let python = std::env::var("XRAY_BRIDGE_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let out = Command::new(python)
+    let out = Command::new(xray_testkit::python())
         .args([
             "-c",
             "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
@@ -614,7 +614,7 @@ fn main() {
     match &rotel {
         Some(path) => println!("rotel: {}", path.display()),
         None => println!(
-            "rotel not found (pip install --pre rotel==0.0.1a15, or set ROTEL_BIN): the rotel column is skipped"
+            "rotel not found (`cargo xtask peers` installs it, or set ROTEL_BIN): the rotel column is skipped"
         ),
     }
     let bodies = workload::otlp_bodies(load.bodies, load.spans_per_request);

@@ -149,8 +149,20 @@ fn wait_listening(children: &mut Children, name: &str, port: u16) -> Result<(), 
     Ok(())
 }
 
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+/// The Python that runs moto: `PYTHON`, else the test peers' interpreter when it has moto,
+/// else the peers' virtual environment, made on first use (`target/peers-venv`).
+fn python() -> Result<String, String> {
+    if let Ok(python) = std::env::var("PYTHON") {
+        return Ok(python);
+    }
+    if xray_testkit::python_has(&["moto.server", "flask"]) {
+        return Ok(xray_testkit::python());
+    }
+    eprintln!(
+        "seed: moto is not installed; installing the Python peers into {} (once, about a minute)",
+        xray_testkit::peers::venv_dir().display()
+    );
+    xray_testkit::peers::provision_python().map(|p| p.to_string_lossy().into_owned())
 }
 
 /// Runs the demo; `Err` says what could not start.
@@ -171,7 +183,7 @@ async fn run_with(options: &Options, children: &mut Children) -> Result<Report, 
     let mut aws_env: Vec<(&str, String)> = Vec::new();
     if !options.aws {
         let port = free_tcp()?;
-        let mut cmd = Command::new(python());
+        let mut cmd = Command::new(python()?);
         cmd.args([
             "-m",
             "moto.server",
@@ -183,9 +195,9 @@ async fn run_with(options: &Options, children: &mut Children) -> Result<Report, 
         .stderr(Stdio::null());
         children
             .spawn("moto", cmd)
-            .map_err(|e| format!("{e} (install moto: pip install 'moto[server]')"))?;
+            .map_err(|e| format!("{e} (`cargo xtask peers` installs moto)"))?;
         wait_listening(children, "moto", port)
-            .map_err(|e| format!("{e} (install moto: pip install 'moto[server]')"))?;
+            .map_err(|e| format!("{e} (`cargo xtask peers` installs moto)"))?;
         let endpoint = format!("http://127.0.0.1:{port}");
         aws_env = vec![
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),

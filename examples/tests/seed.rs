@@ -28,11 +28,7 @@ fn main() -> ExitCode {
         println!("seed_demo_end_to_end: test");
         return ExitCode::SUCCESS;
     }
-    let has_moto = std::process::Command::new("python3")
-        .args(["-c", "import moto.server, flask"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(has_moto, "moto is missing: pip install 'moto[server]'");
+    xray_testkit::require_python(&["moto.server", "flask"]);
     seed_demo_end_to_end();
     println!("test seed_demo_end_to_end ... ok");
     ExitCode::SUCCESS

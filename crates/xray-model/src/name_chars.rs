@@ -1,6 +1,7 @@
 //! Generated from the `name` pattern of the published segment-document schema
-//! (`schema/xray-segmentdocument-schema-v1.0.0.json`): the characters X-Ray accepts in a
-//! segment name, as sorted, merged, inclusive code-point ranges. Do not edit by hand.
+//! (`schema/xray-segmentdocument-schema-v1.0.0.json`) by `cargo xtask name-chars`:
+//! the characters X-Ray accepts in a segment name, as sorted, merged, inclusive
+//! code-point ranges. Do not edit by hand.
 
 /// Inclusive code-point ranges allowed in a segment name.
 pub(crate) const NAME_CHAR_RANGES: &[(u32, u32)] = &[

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod peers;
+
 /// The segment-document JSON schema AWS published (draft-04), as shipped in `xray-model`.
 pub const SEGMENT_SCHEMA: &str =
     include_str!("../../xray-model/schema/xray-segmentdocument-schema-v1.0.0.json");
@@ -115,13 +117,24 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The Python interpreter used for peers: `XRAY_BRIDGE_PYTHON`, else `python3`.
+/// The Python interpreter used for peers: `XRAY_BRIDGE_PYTHON`, else the peers' virtual
+/// environment under `target/` when `cargo xtask test` made it, else `python3`.
 pub fn python() -> String {
-    std::env::var("XRAY_BRIDGE_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+    if let Some(python) = std::env::var("XRAY_BRIDGE_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        return python;
+    }
+    let venv = peers::venv_python();
+    if venv.exists() {
+        return venv.to_string_lossy().into_owned();
+    }
+    "python3".to_owned()
 }
 
 /// Whether the Python modules can be imported. Tests that need a peer call
-/// [`require_python`] instead, which fails loudly: CI installs every peer.
+/// [`require_python`] instead, which fails loudly: `cargo xtask test` installs every peer.
 pub fn python_has(modules: &[&str]) -> bool {
     let code = modules
         .iter()
@@ -137,11 +150,14 @@ pub fn python_has(modules: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
-/// Panics with install instructions unless the Python modules are importable.
+/// Panics with one line naming the command that installs the peers, unless the Python
+/// modules are importable.
 pub fn require_python(modules: &[&str]) {
     assert!(
         python_has(modules),
-        "python modules {modules:?} are missing: run `pip install -r tests/requirements.txt`"
+        "Python peers {modules:?} are missing: run `{}` once (it installs them into {})",
+        peers::TEST_COMMAND,
+        peers::venv_dir().display()
     );
 }
 
