@@ -88,7 +88,7 @@ impl InProgressHold {
     pub fn expire(&mut self, now: Instant) -> Vec<Segment<'static>> {
         let mut expired = Vec::new();
         while let Some(&(since, key)) = self.order.front() {
-            if !self.held.get(&key).is_some_and(|(t, _)| *t == since) {
+            if self.held.get(&key).is_none_or(|(t, _)| *t != since) {
                 self.order.pop_front();
                 continue;
             }
