@@ -21,10 +21,9 @@ fn tool(var: &str, default: &str) -> PathBuf {
     let path = PathBuf::from(std::env::var(var).unwrap_or_else(|_| default.to_owned()));
     assert!(
         path.exists(),
-        "{} not found: install Debian's chromium and chromium-driver \
-         (`apt-get install -y --no-install-recommends chromium chromium-driver`, as .ci/run does) \
-         or set {var}",
-        path.display()
+        "{} not found: run `{}` once (it installs Debian's chromium), or set {var}",
+        path.display(),
+        xray_testkit::peers::TEST_COMMAND
     );
     path
 }
@@ -182,8 +181,8 @@ fn base64_decode(text: &str) -> Vec<u8> {
 }
 
 async fn start_browser(profile: &Path) -> (Driver, Session) {
-    let chromium = tool("CHROMIUM", "/usr/bin/chromium");
-    let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let chromium = tool("CHROMIUM", xray_testkit::peers::CHROMIUM);
+    let chromedriver = tool("CHROMEDRIVER", xray_testkit::peers::CHROMEDRIVER);
     let port = xray_testkit::free_port();
     let child = Command::new(&chromedriver)
         .arg(format!("--port={port}"))

@@ -720,32 +720,44 @@ impl<'a> Segment<'a> {
             }
         }
     }
-
-    /// Converts every borrowed string into an owned one, detaching the document from the
-    /// data it was built from.
-    pub fn into_owned(self) -> Segment<'static> {
-        // The documents are plain data and serde_json round-trips them exactly (floats with
-        // `float_roundtrip`, key order kept because `Fields` reads entries in order).
-        serde_json::from_str(&self.to_json()).expect("serialized segment documents always parse")
-    }
-
-    /// The JSON text of the document.
-    pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(1024);
-        self.write_json(&mut out);
-        String::from_utf8(out).expect("the writer writes UTF-8")
-    }
-
-    /// Appends the JSON text of the document to `out`: the text `serde_json` makes of its
-    /// `Serialize` impl, written directly (no serializer in between).
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        crate::json::write_segment(out, self);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn into_owned_keeps_non_finite_values() {
+        // Through JSON this panicked: non-finite floats are written as `null`.
+        let name = String::from("n");
+        let mut doc = Segment::new(
+            name.as_str(),
+            SegmentId::from_u64(1),
+            TraceId::from_u128(1),
+            f64::NAN,
+        );
+        doc.end_time = Some(f64::INFINITY);
+        doc.annotations
+            .insert("a", AnnotationValue::Float(f64::NEG_INFINITY));
+        doc.put_metadata("ns", "k", AnyValue::Str(Cow::Borrowed(name.as_str())));
+        let mut sub = doc.clone();
+        sub.start_time = 2.0;
+        doc.subsegments.push(sub);
+        let owned = doc.clone().into_owned();
+        drop(name);
+        assert!(owned.start_time.is_nan());
+        assert_eq!(owned.end_time, Some(f64::INFINITY));
+        assert_eq!(
+            owned.annotations.get("a"),
+            Some(&AnnotationValue::Float(f64::NEG_INFINITY))
+        );
+        assert_eq!(owned.subsegments[0].start_time, 2.0);
+        assert_eq!(owned.subsegments[0].end_time, Some(f64::INFINITY));
+        assert_eq!(
+            owned.metadata.get("ns").and_then(|n| n.get("k")),
+            Some(&AnyValue::Str("n".into()))
+        );
+    }
 
     #[test]
     fn origin_from_every_aws_platform() {

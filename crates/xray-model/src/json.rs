@@ -2,82 +2,129 @@
 //! `Serialize` impls (field order, omitted empty fields, escapes, number forms), written
 //! straight into a byte buffer. Keys are known, so each is one copy; strings that need no
 //! escaping (nearly all) are one copy too.
+//!
+//! Every struct is destructured without `..`: a new field fails to compile here until it
+//! is written.
 
 use std::borrow::Cow;
 
 use crate::document::{
-    AnnotationValue, AnyValue, Aws, Cause, CloudWatchLogs, Ec2, Ecs, Eks, ElasticBeanstalk,
-    Exception, Fields, Http, Lambda, Link, Segment, Service, Sql, StackFrame, XRaySdk,
+    AnnotationValue, AnyValue, Aws, Cause, CauseDetails, CloudWatchLogs, Ec2, Ecs, Eks,
+    ElasticBeanstalk, Exception, Fields, Http, HttpRequest, HttpResponse, Lambda, Link, Segment,
+    Service, Sql, StackFrame, XRaySdk,
 };
 use crate::{SegmentId, TraceId};
 
+impl Segment<'_> {
+    /// The JSON text of the document.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(1024);
+        self.write_json(&mut out);
+        String::from_utf8(out).expect("the writer writes UTF-8")
+    }
+
+    /// Appends the JSON text of the document to `out`: the text `serde_json` makes of its
+    /// `Serialize` impl, written directly (no serializer in between).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        write_segment(out, self);
+    }
+}
+
 /// Appends the document's JSON text to `out`.
-pub(crate) fn write_segment(out: &mut Vec<u8>, seg: &Segment<'_>) {
+fn write_segment(out: &mut Vec<u8>, seg: &Segment<'_>) {
+    let Segment {
+        name,
+        id,
+        trace_id: trace_id_,
+        kind,
+        parent_id,
+        start_time,
+        end_time,
+        in_progress,
+        namespace,
+        origin,
+        user,
+        resource_arn,
+        traced,
+        service: service_,
+        http: http_,
+        aws: aws_,
+        sql: sql_,
+        error,
+        throttle,
+        fault,
+        cause: cause_,
+        annotations,
+        metadata,
+        subsegments,
+        precursor_ids,
+        links,
+    } = seg;
     let mut o = Obj::open(out);
-    o.str("name", &seg.name);
-    o.segment_id("id", seg.id);
-    if let Some(t) = seg.trace_id {
+    o.str("name", name);
+    o.segment_id("id", *id);
+    if let Some(t) = *trace_id_ {
         o.key("trace_id");
         trace_id(o.out, t);
     }
-    o.opt_str("type", &seg.kind);
-    if let Some(p) = seg.parent_id {
+    o.opt_str("type", kind);
+    if let Some(p) = *parent_id {
         o.segment_id("parent_id", p);
     }
     o.key("start_time");
-    float(o.out, seg.start_time);
-    if let Some(end) = seg.end_time {
+    float(o.out, *start_time);
+    if let Some(end) = *end_time {
         o.key("end_time");
         float(o.out, end);
     }
-    o.flag("in_progress", seg.in_progress);
-    o.opt_str("namespace", &seg.namespace);
-    o.opt_str("origin", &seg.origin);
-    o.opt_str("user", &seg.user);
-    o.opt_str("resource_arn", &seg.resource_arn);
-    o.flag("traced", seg.traced);
-    if let Some(s) = &seg.service {
+    o.flag("in_progress", *in_progress);
+    o.opt_str("namespace", namespace);
+    o.opt_str("origin", origin);
+    o.opt_str("user", user);
+    o.opt_str("resource_arn", resource_arn);
+    o.flag("traced", *traced);
+    if let Some(s) = service_ {
         o.key("service");
         service(o.out, s);
     }
-    if let Some(h) = &seg.http {
+    if let Some(h) = http_ {
         o.key("http");
         http(o.out, h);
     }
-    if let Some(a) = &seg.aws {
+    if let Some(a) = aws_ {
         o.key("aws");
         aws(o.out, a);
     }
-    if let Some(s) = &seg.sql {
+    if let Some(s) = sql_ {
         o.key("sql");
         sql(o.out, s);
     }
-    o.flag("error", seg.error);
-    o.flag("throttle", seg.throttle);
-    o.flag("fault", seg.fault);
-    if let Some(c) = &seg.cause {
+    o.flag("error", *error);
+    o.flag("throttle", *throttle);
+    o.flag("fault", *fault);
+    if let Some(c) = cause_ {
         o.key("cause");
         cause(o.out, c);
     }
-    if !seg.annotations.is_empty() {
+    if !annotations.is_empty() {
         o.key("annotations");
-        fields(o.out, &seg.annotations, annotation);
+        fields(o.out, annotations, annotation);
     }
-    if !seg.metadata.is_empty() {
+    if !metadata.is_empty() {
         o.key("metadata");
-        fields(o.out, &seg.metadata, |out, ns| fields(out, ns, any));
+        fields(o.out, metadata, |out, ns| fields(out, ns, any));
     }
-    if !seg.subsegments.is_empty() {
+    if !subsegments.is_empty() {
         o.key("subsegments");
-        array(o.out, &seg.subsegments, write_segment);
+        array(o.out, subsegments, write_segment);
     }
-    if !seg.precursor_ids.is_empty() {
+    if !precursor_ids.is_empty() {
         o.key("precursor_ids");
-        array(o.out, &seg.precursor_ids, |out, id| segment_id(out, *id));
+        array(o.out, precursor_ids, |out, id| segment_id(out, *id));
     }
-    if !seg.links.is_empty() {
+    if !links.is_empty() {
         o.key("links");
-        array(o.out, &seg.links, link);
+        array(o.out, links, link);
     }
     o.close();
 }
@@ -293,159 +340,246 @@ fn any(out: &mut Vec<u8>, v: &AnyValue<'_>) {
 }
 
 fn service(out: &mut Vec<u8>, s: &Service<'_>) {
+    let Service {
+        version,
+        runtime,
+        runtime_version,
+    } = s;
     let mut o = Obj::open(out);
-    o.opt_str("version", &s.version);
-    o.opt_str("runtime", &s.runtime);
-    o.opt_str("runtime_version", &s.runtime_version);
+    o.opt_str("version", version);
+    o.opt_str("runtime", runtime);
+    o.opt_str("runtime_version", runtime_version);
     o.close();
 }
 
 fn http(out: &mut Vec<u8>, h: &Http<'_>) {
+    let Http { request, response } = h;
     let mut o = Obj::open(out);
-    if let Some(r) = &h.request {
+    if let Some(HttpRequest {
+        method,
+        url,
+        user_agent,
+        client_ip,
+        x_forwarded_for,
+        traced,
+    }) = request
+    {
         o.key("request");
         let mut r_o = Obj::open(o.out);
-        r_o.opt_str("method", &r.method);
-        r_o.opt_str("url", &r.url);
-        r_o.opt_str("user_agent", &r.user_agent);
-        r_o.opt_str("client_ip", &r.client_ip);
-        r_o.flag("x_forwarded_for", r.x_forwarded_for);
-        r_o.flag("traced", r.traced);
+        r_o.opt_str("method", method);
+        r_o.opt_str("url", url);
+        r_o.opt_str("user_agent", user_agent);
+        r_o.opt_str("client_ip", client_ip);
+        r_o.flag("x_forwarded_for", *x_forwarded_for);
+        r_o.flag("traced", *traced);
         r_o.close();
     }
-    if let Some(r) = &h.response {
+    if let Some(HttpResponse {
+        status,
+        content_length,
+    }) = response
+    {
         o.key("response");
         let mut r_o = Obj::open(o.out);
-        r_o.opt_int("status", r.status);
-        r_o.opt_int("content_length", r.content_length);
+        r_o.opt_int("status", *status);
+        r_o.opt_int("content_length", *content_length);
         r_o.close();
     }
     o.close();
 }
 
 fn aws(out: &mut Vec<u8>, a: &Aws<'_>) {
+    let Aws {
+        account_id,
+        operation,
+        region,
+        request_id,
+        queue_url,
+        table_name,
+        table_names,
+        retries,
+        ec2: ec2_,
+        ecs: ecs_,
+        eks: eks_,
+        elastic_beanstalk,
+        lambda: lambda_,
+        xray: xray_,
+        cloudwatch_logs,
+    } = a;
     let mut o = Obj::open(out);
-    o.opt_str("account_id", &a.account_id);
-    o.opt_str("operation", &a.operation);
-    o.opt_str("region", &a.region);
-    o.opt_str("request_id", &a.request_id);
-    o.opt_str("queue_url", &a.queue_url);
-    o.opt_str("table_name", &a.table_name);
-    o.opt_strs("table_names", &a.table_names);
-    o.opt_int("retries", a.retries);
-    if let Some(v) = &a.ec2 {
+    o.opt_str("account_id", account_id);
+    o.opt_str("operation", operation);
+    o.opt_str("region", region);
+    o.opt_str("request_id", request_id);
+    o.opt_str("queue_url", queue_url);
+    o.opt_str("table_name", table_name);
+    o.opt_strs("table_names", table_names);
+    o.opt_int("retries", *retries);
+    if let Some(v) = ec2_ {
         o.key("ec2");
         ec2(o.out, v);
     }
-    if let Some(v) = &a.ecs {
+    if let Some(v) = ecs_ {
         o.key("ecs");
         ecs(o.out, v);
     }
-    if let Some(v) = &a.eks {
+    if let Some(v) = eks_ {
         o.key("eks");
         eks(o.out, v);
     }
-    if let Some(v) = &a.elastic_beanstalk {
+    if let Some(v) = elastic_beanstalk {
         o.key("elastic_beanstalk");
         beanstalk(o.out, v);
     }
-    if let Some(v) = &a.lambda {
+    if let Some(v) = lambda_ {
         o.key("lambda");
         lambda(o.out, v);
     }
-    if let Some(v) = &a.xray {
+    if let Some(v) = xray_ {
         o.key("xray");
         xray(o.out, v);
     }
-    if !a.cloudwatch_logs.is_empty() {
+    if !cloudwatch_logs.is_empty() {
         o.key("cloudwatch_logs");
-        array(o.out, &a.cloudwatch_logs, log_group);
+        array(o.out, cloudwatch_logs, log_group);
     }
     o.close();
 }
 
 fn ec2(out: &mut Vec<u8>, v: &Ec2<'_>) {
+    let Ec2 {
+        instance_id,
+        availability_zone,
+        instance_size,
+        ami_id,
+    } = v;
     let mut o = Obj::open(out);
-    o.opt_str("instance_id", &v.instance_id);
-    o.opt_str("availability_zone", &v.availability_zone);
-    o.opt_str("instance_size", &v.instance_size);
-    o.opt_str("ami_id", &v.ami_id);
+    o.opt_str("instance_id", instance_id);
+    o.opt_str("availability_zone", availability_zone);
+    o.opt_str("instance_size", instance_size);
+    o.opt_str("ami_id", ami_id);
     o.close();
 }
 
 fn ecs(out: &mut Vec<u8>, v: &Ecs<'_>) {
+    let Ecs {
+        container,
+        container_id,
+        task_arn,
+        task_family,
+        cluster_arn,
+        launch_type,
+    } = v;
     let mut o = Obj::open(out);
-    o.opt_str("container", &v.container);
-    o.opt_str("container_id", &v.container_id);
-    o.opt_str("task_arn", &v.task_arn);
-    o.opt_str("task_family", &v.task_family);
-    o.opt_str("cluster_arn", &v.cluster_arn);
-    o.opt_str("launch_type", &v.launch_type);
+    o.opt_str("container", container);
+    o.opt_str("container_id", container_id);
+    o.opt_str("task_arn", task_arn);
+    o.opt_str("task_family", task_family);
+    o.opt_str("cluster_arn", cluster_arn);
+    o.opt_str("launch_type", launch_type);
     o.close();
 }
 
 fn eks(out: &mut Vec<u8>, v: &Eks<'_>) {
+    let Eks {
+        cluster_name,
+        pod,
+        container_id,
+    } = v;
     let mut o = Obj::open(out);
-    o.opt_str("cluster_name", &v.cluster_name);
-    o.opt_str("pod", &v.pod);
-    o.opt_str("container_id", &v.container_id);
+    o.opt_str("cluster_name", cluster_name);
+    o.opt_str("pod", pod);
+    o.opt_str("container_id", container_id);
     o.close();
 }
 
 fn beanstalk(out: &mut Vec<u8>, v: &ElasticBeanstalk<'_>) {
+    let ElasticBeanstalk {
+        environment_name,
+        version_label,
+        deployment_id,
+    } = v;
     let mut o = Obj::open(out);
-    o.opt_str("environment_name", &v.environment_name);
-    o.opt_str("version_label", &v.version_label);
-    o.opt_int("deployment_id", v.deployment_id);
+    o.opt_str("environment_name", environment_name);
+    o.opt_str("version_label", version_label);
+    o.opt_int("deployment_id", *deployment_id);
     o.close();
 }
 
 fn lambda(out: &mut Vec<u8>, v: &Lambda<'_>) {
+    let Lambda {
+        function_name,
+        function_version,
+    } = v;
     let mut o = Obj::open(out);
-    o.opt_str("function_name", &v.function_name);
-    o.opt_str("function_version", &v.function_version);
+    o.opt_str("function_name", function_name);
+    o.opt_str("function_version", function_version);
     o.close();
 }
 
 fn xray(out: &mut Vec<u8>, v: &XRaySdk<'_>) {
+    let XRaySdk {
+        sdk,
+        sdk_version,
+        auto_instrumentation,
+        sampling_rule_name,
+    } = v;
     let mut o = Obj::open(out);
-    o.opt_str("sdk", &v.sdk);
-    o.opt_str("sdk_version", &v.sdk_version);
-    o.flag("auto_instrumentation", v.auto_instrumentation);
-    o.opt_str("sampling_rule_name", &v.sampling_rule_name);
+    o.opt_str("sdk", sdk);
+    o.opt_str("sdk_version", sdk_version);
+    o.flag("auto_instrumentation", *auto_instrumentation);
+    o.opt_str("sampling_rule_name", sampling_rule_name);
     o.close();
 }
 
 fn log_group(out: &mut Vec<u8>, v: &CloudWatchLogs<'_>) {
+    let CloudWatchLogs {
+        log_group: log_group_,
+        arn,
+    } = v;
     let mut o = Obj::open(out);
-    o.opt_str("log_group", &v.log_group);
-    o.opt_str("arn", &v.arn);
+    o.opt_str("log_group", log_group_);
+    o.opt_str("arn", arn);
     o.close();
 }
 
 fn sql(out: &mut Vec<u8>, v: &Sql<'_>) {
+    let Sql {
+        url,
+        connection_string,
+        sanitized_query,
+        database_type,
+        database_version,
+        driver_version,
+        user,
+        preparation,
+    } = v;
     let mut o = Obj::open(out);
-    o.opt_str("url", &v.url);
-    o.opt_str("connection_string", &v.connection_string);
-    o.opt_str("sanitized_query", &v.sanitized_query);
-    o.opt_str("database_type", &v.database_type);
-    o.opt_str("database_version", &v.database_version);
-    o.opt_str("driver_version", &v.driver_version);
-    o.opt_str("user", &v.user);
-    o.opt_str("preparation", &v.preparation);
+    o.opt_str("url", url);
+    o.opt_str("connection_string", connection_string);
+    o.opt_str("sanitized_query", sanitized_query);
+    o.opt_str("database_type", database_type);
+    o.opt_str("database_version", database_version);
+    o.opt_str("driver_version", driver_version);
+    o.opt_str("user", user);
+    o.opt_str("preparation", preparation);
     o.close();
 }
 
 fn cause(out: &mut Vec<u8>, c: &Cause<'_>) {
     match c {
         Cause::ExceptionId(id) => segment_id(out, *id),
-        Cause::Details(d) => {
+        Cause::Details(CauseDetails {
+            working_directory,
+            paths,
+            exceptions,
+        }) => {
             let mut o = Obj::open(out);
-            o.opt_str("working_directory", &d.working_directory);
-            o.opt_strs("paths", &d.paths);
-            if !d.exceptions.is_empty() {
+            o.opt_str("working_directory", working_directory);
+            o.opt_strs("paths", paths);
+            if !exceptions.is_empty() {
                 o.key("exceptions");
-                array(o.out, &d.exceptions, exception);
+                array(o.out, exceptions, exception);
             }
             o.close();
         }
@@ -453,39 +587,55 @@ fn cause(out: &mut Vec<u8>, c: &Cause<'_>) {
 }
 
 fn exception(out: &mut Vec<u8>, e: &Exception<'_>) {
+    let Exception {
+        id,
+        message,
+        kind,
+        remote,
+        truncated,
+        skipped,
+        cause: cause_,
+        stack,
+    } = e;
     let mut o = Obj::open(out);
-    o.segment_id("id", e.id);
-    o.opt_str("message", &e.message);
-    o.opt_str("type", &e.kind);
-    o.flag("remote", e.remote);
-    o.opt_int("truncated", e.truncated);
-    o.opt_int("skipped", e.skipped);
-    if let Some(c) = e.cause {
+    o.segment_id("id", *id);
+    o.opt_str("message", message);
+    o.opt_str("type", kind);
+    o.flag("remote", *remote);
+    o.opt_int("truncated", *truncated);
+    o.opt_int("skipped", *skipped);
+    if let Some(c) = *cause_ {
         o.segment_id("cause", c);
     }
-    if !e.stack.is_empty() {
+    if !stack.is_empty() {
         o.key("stack");
-        array(o.out, &e.stack, frame);
+        array(o.out, stack, frame);
     }
     o.close();
 }
 
 fn frame(out: &mut Vec<u8>, f: &StackFrame<'_>) {
+    let StackFrame { path, line, label } = f;
     let mut o = Obj::open(out);
-    o.opt_str("path", &f.path);
-    o.opt_int("line", f.line);
-    o.opt_str("label", &f.label);
+    o.opt_str("path", path);
+    o.opt_int("line", *line);
+    o.opt_str("label", label);
     o.close();
 }
 
 fn link(out: &mut Vec<u8>, l: &Link<'_>) {
+    let Link {
+        trace_id: trace_id_,
+        id,
+        attributes,
+    } = l;
     let mut o = Obj::open(out);
     o.key("trace_id");
-    trace_id(o.out, l.trace_id);
-    o.segment_id("id", l.id);
-    if !l.attributes.is_empty() {
+    trace_id(o.out, *trace_id_);
+    o.segment_id("id", *id);
+    if !attributes.is_empty() {
         o.key("attributes");
-        fields(o.out, &l.attributes, any);
+        fields(o.out, attributes, any);
     }
     o.close();
 }
@@ -678,6 +828,16 @@ mod tests {
         let mut exception_id = seg.clone();
         exception_id.cause = Some(Cause::ExceptionId(SegmentId::from_u64(77)));
         assert_eq!(ours(&exception_id), serde_text(&exception_id));
+    }
+
+    #[test]
+    fn encoded_len_is_the_written_length() {
+        let seg = everything();
+        assert_eq!(crate::encoded_len(&seg), ours(&seg).len());
+        assert_eq!(
+            crate::encoded_len(&Segment::default()),
+            ours(&Segment::default()).len()
+        );
     }
 
     #[test]

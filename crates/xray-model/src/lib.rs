@@ -37,6 +37,7 @@ mod json;
 pub mod limits;
 mod name_chars;
 mod nest;
+mod owned;
 mod split;
 
 pub use datagram::{DAEMON_HEADER, DatagramError, encode_datagram, parse_datagram};

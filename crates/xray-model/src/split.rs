@@ -1,29 +1,36 @@
 //! Making every document fit X-Ray's size limit without losing any (sub)segment.
 
 use std::borrow::Cow;
-use std::io;
+use std::cell::RefCell;
 
 use crate::document::{AnyValue, Cause, Segment};
 use crate::limits::{MAX_DOCUMENT_BYTES, truncate};
 
-/// A writer that only counts bytes.
-struct Counter(usize);
-
-impl io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// How many bytes of JSON the document takes, without building the text.
+/// How many bytes of JSON the document takes: the length of the text the document writer
+/// makes (the one writer, so size checks and the wire always agree). The text is written
+/// into a per-thread scratch buffer that is reused, so measuring allocates nothing.
 pub fn encoded_len(doc: &Segment<'_>) -> usize {
-    let mut counter = Counter(0);
-    serde_json::to_writer(&mut counter, doc).expect("counting cannot fail");
-    counter.0
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            doc.write_json(&mut buf);
+            let len = buf.len();
+            // Keep a large document's buffer from pinning memory forever.
+            if buf.capacity() > 4 * crate::limits::MAX_DOCUMENT_BYTES {
+                *buf = Vec::new();
+            }
+            len
+        }
+        // Only reachable if writing re-entered `encoded_len`; measure into a fresh buffer.
+        Err(_) => {
+            let mut buf = Vec::new();
+            doc.write_json(&mut buf);
+            buf.len()
+        }
+    })
 }
 
 /// What [`split_to_fit`] had to do beyond splitting.

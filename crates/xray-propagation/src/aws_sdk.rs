@@ -323,34 +323,9 @@ fn sqs_queue_url(body: &[u8]) -> Option<String> {
         let json: serde_json::Value = serde_json::from_slice(body).ok()?;
         return json.get("QueueUrl")?.as_str().map(str::to_owned);
     }
-    let text = std::str::from_utf8(body).ok()?;
-    let value = text
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("QueueUrl="))?;
-    Some(percent_decode(value))
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push((hi * 16 + lo) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(body)
+        .find(|(key, _)| key == "QueueUrl")
+        .map(|(_, value)| value.into_owned())
 }
 
 #[cfg(test)]
@@ -390,7 +365,7 @@ mod tests {
             Some(url)
         );
         assert_eq!(sqs_queue_url(b"Action=ListQueues"), None);
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("a%zz"), "a%zz");
+        assert_eq!(sqs_queue_url(b"QueueUrl=a%2").as_deref(), Some("a%2"));
+        assert_eq!(sqs_queue_url(b"QueueUrl=a%zz+b").as_deref(), Some("a%zz b"));
     }
 }
