@@ -239,6 +239,9 @@ pub enum ExportKind {
     Api,
     /// The X-Ray OTLP endpoint (`/v1/traces`, SigV4).
     Otlp,
+    /// Any OTLP/HTTP backend (`otlp:URL`): protobuf, unsigned unless the host is an AWS
+    /// endpoint.
+    OtlpUrl(String),
     /// Another X-Ray daemon (or bridge) over UDP.
     Daemon(String),
     /// A file, one document per line (appended).
@@ -277,9 +280,22 @@ impl FromStr for ExportKind {
                     }
                 } else if let Some(rest) = s.strip_prefix("file:") {
                     Ok(ExportKind::File(PathBuf::from(nonempty(rest, "PATH")?)))
+                } else if let Some(rest) = s.strip_prefix("otlp:") {
+                    let url = nonempty(rest, "URL")?;
+                    let valid = ["http://", "https://"]
+                        .iter()
+                        .any(|p| url.strip_prefix(p).is_some_and(|h| !h.is_empty()));
+                    if valid {
+                        Ok(ExportKind::OtlpUrl(url))
+                    } else {
+                        Err(format!(
+                            "`otlp:{}`: expected otlp:http(s)://HOST[:PORT]/PATH",
+                            redact_url(&url)
+                        ))
+                    }
                 } else {
                     Err(format!(
-                        "`{s}` is not an export kind: api, otlp, daemon:HOST:PORT, file:PATH, stdout or local"
+                        "`{s}` is not an export kind: api, otlp, otlp:URL, daemon:HOST:PORT, file:PATH, stdout or local"
                     ))
                 }
             }
@@ -292,11 +308,51 @@ impl fmt::Display for ExportKind {
         match self {
             ExportKind::Api => f.write_str("api"),
             ExportKind::Otlp => f.write_str("otlp"),
+            ExportKind::OtlpUrl(url) => write!(f, "otlp:{}", redact_url(url)),
             ExportKind::Daemon(a) => write!(f, "daemon:{a}"),
             ExportKind::File(p) => write!(f, "file:{}", p.display()),
             ExportKind::Stdout => f.write_str("stdout"),
             ExportKind::Local => f.write_str("local"),
         }
+    }
+}
+
+impl ExportKind {
+    /// The export's `export` metric label: its kind (`api`, `otlp`, `daemon`, `file`,
+    /// `stdout`, `local`), or `otlp:HOST[:PORT]` for an OTLP/HTTP backend.
+    pub fn label(&self) -> String {
+        match self {
+            ExportKind::Api => "api".into(),
+            ExportKind::Otlp => "otlp".into(),
+            ExportKind::OtlpUrl(url) => {
+                let clean = redact_url(url);
+                let rest = clean.split_once("://").map_or(clean.as_str(), |(_, r)| r);
+                format!("otlp:{}", rest.split('/').next().unwrap_or(rest))
+            }
+            ExportKind::Daemon(_) => "daemon".into(),
+            ExportKind::File(_) => "file".into(),
+            ExportKind::Stdout => "stdout".into(),
+            ExportKind::Local => "local".into(),
+        }
+    }
+
+    /// Whether it takes OTLP spans (`otlp`, `otlp:URL`) rather than segment documents.
+    pub fn is_otlp(&self) -> bool {
+        matches!(self, ExportKind::Otlp | ExportKind::OtlpUrl(_))
+    }
+}
+
+/// A URL without what may be secret: user info (`user:password@`) and the query.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
     }
 }
 

@@ -6,8 +6,9 @@
 //! - [`sampling_proxy`]: `GetSamplingRules` and `SamplingTargets`, signed and forwarded.
 //! - [`admin`]: `/metrics` and `/healthz`.
 //! - [`config`]: flags, `XRAY_BRIDGE_*` environment variables and the TOML file.
-//! - [`export`]: the seam to the export pipeline; [`pipeline`] implements it over
-//!   `xray-export`.
+//! - [`export`]: the seam to the export pipelines; [`pipeline`] implements it over
+//!   `xray-export`, one pipeline per `--export`; [`convert`] turns daemon documents into
+//!   OTLP spans for the OTLP exports; [`otlp_headers`] reads their headers.
 //! - [`local`]: local mode, the `xray-console` store and page instead of AWS.
 //! - [`run`]: binds everything, serves, and drains on SIGTERM/Ctrl-C.
 //! - [`counters`]: counters by reason, rendered as Prometheus text.
@@ -16,6 +17,7 @@
 pub mod admin;
 pub mod aws;
 pub mod config;
+pub mod convert;
 pub mod counters;
 pub mod export;
 pub mod http_server;
@@ -23,6 +25,7 @@ pub mod local;
 pub mod logging;
 pub mod otlp;
 pub mod otlp_grpc;
+pub mod otlp_headers;
 pub mod otlp_http;
 pub mod pipeline;
 pub mod run;

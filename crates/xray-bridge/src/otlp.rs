@@ -204,8 +204,15 @@ impl Ingest {
     /// as the X-Ray SDKs send a segment), fits each document to 64 kB and queues it. Never
     /// panics; every span ends up accepted or rejected with a reason.
     pub fn ingest(&self, request: &ExportTraceServiceRequest, counters: &OtlpCounters) -> Outcome {
+        // OTLP exports take the spans as they came; document exports take them
+        // translated. With both, the translation's outcome answers the client (it rejects
+        // the same invalid ids) and counts the spans; each export counts its own drops.
+        let documents = self.sink.wants_documents();
         if self.sink.wants_otlp() {
-            return self.pass_through(request, counters);
+            let outcome = self.pass_through(request, counters, !documents);
+            if !documents {
+                return outcome;
+            }
         }
         let mut outcome = Outcome::default();
         let mut reject = |i: usize, spans: u64, name: &str| {
@@ -284,12 +291,14 @@ impl Ingest {
 }
 
 impl Ingest {
-    /// `--export otlp`: spans stay OTLP, one queued item per `ResourceSpans`; spans with
-    /// invalid ids are taken out first.
+    /// OTLP exports: spans stay OTLP, one queued item per `ResourceSpans`; spans with
+    /// invalid ids are taken out first. `count`: whether this path counts the receiver's
+    /// spans (not when the translation for document exports does).
     fn pass_through(
         &self,
         request: &ExportTraceServiceRequest,
         counters: &OtlpCounters,
+        count: bool,
     ) -> Outcome {
         let mut outcome = Outcome::default();
         let valid = |s: &Span| !is_zero(&s.trace_id) && !is_zero(&s.span_id);
@@ -299,7 +308,9 @@ impl Ingest {
                 .iter()
                 .map(|s| s.spans.len() as u64)
                 .sum();
-            counters.spans_received.add(total);
+            if count {
+                counters.spans_received.add(total);
+            }
             let good: u64 = resource_spans
                 .scope_spans
                 .iter()
@@ -307,7 +318,7 @@ impl Ingest {
                 .filter(|s| valid(s))
                 .count() as u64;
             let bad = total - good;
-            if bad > 0 {
+            if bad > 0 && count {
                 outcome.rejected[0] += bad;
                 counters.span_rejects[0].1.add(bad);
                 if let Some(count) = self.limiter.allow("invalid_id") {
@@ -334,7 +345,11 @@ impl Ingest {
                 filtered = copy;
                 &filtered
             };
-            if self.sink.submit_otlp(to_send) {
+            let queued = self.sink.submit_otlp(to_send);
+            if !count {
+                continue;
+            }
+            if queued {
                 outcome.accepted += good;
                 counters.spans_accepted.add(good);
             } else {

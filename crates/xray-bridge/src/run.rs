@@ -19,6 +19,7 @@ use crate::config::{ExportKind, Settings};
 use crate::counters::Registry;
 use crate::export::Sink;
 use crate::otlp::{Ingest, OtlpCounters};
+use crate::pipeline::OtlpOptions;
 use crate::sampling_proxy::Upstream;
 use crate::udp::UdpCounters;
 use crate::{admin, aws, http_server, local, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
@@ -99,9 +100,15 @@ fn local(l: &Option<TcpListener>) -> String {
 pub async fn run(settings: Settings) -> Result<Outcome, String> {
     // Local mode: the store and its page come first, so that once the other listeners
     // answer the console does too.
-    let store = match settings.export {
-        ExportKind::Local => Some(local::open_store(&settings).await?),
-        _ => None,
+    let exports = vec![settings.export.clone()];
+    let otlp_options = OtlpOptions {
+        headers: crate::otlp_headers::from_env()?,
+        ..OtlpOptions::default()
+    };
+    let store = if exports.contains(&ExportKind::Local) {
+        Some(local::open_store(&settings).await?)
+    } else {
+        None
     };
     let console = match (&store, settings.console) {
         (Some(store), Some(addr)) => Some(
@@ -112,21 +119,27 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         _ => None,
     };
     let listeners = bind(&settings).await?;
-    let needs_aws =
-        matches!(settings.export, ExportKind::Api | ExportKind::Otlp) || listeners.tcp.is_some();
+    let to_aws = |e: &ExportKind| match e {
+        ExportKind::Api | ExportKind::Otlp => true,
+        ExportKind::OtlpUrl(url) => xray_export::transport::otlp::aws_endpoint(url).is_some(),
+        _ => false,
+    };
+    let needs_region = exports
+        .iter()
+        .find(|e| matches!(e, ExportKind::Api | ExportKind::Otlp));
+    let needs_aws = exports.iter().any(to_aws) || listeners.tcp.is_some();
     let sdk = if needs_aws {
         Some(aws::load(&settings).await)
     } else {
         None
     };
     if let Some(sdk) = &sdk
-        && matches!(settings.export, ExportKind::Api | ExportKind::Otlp)
+        && let Some(export) = needs_region
         && settings.region.is_none()
         && sdk.region().is_none()
     {
         return Err(format!(
-            "--export {} needs an AWS region: pass --region (or set AWS_REGION)",
-            settings.export
+            "--export {export} needs an AWS region: pass --region (or set AWS_REGION)"
         ));
     }
     let registry = Registry::default();
@@ -149,7 +162,14 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         }
         _ => None,
     };
-    let sink: Arc<dyn Sink> = Arc::new(pipeline::start(&settings, sdk, store, &registry)?);
+    let sink: Arc<dyn Sink> = Arc::new(pipeline::start(
+        &settings,
+        &exports,
+        &otlp_options,
+        sdk,
+        store,
+        &registry,
+    )?);
 
     let (stop_tx, stop) = watch::channel(false);
     let mut receivers = JoinSet::new();
@@ -220,7 +240,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         udp = %udp_addr,
         tcp = %tcp_addr,
         metrics = %metrics_addr,
-        export = %settings.export,
+        export = %exports.iter().map(ExportKind::label).collect::<Vec<_>>().join(" "),
         resource_arn = settings.resource_arn.as_deref().unwrap_or(""),
         "xray-bridge ready"
     );
