@@ -388,11 +388,11 @@ impl XrayLayerBuilder {
         let sampler: Box<dyn ShouldSample> = match (self.sampler, &env.sampler) {
             (Some(sampler), _) => sampler,
             (None, Some(SamplerName::Xray(arg))) => {
-                let mut b = XraySampler::builder().endpoint(format!("http://{}", daemon.tcp));
+                let mut b = XraySampler::builder().with_endpoint(format!("http://{}", daemon.tcp));
                 if let Some(arg) = arg {
-                    b = b.sampler_arg(arg)?;
+                    b = b.with_sampler_arg(arg)?;
                 }
-                let sampler = b.resource(&resource).build()?;
+                let sampler = b.with_resource(&resource).build()?;
                 xray_sampler = Some(sampler.clone());
                 Box::new(sampler)
             }

@@ -1,7 +1,8 @@
 //! `xray-bridge`: a standalone bridge to AWS X-Ray and a drop-in successor of the X-Ray
 //! daemon.
 //!
-//! - [`udp`]: the daemon protocol on UDP (SDK segments, passed through after validation).
+//! - [`udp`]: the daemon protocol on UDP (SDK segments, passed through after validation);
+//!   [`adot`]: ADOT's OTLP bodies (`T1S`/`T1U`/`M1`) on the same port.
 //! - [`otlp_http`] and [`otlp_grpc`]: OTLP receivers, translated by [`otlp`].
 //! - [`sampling_proxy`]: `GetSamplingRules` and `SamplingTargets`, signed and forwarded.
 //! - [`admin`]: `/metrics` and `/healthz`.
@@ -15,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod adot;
 pub mod aws;
 pub mod config;
 pub mod convert;

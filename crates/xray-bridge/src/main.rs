@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
-        println!("{settings:#?}");
+        print!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
     if let Err(e) = xray_bridge::logging::init(settings.log_level, settings.log_file.as_deref()) {

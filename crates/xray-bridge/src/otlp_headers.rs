@@ -10,6 +10,30 @@ pub const HEADERS_ENV: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 /// The traces-only variable; its keys win over the generic one's.
 pub const TRACES_HEADERS_ENV: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
 
+/// One `--otlp-header KEY=VALUE`: a header name (lower case) and its value, which its
+/// debug form never shows.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtlpHeader {
+    /// The header name, lower case.
+    pub name: String,
+    /// The value.
+    pub value: String,
+}
+
+impl std::fmt::Debug for OtlpHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}=<redacted>", self.name)
+    }
+}
+
+impl std::str::FromStr for OtlpHeader {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_pair(s).map(|(name, value)| OtlpHeader { name, value })
+    }
+}
+
 /// One `K=V` pair, checked as an HTTP header; the error never shows the value.
 pub fn parse_pair(pair: &str) -> Result<(String, String), String> {
     let (key, value) = pair
@@ -51,14 +75,21 @@ pub fn merge(lists: impl IntoIterator<Item = Vec<(String, String)>>) -> Vec<(Str
     out
 }
 
-/// The headers from the environment: the generic variable, then the traces one.
-pub fn from_env() -> Result<Vec<(String, String)>, String> {
+/// The headers of the `otlp:URL` exports: the generic variable, then the traces one,
+/// then `flags` (`--otlp-header`), each replacing the values of the one before.
+pub fn resolve(flags: &[OtlpHeader]) -> Result<Vec<(String, String)>, String> {
     let mut lists = Vec::new();
     for name in [HEADERS_ENV, TRACES_HEADERS_ENV] {
         if let Ok(value) = std::env::var(name) {
             lists.push(parse_list(&value).map_err(|e| format!("{name}: {e}"))?);
         }
     }
+    lists.push(
+        flags
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect(),
+    );
     Ok(merge(lists))
 }
 
@@ -75,6 +106,9 @@ mod tests {
                 ("x-team".to_owned(), "a b".to_owned())
             ]
         );
+        let header: OtlpHeader = "X-Key=secret-value".parse().unwrap();
+        assert_eq!(header.name, "x-key");
+        assert!(!format!("{header:?}").contains("secret-value"));
         let err = parse_pair("bad key=secret-value").unwrap_err();
         assert!(!err.contains("secret-value"), "{err}");
         let err = parse_pair("k=line\nbreak-secret").unwrap_err();

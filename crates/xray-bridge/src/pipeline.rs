@@ -127,7 +127,7 @@ pub fn start(
     let count = exports.len().max(1);
     let config = PipelineConfig {
         // The memory bound is shared equally between the exports.
-        max_queue_bytes: (settings.buffer_bytes / count).max(64 * 1024),
+        max_queue_bytes: (settings.buffer_bytes() / count).max(64 * 1024),
         ..Default::default()
     };
     let mut started: Vec<Export> = Vec::with_capacity(exports.len());
@@ -199,7 +199,7 @@ fn start_one(
                 sdk_config: sdk.clone(),
                 region: settings.region.clone(),
                 endpoint_url: settings.endpoint_url.clone(),
-                max_in_flight: None,
+                max_in_flight: Some(settings.concurrency),
             }),
             config.clone(),
         )),

@@ -15,7 +15,8 @@ use tokio::task::JoinSet;
 use xray_console::Console;
 use xray_translate::Translator;
 
-use crate::config::{ExportKind, Settings};
+use crate::adot::Adot;
+use crate::config::{Compression, ExportKind, Settings};
 use crate::counters::Registry;
 use crate::export::Sink;
 use crate::otlp::{Ingest, OtlpCounters};
@@ -23,6 +24,7 @@ use crate::pipeline::OtlpOptions;
 use crate::sampling_proxy::Upstream;
 use crate::udp::UdpCounters;
 use crate::{admin, aws, http_server, local, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
+use xray_export::transport::otlp::OtlpCompression;
 
 /// Process exit codes.
 pub mod exit {
@@ -74,7 +76,7 @@ async fn bind_tcp(what: &str, addr: Option<SocketAddr>) -> Result<Option<TcpList
 }
 
 async fn bind(settings: &Settings) -> Result<Listeners, String> {
-    let udp = match settings.udp {
+    let udp = match settings.udp.addr() {
         None => None,
         Some(a) => Some(
             udp::bind(a)
@@ -83,10 +85,10 @@ async fn bind(settings: &Settings) -> Result<Listeners, String> {
     };
     Ok(Listeners {
         udp,
-        otlp_grpc: bind_tcp("OTLP gRPC", settings.otlp_grpc).await?,
-        otlp_http: bind_tcp("OTLP/HTTP", settings.otlp_http).await?,
-        tcp: bind_tcp("the sampling proxy", settings.tcp).await?,
-        metrics: bind_tcp("metrics", settings.metrics).await?,
+        otlp_grpc: bind_tcp("OTLP gRPC", settings.otlp_grpc.addr()).await?,
+        otlp_http: bind_tcp("OTLP/HTTP", settings.otlp_http.addr()).await?,
+        tcp: bind_tcp("the sampling proxy", settings.tcp.addr()).await?,
+        metrics: bind_tcp("metrics", settings.metrics.addr()).await?,
     })
 }
 
@@ -100,17 +102,21 @@ fn local(l: &Option<TcpListener>) -> String {
 pub async fn run(settings: Settings) -> Result<Outcome, String> {
     // Local mode: the store and its page come first, so that once the other listeners
     // answer the console does too.
-    let exports = vec![settings.export.clone()];
+    let exports = settings.export.clone();
     let otlp_options = OtlpOptions {
-        headers: crate::otlp_headers::from_env()?,
-        ..OtlpOptions::default()
+        headers: crate::otlp_headers::resolve(&settings.otlp_header)?,
+        compression: match settings.otlp_compression {
+            Compression::Gzip => OtlpCompression::Gzip,
+            Compression::None => OtlpCompression::None,
+        },
+        in_progress_hold: settings.in_progress_timeout,
     };
     let store = if exports.contains(&ExportKind::Local) {
         Some(local::open_store(&settings).await?)
     } else {
         None
     };
-    let console = match (&store, settings.console) {
+    let console = match (&store, settings.console.addr()) {
         (Some(store), Some(addr)) => Some(
             Console::bind(addr, store.clone())
                 .await
@@ -184,15 +190,19 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         local(&listeners.tcp),
         local(&listeners.metrics),
     );
+    let ingest = Ingest::new(Translator::from_env(), sink.clone());
     if let Some(socket) = listeners.udp {
+        // ADOT's T1S/T1U bodies go to PutTraceSegments untouched with the api export, as
+        // the daemon does; otherwise they are translated like OTLP input.
+        let adot = Adot::new(&registry, ingest.clone(), exports == [ExportKind::Api]);
         receivers.spawn(udp::serve(
             socket,
             sink.clone(),
             UdpCounters::new(&registry),
+            adot,
             stop.clone(),
         ));
     }
-    let ingest = Ingest::new(Translator::from_env(), sink.clone());
     if let Some(listener) = listeners.otlp_http {
         let router = otlp_http::router(
             ingest.clone(),

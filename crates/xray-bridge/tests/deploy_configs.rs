@@ -52,11 +52,11 @@ fn check(what: &str, args: &[String]) -> Settings {
 fn listening(s: &Settings) -> BTreeSet<(&'static str, u16)> {
     let mut out = BTreeSet::new();
     for (proto, addr) in [
-        ("udp", s.udp),
-        ("tcp", s.tcp),
-        ("tcp", s.otlp_grpc),
-        ("tcp", s.otlp_http),
-        ("tcp", s.metrics),
+        ("udp", s.udp.addr()),
+        ("tcp", s.tcp.addr()),
+        ("tcp", s.otlp_grpc.addr()),
+        ("tcp", s.otlp_http.addr()),
+        ("tcp", s.metrics.addr()),
     ] {
         if let Some(a) = addr {
             assert!(
@@ -84,7 +84,7 @@ fn collector_configs_point_at_the_bridge_otlp_port() {
         "xray-bridge.toml",
         &["--config".to_owned(), path.display().to_string()],
     );
-    let grpc = bridge.otlp_grpc.expect("otlp-grpc on").port();
+    let grpc = bridge.otlp_grpc.addr().expect("otlp-grpc on").port();
     for file in [
         "otel-collector-to-xray-bridge.yaml",
         "otel-collector-side-by-side.yaml",
@@ -198,7 +198,7 @@ fn eks_daemonset_flags_ports_and_policy() {
         })
         .collect();
     assert_eq!(ports, listening(&settings));
-    let metrics = settings.metrics.expect("metrics on").port();
+    let metrics = settings.metrics.addr().expect("metrics on").port();
     for probe in ["readinessProbe", "livenessProbe"] {
         assert_eq!(
             container[probe]["httpGet"]["port"].as_u64(),

@@ -66,6 +66,35 @@ impl Document {
         })
     }
 
+    /// A body `PutTraceSegments` takes as it is that is not segment JSON: ADOT's `T1S` or
+    /// `T1U` followed by base64 OTLP, which the X-Ray daemon forwards untouched. The
+    /// caller has decoded it: `trace_id` and `id` name its first span, `spans` counts its
+    /// spans. Kept byte for byte.
+    ///
+    /// ```
+    /// use xray_model::{SegmentId, TraceId};
+    /// let doc = xray_export::Document::opaque(
+    ///     b"T1SCgA=".to_vec(), TraceId::from_u128(1), SegmentId::from_u64(1), 1,
+    /// ).unwrap();
+    /// assert_eq!(doc.json(), b"T1SCgA=");
+    /// ```
+    pub fn opaque(
+        body: Vec<u8>,
+        trace_id: TraceId,
+        id: SegmentId,
+        spans: u32,
+    ) -> Result<Document, DatagramError> {
+        if body.len() > MAX_DOCUMENT_BYTES {
+            return Err(DatagramError::TooLarge(body.len()));
+        }
+        Ok(Document {
+            trace_id,
+            id,
+            spans,
+            json: body.into_boxed_slice(),
+        })
+    }
+
     /// Encodes a top-level document (segment or standalone subsegment) into `scratch`
     /// (cleared first, reused between calls) and copies the result out. Returns `None` for
     /// a document without a trace id, which no receiver would accept.

@@ -116,6 +116,23 @@ pub fn summarize_document(text: &str) -> Result<DocumentSummary, DatagramError> 
 /// assert!(parse_datagram(b"garbage").is_err());
 /// ```
 pub fn parse_datagram(bytes: &[u8]) -> Result<Datagram<'_>, DatagramError> {
+    let body = datagram_body(bytes)?;
+    let document = std::str::from_utf8(body)
+        .map_err(|_| DatagramError::NotUtf8)?
+        .trim();
+    let summary = summarize_document(document)?;
+    Ok(Datagram { document, summary })
+}
+
+/// Checks a datagram's size and header line and returns the body after it, untouched
+/// (for bodies that are not segment JSON, such as ADOT's `T1S` + base64 OTLP).
+///
+/// ```
+/// use xray_model::datagram::datagram_body;
+/// assert_eq!(datagram_body(b"{\"format\":\"json\",\"version\":1}\nT1Sabc").unwrap(), b"T1Sabc");
+/// assert!(datagram_body(b"{\"format\":\"xml\",\"version\":1}\nT1Sabc").is_err());
+/// ```
+pub fn datagram_body(bytes: &[u8]) -> Result<&[u8], DatagramError> {
     if bytes.len() > MAX_DATAGRAM_BYTES {
         return Err(DatagramError::TooLarge(bytes.len()));
     }
@@ -132,11 +149,7 @@ pub fn parse_datagram(bytes: &[u8]) -> Result<Datagram<'_>, DatagramError> {
             header_text.chars().take(80).collect(),
         ));
     }
-    let document = std::str::from_utf8(body)
-        .map_err(|_| DatagramError::NotUtf8)?
-        .trim();
-    let summary = summarize_document(document)?;
-    Ok(Datagram { document, summary })
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use xray_testkit::free_port;
 
+pub mod xray_stub;
+
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
