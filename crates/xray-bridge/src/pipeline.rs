@@ -21,7 +21,9 @@ use xray_export::transport::file::WriterTransport;
 use xray_export::transport::otlp::{
     OtlpCompression, OtlpConfig, OtlpSigning, OtlpSpans, OtlpTransport,
 };
-use xray_export::{Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig};
+use xray_export::{
+    Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig, RetryPolicy,
+};
 
 use crate::config::{ExportKind, Settings};
 use crate::convert::{Converted, Converter};
@@ -30,6 +32,16 @@ use crate::export::Sink;
 
 /// How long an in-progress daemon document is held for the OTLP exports by default.
 pub const DEFAULT_IN_PROGRESS_HOLD: Duration = Duration::from_secs(60);
+
+/// Retries of every export: backoff doubling from 100 ms up to 10 s, twelve attempts, so
+/// a batch rides out a destination's outage of at least 26 s (the waits' lower bound)
+/// while the other exports go on; its queue holds what arrives meanwhile.
+pub const OUTAGE_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 12,
+    initial_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(10),
+    request_timeout: Duration::from_secs(10),
+};
 
 /// What the OTLP exports need besides their kinds.
 #[derive(Clone)]
@@ -128,6 +140,7 @@ pub fn start(
     let config = PipelineConfig {
         // The memory bound is shared equally between the exports.
         max_queue_bytes: (settings.buffer_bytes() / count).max(64 * 1024),
+        retry: OUTAGE_RETRY,
         ..Default::default()
     };
     let mut started: Vec<Export> = Vec::with_capacity(exports.len());
@@ -341,13 +354,15 @@ impl Sink for PipelineSink {
     }
 
     fn backlog(&self) -> f64 {
-        let fullest = self
+        // The emptiest queue: a slow or failing export fills (and drops from) its own
+        // queue, but never slows the clients, and so the other exports, down.
+        let emptiest = self
             .exports
             .iter()
             .map(|e| e.channel.snapshot().queued_bytes)
-            .max()
+            .min()
             .unwrap_or(0);
-        fullest as f64 / self.share_bytes.max(1) as f64
+        emptiest as f64 / self.share_bytes.max(1) as f64
     }
 
     fn submit_otlp(&self, spans: &ResourceSpans) -> bool {

@@ -17,6 +17,8 @@ struct State {
     telemetry: Mutex<Vec<serde_json::Value>>,
     /// (status, how many more PutTraceSegments calls get it).
     failing: Mutex<Option<(u16, usize)>>,
+    /// (status, until when every PutTraceSegments call gets it).
+    failing_until: Mutex<Option<(u16, Instant)>>,
     /// Documents of calls answered with an error status.
     refused_documents: AtomicUsize,
     in_flight: AtomicUsize,
@@ -74,6 +76,11 @@ impl XrayStub {
     /// The next `calls` PutTraceSegments calls are answered with `status`.
     pub fn fail_next(&self, status: u16, calls: usize) {
         *self.state.failing.lock().unwrap() = Some((status, calls));
+    }
+
+    /// Every PutTraceSegments call is answered with `status` for `duration` from now.
+    pub fn fail_for(&self, status: u16, duration: Duration) {
+        *self.state.failing_until.lock().unwrap() = Some((status, Instant::now() + duration));
     }
 
     /// The documents accepted so far.
@@ -143,7 +150,12 @@ async fn put_trace_segments(
             })
         })
         .unwrap_or_default();
-    let failing = {
+    let until = *state.failing_until.lock().unwrap();
+    let failing = match until {
+        Some((status, until)) if Instant::now() < until => Some(status),
+        _ => None,
+    };
+    let failing = failing.or_else(|| {
         let mut f = state.failing.lock().unwrap();
         match *f {
             Some((status, n)) if n > 0 => {
@@ -152,7 +164,7 @@ async fn put_trace_segments(
             }
             _ => None,
         }
-    };
+    });
     let json = [("content-type", "application/json")];
     match failing {
         Some(status) => {
