@@ -570,3 +570,73 @@ fn bridge_label(url: &str) -> String {
     let rest = url.split_once("://").unwrap().1;
     format!("otlp:{}", rest.split('/').next().unwrap())
 }
+
+/// OTLP input with a document export and an OTLP export: translated for the one, as it
+/// came for the other; invalid spans are refused once, in the answer.
+#[test]
+fn otlp_input_reaches_document_and_otlp_exports_alike() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use prost::Message;
+    let scratch = Scratch::new("otlp-both");
+    let file = scratch.path("docs.jsonl");
+    let otlp = start_counting();
+    let otlp_export = format!("otlp:{}", otlp.url);
+    let mut bridge = Bridge::start(Options {
+        args: vec!["--export", &otlp_export],
+        ..Options::export(format!("file:{}", file.display()))
+    });
+    let request = common::otlp_request(
+        "checkout",
+        vec![
+            common::otlp_span(1, 1, "kept-1"),
+            common::otlp_span(0, 2, "no-trace"),
+            common::otlp_span(2, 3, "kept-2"),
+        ],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = rt.block_on(async {
+        reqwest::Client::new()
+            .post(bridge.url(bridge.http, "/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(request.encode_to_vec())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
+    let answer = ExportTraceServiceResponse::decode(answer.as_ref()).unwrap();
+    assert_eq!(answer.partial_success.unwrap().rejected_spans, 1);
+    let text = bridge.wait_metrics(Duration::from_secs(15), |t| {
+        Bridge::metric(t, "xray_bridge_export_spans_sent_total{export=\"file\"}") == 2
+            && Bridge::metric(
+                t,
+                &format!(
+                    "xray_bridge_export_spans_sent_total{{export=\"{}\"}}",
+                    bridge_label(&otlp.url)
+                ),
+            ) == 2
+    });
+    assert_eq!(
+        Bridge::metric(
+            &text,
+            "xray_bridge_otlp_spans_rejected_total{protocol=\"http\",reason=\"invalid_id\"}"
+        ),
+        1,
+        "counted once"
+    );
+    let mut names = otlp.spans.lock().unwrap().clone();
+    names.sort();
+    assert_eq!(names, ["kept-1", "kept-2"]);
+    let docs = read_lines(&file);
+    assert_eq!(docs.len(), 2);
+    assert!(
+        docs.iter().all(|d| d.contains("\"name\":\"checkout\"")),
+        "{docs:?}"
+    );
+    assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
+}
