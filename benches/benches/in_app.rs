@@ -1,24 +1,28 @@
-//! In-app overhead of one request under the `tracing-xray` layer vs the same code with no
-//! layer (a bare `tracing-subscriber` registry): a header extracted, one server span, three
-//! child spans, a header injected for the downstream call. With the layer, the batch span
-//! processor and the exporter run and send to a local UDP listener.
+//! In-app overhead of one request (a header extracted, one server span, three child spans,
+//! a header injected for the downstream call), side by side in one run:
+//! - no layer (a bare `tracing-subscriber` registry);
+//! - `tracing-xray` (its span processor and exporter, sending to a local UDP listener);
+//! - the standard path: `tracing-opentelemetry` + opentelemetry-aws `XrayExporter` under
+//!   OpenTelemetry's batch span processor, to the same listener.
+//!
+//! Afterwards it checks that no span went uncounted under `tracing-xray`: spans created =
+//! spans sent + drops counted by reason.
 
 use std::hint::black_box;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tracing::Dispatch;
-use tracing_subscriber::layer::SubscriberExt;
 
-use xray_bridge_benches::request::{incoming, request};
+use xray_bridge_benches::request::{TRACE_RANDOM, incoming, request};
+use xray_bridge_benches::sides::{self, Side};
 
 /// A listener that drains (and counts) datagrams on its own thread until the process ends.
-fn listener() -> (String, Arc<AtomicU64>) {
+fn listener() -> (SocketAddr, Arc<AtomicU64>) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let addr = socket.local_addr().expect("addr").to_string();
+    let addr = socket.local_addr().expect("addr");
     let received = Arc::new(AtomicU64::new(0));
     let count = received.clone();
     std::thread::spawn(move || {
@@ -32,79 +36,63 @@ fn listener() -> (String, Arc<AtomicU64>) {
 
 fn overhead(c: &mut Criterion) {
     let (address, received) = listener();
-    let layer = tracing_xray::builder()
-        .with_service_name("bench")
-        .with_resource_detection(false)
-        .install_global_provider(false)
-        .install_global_propagator(false)
-        .with_daemon_address(address.parse().expect("address"))
-        .build()
-        .expect("layer");
-    let propagator = layer.propagator();
-    let metrics = layer.metrics().expect("enabled").clone();
-    let guard = layer.flush_guard();
-    let with_layer = Dispatch::new(tracing_subscriber::registry().with(layer));
-    let without = Dispatch::new(tracing_subscriber::registry());
     let incoming = incoming();
-
-    // The layer must really trace: the injected header carries our trace id.
-    let out = tracing::dispatcher::with_default(&with_layer, || request(&propagator, &incoming));
-    assert!(
-        out.get("x-amzn-trace-id")
-            .is_some_and(|h| h.contains("bd862e3fe1be46a994272793")),
-        "no header injected under the layer: {out:?}"
-    );
-
     let mut group = c.benchmark_group("request");
-    group.bench_function("no layer", |b| {
-        tracing::dispatcher::with_default(&without, || {
-            b.iter(|| black_box(request(&propagator, black_box(&incoming))))
-        })
-    });
-    let mut requests = 1u64; // the check above
-    group.bench_function("tracing-xray layer", |b| {
-        tracing::dispatcher::with_default(&with_layer, || {
-            b.iter(|| {
-                requests += 1;
-                black_box(request(&propagator, black_box(&incoming)))
+    let mut xray_requests = 0u64;
+    let mut xray = None;
+    for side in [Side::NoLayer, Side::TracingXray, Side::Standard] {
+        let running = sides::start(side, address);
+        // Every traced side must really trace: the injected header carries our trace id.
+        let out = tracing::dispatcher::with_default(&running.dispatch, || {
+            request(&*running.propagator, &incoming)
+        });
+        assert!(
+            side == Side::NoLayer
+                || out
+                    .get("x-amzn-trace-id")
+                    .is_some_and(|h| h.contains(TRACE_RANDOM)),
+            "{}: no header injected: {out:?}",
+            side.name()
+        );
+        let mut requests = 1u64; // the check above
+        group.bench_function(side.name(), |b| {
+            tracing::dispatcher::with_default(&running.dispatch, || {
+                b.iter(|| {
+                    requests += 1;
+                    black_box(request(&*running.propagator, black_box(&incoming)))
+                })
             })
-        })
-    });
+        });
+        assert!(running.flush(), "{}: flush failed", side.name());
+        if side == Side::TracingXray {
+            xray_requests = requests;
+            xray = Some(running);
+        }
+    }
     group.finish();
 
-    // The spans were really exported: flush, then compare what the batch processor handed
-    // to the exporter with what the exporter sent and what the listener received.
-    assert!(guard.flush(), "flush failed");
-    let m = metrics.snapshot();
-    let mut got = received.load(Ordering::Relaxed);
-    for _ in 0..100 {
-        if got >= m.documents_sent {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        got = received.load(Ordering::Relaxed);
-    }
+    // The spans were really exported, and every one is accounted for.
+    let running = xray.expect("tracing-xray ran");
+    let m = running.metrics.as_ref().expect("metrics").snapshot();
+    let created = xray_requests * 4;
     println!(
-        "exported: {} spans created, {} handed to the exporter (the rest dropped by the batch \
-         processor's full queue), {} documents sent, {} datagrams received, drops: [{}]",
-        requests * 4,
+        "tracing-xray: {created} spans created, {} counted in, {} sent in {} documents, \
+         drops: [{}]; {} datagrams received from all sides",
         m.spans_in,
+        m.spans_sent,
         m.documents_sent,
-        got,
-        m.drop_summary()
+        m.drop_summary(),
+        received.load(Ordering::Relaxed)
     );
     assert!(m.documents_sent > 0, "nothing exported");
+    assert_eq!(m.spans_in, created, "spans that never reached the counters");
     assert_eq!(
-        m.dropped_total(),
-        m.dropped(xray_export::DropReason::QueueFull),
-        "documents dropped for a reason other than a full queue: {}",
-        m.drop_summary()
+        m.spans_sent + m.dropped_spans_total(),
+        created,
+        "spans neither sent nor counted as dropped"
     );
-    assert_eq!(
-        m.spans_in,
-        m.spans_sent + m.dropped_spans(xray_export::DropReason::QueueFull),
-        "spans handed over but neither sent nor dropped for a full queue"
-    );
+    drop(running);
+    std::thread::sleep(Duration::from_millis(50));
 }
 
 criterion_group!(benches, overhead);

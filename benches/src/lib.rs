@@ -1,11 +1,12 @@
 //! Shared input and helpers of the side-by-side benchmarks: realistic span batches that
 //! both our translator and opentelemetry-aws 0.21 translate in full, a counting allocator,
-//! the in-app request, the `binary` bench's load generator, stub API and process measurements, and a no-op
+//! the in-app request and the ways to run it (`sides`), the `binary` bench's load generator, stub API and process measurements, and a no-op
 //! executor for futures that finish without waiting.
 
 pub mod alloc;
 pub mod binary;
 pub mod request;
+pub mod sides;
 pub mod spans;
 
 use std::future::Future;

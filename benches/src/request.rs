@@ -6,21 +6,43 @@ use std::collections::HashMap;
 
 use opentelemetry::propagation::TextMapPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_xray::Propagator;
 
-/// The incoming `X-Amzn-Trace-Id`: a sampled trace with a parent.
-pub const HEADER: &str =
-    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+/// The random part of the incoming trace id.
+pub const TRACE_RANDOM: &str = "bd862e3fe1be46a994272793";
 
-/// The incoming headers, `X-Amzn-Trace-Id` only.
+/// The epoch seconds of the trace ids: now (opentelemetry-aws 0.21 drops spans whose trace
+/// id is older than X-Ray's 30 days, so a fixed old id would leave its side nothing to do).
+fn epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Incoming headers of a trace of its own: `n` becomes the random part of the root id (so
+/// a listener can tell requests apart by trace id).
+pub fn incoming_numbered(n: u64) -> (String, HashMap<String, String>) {
+    let root = format!("1-{:08x}-{n:024x}", epoch());
+    let header = format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1");
+    (
+        root,
+        HashMap::from([("x-amzn-trace-id".to_owned(), header)]),
+    )
+}
+
+/// The incoming headers, `X-Amzn-Trace-Id` only: a sampled trace (random part
+/// [`TRACE_RANDOM`]) with a parent.
 pub fn incoming() -> HashMap<String, String> {
-    HashMap::from([("x-amzn-trace-id".to_owned(), HEADER.to_owned())])
+    let header = format!(
+        "Root=1-{:08x}-{TRACE_RANDOM};Parent=53995c3f42cd8ad8;Sampled=1",
+        epoch()
+    );
+    HashMap::from([("x-amzn-trace-id".to_owned(), header)])
 }
 
 /// The request: extract, one server span, three children, inject; returns the outgoing
 /// headers.
-pub fn request(
-    propagator: &Propagator,
+pub fn request<P: TextMapPropagator + ?Sized>(
+    propagator: &P,
     incoming: &HashMap<String, String>,
 ) -> HashMap<String, String> {
     let parent = propagator.extract(incoming);

@@ -13,7 +13,9 @@ use tracing::Subscriber;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::registry::LookupSpan;
-use xray_export::{DaemonAddress, XRayExporter, XRayExporterBuilder};
+use xray_export::{
+    DaemonAddress, ProcessorConfig, XRayExporter, XRayExporterBuilder, XraySpanProcessor,
+};
 use xray_sampling::XraySampler;
 use xray_translate::{Translator, TranslatorConfig};
 
@@ -23,7 +25,7 @@ use crate::layer::{Handle, XrayLayer};
 use crate::processor::FlushingProcessor;
 use crate::propagator::Propagator;
 use crate::resource::{self, DEFAULT_DETECTION_TIMEOUT, Evidence, Paths};
-use crate::sampler::{ContextMissingSampler, XrayParentBased, otel_sampler};
+use crate::sampler::{ContextMissingSampler, LambdaSampler, XrayParentBased, otel_sampler};
 
 type Vars = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -31,6 +33,14 @@ enum Transport {
     Default,
     Daemon(DaemonAddress),
     Exporter(Box<XRayExporterBuilder>),
+}
+
+/// Which span processor feeds the exporter.
+enum Processing {
+    /// Ours: each local tree sent when its root ends.
+    Trees(ProcessorConfig),
+    /// OpenTelemetry's batch processor (`None`: its settings from `OTEL_BSP_*`).
+    Batch(Option<BatchConfig>),
 }
 
 /// Builds an [`XrayLayer`]: made by [`crate::builder`]; [`crate::layer`] is
@@ -72,13 +82,14 @@ pub struct XrayLayerBuilder {
     transport: Transport,
     sampler: Option<Box<dyn ShouldSample>>,
     translator: TranslatorConfig,
+    metadata_exclude: Option<Vec<String>>,
     detection: bool,
     detection_timeout: Duration,
     propagator: Option<Propagator>,
     install_propagator: bool,
     install_provider: bool,
     context_missing: ContextMissing,
-    batch: Option<BatchConfig>,
+    processing: Processing,
     max_level: LevelFilter,
     location: bool,
     tracked_inactivity: bool,
@@ -113,13 +124,14 @@ impl Default for XrayLayerBuilder {
             transport: Transport::Default,
             sampler: None,
             translator: TranslatorConfig::default(),
+            metadata_exclude: None,
             detection: true,
             detection_timeout: DEFAULT_DETECTION_TIMEOUT,
             propagator: None,
             install_propagator: true,
             install_provider: true,
             context_missing: ContextMissing::NewTrace,
-            batch: None,
+            processing: Processing::Trees(ProcessorConfig::default()),
             max_level: LevelFilter::INFO,
             location: false,
             tracked_inactivity: false,
@@ -179,13 +191,57 @@ impl XrayLayerBuilder {
     }
 
     /// Fields indexed as annotations under their own names (in addition to the
-    /// `annotation.` prefix rule).
+    /// `annotation.` prefix rule); the same as
+    /// [`with_indexed_attributes`](Self::with_indexed_attributes).
     pub fn with_annotation_keys<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
         K: Into<String>,
     {
         self.translator = self.translator.with_annotation_keys(keys);
+        self
+    }
+
+    /// Attributes indexed as annotations, the Collector's `indexed_attributes` (also
+    /// `XRAY_BRIDGE_INDEXED_ATTRIBUTES=a,b`, which wins).
+    pub fn with_indexed_attributes<I, K>(self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.with_annotation_keys(keys)
+    }
+
+    /// Indexes every scalar attribute as an annotation (up to X-Ray's 50), the
+    /// Collector's `index_all_attributes` (also `XRAY_BRIDGE_INDEX_ALL_ATTRIBUTES=true`,
+    /// which wins).
+    pub fn with_index_all_attributes(mut self, on: bool) -> Self {
+        self.translator = self.translator.index_all_attributes(on);
+        self
+    }
+
+    /// CloudWatch log groups of the service for the segments' `aws.cloudwatch_logs`, the
+    /// Collector's `aws_log_groups`; the resource's `aws.log.group.names`/`.arns` win
+    /// (also `XRAY_BRIDGE_LOG_GROUP_NAMES=a,b`, which wins over this).
+    pub fn with_log_group_names<I, K>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.translator = self.translator.with_log_groups(names);
+        self
+    }
+
+    /// Glob patterns of attribute keys that never leave the process (for personal data:
+    /// `["user.*", "*.email"]`), on spans, events, links and the resource (also
+    /// `XRAY_BRIDGE_METADATA_EXCLUDE='user.*,*.email'`, which wins). An invalid pattern
+    /// makes [`build`](Self::build) fail with [`Error::MetadataExclude`].
+    pub fn with_metadata_exclude<I, K>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.metadata_exclude = Some(patterns.into_iter().map(Into::into).collect());
         self
     }
 
@@ -232,10 +288,28 @@ impl XrayLayerBuilder {
         self
     }
 
-    /// The batch span processor's settings (default: OpenTelemetry's, which read
-    /// `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE` and the like).
+    /// The rules of the default span processor, [`XraySpanProcessor`]: the streaming
+    /// threshold (default 100 finished subsegments), the in-progress segment of long
+    /// roots (default after 10 s), the maximum age of spans whose root never ends
+    /// (default 60 s) and the byte budget of open trees (default 16 MiB).
+    pub fn with_processor_config(mut self, config: ProcessorConfig) -> Self {
+        self.processing = Processing::Trees(config);
+        self
+    }
+
+    /// Uses OpenTelemetry's batch span processor instead of [`XraySpanProcessor`]: spans
+    /// wait up to its schedule delay (5 s) and a batch may cut a request's tree in two.
+    /// Its settings come from `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE` and
+    /// the like.
+    pub fn with_batch_processor(mut self) -> Self {
+        self.processing = Processing::Batch(None);
+        self
+    }
+
+    /// Uses OpenTelemetry's batch span processor with these settings (instead of
+    /// [`XraySpanProcessor`] and of the `OTEL_BSP_*` variables).
     pub fn with_batch_config(mut self, config: BatchConfig) -> Self {
-        self.batch = Some(config);
+        self.processing = Processing::Batch(Some(config));
         self
     }
 
@@ -326,6 +400,17 @@ impl XrayLayerBuilder {
             attrs.push(KeyValue::new("cloud.provider", "aws"));
             attrs.push(KeyValue::new("cloud.region", region.clone()));
         }
+        // In Lambda, the platform is known without a detector (the translator puts the
+        // invocation's spans under Lambda's function segment by it); the X-Ray SDKs name
+        // the service after the function.
+        let lambda_function = (self.vars)("AWS_LAMBDA_FUNCTION_NAME").filter(|n| !n.is_empty());
+        if let Some(function) = &lambda_function
+            && !attrs.iter().any(|kv| kv.key.as_str() == "cloud.platform")
+        {
+            attrs.push(KeyValue::new("cloud.provider", "aws"));
+            attrs.push(KeyValue::new("cloud.platform", "aws_lambda"));
+            attrs.push(KeyValue::new("faas.name", function.clone()));
+        }
         attrs.extend(env.resource_attributes.iter().cloned());
         attrs.extend(self.resource_attributes.iter().cloned());
         let from_attributes = attrs
@@ -338,6 +423,7 @@ impl XrayLayerBuilder {
             .clone()
             .or_else(|| env.service_name.clone())
             .or(from_attributes)
+            .or_else(|| lambda_function.clone())
             .unwrap_or_else(default_service_name);
         // Later attributes override earlier ones with the same key.
         Resource::builder_empty()
@@ -362,9 +448,14 @@ impl XrayLayerBuilder {
         let resource = self.resource(&env);
 
         let mut translator = self.translator.clone();
+        if let Some(patterns) = &self.metadata_exclude {
+            translator = translator.with_metadata_exclude(patterns.iter().cloned())?;
+        }
+        translator = translator.with_settings_from(|n| (self.vars)(n))?;
         if let Some(name) = &env.tracing_name {
             translator = translator.with_service_name(name.clone());
         }
+        let in_lambda = (self.vars)("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|n| !n.is_empty());
         let env_daemon = env
             .daemon_address
             .as_deref()
@@ -406,19 +497,28 @@ impl XrayLayerBuilder {
             ContextMissing::NewTrace => sampler,
             mode => Box::new(ContextMissingSampler::new(sampler, mode)),
         };
+        let sampler: Box<dyn ShouldSample> = if in_lambda {
+            Box::new(LambdaSampler::new(sampler))
+        } else {
+            sampler
+        };
 
-        let processor = FlushingProcessor::new(
-            BatchSpanProcessor::builder(exporter)
-                .with_batch_config(self.batch.unwrap_or_default())
-                .build(),
-            exporter_flush,
-        );
         let provider = SdkTracerProvider::builder()
             .with_id_generator(opentelemetry_aws::trace::XrayIdGenerator::default())
             .with_sampler(sampler)
-            .with_resource(resource)
-            .with_span_processor(processor)
-            .build();
+            .with_resource(resource);
+        let provider = match self.processing {
+            Processing::Trees(config) => {
+                provider.with_span_processor(XraySpanProcessor::new(exporter, config))
+            }
+            Processing::Batch(config) => provider.with_span_processor(FlushingProcessor::new(
+                BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(config.unwrap_or_default())
+                    .build(),
+                exporter_flush,
+            )),
+        }
+        .build();
         let tracer = provider.tracer_with_scope(
             InstrumentationScope::builder("tracing-xray")
                 .with_version(env!("CARGO_PKG_VERSION"))

@@ -23,7 +23,9 @@ pub use layer::{FlushGuard, XrayLayer};
 pub use propagator::Propagator;
 pub use resource::DEFAULT_DETECTION_TIMEOUT;
 
-pub use xray_export::{DaemonAddress, XRayExporter, XRayExporterBuilder};
+pub use xray_export::{
+    DaemonAddress, ProcessorConfig, XRayExporter, XRayExporterBuilder, XraySpanProcessor,
+};
 /// The header-propagation helpers (server layer, client middleware, AWS SDK interceptor,
 /// Lambda), by features `axum`/`reqwest`/`aws-sdk`/`lambda` of this crate.
 pub use xray_propagation as propagation;
@@ -43,6 +45,9 @@ pub enum Error {
     /// The X-Ray sampler could not be built (`OTEL_TRACES_SAMPLER_ARG`, a rules file).
     #[error("cannot build the X-Ray sampler: {0}")]
     Sampler(#[from] xray_sampling::Error),
+    /// A `with_metadata_exclude` / `XRAY_BRIDGE_METADATA_EXCLUDE` pattern is malformed.
+    #[error("metadata exclusion: {0}")]
+    MetadataExclude(#[from] xray_translate::InvalidGlob),
 }
 
 /// The layer with every setting from the environment: see the crate documentation.

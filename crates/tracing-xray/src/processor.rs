@@ -1,5 +1,5 @@
-//! The span processor: OpenTelemetry's batch processor, whose `force_flush` also waits for
-//! the X-Ray exporter's own queue.
+//! The batch option (`with_batch_processor`): OpenTelemetry's batch processor, whose
+//! `force_flush` also waits for the X-Ray exporter's own queue.
 
 use std::time::Duration;
 

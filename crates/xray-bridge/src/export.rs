@@ -46,6 +46,12 @@ pub trait Sink: Send + Sync + 'static {
     /// Appends the exporter's counters in the Prometheus text format.
     fn render_metrics(&self, out: &mut String);
 
+    /// Why the export is degraded (a spool replaying a backlog, or unwritable), if it
+    /// is; `/healthz` says so.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+
     /// Stops accepting, delivers what is queued until `timeout`, and says what was lost.
     fn shutdown(&self, timeout: Duration) -> Result<(), String>;
 

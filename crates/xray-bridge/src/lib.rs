@@ -33,3 +33,6 @@ pub mod pipeline;
 pub mod run;
 pub mod sampling_proxy;
 pub mod udp;
+
+#[cfg(test)]
+mod no_panic_tests;

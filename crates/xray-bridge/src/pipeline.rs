@@ -23,6 +23,7 @@ use xray_export::transport::otlp::{
 };
 use xray_export::{
     Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig, RetryPolicy,
+    SpoolConfig, SpoolStats,
 };
 
 use crate::config::{ExportKind, Settings};
@@ -32,16 +33,6 @@ use crate::export::Sink;
 
 /// How long an in-progress daemon document is held for the OTLP exports by default.
 pub const DEFAULT_IN_PROGRESS_HOLD: Duration = Duration::from_secs(60);
-
-/// Retries of every export: backoff doubling from 100 ms up to 10 s, twelve attempts, so
-/// a batch rides out a destination's outage of at least 26 s (the waits' lower bound)
-/// while the other exports go on; its queue holds what arrives meanwhile.
-pub const OUTAGE_RETRY: RetryPolicy = RetryPolicy {
-    max_attempts: 12,
-    initial_backoff: Duration::from_millis(100),
-    max_backoff: Duration::from_secs(10),
-    request_timeout: Duration::from_secs(10),
-};
 
 /// What the OTLP exports need besides their kinds.
 #[derive(Clone)]
@@ -87,7 +78,28 @@ enum Channel {
     Otlp(Pipeline<OtlpSpans>),
 }
 
+/// A spool directory name for an export label (`otlp:host:4318` -> `otlp_host_4318`).
+fn spool_dir_name(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 impl Channel {
+    fn spool_stats(&self) -> Option<SpoolStats> {
+        match self {
+            Channel::Documents(p) => p.spool_stats(),
+            Channel::Otlp(p) => p.spool_stats(),
+        }
+    }
+
     fn snapshot(&self) -> MetricsSnapshot {
         match self {
             Channel::Documents(p) => p.snapshot(),
@@ -140,12 +152,14 @@ pub fn start(
     let config = PipelineConfig {
         // The memory bound is shared equally between the exports.
         max_queue_bytes: (settings.buffer_bytes() / count).max(64 * 1024),
-        retry: OUTAGE_RETRY,
+        retry: RetryPolicy {
+            max_elapsed: settings.retry_max_elapsed,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut started: Vec<Export> = Vec::with_capacity(exports.len());
     for kind in exports {
-        let channel = start_one(kind, settings, otlp, &sdk, &store, &config)?;
         // A second export of the same kind is told apart by its position (`file#2`).
         let base = kind.label();
         let same = started
@@ -157,6 +171,17 @@ pub fn start(
         } else {
             format!("{base}#{}", same + 1)
         };
+        // Each export has a spool directory of its own under `--spool`, named after its
+        // label, and (like the memory bound) its share of the budget.
+        let config = PipelineConfig {
+            spool: settings.spool.as_ref().map(|dir| {
+                SpoolConfig::new(dir.join(spool_dir_name(&label)))
+                    .with_max_bytes(settings.spool_max_bytes / count as u64)
+                    .with_fsync(settings.spool_fsync)
+            }),
+            ..config.clone()
+        };
+        let channel = start_one(kind, settings, otlp, &sdk, &store, &config)?;
         started.push(Export { label, channel });
     }
     let otlp_labels: Vec<String> = started
@@ -278,6 +303,14 @@ fn spawn_expiry(
 }
 
 impl PipelineSink {
+    /// Each export's spool counters (none without `--spool`).
+    fn spools(&self) -> Vec<(&str, SpoolStats)> {
+        self.exports
+            .iter()
+            .filter_map(|e| Some((e.label.as_str(), e.channel.spool_stats()?)))
+            .collect()
+    }
+
     fn documents(&self) -> impl Iterator<Item = &Pipeline<Document>> {
         self.exports.iter().filter_map(|e| match &e.channel {
             Channel::Documents(p) => Some(p),
@@ -376,6 +409,7 @@ impl Sink for PipelineSink {
             .map(|e| (e.label.as_str(), e.channel.snapshot()))
             .collect();
         render(&exports, out);
+        render_spools(&self.spools(), out);
         if let Some(converter) = &self.converter {
             write_family(
                 out,
@@ -391,6 +425,26 @@ impl Sink for PipelineSink {
                 converter.held() as u64,
             );
         }
+    }
+
+    fn degraded(&self) -> Option<String> {
+        let replaying: Vec<String> = self
+            .spools()
+            .into_iter()
+            .filter(|(_, s)| s.replaying || s.unwritable)
+            .map(|(name, s)| {
+                if s.unwritable {
+                    format!("{name}: spool unwritable, memory only")
+                } else {
+                    format!(
+                        "{name}: spool replaying {} record(s), oldest {} s",
+                        s.records,
+                        s.oldest_age.as_secs()
+                    )
+                }
+            })
+            .collect();
+        (!replaying.is_empty()).then(|| replaying.join("; "))
     }
 
     fn shutdown(&self, timeout: Duration) -> Result<(), String> {
@@ -559,5 +613,97 @@ fn render(exports: &[(&str, MetricsSnapshot)], out: &mut String) {
                 snap.dropped_spans(reason),
             );
         }
+    }
+}
+
+/// Writes the spools' gauges and counters, one `export` label per export. Their
+/// drops are in `xray_bridge_export_dropped_total` (`spool_full`, `spool_corrupt`).
+fn render_spools(spools: &[(&str, SpoolStats)], out: &mut String) {
+    if spools.is_empty() {
+        return;
+    }
+    type Field = fn(&SpoolStats) -> u64;
+    let families: [(&str, &str, &str, Field); 9] = [
+        (
+            "xray_bridge_spool_bytes",
+            "Bytes of spool files on disk.",
+            "gauge",
+            |s| s.bytes,
+        ),
+        (
+            "xray_bridge_spool_records",
+            "Records in the spool not yet delivered.",
+            "gauge",
+            |s| s.records,
+        ),
+        (
+            "xray_bridge_spool_oldest_age_seconds",
+            "Age of the oldest record not yet delivered.",
+            "gauge",
+            |s| s.oldest_age.as_secs(),
+        ),
+        (
+            "xray_bridge_spool_replaying",
+            "1 while a backlog from a failure or a restart is sent again.",
+            "gauge",
+            |s| u64::from(s.replaying),
+        ),
+        (
+            "xray_bridge_spool_unwritable",
+            "1 when the spool cannot be written and the export runs on memory only.",
+            "gauge",
+            |s| u64::from(s.unwritable),
+        ),
+        (
+            "xray_bridge_spool_written_total",
+            "Records written to the spool.",
+            "counter",
+            |s| s.written,
+        ),
+        (
+            "xray_bridge_spool_replayed_total",
+            "Records delivered from a backlog (an earlier run, or sent again after a failure).",
+            "counter",
+            |s| s.replayed,
+        ),
+        (
+            "xray_bridge_spool_write_errors_total",
+            "Failed spool writes (the item went to memory instead).",
+            "counter",
+            |s| s.write_errors,
+        ),
+        (
+            "xray_bridge_spool_dropped_full_total",
+            "Records dropped from the spool to stay within --spool-max-bytes.",
+            "counter",
+            |s| s.dropped_full,
+        ),
+    ];
+    for (name, help, kind, field) in families {
+        write_family(out, name, help, kind);
+        for (export, stats) in spools {
+            write_sample(out, name, &[("export", *export)], field(stats));
+        }
+    }
+    let name = "xray_bridge_spool_damaged_total";
+    write_family(
+        out,
+        name,
+        "Damaged spool records skipped: torn by a crash mid-write, or corrupt.",
+        "counter",
+    );
+    for (export, stats) in spools {
+        write_sample(
+            out,
+            name,
+            &[("export", *export), ("kind", "torn")],
+            stats.torn,
+        );
+        write_sample(
+            out,
+            name,
+            &[("export", *export), ("kind", "corrupt")],
+            stats.corrupt,
+        );
     }
 }

@@ -135,6 +135,25 @@ impl XRayExporterBuilder {
         self
     }
 
+    /// Keeps what the exporter accepted in a disk spool until it is delivered, through
+    /// outages and restarts (see [`crate::spool`]; the directory must be this
+    /// exporter's alone: it is locked).
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("xray-doc-spool-{}", std::process::id()));
+    /// let exporter = xray_export::XRayExporter::builder()
+    ///     .with_writer(std::io::sink())
+    ///     .with_spool(xray_export::SpoolConfig::new(&dir).with_max_bytes(64 << 20))
+    ///     .build()
+    ///     .unwrap();
+    /// drop(exporter);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn with_spool(mut self, spool: crate::spool::SpoolConfig) -> Self {
+        self.pipeline.spool = Some(spool);
+        self
+    }
+
     /// How long `force_flush` waits (default 10 s).
     pub fn with_flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = timeout;
@@ -215,7 +234,7 @@ impl XRayExporterBuilder {
     }
 }
 
-enum Backend {
+pub(crate) enum Backend {
     Documents {
         pipeline: Pipeline<Document>,
         translator: Translator,
@@ -245,10 +264,10 @@ enum Backend {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct XRayExporter {
-    backend: Arc<Backend>,
+    pub(crate) backend: Arc<Backend>,
     resource: Resource,
     metrics: Metrics,
-    flush_timeout: Duration,
+    pub(crate) flush_timeout: Duration,
     scratch: Mutex<Vec<u8>>,
 }
 
@@ -282,70 +301,12 @@ impl XRayExporter {
     pub fn enqueue(&self, batch: Vec<SpanData>) {
         let _suppressed = Context::enter_telemetry_suppressed_scope();
         self.metrics.record_spans_in(batch.len() as u64);
-        match &*self.backend {
-            Backend::Documents {
-                pipeline,
-                translator,
-                nest,
-            } => {
-                let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-                let resource = translator.prepare_sdk(&self.resource);
-                let segments = batch.iter().map(|span| resource.translate_sdk(span));
-                let segments: Vec<_> = if *nest {
-                    nest_subsegments(segments.collect())
-                } else {
-                    segments.collect()
-                };
-                for segment in segments {
-                    let trimmed = Document::encode_tree(segment, &mut scratch, |doc| match doc {
-                        Ok(doc) => {
-                            pipeline.submit(doc);
-                        }
-                        Err(failed) => self.unencodable(failed),
-                    });
-                    for _ in 0..trimmed {
-                        self.metrics.record_trimmed();
-                    }
-                }
-                if scratch.capacity() > 1 << 20 {
-                    scratch.shrink_to(64 * 1024);
-                }
-            }
-            #[cfg(feature = "otlp")]
-            Backend::Otlp(pipeline) => {
-                let (items, too_large) = OtlpSpans::from_sdk(batch, &self.resource);
-                for item in items {
-                    pipeline.submit(item);
-                }
-                if !too_large.is_empty() {
-                    for item in &too_large {
-                        self.metrics
-                            .record_dropped(DropReason::TooLarge, item.spans());
-                    }
-                    let first: Vec<String> = too_large.iter().map(Item::describe).collect();
-                    log_drop(
-                        too_large.len() as u64,
-                        DropReason::TooLarge,
-                        &"a single span is over the OTLP endpoint's 5 MB request limit",
-                        &first,
-                    );
-                }
-            }
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        self.backend
+            .submit_spans(&self.metrics, batch, &self.resource, &mut scratch);
+        if scratch.capacity() > 1 << 20 {
+            scratch.shrink_to(64 * 1024);
         }
-    }
-
-    /// Counts and logs a document that could not be encoded.
-    fn unencodable(&self, failed: Unencodable) {
-        self.metrics.record_dropped(failed.reason, failed.spans);
-        let cause = match failed.reason {
-            DropReason::TooLarge => "over 64 kB even after trimming",
-            _ => "document without a trace id",
-        };
-        let who = match failed.trace_id {
-            Some(trace) => format!("trace {trace} document {}", failed.id),
-            None => format!("document {}", failed.id),
-        };
-        log_drop(1, failed.reason, &cause, &[who]);
     }
 
     /// A handle that waits for this exporter's queue to be delivered, for use after the
@@ -371,11 +332,13 @@ impl XRayExporter {
         }
     }
 
-    fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
+    /// Waits until the queue is delivered (or `timeout`).
+    pub(crate) fn flush_queue(&self, timeout: Duration) -> Result<(), FlushError> {
         self.backend.flush(timeout)
     }
 
-    fn shutdown_pipeline(&self, timeout: Duration) -> Result<(), FlushError> {
+    /// Stops the pipeline: sends what is queued until `timeout`, counts the rest.
+    pub(crate) fn shutdown_pipeline(&self, timeout: Duration) -> Result<(), FlushError> {
         match &*self.backend {
             Backend::Documents { pipeline, .. } => pipeline.shutdown(timeout),
             #[cfg(feature = "otlp")]
@@ -385,6 +348,110 @@ impl XRayExporter {
 }
 
 impl Backend {
+    /// Translates `batch` (spans already counted in), nests each subsegment into its
+    /// parent's document when the parent is in the batch, encodes within 64 kB and
+    /// queues; what cannot be encoded is counted and logged.
+    pub(crate) fn submit_spans(
+        &self,
+        metrics: &Metrics,
+        batch: Vec<SpanData>,
+        resource: &Resource,
+        scratch: &mut Vec<u8>,
+    ) {
+        match self {
+            Backend::Documents {
+                pipeline,
+                translator,
+                nest,
+            } => {
+                let resource = translator.prepare_sdk(resource);
+                let segments = batch.iter().map(|span| resource.translate_sdk(span));
+                let segments: Vec<_> = if *nest {
+                    nest_subsegments(segments.collect())
+                } else {
+                    segments.collect()
+                };
+                for segment in segments {
+                    let trimmed = Document::encode_tree(segment, scratch, |doc| match doc {
+                        Ok(doc) => {
+                            pipeline.submit(doc);
+                        }
+                        Err(failed) => unencodable(metrics, failed),
+                    });
+                    for _ in 0..trimmed {
+                        metrics.record_trimmed();
+                    }
+                }
+            }
+            #[cfg(feature = "otlp")]
+            Backend::Otlp(pipeline) => {
+                let (items, too_large) = OtlpSpans::from_sdk(batch, resource);
+                for item in items {
+                    pipeline.submit(item);
+                }
+                if !too_large.is_empty() {
+                    for item in &too_large {
+                        metrics.record_dropped(DropReason::TooLarge, item.spans());
+                    }
+                    let first: Vec<String> = too_large.iter().map(Item::describe).collect();
+                    log_drop(
+                        too_large.len() as u64,
+                        DropReason::TooLarge,
+                        &"a single span is over the OTLP endpoint's 5 MB request limit",
+                        &first,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Queues `span`, which has not ended, as an in-progress document (`in_progress:
+    /// true`, no `end_time`, no subsegments). It carries no span in the counters: the
+    /// complete document sent when the span ends does. The OTLP endpoint has no
+    /// in-progress form, so nothing is sent there.
+    pub(crate) fn submit_in_progress(
+        &self,
+        metrics: &Metrics,
+        span: &SpanData,
+        resource: &Resource,
+        scratch: &mut Vec<u8>,
+    ) {
+        if let Backend::Documents {
+            pipeline,
+            translator,
+            ..
+        } = self
+        {
+            let resource = translator.prepare_sdk(resource);
+            let mut segment = resource.translate_sdk(span);
+            segment.end_time = None;
+            segment.in_progress = true;
+            match Document::encode_to_fit(&mut segment, scratch) {
+                Ok((doc, trimmed)) => {
+                    if trimmed {
+                        metrics.record_trimmed();
+                    }
+                    pipeline.submit(doc.carrying_no_span());
+                }
+                Err(reason) => log_drop(
+                    1,
+                    reason,
+                    &"in-progress document (the complete one follows when the span ends)",
+                    &[format!("document {}", segment.id)],
+                ),
+            }
+        }
+    }
+
+    /// Installs the worker's periodic work (see `Pipeline::set_tick`).
+    pub(crate) fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
+        match self {
+            Backend::Documents { pipeline, .. } => pipeline.set_tick(every, run),
+            #[cfg(feature = "otlp")]
+            Backend::Otlp(pipeline) => pipeline.set_tick(every, run),
+        }
+    }
+
     fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         match self {
             Backend::Documents { pipeline, .. } => pipeline.flush(timeout),
@@ -392,6 +459,20 @@ impl Backend {
             Backend::Otlp(pipeline) => pipeline.flush(timeout),
         }
     }
+}
+
+/// Counts and logs a document that could not be encoded.
+fn unencodable(metrics: &Metrics, failed: Unencodable) {
+    metrics.record_dropped(failed.reason, failed.spans);
+    let cause = match failed.reason {
+        DropReason::TooLarge => "over 64 kB even after trimming",
+        _ => "document without a trace id",
+    };
+    let who = match failed.trace_id {
+        Some(trace) => format!("trace {trace} document {}", failed.id),
+        None => format!("document {}", failed.id),
+    };
+    log_drop(1, failed.reason, &cause, &[who]);
 }
 
 /// Waits for an [`XRayExporter`]'s queue to be delivered; see
@@ -419,7 +500,7 @@ impl fmt::Debug for FlushHandle {
     }
 }
 
-fn sdk_error(e: FlushError, timeout: Duration) -> OTelSdkError {
+pub(crate) fn sdk_error(e: FlushError, timeout: Duration) -> OTelSdkError {
     if e.dropped.is_empty() {
         OTelSdkError::Timeout(timeout)
     } else {
@@ -441,7 +522,7 @@ impl SpanExporter for XRayExporter {
 
     fn force_flush(&self) -> OTelSdkResult {
         let _suppressed = Context::enter_telemetry_suppressed_scope();
-        self.flush(self.flush_timeout)
+        self.flush_queue(self.flush_timeout)
             .map_err(|e| sdk_error(e, self.flush_timeout))
     }
 

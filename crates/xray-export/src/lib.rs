@@ -1,6 +1,9 @@
 //! An OpenTelemetry [`SpanExporter`](opentelemetry_sdk::trace::SpanExporter) for AWS
 //! X-Ray, and the transports behind it.
 //!
+//! - [`XraySpanProcessor`]: the span processor for X-Ray: each local trace tree is sent
+//!   as one document the moment its root ends, with the X-Ray SDKs' streaming rules for
+//!   long and large requests ([`ProcessorConfig`]).
 //! - [`XRayExporter`]: translate each span into one segment document (trimmed to 64 kB,
 //!   never dropped for size), queue it, return. A worker thread of its own sends.
 //! - [`Pipeline`]: the bounded queue and worker, reusable for documents that arrive
@@ -8,6 +11,8 @@
 //! - [`transport`]: daemon UDP ([`transport::daemon`]), `PutTraceSegments`
 //!   ([`transport::api`], feature `xray-api`), the X-Ray OTLP endpoint
 //!   ([`transport::otlp`], feature `otlp`), JSON lines ([`transport::file`]).
+//! - [`spool`]: an optional disk spool per pipeline ([`PipelineConfig::spool`]): what
+//!   was accepted survives an outage of any length (within its byte budget) and a crash.
 //! - [`Metrics`]: counters readable from code: spans in, documents sent, bytes, retries,
 //!   unprocessed entries, drops by [`DropReason`].
 //!
@@ -19,15 +24,20 @@
 mod exporter;
 mod item;
 mod metrics;
+mod open_trees;
 mod pipeline;
+mod processor;
 mod queue;
+pub mod spool;
 pub mod transport;
 
 pub use exporter::{BuildError, FlushHandle, XRayExporter, XRayExporterBuilder};
 pub use item::{Document, Item, Unencodable};
 pub use metrics::{DropReason, Metrics, MetricsSnapshot};
 pub use pipeline::{FlushError, Pipeline, PipelineConfig};
+pub use processor::{ProcessorConfig, XraySpanProcessor};
 pub use queue::Overflow;
+pub use spool::{FsyncPolicy, SpoolConfig, SpoolStats};
 pub use transport::daemon::{DaemonAddress, HostPort};
 pub use transport::{RetryPolicy, SendContext, Transport};
 pub use xray_translate::{Translator, TranslatorConfig};

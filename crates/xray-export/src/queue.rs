@@ -39,11 +39,20 @@ pub(crate) struct State<I> {
     pub stopped: bool,
 }
 
+/// Periodic work for the worker thread.
+struct Tick {
+    every: Duration,
+    last: Instant,
+    run: Box<dyn Fn() + Send + Sync>,
+}
+
 pub(crate) struct Queue<I> {
     state: Mutex<State<I>>,
     progress: Condvar,
     /// Wakes the worker when items arrive or the queue closes.
     pub wake: tokio::sync::Notify,
+    /// Work the worker runs between batches (see [`crate::Pipeline`]'s tick).
+    tick: Mutex<Option<Tick>>,
     max_bytes: usize,
     overflow: Overflow,
     metrics: Metrics,
@@ -63,6 +72,7 @@ impl<I: Item> Queue<I> {
             }),
             progress: Condvar::new(),
             wake: tokio::sync::Notify::new(),
+            tick: Mutex::new(None),
             max_bytes,
             overflow,
             metrics,
@@ -122,6 +132,13 @@ impl<I: Item> Queue<I> {
         }
         self.wake.notify_one();
         Pushed { accepted, dropped }
+    }
+
+    /// Counts `n` items accepted outside the memory queue (written to the spool), so
+    /// flushes wait for them, and wakes the worker.
+    pub fn count_external(&self, n: u64) {
+        self.lock().pushed += n;
+        self.wake.notify_one();
     }
 
     /// Takes up to `max` items from the front.
@@ -231,6 +248,33 @@ impl<I: Item> Queue<I> {
                 .0;
         }
         true
+    }
+
+    /// Installs the periodic work the worker runs between batches (replacing any).
+    pub fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
+        *self.tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(Tick {
+            every,
+            last: Instant::now(),
+            run,
+        });
+        self.wake.notify_one();
+    }
+
+    /// Runs the tick when it is due; returns how long the worker may sleep until the
+    /// next one (at most `idle`).
+    pub fn tick_if_due(&self, idle: Duration) -> Duration {
+        let mut tick = self.tick.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tick) = tick.as_mut() else {
+            return idle;
+        };
+        let now = Instant::now();
+        if now.duration_since(tick.last) >= tick.every {
+            tick.last = now;
+            (tick.run)();
+        }
+        (tick.last + tick.every)
+            .saturating_duration_since(Instant::now())
+            .min(idle)
     }
 
     /// Items waiting, and whether the queue is closed.

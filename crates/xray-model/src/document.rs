@@ -39,9 +39,11 @@ pub mod origin {
     pub const ELASTIC_BEANSTALK: &str = "AWS::ElasticBeanstalk::Environment";
     /// A Lambda function.
     pub const LAMBDA_FUNCTION: &str = "AWS::Lambda::Function";
+    /// An App Runner service.
+    pub const APP_RUNNER: &str = "AWS::AppRunner::Service";
 
     /// The origin for an OpenTelemetry `cloud.platform` value (`aws_ec2`, `aws_ecs`,
-    /// `aws_eks`, `aws_elastic_beanstalk`, `aws_lambda`), refined for ECS by
+    /// `aws_eks`, `aws_elastic_beanstalk`, `aws_lambda`, `aws_app_runner`), refined for ECS by
     /// `aws.ecs.launchtype` (`ec2`/`fargate`, any case). Sampling rules' `ServiceType`
     /// matches this too.
     ///
@@ -64,6 +66,7 @@ pub mod origin {
             "aws_eks" => EKS_CONTAINER,
             "aws_elastic_beanstalk" => ELASTIC_BEANSTALK,
             "aws_lambda" => LAMBDA_FUNCTION,
+            "aws_app_runner" => APP_RUNNER,
             _ => return None,
         })
     }
@@ -771,6 +774,7 @@ mod tests {
             ("aws_eks", None, Some(EKS_CONTAINER)),
             ("aws_elastic_beanstalk", None, Some(ELASTIC_BEANSTALK)),
             ("aws_lambda", None, Some(LAMBDA_FUNCTION)),
+            ("aws_app_runner", None, Some(APP_RUNNER)),
             ("", None, None),
             ("AWS_EC2", None, None),
         ] {

@@ -44,10 +44,14 @@ pub fn invocation_context(header: &TraceHeader) -> Context {
 
 type Flush = Arc<dyn Fn() + Send + Sync>;
 
+/// Set by the process's first invocation: every later one is warm.
+static WARM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A tower layer for `lambda_runtime` services (`Service<LambdaEvent<T>>`): each
 /// invocation runs inside an INFO span of kind Internal named after the function, whose
 /// parent is Lambda's function segment (the trace header's `Parent`), with
-/// `faas.invocation_id`, `faas.name` and `cloud.resource_id`. When the invocation ends the
+/// `faas.invocation_id`, `faas.name`, `cloud.resource_id` and `faas.coldstart` (true for
+/// the process's first invocation; the translator makes it the `ColdStart` annotation). When the invocation ends the
 /// span is closed and the flush hook runs before the response goes back to Lambda (Lambda
 /// may freeze the process right after).
 ///
@@ -148,6 +152,7 @@ where
             faas.name = Empty,
             cloud.provider = "aws",
             cloud.resource_id = Empty,
+            faas.coldstart = !WARM.swap(true, std::sync::atomic::Ordering::Relaxed),
             error.type = Empty,
         );
         if !function.is_empty() {

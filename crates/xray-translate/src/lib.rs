@@ -24,6 +24,7 @@
 mod attributes;
 mod aws;
 mod cause;
+mod check;
 mod config;
 mod http;
 mod keys;
@@ -37,7 +38,11 @@ mod translate;
 mod view;
 
 pub use attributes::{METADATA_ATTRIBUTE_PREFIX, OTEL_NAMESPACE, RESOURCE_NAMESPACE};
-pub use config::{DEFAULT_ANNOTATION_PREFIX, TRACING_NAME_ENV, TranslatorConfig};
+pub use check::{Invalid, LATEST_TIME, check, check_otlp, check_sdk};
+pub use config::{
+    DEFAULT_ANNOTATION_PREFIX, INDEX_ALL_ATTRIBUTES_ENV, INDEXED_ATTRIBUTES_ENV, InvalidGlob,
+    LOG_GROUP_NAMES_ENV, METADATA_EXCLUDE_ENV, TRACING_NAME_ENV, TranslatorConfig, split_list,
+};
 pub use otlp::OtlpSpan;
 pub use resource::PreparedResource;
 pub use sdk::SdkSpan;

@@ -46,3 +46,39 @@ fn tracing_name_overrides_service_name() {
     assert_eq!(TranslatorConfig::from_env().service_name(), None);
     unsafe { std::env::remove_var(TRACING_NAME_ENV) };
 }
+
+#[test]
+fn settings_come_from_the_environment() {
+    use xray_translate::{
+        INDEX_ALL_ATTRIBUTES_ENV, INDEXED_ATTRIBUTES_ENV, LOG_GROUP_NAMES_ENV, METADATA_EXCLUDE_ENV,
+    };
+    // SAFETY: the variables are this test's alone (the other test reads another one).
+    unsafe {
+        std::env::set_var(INDEXED_ATTRIBUTES_ENV, "tenant, order.id,");
+        std::env::set_var(INDEX_ALL_ATTRIBUTES_ENV, "true");
+        std::env::set_var(LOG_GROUP_NAMES_ENV, "/ecs/a,/ecs/b");
+        std::env::set_var(METADATA_EXCLUDE_ENV, "user.*");
+    }
+    let config = TranslatorConfig::default().with_env_settings().unwrap();
+    assert_eq!(config.annotation_keys(), ["tenant", "order.id"]);
+    assert!(config.indexes_all_attributes());
+    assert_eq!(config.log_groups(), ["/ecs/a", "/ecs/b"]);
+    assert_eq!(config.metadata_exclude(), ["user.*"]);
+    unsafe { std::env::set_var(METADATA_EXCLUDE_ENV, "user.[") };
+    let err = TranslatorConfig::default().with_env_settings().unwrap_err();
+    assert_eq!(err.pattern, "user.[");
+    unsafe {
+        for v in [
+            INDEXED_ATTRIBUTES_ENV,
+            INDEX_ALL_ATTRIBUTES_ENV,
+            LOG_GROUP_NAMES_ENV,
+            METADATA_EXCLUDE_ENV,
+        ] {
+            std::env::remove_var(v);
+        }
+    }
+    assert_eq!(
+        TranslatorConfig::default().with_env_settings().unwrap(),
+        TranslatorConfig::default()
+    );
+}

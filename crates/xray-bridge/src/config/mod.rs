@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use xray_export::FsyncPolicy;
 
 use declare::settings;
 pub use file::Format;
@@ -58,6 +59,8 @@ pub const DEFAULT_SHUTDOWN_SECS: u64 = 10;
 pub const DEFAULT_CONSOLE: &str = "127.0.0.1:2020";
 /// Default number of PutTraceSegments calls in flight (the daemon's `Concurrency`).
 pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Default time budget for retrying one item (the Collector's `max_elapsed_time`).
+pub const DEFAULT_RETRY_MAX_ELAPSED_SECS: u64 = 300;
 /// Where the X-Ray daemon looks for its config file when `-c` is not given.
 pub const DAEMON_CONFIG_PATH: &str = "/etc/amazon/xray/cfg.yaml";
 
@@ -190,6 +193,38 @@ settings! {
     /// Local mode: the SQLite store file (default `$XDG_DATA_HOME/xray-bridge/local.db`).
     #[arg(long, env = "XRAY_BRIDGE_STORE", value_name = "PATH")]
     store: PathBuf = xray_console::StoreConfig::default_path(), parse = parse_path;
+
+    /// Disk spool directory: accepted data is written there until delivered, and
+    /// survives outages and restarts; each export pipeline uses a subdirectory of its
+    /// own (default: none, memory only). The `Spool.*` cfg.yaml keys are ours: the
+    /// daemon has none.
+    #[arg(long, env = "XRAY_BRIDGE_SPOOL", value_name = "DIR")]
+    spool: PathBuf, parse = parse_dir, yaml = "Spool.Directory";
+
+    /// Most bytes the spool may use on disk, at least 65536 (default 256 MiB); beyond,
+    /// the oldest records are dropped (counted as `spool_full`).
+    #[arg(long, env = "XRAY_BRIDGE_SPOOL_MAX_BYTES", value_name = "N")]
+    spool_max_bytes: u64 = xray_export::spool::DEFAULT_MAX_BYTES,
+        parse = |s: &str| parse_in(s, 65_536..=u64::MAX), yaml = "Spool.MaxBytes";
+
+    /// When spool writes are forced to disk: `always` (every record) or every MS
+    /// milliseconds (default `1000ms`).
+    #[arg(long, env = "XRAY_BRIDGE_SPOOL_FSYNC", value_name = "always|MS")]
+    spool_fsync: FsyncPolicy = FsyncPolicy::default(), yaml = "Spool.Fsync";
+
+    /// Seconds a failed send is retried (exponential backoff with jitter) before it is
+    /// dropped, or, with a spool, kept there for later (default 300).
+    #[arg(long, env = "XRAY_BRIDGE_RETRY_MAX_ELAPSED", value_name = "SECS")]
+    retry_max_elapsed: Duration = Duration::from_secs(DEFAULT_RETRY_MAX_ELAPSED_SECS),
+        parse = parse_secs, yaml = "RetryMaxElapsedSeconds";
+}
+
+/// A directory path, not empty.
+fn parse_dir(s: &str) -> Result<PathBuf, String> {
+    match s.trim() {
+        "" => Err("the directory is empty".to_owned()),
+        dir => Ok(PathBuf::from(dir)),
+    }
 }
 
 /// The command line: every setting of [`Options`] plus the config file and the
@@ -737,5 +772,71 @@ mod tests {
         );
         let e = yaml("Version: 2\nRegion: [unclosed\n");
         assert!(e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn spool_and_retry_settings_from_flags_files_and_defaults() {
+        let s = Settings::merge(Options::default(), Options::default()).unwrap();
+        assert_eq!(s.spool, None);
+        assert_eq!(s.spool_max_bytes, 256 * 1024 * 1024);
+        assert_eq!(
+            s.spool_fsync,
+            FsyncPolicy::Every(Duration::from_millis(1000))
+        );
+        assert_eq!(s.retry_max_elapsed, Duration::from_secs(300));
+        let toml = Options::from_toml(
+            r#"
+            spool = "/var/spool/xray-bridge"
+            spool-max-bytes = 1048576
+            spool-fsync = "always"
+            retry-max-elapsed = 60
+            "#,
+        )
+        .unwrap();
+        let s = Settings::merge(Options::default(), toml).unwrap();
+        assert_eq!(s.spool, Some(PathBuf::from("/var/spool/xray-bridge")));
+        assert_eq!(s.spool_max_bytes, 1024 * 1024);
+        assert_eq!(s.spool_fsync, FsyncPolicy::Always);
+        assert_eq!(s.retry_max_elapsed, Duration::from_secs(60));
+        let yaml = Options::parse(
+            "Version: 2\nSpool:\n  Directory: /var/spool/xb\n  MaxBytes: 70000\n  Fsync: 250ms\nRetryMaxElapsedSeconds: 30\n",
+            Format::DaemonYaml,
+        )
+        .unwrap();
+        let s = Settings::merge(Options::default(), yaml).unwrap();
+        assert_eq!(s.spool, Some(PathBuf::from("/var/spool/xb")));
+        assert_eq!(s.spool_max_bytes, 70000);
+        assert_eq!(
+            s.spool_fsync,
+            FsyncPolicy::Every(Duration::from_millis(250))
+        );
+        assert_eq!(s.retry_max_elapsed, Duration::from_secs(30));
+        let cli = parse(&[
+            "--spool",
+            "/tmp/s",
+            "--spool-max-bytes",
+            "70000",
+            "--spool-fsync",
+            "200ms",
+            "--retry-max-elapsed",
+            "5",
+        ]);
+        let s = Settings::merge(cli.options, Options::default()).unwrap();
+        assert_eq!(s.spool, Some(PathBuf::from("/tmp/s")));
+        assert_eq!(
+            s.spool_fsync,
+            FsyncPolicy::Every(Duration::from_millis(200))
+        );
+        assert_eq!(s.retry_max_elapsed, Duration::from_secs(5));
+        for bad in [
+            &["--spool-fsync", "never"][..],
+            &["--spool-max-bytes", "10"],
+            &["--spool", ""],
+            &["--retry-max-elapsed", "soon"],
+        ] {
+            let mut all = vec!["xray-bridge"];
+            all.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(all).is_err(), "{bad:?}");
+        }
     }
 }

@@ -254,6 +254,27 @@ impl Bridge {
         }
     }
 
+    /// Kills the process with SIGKILL (no drain, no cleanup) and waits for it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    /// `GET path` on the metrics port: the status and the body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let url = self.url(self.metrics, path);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let response = reqwest::get(&url).await.expect("GET");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        })
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub fn stop(&mut self, timeout: Duration) -> i32 {
         self.signal("-TERM", timeout)

@@ -17,6 +17,7 @@ use xray_model::limits::MAX_DOCUMENTS_PER_PUT;
 
 use crate::item::Document;
 use crate::metrics::DropReason;
+use crate::transport::limit::AdaptiveLimit;
 use crate::transport::{SendContext, SendFuture, Transport};
 
 /// Settings for [`ApiTransport`].
@@ -48,19 +49,23 @@ impl fmt::Debug for ApiConfig {
 /// Throttling (429), 5xx answers, timeouts and connection errors are retried with
 /// backoff, resending only the documents not yet accepted; retryable
 /// `UnprocessedTraceSegments` entries likewise. The AWS SDK's own retries are off so the
-/// retry policy and the counters see every attempt.
+/// retry policy and the counters see every attempt. Throttling halves the calls allowed in
+/// flight (each success allows one more again, up to `max_in_flight`).
 pub struct ApiTransport {
     config: ApiConfig,
     client: Option<Client>,
+    limit: Arc<AdaptiveLimit>,
 }
 
 impl ApiTransport {
     /// A transport that builds its client on first use (in the worker, never on the
     /// caller's thread).
     pub fn new(config: ApiConfig) -> Self {
+        let limit = AdaptiveLimit::new(config.max_in_flight.unwrap_or(4));
         ApiTransport {
             config,
             client: None,
+            limit,
         }
     }
 
@@ -113,7 +118,12 @@ impl ApiTransport {
             while tasks.len() >= max_in_flight {
                 tasks.join_next().await;
             }
-            tasks.spawn(put_group(client.clone(), group, cx.clone()));
+            tasks.spawn(put_group(
+                client.clone(),
+                group,
+                cx.clone(),
+                self.limit.clone(),
+            ));
         }
         while tasks.join_next().await.is_some() {}
     }
@@ -153,6 +163,22 @@ pub fn is_retryable_code(code: &str) -> bool {
         || code.parse::<u16>().is_ok_and(|n| n == 429 || n >= 500)
 }
 
+/// Whether a failed call was throttled (429 or `ThrottledException`).
+fn is_throttled(err: &SdkError<PutTraceSegmentsError>) -> bool {
+    match err {
+        SdkError::ServiceError(e) => {
+            e.err().is_throttled_exception() || e.raw().status().as_u16() == 429
+        }
+        _ => false,
+    }
+}
+
+/// Whether an `UnprocessedTraceSegments` error code means throttling.
+fn is_throttling_code(code: &str) -> bool {
+    let code = code.to_ascii_lowercase();
+    code.contains("throttl") || code.contains("toomanyrequests") || code == "429"
+}
+
 /// A failed call: retry it, or drop its documents for this reason.
 fn classify(err: &SdkError<PutTraceSegmentsError>) -> Result<(), DropReason> {
     match err {
@@ -172,20 +198,37 @@ fn classify(err: &SdkError<PutTraceSegmentsError>) -> Result<(), DropReason> {
 }
 
 /// One group of at most 50 documents, through every attempt it is allowed.
-async fn put_group(client: Client, docs: Vec<Document>, cx: SendContext) {
+async fn put_group(
+    client: Client,
+    docs: Vec<Document>,
+    cx: SendContext,
+    limit: Arc<AdaptiveLimit>,
+) {
     let mut pending = docs;
     let mut attempt = 1;
+    let first_try = std::time::Instant::now();
     loop {
-        cx.request();
         let texts: Vec<String> = pending.iter().map(|d| d.as_str().to_owned()).collect();
-        let result = client
-            .put_trace_segments()
-            .set_trace_segment_documents(Some(texts))
-            .send()
-            .await;
+        let result = {
+            let _permit = limit.acquire().await;
+            cx.request();
+            client
+                .put_trace_segments()
+                .set_trace_segment_documents(Some(texts))
+                .send()
+                .await
+        };
         let (retry, cause): (Vec<Document>, Arc<str>) = match result {
             Ok(out) => {
                 let unprocessed = out.unprocessed_trace_segments();
+                if unprocessed
+                    .iter()
+                    .any(|u| is_throttling_code(u.error_code().unwrap_or("")))
+                {
+                    limit.throttled();
+                } else {
+                    limit.succeeded();
+                }
                 if unprocessed.is_empty() {
                     pending.iter().for_each(|d| cx.delivered(d));
                     return;
@@ -236,6 +279,9 @@ async fn put_group(client: Client, docs: Vec<Document>, cx: SendContext) {
             }
             Err(err) => {
                 cx.send_error();
+                if is_throttled(&err) {
+                    limit.throttled();
+                }
                 let cause: Arc<str> = DisplayErrorContext(&err).to_string().into();
                 if let Err(reason) = classify(&err) {
                     cx.dropped(&pending, reason, &cause);
@@ -244,7 +290,7 @@ async fn put_group(client: Client, docs: Vec<Document>, cx: SendContext) {
                 (std::mem::take(&mut pending), cause)
             }
         };
-        match cx.next_retry(attempt) {
+        match cx.next_retry(attempt, first_try) {
             Some(wait) => {
                 tracing::debug!(
                     target: "xray_export",

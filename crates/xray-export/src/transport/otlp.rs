@@ -157,6 +157,34 @@ impl Item for OtlpSpans {
         u64::from(self.spans)
     }
 
+    fn write_record(&self, out: &mut Vec<u8>) -> bool {
+        match self.first_trace {
+            Some(t) => {
+                out.push(1);
+                out.extend_from_slice(&t);
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&self.bytes);
+        true
+    }
+
+    fn read_record(bytes: &[u8], spans: u32) -> Option<Self> {
+        let (first_trace, rest) = match bytes.split_first()? {
+            (1, rest) if rest.len() >= 16 => (Some(rest[..16].try_into().ok()?), &rest[16..]),
+            (0, rest) => (None, rest),
+            _ => return None,
+        };
+        // Only well-formed messages come back (a damaged record would be refused by
+        // the endpoint as a whole request).
+        ResourceSpans::decode(rest).ok()?;
+        Some(OtlpSpans {
+            bytes: rest.to_vec(),
+            spans,
+            first_trace,
+        })
+    }
+
     fn describe(&self) -> String {
         match self.first_trace {
             Some(t) => format!(
@@ -493,6 +521,7 @@ async fn post(ready: &mut Ready, items: Vec<OtlpSpans>, cx: &SendContext) {
         }
     };
     let mut attempt = 1;
+    let first_try = std::time::Instant::now();
     loop {
         let cause = match attempt_post(ready, &body, cx).await {
             Ok(rejected) => {
@@ -513,7 +542,7 @@ async fn post(ready: &mut Ready, items: Vec<OtlpSpans>, cx: &SendContext) {
             }
             Err(Failure::Retryable(cause)) => cause,
         };
-        match cx.next_retry(attempt) {
+        match cx.next_retry(attempt, first_try) {
             Some(wait) => {
                 tokio::time::sleep(wait).await;
                 attempt += 1;

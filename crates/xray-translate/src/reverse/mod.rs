@@ -98,13 +98,39 @@ pub fn to_otlp(doc: &Segment<'_>) -> Result<ResourceSpans, ConvertError> {
         trace_id,
         language: resource.get_str("telemetry.sdk.language"),
         account: resource.get_str("cloud.account.id"),
+        service_name: resource.get_str("service.name"),
+        lambda: resource.get_str("cloud.platform") == Some("aws_lambda")
+            && resource
+                .get_str("cloud.provider")
+                .is_none_or(|p| p == "aws"),
     };
     let mut scopes: Vec<ScopeSpans> = Vec::new();
-    let mut stack = vec![span::Node {
-        doc,
-        parent: doc.parent_id,
-        embedded: false,
-        parent_end: None,
+    // A segment the translator made around the call of a local-root Client or Producer
+    // span (its id derived from the call's) goes back into that one span.
+    let call = match doc.subsegments.as_slice() {
+        [call]
+            if !doc.is_standalone_subsegment()
+                && doc.id == crate::translate::service_segment_id(call.id) =>
+        {
+            Some(call)
+        }
+        _ => None,
+    };
+    let mut stack = vec![match call {
+        Some(call) => span::Node {
+            doc: call,
+            parent: doc.parent_id,
+            embedded: false,
+            parent_end: None,
+            service: Some(doc),
+        },
+        None => span::Node {
+            doc,
+            parent: doc.parent_id,
+            embedded: false,
+            parent_end: None,
+            service: None,
+        },
     }];
     while let Some(node) = stack.pop() {
         let built = span::build(node, &cx)?;
@@ -114,6 +140,7 @@ pub fn to_otlp(doc: &Segment<'_>) -> Result<ResourceSpans, ConvertError> {
             parent: Some(node.doc.id),
             embedded: true,
             parent_end: Some(built.end),
+            service: None,
         }));
         let scope = built.scope.map(|(name, version)| InstrumentationScope {
             name,

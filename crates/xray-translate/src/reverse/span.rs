@@ -15,8 +15,11 @@ use super::ConvertError;
 use super::value::{Attrs, annotation, any, key_values, string, strings};
 use crate::attributes::{METADATA_ATTRIBUTE_PREFIX, OTEL_NAMESPACE, RESOURCE_NAMESPACE};
 use crate::aws::AWS_API;
-use crate::cause::EXCEPTION_EVENT;
+use crate::cause::{CauseContext, EXCEPTION_EVENT, cause};
+use crate::config::Exclude;
 use crate::stack::{ExceptionText, write_stack};
+use crate::translate::END_BEFORE_START_KEY;
+use crate::view::{Attributes, EventView, SpanStatus};
 
 /// Attribute set on an embedded subsegment that was still in progress when its parent
 /// was sent (its end is the parent's).
@@ -35,6 +38,9 @@ pub(crate) struct Node<'d, 'a> {
     pub(crate) embedded: bool,
     /// The enclosing document's end, for an embedded subsegment still in progress.
     pub(crate) parent_end: Option<u64>,
+    /// For the call of a local-root Client or Producer span: the service segment the
+    /// translator made around it, which goes back into this one span.
+    pub(crate) service: Option<&'d Segment<'a>>,
 }
 
 /// A converted span and the instrumentation scope it was recorded under.
@@ -60,6 +66,12 @@ pub(crate) struct Context<'r> {
     /// `cloud.account.id` of the resource: a segment's own account id is only written
     /// when it differs.
     pub(crate) account: Option<&'r str>,
+    /// `service.name` of the resource: a service segment named otherwise was named by
+    /// Application Signals' `aws.local.service`.
+    pub(crate) service_name: Option<&'r str>,
+    /// The resource is a Lambda function: there a segment's parent is never remote (the
+    /// translator makes a span under a remote parent a subsegment of Lambda's segment).
+    pub(crate) lambda: bool,
 }
 
 pub(crate) fn build(node: Node<'_, '_>, cx: &Context<'_>) -> Result<Built, ConvertError> {
@@ -70,7 +82,7 @@ pub(crate) fn build(node: Node<'_, '_>, cx: &Context<'_>) -> Result<Built, Conve
     }
     let start =
         nanos(doc.start_time).ok_or_else(|| ConvertError::InvalidTime(doc.id.to_string()))?;
-    let is_segment = !node.embedded && !doc.is_standalone_subsegment();
+    let is_segment = !node.embedded && !doc.is_standalone_subsegment() && node.service.is_none();
     let mut attrs = Attrs::default();
     let end = match doc.end_time {
         Some(end) => nanos(end).ok_or_else(|| ConvertError::InvalidTime(doc.id.to_string()))?,
@@ -88,17 +100,39 @@ pub(crate) fn build(node: Node<'_, '_>, cx: &Context<'_>) -> Result<Built, Conve
         _ if downstream => SpanKind::Client,
         _ => SpanKind::Internal,
     };
-    // Who was called: the translator names a downstream subsegment after it.
+    // Who was called: the translator names a downstream subsegment after it. When the
+    // free attributes hold another name the translator would read first, Application
+    // Signals' `aws.remote.service` (read ahead of all) carries this one.
+    let default = doc.metadata.get(METADATA_DEFAULT);
+    let other_name = default.is_some_and(|d| {
+        ["aws.remote.service", "peer.service", "rpc.service"]
+            .iter()
+            .any(|k| d.get(k).is_some())
+    });
     if aws_call {
         attrs.set("rpc.system", string(AWS_API));
+    }
+    if downstream && other_name {
+        attrs.set("aws.remote.service", string(&doc.name));
+    } else if aws_call {
         attrs.set("rpc.service", string(&doc.name));
     } else if downstream {
         attrs.set("peer.service", string(&doc.name));
+    }
+    // A segment named otherwise than its service was named by `aws.local.service`.
+    if is_segment && cx.service_name.is_some_and(|n| n != doc.name) {
+        attrs.set("aws.local.service", string(&doc.name));
     }
     http_attributes(doc, &mut attrs);
     aws_attributes(doc, is_segment, aws_call, cx.account, &mut attrs);
     sql_attributes(doc, &mut attrs);
     attrs.set_str("enduser.id", doc.user.as_deref());
+    if let Some(service) = node.service {
+        attrs.set_str("enduser.id", service.user.as_deref());
+        if cx.service_name.is_some_and(|n| n != service.name) {
+            attrs.set("aws.local.service", string(&service.name));
+        }
+    }
     if !doc.annotations.is_empty() {
         for (key, value) in doc.annotations.iter() {
             attrs.set(key, annotation(value));
@@ -109,6 +143,7 @@ pub(crate) fn build(node: Node<'_, '_>, cx: &Context<'_>) -> Result<Built, Conve
         );
     }
     let mut otel = OtelDetails::default();
+    // (read below; a span that ended before it started gets its own end back)
     for (namespace, fields) in doc.metadata.iter() {
         match namespace {
             // Unmapped span attributes; a key here holds the full value where a block
@@ -126,11 +161,16 @@ pub(crate) fn build(node: Node<'_, '_>, cx: &Context<'_>) -> Result<Built, Conve
     if !otel.rest.is_empty() {
         namespace_attribute(OTEL_NAMESPACE, &otel.rest, &mut attrs);
     }
-    let (status, exception_events) =
-        status_and_exceptions(doc, end, cx.language, &otel.exception_like);
+    let end = otel.end_before_start.and_then(nanos).unwrap_or(end);
+    // Events the translator reads exceptions from by themselves (exception attributes
+    // under another name, AWS SDK HTTP failures) give those exceptions back: the cause's
+    // copies are not written as events too.
+    let regenerated = regenerated_exceptions(doc.id, &otel.events, cx.language);
+    let (status, exception_events) = status_and_exceptions(doc, end, cx.language, &regenerated);
     let mut events = otel.events;
     events.extend(exception_events);
-    let remote_parent = is_segment && node.parent.is_some();
+    let remote_parent =
+        (is_segment || node.service.is_some()) && node.parent.is_some() && !cx.lambda;
     let flags = SpanFlags::ContextHasIsRemoteMask as u32
         | if remote_parent {
             SpanFlags::ContextIsRemoteMask as u32
@@ -189,10 +229,8 @@ struct OtelDetails {
     span_name: Option<String>,
     scope: Option<(String, String)>,
     events: Vec<Event>,
-    /// `(exception.type, exception.message)` of the events above that carry an
-    /// exception under another name: the translator reads their exceptions from them
-    /// again, so the cause's copies are not written as events too.
-    exception_like: Vec<(Option<String>, Option<String>)>,
+    /// Ends the translator kept when a span ended before it started.
+    end_before_start: Option<f64>,
     /// Entries not written by the translator: kept as a namespace attribute.
     rest: Fields<'static, AnyValue<'static>>,
 }
@@ -207,27 +245,11 @@ impl OtelDetails {
                     self.scope = Some((s.to_string(), String::new()));
                 }
                 ("scope_version", AnyValue::Str(s)) => scope_version = s.to_string(),
+                (END_BEFORE_START_KEY, AnyValue::Float(f)) => self.end_before_start = Some(*f),
                 ("events", AnyValue::Array(items)) => {
                     for item in items {
                         match event(item) {
-                            Some(e) => {
-                                let attr = |key: &str| {
-                                    e.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
-                                        match kv.value.as_ref()?.value.as_ref()? {
-                                            Value::StringValue(s) if !s.is_empty() => {
-                                                Some(s.clone())
-                                            }
-                                            _ => None,
-                                        }
-                                    })
-                                };
-                                let (kind, message) =
-                                    (attr("exception.type"), attr("exception.message"));
-                                if kind.is_some() || message.is_some() {
-                                    self.exception_like.push((kind, message));
-                                }
-                                self.events.push(e);
-                            }
+                            Some(e) => self.events.push(e),
                             None => self.keep("events", item),
                         }
                     }
@@ -320,7 +342,13 @@ fn aws_attributes(
     let Some(aws) = doc.aws.as_deref() else {
         return;
     };
-    let operation_key = if aws_call {
+    // The translator reads `aws.operation` ahead of `rpc.method`: a free `rpc.method`
+    // (kept in metadata) means the operation came from `aws.operation`.
+    let free_rpc_method = doc
+        .metadata
+        .get(METADATA_DEFAULT)
+        .is_some_and(|d| d.get("rpc.method").is_some());
+    let operation_key = if aws_call && !free_rpc_method {
         "rpc.method"
     } else {
         "aws.operation"
@@ -345,7 +373,7 @@ fn aws_attributes(
         (None, true) => {}
     }
     if let Some(retries) = aws.retries {
-        attrs.set("aws.retries", Value::IntValue(retries.into()));
+        attrs.set("http.request.resend_count", Value::IntValue(retries.into()));
     }
     if let Some(xray) = &aws.xray {
         attrs.set_str(
@@ -375,6 +403,46 @@ fn sql_attributes(doc: &Segment<'_>, attrs: &mut Attrs) {
     );
     attrs.set_str("aws.xray.sql.driver_version", sql.driver_version.as_deref());
     attrs.set_str("aws.xray.sql.preparation", sql.preparation.as_deref());
+}
+
+/// `(type, message)` of the first exception of each chain the translator reads from
+/// `events` by itself.
+fn regenerated_exceptions(
+    span_id: SegmentId,
+    events: &[Event],
+    language: Option<&str>,
+) -> Vec<(Option<String>, Option<String>)> {
+    if events.is_empty() {
+        return Vec::new();
+    }
+    let exclude = Exclude::default();
+    let views = events.iter().map(|e| EventView {
+        name: &e.name,
+        time: xray_model::epoch_seconds_from_nanos(e.time_unix_nano),
+        attributes: Attributes::otlp(&e.attributes),
+    });
+    let context = CauseContext {
+        status: SpanStatus::Unset,
+        status_text: None,
+        remote: false,
+        language,
+        exclude: &exclude,
+    };
+    let Some(Cause::Details(details)) = cause(span_id, views, context) else {
+        return Vec::new();
+    };
+    let exceptions = &details.exceptions;
+    exceptions
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || exceptions[i - 1].cause != Some(exceptions[*i].id))
+        .map(|(_, e)| {
+            (
+                e.kind.as_deref().map(str::to_owned),
+                e.message.as_deref().map(str::to_owned),
+            )
+        })
+        .collect()
 }
 
 /// The span status and one `exception` event per chain of exceptions in the cause:
@@ -412,7 +480,12 @@ fn status_and_exceptions(
         .as_ref()
         .and_then(|h| h.response.as_ref())
         .and_then(|r| r.status);
-    let status = if doc.fault {
+    let explained_by_5xx =
+        http_status.is_some_and(|s| (500..600).contains(&s)) && exceptions.is_empty();
+    let status = if doc.fault && explained_by_5xx {
+        // A 5xx makes the fault by itself; the status was left Unset.
+        None
+    } else if doc.fault {
         Some(Status {
             code: StatusCode::Error as i32,
             message: first_message.to_owned(),
