@@ -313,10 +313,7 @@ fn a_minute_outage_with_a_sigkill_in_it_loses_nothing_accepted() {
             // After the restart the spool replays what the first run left.
             let (status, body) = bridge.get("/healthz");
             assert_eq!(status, 200);
-            assert!(
-                body.starts_with("degraded: api: spool replaying"),
-                "{body}"
-            );
+            assert!(body.starts_with("degraded: api: spool replaying"), "{body}");
             degraded_seen = true;
         }
         if state == 2 && t >= up_at {

@@ -129,8 +129,8 @@ fn free_attributes() -> impl Strategy<Value = Vec<KeyValue>> {
         })
 }
 
-/// HTTP attributes with the status they imply: a 5xx with exceptions (or an explicit
-/// failure) is an Error status, a 4xx leaves it Unset.
+/// HTTP attributes with the status they imply: a 5xx (or an explicit failure) is an
+/// Error status, a 4xx leaves it Unset.
 #[derive(Debug, Clone)]
 struct Http {
     attrs: Vec<KeyValue>,
@@ -240,8 +240,6 @@ fn outcome(
     };
     let first_message = exceptions.first().map(|e| e.1.clone());
     let status = match http_status {
-        // A 5xx makes the fault by itself: with no exception, the status stays Unset.
-        Some(500..=599) if events.is_empty() => None,
         Some(500..=599) => Some(error(first_message.unwrap_or_default())),
         Some(400..=499) => None,
         _ if failed => Some(error(first_message.unwrap_or(description))),

@@ -480,10 +480,16 @@ fn status_and_exceptions(
         .as_ref()
         .and_then(|h| h.response.as_ref())
         .and_then(|r| r.status);
-    let explained_by_5xx =
-        http_status.is_some_and(|s| (500..600).contains(&s)) && exceptions.is_empty();
-    let status = if doc.fault && explained_by_5xx {
-        // A 5xx makes the fault by itself; the status was left Unset.
+    // A 5xx fault without a cause is an Error status (as the conventions have it), but
+    // with an `http.status_text` kept in metadata the translator would read that into a
+    // cause the document did not have: the status was left Unset there.
+    let unset_5xx = http_status.is_some_and(|s| (500..600).contains(&s))
+        && exceptions.is_empty()
+        && doc
+            .metadata
+            .get(METADATA_DEFAULT)
+            .is_some_and(|d| d.get("http.status_text").is_some());
+    let status = if doc.fault && unset_5xx {
         None
     } else if doc.fault {
         Some(Status {
