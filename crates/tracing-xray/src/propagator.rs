@@ -23,7 +23,7 @@ use crate::env::{EnvSettings, PropagatorName};
 /// ```
 /// let propagator = tracing_xray::Propagator::from_env();
 /// # #[cfg(feature = "axum")]
-/// let _server = tracing_xray::propagation::server::XrayLayer::new()
+/// let _server = tracing_xray::propagation::server::XrayServerLayer::new()
 ///     .with_propagator(propagator.clone());
 /// ```
 #[derive(Clone)]

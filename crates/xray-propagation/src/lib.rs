@@ -43,6 +43,8 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "spans")]
+mod choice;
 mod headers;
 mod propagator;
 
