@@ -88,6 +88,7 @@ pub mod origin {
             EKS_CONTAINER => ("aws_eks", None),
             ELASTIC_BEANSTALK => ("aws_elastic_beanstalk", None),
             LAMBDA_FUNCTION => ("aws_lambda", None),
+            APP_RUNNER => ("aws_app_runner", None),
             _ => return None,
         })
     }
