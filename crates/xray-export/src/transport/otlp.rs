@@ -220,6 +220,26 @@ pub enum OtlpSigning {
     Auto,
 }
 
+impl OtlpSigning {
+    /// Whether requests to `url` (`None`: the X-Ray OTLP endpoint of the region) are
+    /// signed.
+    ///
+    /// ```
+    /// use xray_export::transport::otlp::OtlpSigning;
+    /// assert!(OtlpSigning::Auto.signs(Some("https://xray.us-east-1.amazonaws.com/v1/traces")));
+    /// assert!(!OtlpSigning::Auto.signs(Some("http://127.0.0.1:4318/v1/traces")));
+    /// assert!(!OtlpSigning::Auto.signs(Some("https://api.honeycomb.io/v1/traces")));
+    /// assert!(OtlpSigning::SigV4.signs(Some("http://127.0.0.1:4318/v1/traces")));
+    /// assert!(OtlpSigning::Auto.signs(None));
+    /// ```
+    pub fn signs(self, url: Option<&str>) -> bool {
+        match self {
+            OtlpSigning::SigV4 => true,
+            OtlpSigning::Auto => url.is_none_or(|u| aws_endpoint(u).is_some()),
+        }
+    }
+}
+
 /// How request bodies are compressed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OtlpCompression {
@@ -326,10 +346,7 @@ impl OtlpTransport {
         if self.ready.is_none() {
             let configured = self.config.endpoint_url.clone();
             let endpoint = configured.as_deref().and_then(aws_endpoint);
-            let sign = match self.config.signing {
-                OtlpSigning::SigV4 => true,
-                OtlpSigning::Auto => configured.is_none() || endpoint.is_some(),
-            };
+            let sign = self.config.signing.signs(configured.as_deref());
             let signer = if sign {
                 let sdk = match &self.config.sdk_config {
                     Some(sdk) => sdk.clone(),
