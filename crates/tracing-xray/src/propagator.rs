@@ -20,6 +20,8 @@ use crate::env::{EnvSettings, PropagatorName};
 /// Pass it to the server layer and client middleware so they read and write the same
 /// headers as the globally installed propagator:
 ///
+/// # Examples
+///
 /// ```
 /// let propagator = tracing_xray::Propagator::from_env();
 /// # #[cfg(feature = "axum")]

@@ -30,6 +30,12 @@ pub enum Kind {
 
 impl Kind {
     /// The kind of `body` and the base64 after its prefix, if it is an ADOT body.
+    ///
+    /// ```
+    /// use xray_bridge::adot::Kind;
+    /// assert_eq!(Kind::of(b"T1SCgA="), Some((Kind::Sampled, &b"CgA="[..])));
+    /// assert_eq!(Kind::of(br#"{"name":"svc"}"#), None);
+    /// ```
     pub fn of(body: &[u8]) -> Option<(Kind, &[u8])> {
         if let Some(rest) = body.strip_prefix(b"T1S") {
             Some((Kind::Sampled, rest))
@@ -63,6 +69,10 @@ impl AdotError {
 }
 
 /// Decodes the base64 protobuf of a `T1S`/`T1U` body.
+///
+/// # Errors
+///
+/// [`AdotError::BadBase64`] or [`AdotError::BadProtobuf`], as the names say.
 pub fn decode(base64: &[u8]) -> Result<ExportTraceServiceRequest, AdotError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(base64.trim_ascii())

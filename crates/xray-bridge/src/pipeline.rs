@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use xray_console::{LocalTransport, Store};
-use xray_export::transport::api::{ApiConfig, ApiTransport};
+
+use xray_export::transport::api::{ApiConfig, ApiTransport, BackendErrors};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
 use xray_export::transport::otlp::{
@@ -93,6 +94,14 @@ fn spool_dir_name(label: &str) -> String {
 }
 
 impl Channel {
+    /// What it carries: `documents` or `otlp`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Channel::Documents(_) => "documents",
+            Channel::Otlp(_) => "otlp",
+        }
+    }
+
     fn spool_stats(&self) -> Option<SpoolStats> {
         match self {
             Channel::Documents(p) => p.spool_stats(),
@@ -138,13 +147,19 @@ impl std::fmt::Debug for PipelineSink {
     }
 }
 
-/// Starts one pipeline per export of `exports`. `sdk` is the AWS configuration (needed
-/// by `api` and `otlp`); `store` the local store (needed by `local`).
+/// Starts one pipeline per export of `exports`. `outbound` has the AWS configuration
+/// (needed by `api` and `otlp`) and the HTTP client; `store` the local store (needed by
+/// `local`).
+///
+/// # Errors
+///
+/// A message when a destination cannot be set up (bad daemon address, export file
+/// that cannot be opened, `local` without a store) or a worker cannot start.
 pub fn start(
     settings: &Settings,
     exports: &[ExportKind],
     otlp: &OtlpOptions,
-    sdk: Option<SdkConfig>,
+    outbound: &Outbound,
     store: Option<Store>,
     registry: &Registry,
 ) -> Result<PipelineSink, String> {
@@ -171,17 +186,25 @@ pub fn start(
         } else {
             format!("{base}#{}", same + 1)
         };
-        // Each export has a spool directory of its own under `--spool`, named after its
-        // label, and (like the memory bound) its share of the budget.
+        // Each export has a spool directory of its own under `--spool` (`documents` and
+        // `otlp` for the first of each kind of item, then named after the label) and,
+        // like the memory bound, its share of the budget.
+        let channel_kind = if kind.is_otlp() { "otlp" } else { "documents" };
+        let first_of_kind = !started.iter().any(|e| e.channel.kind() == channel_kind);
+        let dir_name = if first_of_kind {
+            channel_kind.to_owned()
+        } else {
+            format!("{channel_kind}-{}", spool_dir_name(&label))
+        };
         let config = PipelineConfig {
             spool: settings.spool.as_ref().map(|dir| {
-                SpoolConfig::new(dir.join(spool_dir_name(&label)))
+                SpoolConfig::new(dir.join(&dir_name))
                     .with_max_bytes(settings.spool_max_bytes / count as u64)
                     .with_fsync(settings.spool_fsync)
             }),
             ..config.clone()
         };
-        let channel = start_one(kind, settings, otlp, &sdk, &store, &config)?;
+        let channel = start_one(kind, settings, otlp, outbound, &store, &config)?;
         started.push(Export { label, channel });
     }
     let otlp_labels: Vec<String> = started
@@ -214,14 +237,26 @@ pub fn start(
     })
 }
 
+/// What the exports to AWS and OTLP backends share.
+#[derive(Clone)]
+pub struct Outbound {
+    /// The AWS configuration (needed by `api` and `otlp`).
+    pub sdk: Option<SdkConfig>,
+    /// The one outbound HTTP client (proxy, TLS).
+    pub http: reqwest::Client,
+    /// PutTraceSegments' backend errors, for the telemetry records.
+    pub backend_errors: Arc<BackendErrors>,
+}
+
 fn start_one(
     kind: &ExportKind,
     settings: &Settings,
     otlp: &OtlpOptions,
-    sdk: &Option<SdkConfig>,
+    outbound: &Outbound,
     store: &Option<Store>,
     config: &PipelineConfig,
 ) -> Result<Channel, String> {
+    let sdk = &outbound.sdk;
     let failed = |e: std::io::Error| format!("cannot start the {kind} export worker: {e}");
     let documents = |started: std::io::Result<Pipeline<Document>>| {
         started.map(Channel::Documents).map_err(failed)
@@ -238,6 +273,7 @@ fn start_one(
                 region: settings.region.clone(),
                 endpoint_url: settings.endpoint_url.clone(),
                 max_in_flight: Some(settings.concurrency),
+                backend_errors: Some(outbound.backend_errors.clone()),
             }),
             config.clone(),
         )),
@@ -251,6 +287,7 @@ fn start_one(
             signing: OtlpSigning::SigV4,
             compression: otlp.compression,
             headers: Vec::new(),
+            http_client: Some(outbound.http.clone()),
         })),
         ExportKind::OtlpUrl(url) => otlp_channel(OtlpTransport::new(OtlpConfig {
             sdk_config: sdk.clone(),
@@ -259,6 +296,7 @@ fn start_one(
             signing: OtlpSigning::Auto,
             compression: otlp.compression,
             headers: otlp.headers.clone(),
+            http_client: Some(outbound.http.clone()),
         })),
         ExportKind::Daemon(address) => {
             let address: HostPort = address
@@ -376,6 +414,22 @@ impl Sink for PipelineSink {
             accepted |= pipeline.submit(doc.clone());
         }
         accepted
+    }
+
+    fn documents_snapshot(&self) -> Option<MetricsSnapshot> {
+        // The telemetry records describe PutTraceSegments: the api export, else the first
+        // document export.
+        let api = self
+            .exports
+            .iter()
+            .find(|e| e.label == "api")
+            .map(|e| e.channel.snapshot());
+        api.or_else(|| {
+            self.exports.iter().find_map(|e| match &e.channel {
+                Channel::Documents(p) => Some(p.snapshot()),
+                Channel::Otlp(_) => None,
+            })
+        })
     }
 
     fn wants_documents(&self) -> bool {

@@ -117,6 +117,10 @@ impl UdpCounters {
 pub const RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Binds the UDP socket with a large receive buffer. Needs a Tokio runtime.
+///
+/// # Errors
+///
+/// The I/O error when the socket cannot be created, configured or bound.
 pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;

@@ -20,6 +20,7 @@
 //! `tracing` events (and those of the HTTP and AWS libraries it drives) never become
 //! exported spans, and a `tracing-opentelemetry` layer cannot make it recurse.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod exporter;
 mod item;
@@ -41,3 +42,8 @@ pub use spool::{FsyncPolicy, SpoolConfig, SpoolStats};
 pub use transport::daemon::{DaemonAddress, HostPort};
 pub use transport::{RetryPolicy, SendContext, Transport};
 pub use xray_translate::{Translator, TranslatorConfig};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

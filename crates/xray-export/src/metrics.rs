@@ -97,6 +97,8 @@ struct Counters {
 
 /// A cheap, clonable handle on the exporter's counters.
 ///
+/// # Examples
+///
 /// ```
 /// let metrics = xray_export::Metrics::default();
 /// metrics.record_spans_in(3);

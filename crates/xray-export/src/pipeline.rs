@@ -70,6 +70,8 @@ pub struct FlushError {
 /// The span exporter is built on it, and so can receivers of already-encoded documents
 /// (daemon datagrams) or OTLP spans.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_export::{Document, Pipeline, PipelineConfig, transport::file::WriterTransport};
 /// let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -101,6 +103,10 @@ impl<I: Item> fmt::Debug for Pipeline<I> {
 
 impl<I: Item> Pipeline<I> {
     /// Starts the worker thread for `transport`, with fresh counters.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::start_with_metrics`].
     pub fn start(transport: impl Transport<I>, config: PipelineConfig) -> std::io::Result<Self> {
         Self::start_with_metrics(transport, config, Metrics::default())
     }
@@ -110,6 +116,11 @@ impl<I: Item> Pipeline<I> {
     /// With a spool, what an earlier run left in it is sent first. A spool directory
     /// held by another process fails the start; one that cannot be created or written
     /// is warned about once and the pipeline runs on memory only.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error when the worker's runtime or thread cannot be created, or when the
+    /// spool directory is held by another process.
     pub fn start_with_metrics(
         transport: impl Transport<I>,
         config: PipelineConfig,
@@ -237,6 +248,10 @@ impl<I: Item> Pipeline<I> {
     /// Waits until everything queued before the call is sent or dropped, or `timeout`.
     /// Fails when items are still pending, or when items were dropped since the previous
     /// flush or shutdown (the error says how many, by reason).
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError`] with the items still pending and the drops since the last report.
     pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         let pending = self.queue.wait_resolved(timeout);
         self.report(pending)
@@ -245,6 +260,11 @@ impl<I: Item> Pipeline<I> {
     /// Stops accepting items, sends what is queued until `timeout`, drops (and counts) the
     /// rest with [`DropReason::Deadline`], and stops the worker. Reports like
     /// [`Pipeline::flush`]. Calling it again is harmless.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError`] when the worker did not stop by the deadline, or when items were
+    /// dropped since the last report (those left at the deadline included).
     pub fn shutdown(&self, timeout: Duration) -> Result<(), FlushError> {
         self.queue.close(Instant::now() + timeout);
         // The worker gives up at the deadline; allow it a moment to count what it drops.

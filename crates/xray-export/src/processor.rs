@@ -21,6 +21,8 @@ use crate::transport::log_drop;
 /// The rules of an [`XraySpanProcessor`]: when parts of a tree go out before its root
 /// ends, and how much memory open trees may hold.
 ///
+/// # Examples
+///
 /// ```
 /// use std::time::Duration;
 /// let rules = xray_export::ProcessorConfig::default()
@@ -130,6 +132,8 @@ impl ProcessorConfig {
 /// waits for the transport; `shutdown` does the same within its deadline, then stops the
 /// exporter and reports what it could not send. The time-based rules run on the
 /// exporter's worker thread; the processor has no thread of its own.
+///
+/// # Examples
 ///
 /// ```
 /// use opentelemetry::trace::{Tracer, TracerProvider};

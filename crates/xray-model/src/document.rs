@@ -47,6 +47,8 @@ pub mod origin {
     /// `aws.ecs.launchtype` (`ec2`/`fargate`, any case). Sampling rules' `ServiceType`
     /// matches this too.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_model::origin;
     /// assert_eq!(origin::from_cloud_platform("aws_ecs", Some("FARGATE")), Some(origin::ECS_FARGATE));
@@ -669,6 +671,20 @@ pub struct Link<'a> {
 
 impl<'a> Segment<'a> {
     /// A new document with a name, ids and start time; everything else empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_model::{Segment, SegmentId, TraceId};
+    ///
+    /// let trace_id: TraceId = "1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
+    /// let mut segment = Segment::new("checkout", SegmentId::from_u64(0x53995c3f42cd8ad8), trace_id, 1.5);
+    /// segment.end_time = Some(2.25);
+    /// assert_eq!(
+    ///     segment.to_json(),
+    ///     r#"{"name":"checkout","id":"53995c3f42cd8ad8","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1.5,"end_time":2.25}"#
+    /// );
+    /// ```
     pub fn new(
         name: impl Into<Cow<'a, str>>,
         id: SegmentId,

@@ -36,6 +36,8 @@ const MAX_BODY_SCAN: usize = 256 * 1024;
 /// [`with_propagator`](Self::with_propagator), naming the span as its parent, and always
 /// `X-Amzn-Trace-Id`: AWS services read no other.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_propagation::aws_sdk::XrayInterceptor;
 ///

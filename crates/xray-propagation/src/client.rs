@@ -21,6 +21,8 @@ use crate::inject_context;
 /// applies; `X-Amzn-Trace-Id` alone while none is installed) or the one given to
 /// [`with_propagator`](Self::with_propagator).
 ///
+/// # Examples
+///
 /// ```
 /// use xray_propagation::client::XrayMiddleware;
 ///

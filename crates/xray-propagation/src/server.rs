@@ -32,6 +32,8 @@ use crate::{HeaderExtractor, extract_header, inject_header};
 /// With feature `axum`, `http.route` comes from axum's `MatchedPath` (add the layer with
 /// `Router::layer` so routing has run) and the peer address from `ConnectInfo`.
 ///
+/// # Examples
+///
 /// ```
 /// use axum::{Router, routing::get};
 /// use xray_propagation::server::XrayServerLayer;

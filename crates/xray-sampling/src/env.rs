@@ -13,6 +13,11 @@ impl XraySampler {
     /// `OTEL_TRACES_SAMPLER_ARG` (see [`XraySamplerBuilder::with_sampler_arg`]) and the service
     /// name and platform of the environment's resource (`OTEL_SERVICE_NAME`,
     /// `OTEL_RESOURCE_ATTRIBUTES`). `Ok(None)` when another sampler is selected.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSamplerArg`] for an unreadable `OTEL_TRACES_SAMPLER_ARG`, and every
+    /// error of [`XraySamplerBuilder::build`] (rules file, endpoint, poller thread).
     pub fn from_env() -> Result<Option<XraySampler>, Error> {
         match builder_from_vars(|name| std::env::var(name).ok())? {
             Some(builder) => builder

@@ -40,6 +40,7 @@
 //! assert_eq!(result.attributes[0].value.as_str(), "ignore-healthcheck");
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod counter;
@@ -63,3 +64,8 @@ pub use sampler::{
     parent_decision,
 };
 pub use wildcard::wildcard_match;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -45,6 +45,8 @@ struct Inner {
 /// application) polls X-Ray and stops when the last clone is dropped or on
 /// [`shutdown`](XraySampler::shutdown).
 ///
+/// # Examples
+///
 /// ```
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
 /// use xray_sampling::XraySampler;
@@ -75,6 +77,17 @@ impl fmt::Debug for XraySampler {
 impl XraySampler {
     /// A builder with the defaults: the daemon's proxy at [`DEFAULT_ENDPOINT`], the
     /// built-in local rules as fallback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_sampling::XraySampler;
+    ///
+    /// // Local rules only: no polling, the built-in default (1 per second plus 5 %).
+    /// let sampler = XraySampler::builder().with_local_rules_only().build()?;
+    /// assert!(!sampler.is_polling() && !sampler.has_central_rules());
+    /// # Ok::<(), xray_sampling::Error>(())
+    /// ```
     pub fn builder() -> XraySamplerBuilder {
         XraySamplerBuilder::default()
     }
@@ -182,6 +195,8 @@ enum Source {
 
 /// Builds an [`XraySampler`].
 ///
+/// # Examples
+///
 /// ```
 /// use std::time::Duration;
 /// use xray_sampling::XraySampler;
@@ -241,6 +256,7 @@ impl XraySamplerBuilder {
 
     /// Polls the X-Ray API directly, signed with this AWS configuration.
     #[cfg(feature = "xray-api")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "xray-api")))]
     pub fn with_xray_api(mut self, config: &aws_config::SdkConfig) -> Self {
         self.source = Source::Api(Box::new(config.clone()));
         self
@@ -336,6 +352,13 @@ impl XraySamplerBuilder {
     /// pairs among `endpoint=URL`, `rules_file=PATH`, `local_only=true|false`,
     /// `polling_interval=SECONDS` (rules), `targets_interval=SECONDS`, `service_name=NAME`.
     ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSamplerArg`] for an item that is not `key=value`, an unknown key,
+    /// or a value of the wrong kind.
+    ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_sampling::XraySampler;
     /// let builder = XraySampler::builder()
@@ -389,6 +412,29 @@ impl XraySamplerBuilder {
     }
 
     /// Reads the rules file, checks the endpoint and starts the poller.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReadRulesFile`] or [`Error::InvalidRules`] for the rules file,
+    /// [`Error::InvalidEndpoint`] for an endpoint that is not an `http(s)://host:port` URL,
+    /// and [`Error::Spawn`] when the poller thread cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_sampling::XraySampler;
+    ///
+    /// // Without `with_local_rules_only`, the poller would fetch rules from the endpoint
+    /// // (default http://127.0.0.1:2000, the daemon's or xray-bridge's sampling proxy).
+    /// let sampler = XraySampler::builder()
+    ///     .with_service_name("checkout")
+    ///     .with_local_rules_only()
+    ///     .build()?;
+    /// assert_eq!(sampler.rule_names(), ["Default"]);
+    ///
+    /// assert!(XraySampler::builder().with_endpoint("not a url").build().is_err());
+    /// # Ok::<(), xray_sampling::Error>(())
+    /// ```
     pub fn build(self) -> Result<XraySampler, Error> {
         let local = match (self.local_rules.clone(), &self.rules_file) {
             (Some(rules), _) => rules,

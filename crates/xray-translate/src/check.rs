@@ -56,6 +56,13 @@ fn time_ok(seconds: f64) -> bool {
 /// Whether X-Ray can take `span`. An end time before the start is not an error: the
 /// translator sets it to the start and keeps the span's own end in metadata.
 ///
+/// # Errors
+///
+/// [`Invalid::Id`] for malformed or all-zero ids, [`Invalid::Time`] for a start or end
+/// time before 1970 or after 2200.
+///
+/// # Examples
+///
 /// ```
 /// use opentelemetry_proto::tonic::trace::v1::Span;
 /// use xray_translate::{Invalid, check_otlp};
@@ -81,11 +88,19 @@ pub fn check<'a, V: SpanView<'a>>(span: &V) -> Result<(), Invalid> {
 }
 
 /// [`check`] for an OTLP span.
+///
+/// # Errors
+///
+/// As [`check`].
 pub fn check_otlp(span: &ProtoSpan) -> Result<(), Invalid> {
     check(&OtlpSpan::new(span, None, None))
 }
 
 /// [`check`] for an SDK span.
+///
+/// # Errors
+///
+/// As [`check`].
 pub fn check_sdk(span: &SpanData) -> Result<(), Invalid> {
     static EMPTY: std::sync::OnceLock<Resource> = std::sync::OnceLock::new();
     check(&SdkSpan::new(

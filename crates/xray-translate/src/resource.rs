@@ -26,6 +26,8 @@ use crate::view::{Attributes, SpanView};
 /// [`crate::Translator::prepare_otlp`] or [`crate::Translator::prepare`]; the documents
 /// are the same as the per-span methods give for spans of that resource.
 ///
+/// # Examples
+///
 /// ```
 /// # use opentelemetry_sdk::{Resource, trace::SpanData};
 /// # use xray_translate::Translator;

@@ -30,6 +30,8 @@ use crate::view::{Attributes, SpanKind, SpanStatus, SpanView};
 
 /// Turns OpenTelemetry spans into X-Ray segment documents. Cheap to clone and share.
 ///
+/// # Examples
+///
 /// ```
 /// use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
 /// use opentelemetry::KeyValue;
@@ -339,16 +341,26 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             .trace_state(TRACE_STATE_KEY)
             .is_some_and(|v| HopState::decode(v).no_parent)
             || parent == Some(HopState::stand_in_parent(trace_id)));
+    let app_kind = known.peek_str(K::AwsSpanKind);
+    // Read from the resource only for a span that may be a segment (or a Lambda
+    // invocation's child): an ordinary subsegment needs nothing from it.
     let raw_info;
     let info = match res {
         Res::Prepared(p) => &p.info,
         Res::Raw => {
-            raw_info = ResourceInfo::collect(span.resource(), exclude);
+            let may_be_segment = parent.is_none()
+                || remote_parent
+                || app_kind.is_some()
+                || matches!(kind, SpanKind::Server | SpanKind::Consumer);
+            raw_info = if may_be_segment {
+                ResourceInfo::collect(span.resource(), exclude)
+            } else {
+                ResourceInfo::default()
+            };
             &raw_info
         }
     };
     let lambda_child = remote_parent && !stand_in && info.is_lambda();
-    let app_kind = known.peek_str(K::AwsSpanKind);
     let shape = shape(kind, parent, remote_parent, app_kind, lambda_child);
     let is_segment = shape != Shape::Subsegment;
     // The span's own document is a segment (else a subsegment, standalone or, for

@@ -264,7 +264,66 @@ impl LogLevel {
     }
 }
 
+/// An `http(s)://` URL that may carry a password (`http://user:pass@proxy:3128`): shown
+/// with the password replaced by `***` (in `--check-config`, logs and errors).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The URL as given, password included (for the HTTP client only).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password hidden.
+    pub fn redacted(&self) -> String {
+        redact_password(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+/// `scheme://user:***@host...` for `scheme://user:password@host...`.
+///
+/// ```
+/// use xray_bridge::config::values::redact_password;
+/// assert_eq!(redact_password("http://me:pw@proxy:3128"), "http://me:***@proxy:3128");
+/// assert_eq!(redact_password("http://proxy:3128"), "http://proxy:3128");
+/// ```
+pub fn redact_password(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}{user}:***@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// An `http://` or `https://` URL that may carry a password.
+pub fn parse_secret_url(s: &str) -> Result<SecretUrl, String> {
+    parse_http_url(s).map(SecretUrl).map_err(|_| {
+        format!(
+            "`{}` must start with http:// or https://",
+            redact_password(s.trim())
+        )
+    })
+}
+
 /// Parses with the type's [`FromStr`]; the error names the value.
+///
+/// # Errors
+///
+/// The type's parse error as text, naming the value.
 pub fn parse_from_str<T>(s: &str) -> Result<T, String>
 where
     T: FromStr,
@@ -280,17 +339,61 @@ where
     })
 }
 
+/// A comma-separated list, items trimmed, empty ones left out (a TOML array is read as
+/// its items joined with commas).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct List(pub Vec<String>);
+
+impl List {
+    /// The items.
+    pub fn items(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for List {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.0).finish()
+    }
+}
+
+/// A comma-separated list.
+pub fn parse_list(s: &str) -> Result<List, String> {
+    Ok(List(xray_translate::split_list(s)))
+}
+
+/// A comma-separated list of glob patterns, each checked.
+pub fn parse_globs(s: &str) -> Result<List, String> {
+    let list = parse_list(s)?;
+    xray_translate::TranslatorConfig::default()
+        .with_metadata_exclude(list.items().iter().cloned())
+        .map_err(|e| e.to_string())?;
+    Ok(list)
+}
+
 /// A text, trimmed.
+///
+/// # Errors
+///
+/// Never; the `Result` fits the other value parsers.
 pub fn parse_text(s: &str) -> Result<String, String> {
     Ok(s.trim().to_owned())
 }
 
 /// A path, as written.
+///
+/// # Errors
+///
+/// Never; the `Result` fits the other value parsers.
 pub fn parse_path(s: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(s.trim()))
 }
 
 /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+///
+/// # Errors
+///
+/// Any other text.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -300,11 +403,19 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 /// A whole number of seconds.
+///
+/// # Errors
+///
+/// Text that is not a whole non-negative number.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     parse_from_str::<u64>(s).map(Duration::from_secs)
 }
 
 /// An integer in `range` (inclusive).
+///
+/// # Errors
+///
+/// Text that is not a number, or a number outside `range`.
 pub fn parse_in<T>(s: &str, range: std::ops::RangeInclusive<T>) -> Result<T, String>
 where
     T: FromStr + PartialOrd + fmt::Display + Copy,
@@ -323,6 +434,10 @@ where
 }
 
 /// An `http://` or `https://` URL (trailing `/` removed).
+///
+/// # Errors
+///
+/// Text that does not start with `http://` or `https://`.
 pub fn parse_http_url(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.starts_with("http://") || s.starts_with("https://") {

@@ -296,6 +296,11 @@ fn scan(bytes: &[u8], from: usize) -> (u64, u64, u64) {
 impl Spool {
     /// Opens (or creates) the spool in `config.dir`, locks it, and recovers what an
     /// earlier run left: records after the acknowledged cursor are read first.
+    ///
+    /// # Errors
+    ///
+    /// [`SpoolError::Locked`] when another process or pipeline holds the directory, and
+    /// [`SpoolError::Io`] when the directory or its files cannot be created or read.
     pub fn open(config: &SpoolConfig) -> Result<Spool, SpoolError> {
         let dir = config.dir.clone();
         let io_err = |e| SpoolError::Io(dir.clone(), e);
@@ -447,6 +452,12 @@ impl Spool {
     /// Appends one record. On success the record is in the operating system's hands
     /// (and on disk, with [`FsyncPolicy::Always`]); returns the records dropped from the
     /// oldest segments to make room (their span counts).
+    ///
+    /// # Errors
+    ///
+    /// [`AppendError::TooLarge`] for a record larger than the whole budget, and
+    /// [`AppendError::Unwritable`] when the disk fails (or failed before): the spool then
+    /// takes no more writes and the caller keeps the item in memory.
     pub fn append(&self, payload: &[u8], spans: u32) -> Result<Vec<u32>, AppendError> {
         let size = (record::HEADER + payload.len()) as u64;
         if size > self.max_bytes || payload.len() > record::MAX_PAYLOAD {

@@ -77,6 +77,8 @@ impl FromStr for HostPort {
 /// Parsed from `AWS_XRAY_DAEMON_ADDRESS` in its two forms: `host:port` (both protocols)
 /// or `tcp:host:port udp:host:port` (either order).
 ///
+/// # Examples
+///
 /// ```
 /// use xray_export::DaemonAddress;
 /// let a: DaemonAddress = "xray-daemon.local:3000".parse().unwrap();
@@ -141,6 +143,11 @@ impl FromStr for DaemonAddress {
 
 impl DaemonAddress {
     /// From `AWS_XRAY_DAEMON_ADDRESS`, or the default `127.0.0.1:2000` when unset or empty.
+    ///
+    /// # Errors
+    ///
+    /// [`AddressError`] when the variable is set but is neither `host:port` nor
+    /// `tcp:host:port udp:host:port`.
     pub fn from_env() -> Result<Self, AddressError> {
         match std::env::var(DAEMON_ADDRESS_ENV) {
             Ok(v) if !v.trim().is_empty() => v.parse(),

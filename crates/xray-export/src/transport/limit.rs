@@ -8,6 +8,8 @@ use tokio::sync::Notify;
 
 /// Calls in flight, and how many may be.
 ///
+/// # Examples
+///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let limit = xray_export::transport::limit::AdaptiveLimit::new(4);

@@ -16,11 +16,13 @@ use crate::metrics::{DropReason, Metrics};
 use crate::queue::Queue;
 
 #[cfg(feature = "xray-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "xray-api")))]
 pub mod api;
 pub mod daemon;
 pub mod file;
 pub mod limit;
 #[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub mod otlp;
 
 /// A boxed future returned by [`Transport::send`].

@@ -266,6 +266,8 @@ pub struct OtlpConfig {
     pub compression: OtlpCompression,
     /// Extra request headers (e.g. a vendor's API key). Their values are never logged.
     pub headers: Vec<(String, String)>,
+    /// The HTTP client (e.g. with a proxy); a plain one when `None`.
+    pub http_client: Option<reqwest::Client>,
 }
 
 impl fmt::Debug for OtlpConfig {
@@ -279,6 +281,7 @@ impl fmt::Debug for OtlpConfig {
             .field("signing", &self.signing)
             .field("compression", &self.compression)
             .field("headers", &headers)
+            .field("http_client", &self.http_client.is_some())
             .finish()
     }
 }
@@ -342,7 +345,7 @@ impl OtlpTransport {
         }
     }
 
-    async fn ready(&mut self, cx: &SendContext) -> Result<&mut Ready, String> {
+    async fn ready(&mut self) -> Result<&mut Ready, String> {
         if self.ready.is_none() {
             let configured = self.config.endpoint_url.clone();
             let endpoint = configured.as_deref().and_then(aws_endpoint);
@@ -380,10 +383,12 @@ impl OtlpTransport {
                 }
                 (None, None) => return Err("no OTLP endpoint configured".to_owned()),
             };
-            let http = reqwest::Client::builder()
-                .timeout(cx.retry_policy().request_timeout)
-                .build()
-                .map_err(|e| format!("HTTP client: {e}"))?;
+            let http = match &self.config.http_client {
+                Some(client) => client.clone(),
+                None => reqwest::Client::builder()
+                    .build()
+                    .map_err(|e| format!("HTTP client: {e}"))?,
+            };
             self.ready = Some(Ready {
                 http,
                 url,
@@ -396,7 +401,7 @@ impl OtlpTransport {
     }
 
     async fn send_batch(&mut self, batch: Vec<OtlpSpans>, cx: &SendContext) {
-        let ready = match self.ready(cx).await {
+        let ready = match self.ready().await {
             Ok(ready) => ready,
             Err(e) => {
                 cx.send_error();
@@ -597,7 +602,11 @@ async fn attempt_post(
         }
         None => Vec::new(),
     };
-    let mut request = ready.http.post(&ready.url).body(body.to_vec());
+    let mut request = ready
+        .http
+        .post(&ready.url)
+        .timeout(cx.retry_policy().request_timeout)
+        .body(body.to_vec());
     for (k, v) in headers {
         request = request.header(k, v);
     }
