@@ -92,7 +92,8 @@ fn proxy_address_carries_every_outbound_call() {
         b"{}".to_vec(),
     );
     assert_eq!(status, 200, "{}", bridge.logs());
-    assert_eq!(stub.wait_for_documents(3, Duration::from_secs(15)).len(), 3);
+    // Three datagrams and the OTLP span, translated, at PutTraceSegments.
+    assert_eq!(stub.wait_for_documents(4, Duration::from_secs(15)).len(), 4);
     wait_until(Duration::from_secs(15), "the OTLP export", || {
         stub.others().iter().any(|r| r == "POST /v1/traces")
     });
