@@ -91,6 +91,8 @@ impl Converter {
         );
         match held {
             Held::Holding => Converted::Held,
+            // Its complete version already went out.
+            Held::Superseded => Converted::Held,
             Held::Ready(doc) => match to_otlp(&doc) {
                 Ok(spans) => {
                     let (fit, over) = OtlpSpans::split_to_fit(spans);

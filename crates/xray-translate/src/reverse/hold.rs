@@ -15,6 +15,9 @@ pub enum Held {
     Ready(Box<Segment<'static>>),
     /// In progress: held (replacing an earlier in-progress version of the same document).
     Holding,
+    /// In progress, but its complete version came first (datagrams can be reordered):
+    /// nothing to send, nothing lost.
+    Superseded,
 }
 
 /// Holds in-progress top-level documents by trace and segment id. A complete document
@@ -39,6 +42,10 @@ pub struct InProgressHold {
     held: HashMap<Key, (Instant, Segment<'static>)>,
     /// Arrival order; entries whose time no longer matches the held one are stale.
     order: VecDeque<(Instant, Key)>,
+    /// Documents completed recently (as long as one is held, as many as are held), so a
+    /// late in-progress version of one is recognised.
+    done: HashMap<Key, Instant>,
+    done_order: VecDeque<(Instant, Key)>,
     max_age: Duration,
     max_held: usize,
 }
@@ -49,6 +56,8 @@ impl InProgressHold {
         InProgressHold {
             held: HashMap::new(),
             order: VecDeque::new(),
+            done: HashMap::new(),
+            done_order: VecDeque::new(),
             max_age,
             max_held: max_held.max(1),
         }
@@ -68,9 +77,15 @@ impl InProgressHold {
     /// the documents pushed out to stay within the bound (never completed).
     pub fn offer(&mut self, doc: Segment<'static>, now: Instant) -> (Held, Vec<Segment<'static>>) {
         let key = (doc.trace_id, doc.id);
+        self.forget_done(now);
         if !doc.in_progress && doc.end_time.is_some() {
             self.held.remove(&key);
+            self.done.insert(key, now);
+            self.done_order.push_back((now, key));
             return (Held::Ready(Box::new(doc)), Vec::new());
+        }
+        if self.done.contains_key(&key) {
+            return (Held::Superseded, Vec::new());
         }
         self.held.insert(key, (now, doc));
         self.order.push_back((now, key));
@@ -100,6 +115,21 @@ impl InProgressHold {
             }
         }
         expired
+    }
+
+    /// Forgets completed documents older than the hold period, and the oldest beyond the
+    /// bound.
+    fn forget_done(&mut self, now: Instant) {
+        while let Some(&(since, key)) = self.done_order.front() {
+            let old = now.saturating_duration_since(since) >= self.max_age;
+            if !old && self.done_order.len() <= self.max_held {
+                break;
+            }
+            self.done_order.pop_front();
+            if self.done.get(&key) == Some(&since) {
+                self.done.remove(&key);
+            }
+        }
     }
 
     /// Gives back everything held (at shutdown).
@@ -150,5 +180,12 @@ mod tests {
         assert!(matches!(hold.offer(doc(3, false), t0).0, Held::Ready(_)));
         assert_eq!(hold.drain().len(), 1);
         assert!(hold.is_empty());
+        // The complete version first, the in-progress one late: nothing is held.
+        assert!(matches!(hold.offer(doc(5, false), t0).0, Held::Ready(_)));
+        assert!(matches!(hold.offer(doc(5, true), t0).0, Held::Superseded));
+        assert!(hold.is_empty());
+        // Once the hold period is over, the id is forgotten.
+        let later = t0 + Duration::from_secs(11);
+        assert!(matches!(hold.offer(doc(5, true), later).0, Held::Holding));
     }
 }
