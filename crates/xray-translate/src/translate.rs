@@ -14,7 +14,9 @@ use xray_model::document::{METADATA_DEFAULT, NAMESPACE_AWS, NAMESPACE_REMOTE, TY
 use xray_model::limits::{MAX_STRING_CHARS, limit_string, sanitize_name_cow};
 use xray_model::{AnnotationValue, AnyValue, Aws, Fields, Link, Segment, SegmentId};
 
-use crate::attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, to_fields};
+use crate::attributes::{
+    OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, split_namespaces, to_fields,
+};
 use crate::aws::{AWS_API, ResourceInfo, fill_call};
 use crate::cause::{CauseContext, EXCEPTION_EVENT, HTTP_FAILURE_EVENT, cause, flags, is_exception};
 use crate::config::TranslatorConfig;
@@ -282,7 +284,7 @@ pub(crate) const END_BEFORE_START_KEY: &str = "end_time_before_start";
 /// The id of the service segment made for a local-root Client or Producer span (the span
 /// keeps its own id on the call's subsegment, where its children attach): derived from the
 /// span id, so a document is reproducible.
-fn service_segment_id(span: SegmentId) -> SegmentId {
+pub(crate) fn service_segment_id(span: SegmentId) -> SegmentId {
     crate::cause::exception_id(span, u64::MAX - 1)
 }
 
@@ -555,7 +557,8 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     if known.has(K::XrayAnnotations) {
         known.mark(K::XrayAnnotations);
     }
-    let default = annotations_and_metadata(config, &mut seg, attrs, &known);
+    let mut default = annotations_and_metadata(config, &mut seg, attrs, &known);
+    let own_namespaces = split_namespaces(&mut default);
 
     // `otel` and the metadata namespaces are written in this order, each key once, into
     // vectors of their final size.
@@ -623,6 +626,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             }
         }
     }
+    seg.metadata.0.extend(own_namespaces);
 
     seg.links = span
         .links()
