@@ -12,7 +12,9 @@ use opentelemetry_sdk::trace::{BatchConfig, BatchSpanProcessor, SdkTracerProvide
 use tracing::Subscriber;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use xray_export::{
     DaemonAddress, ProcessorConfig, XRayExporter, XRayExporterBuilder, XraySpanProcessor,
 };
@@ -21,7 +23,7 @@ use xray_translate::{Translator, TranslatorConfig};
 
 use crate::Error;
 use crate::env::{ContextMissing, EnvSettings, SamplerName};
-use crate::layer::{Handle, XrayLayer};
+use crate::layer::{FlushGuard, Handle, XrayLayer};
 use crate::processor::FlushingProcessor;
 use crate::propagator::Propagator;
 use crate::resource::{self, DEFAULT_DETECTION_TIMEOUT, Evidence, Paths};
@@ -130,8 +132,8 @@ impl Default for XrayLayerBuilder {
             detection: true,
             detection_timeout: DEFAULT_DETECTION_TIMEOUT,
             propagator: None,
-            install_propagator: true,
-            install_provider: true,
+            install_propagator: false,
+            install_provider: false,
             context_missing: ContextMissing::NewTrace,
             processing: Processing::Trees(ProcessorConfig::default()),
             max_level: LevelFilter::INFO,
@@ -269,16 +271,18 @@ impl XrayLayerBuilder {
         self
     }
 
-    /// Whether to install the propagator as OpenTelemetry's global text-map propagator
-    /// (default on).
-    pub fn install_global_propagator(mut self, on: bool) -> Self {
+    /// Whether [`build`](Self::build) installs the propagator as OpenTelemetry's global
+    /// text-map propagator, which the server layer, client middleware and AWS SDK
+    /// interceptor use by default (default off; [`init`](Self::init) installs it).
+    pub fn with_global_propagator(mut self, on: bool) -> Self {
         self.install_propagator = on;
         self
     }
 
-    /// Whether to install the tracer provider as OpenTelemetry's global provider, for
-    /// code that uses `opentelemetry::global::tracer` (default on).
-    pub fn install_global_provider(mut self, on: bool) -> Self {
+    /// Whether [`build`](Self::build) installs the tracer provider as OpenTelemetry's
+    /// global provider, for code that uses `opentelemetry::global::tracer` (default off;
+    /// [`init`](Self::init) installs it).
+    pub fn with_global_provider(mut self, on: bool) -> Self {
         self.install_provider = on;
         self
     }
@@ -434,14 +438,18 @@ impl XrayLayerBuilder {
             .build()
     }
 
-    /// Builds the layer: detects the resource, starts the exporter (and the sampling
-    /// poller with `xray` sampling), installs the global propagator and provider.
+    /// Builds the layer, setting nothing global: detects the resource, starts the exporter
+    /// (and the sampling poller with `xray` sampling). OpenTelemetry's global propagator
+    /// and provider are installed only when asked ([`with_global_propagator`],
+    /// [`with_global_provider`]); [`init`](Self::init) does everything.
+    ///
+    /// [`with_global_propagator`]: Self::with_global_propagator
+    /// [`with_global_provider`]: Self::with_global_provider
     ///
     /// # Errors
     ///
-    /// [`Error::DaemonAddress`] for a malformed `AWS_XRAY_DAEMON_ADDRESS`,
-    /// [`Error::Exporter`] when the exporter cannot start, and [`Error::Sampler`] when the
-    /// X-Ray sampler cannot be built (`OTEL_TRACES_SAMPLER_ARG`, a rules file).
+    /// A malformed `AWS_XRAY_DAEMON_ADDRESS`, sampler argument or exclusion pattern, or an
+    /// exporter that cannot start; see [`Error`].
     pub fn build<S>(self) -> Result<XrayLayer<S>, Error>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -470,11 +478,16 @@ impl XrayLayerBuilder {
             .map(str::parse::<DaemonAddress>)
             .transpose()
             .map_err(Error::DaemonAddress)?;
-        let daemon = env_daemon.clone().unwrap_or_default();
+        // The environment wins over an address given in code, which wins over the default;
+        // the sampler polls the same daemon the documents go to.
+        let daemon = match (&env_daemon, &self.transport) {
+            (Some(address), _) => address.clone(),
+            (None, Transport::Daemon(address)) => address.clone(),
+            (None, _) => DaemonAddress::default(),
+        };
         let exporter = match self.transport {
-            Transport::Default => XRayExporter::builder().with_daemon_address(daemon.clone()),
-            Transport::Daemon(address) => {
-                XRayExporter::builder().with_daemon_address(env_daemon.clone().unwrap_or(address))
+            Transport::Default | Transport::Daemon(_) => {
+                XRayExporter::builder().with_daemon_address(daemon.clone())
             }
             Transport::Exporter(builder) => *builder,
         }
@@ -557,6 +570,45 @@ impl XrayLayerBuilder {
                 xray_sampler,
             }),
         })
+    }
+
+    /// Builds the layer, installs `tracing_subscriber::registry().with(layer)` as the global
+    /// default subscriber, and its propagator and tracer provider as OpenTelemetry's
+    /// globals (so the propagation helpers and `OTEL_PROPAGATORS` work with no further
+    /// wiring). Keep the returned guard: it flushes and shuts down on drop. Nothing global
+    /// is set when building fails or another subscriber is already installed.
+    ///
+    /// ```no_run
+    /// let _guard = tracing_xray::builder().with_service_name("checkout").try_init()?;
+    /// # Ok::<(), tracing_xray::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), and [`Error::Init`] when a global subscriber is already
+    /// set.
+    pub fn try_init(self) -> Result<FlushGuard, Error> {
+        let layer = self.build::<tracing_subscriber::Registry>()?;
+        let guard = layer.flush_guard();
+        let provider = layer.provider().cloned();
+        let propagator = layer.propagator();
+        tracing_subscriber::registry().with(layer).try_init()?;
+        // A disabled layer (`AWS_XRAY_SDK_ENABLED=false`) has no provider: nothing to share.
+        if let Some(provider) = provider {
+            opentelemetry::global::set_text_map_propagator(propagator);
+            opentelemetry::global::set_tracer_provider(provider);
+        }
+        Ok(guard)
+    }
+
+    /// [`try_init`](Self::try_init) for a program that cannot run without its tracing.
+    ///
+    /// # Panics
+    ///
+    /// When [`try_init`](Self::try_init) fails, with its error.
+    pub fn init(self) -> FlushGuard {
+        self.try_init()
+            .unwrap_or_else(|e| panic!("tracing-xray: cannot start: {e}"))
     }
 }
 

@@ -67,8 +67,8 @@ fn builder(env: &[(&str, &str)], out: &Buffer) -> XrayLayerBuilder {
             hypervisor_uuid: nowhere.join("e"),
         })
         .with_exporter(XRayExporter::builder().with_writer(out.clone()))
-        .install_global_propagator(false)
-        .install_global_provider(false)
+        .with_global_propagator(false)
+        .with_global_provider(false)
 }
 
 /// Runs `body` under a subscriber with the layer `builder` makes, then flushes through
@@ -382,8 +382,8 @@ fn bad_daemon_address_is_an_error() {
     let err = crate::builder()
         .with_env(vars(&[("AWS_XRAY_DAEMON_ADDRESS", "udp:nowhere")]))
         .with_resource_detection(false)
-        .install_global_propagator(false)
-        .install_global_provider(false)
+        .with_global_propagator(false)
+        .with_global_provider(false)
         .build::<tracing_subscriber::Registry>()
         .unwrap_err();
     assert!(matches!(err, Error::DaemonAddress(_)), "{err}");
@@ -403,8 +403,8 @@ fn daemon_address_from_the_environment_receives_datagrams() {
         // The environment wins over a daemon address given in code.
         .with_daemon_address("127.0.0.1:9".parse().unwrap())
         .with_resource_detection(false)
-        .install_global_propagator(false)
-        .install_global_provider(false)
+        .with_global_propagator(false)
+        .with_global_provider(false)
         .build()
         .unwrap();
     let metrics = layer.metrics().unwrap().clone();
@@ -421,6 +421,44 @@ fn daemon_address_from_the_environment_receives_datagrams() {
     xray_testkit::assert_schema_valid(body);
     assert!(body.contains(r#""name":"udp""#), "{body}");
     assert_eq!(metrics.snapshot().documents_sent, 1);
+}
+
+#[test]
+fn xray_sampler_polls_the_daemon_address_given_in_code() {
+    // The daemon's sampling API stand-in: the test only needs to see it asked.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let layer = crate::builder()
+        .with_env(vars(&[
+            ("OTEL_TRACES_SAMPLER", "xray"),
+            ("OTEL_SERVICE_NAME", "sampled"),
+        ]))
+        .with_daemon_address(address.parse().unwrap())
+        .with_resource_detection(false)
+        .build::<tracing_subscriber::Registry>()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let request = loop {
+        match listener.accept() {
+            Ok((mut stream, _)) => {
+                use std::io::Read;
+                stream.set_nonblocking(false).unwrap();
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                let mut buf = [0u8; 512];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                break String::from_utf8_lossy(&buf[..n]).into_owned();
+            }
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("the sampler never called {address}: {e}"),
+        }
+    };
+    assert!(request.starts_with("POST /GetSamplingRules"), "{request}");
+    drop(layer);
 }
 
 #[test]

@@ -30,6 +30,12 @@ pub enum Kind {
 
 impl Kind {
     /// The kind of `body` and the base64 after its prefix, if it is an ADOT body.
+    ///
+    /// ```
+    /// use xray_bridge::adot::Kind;
+    /// assert_eq!(Kind::of(b"T1SCgA="), Some((Kind::Sampled, &b"CgA="[..])));
+    /// assert_eq!(Kind::of(br#"{"name":"svc"}"#), None);
+    /// ```
     pub fn of(body: &[u8]) -> Option<(Kind, &[u8])> {
         if let Some(rest) = body.strip_prefix(b"T1S") {
             Some((Kind::Sampled, rest))

@@ -32,6 +32,12 @@ pub trait Sink: Send + Sync + 'static {
         false
     }
 
+    /// The counters of the pipeline that sends documents, when there is one (for the
+    /// telemetry records).
+    fn documents_snapshot(&self) -> Option<xray_export::MetricsSnapshot> {
+        None
+    }
+
     /// How full the export queue is: queued bytes over its byte limit (0 when unknown).
     /// Receivers that can slow their clients down wait while it is high.
     fn backlog(&self) -> f64 {

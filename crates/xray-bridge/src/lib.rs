@@ -6,7 +6,11 @@
 //! - [`otlp_http`] and [`otlp_grpc`]: OTLP receivers, translated by [`otlp`].
 //! - [`sampling_proxy`]: `GetSamplingRules` and `SamplingTargets`, signed and forwarded.
 //! - [`admin`]: `/metrics` and `/healthz`.
-//! - [`config`]: flags, `XRAY_BRIDGE_*` environment variables and the TOML file.
+//! - [`config`]: flags, `XRAY_BRIDGE_*` environment variables, our TOML file and the X-Ray
+//!   daemon's `cfg.yaml`, each setting declared once.
+//! - [`outbound`]: the one HTTP client of every outbound call (proxy, TLS), also under
+//!   the AWS SDK; [`aws`]: region, credentials and role.
+//! - [`telemetry`]: `PutTelemetryRecords`, as the daemon sends them.
 //! - [`export`]: the seam to the export pipeline; [`pipeline`] implements it over
 //!   `xray-export`.
 //! - [`local`]: local mode, the `xray-console` store and page instead of AWS.
@@ -27,9 +31,11 @@ pub mod logging;
 pub mod otlp;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod outbound;
 pub mod pipeline;
 pub mod run;
 pub mod sampling_proxy;
+pub mod telemetry;
 pub mod udp;
 
 #[cfg(test)]

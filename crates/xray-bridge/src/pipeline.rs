@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use std::sync::Arc;
 use xray_console::{LocalTransport, Store};
-use xray_export::transport::api::{ApiConfig, ApiTransport};
+
+use xray_export::transport::api::{ApiConfig, ApiTransport, BackendErrors};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
 use xray_export::transport::otlp::{OtlpConfig, OtlpSpans, OtlpTransport};
@@ -49,6 +51,8 @@ impl std::fmt::Debug for PipelineSink {
 pub fn start(
     settings: &Settings,
     sdk: Option<SdkConfig>,
+    http: reqwest::Client,
+    backend_errors: Arc<BackendErrors>,
     store: Option<Store>,
     registry: &Registry,
 ) -> Result<PipelineSink, String> {
@@ -94,6 +98,7 @@ pub fn start(
             region: settings.region.clone(),
             endpoint_url: settings.endpoint_url.clone(),
             max_in_flight: Some(settings.concurrency),
+            backend_errors: Some(backend_errors.clone()),
         })
     };
     let started = match &settings.export {
@@ -124,6 +129,7 @@ pub fn start(
                 .endpoint_url
                 .as_ref()
                 .map(|u| format!("{}/v1/traces", u.trim_end_matches('/'))),
+            http_client: Some(http),
         });
         Some(
             Pipeline::start(transport, otlp_config)
@@ -181,6 +187,10 @@ impl Sink for PipelineSink {
 
     fn wants_otlp(&self) -> bool {
         self.otlp.is_some()
+    }
+
+    fn documents_snapshot(&self) -> Option<MetricsSnapshot> {
+        Some(self.documents.snapshot())
     }
 
     fn backlog(&self) -> f64 {

@@ -21,7 +21,7 @@ use crate::transport::daemon::{AddressError, DaemonAddress, UdpTransport};
 use crate::transport::file::WriterTransport;
 use crate::transport::{RetryPolicy, Transport, log_drop};
 use xray_model::nest_subsegments;
-use xray_translate::Translator;
+use xray_translate::{Invalid, Translator, check_sdk};
 
 #[cfg(feature = "xray-api")]
 use crate::transport::api::{ApiConfig, ApiTransport};
@@ -405,12 +405,28 @@ impl Backend {
                 nest,
             } => {
                 let resource = translator.prepare_sdk(resource);
-                let segments = batch.iter().map(|span| resource.translate_sdk(span));
+                // Spans X-Ray cannot take (a time before 1970 or after 2200, a zero id)
+                // are dropped as rejected, counted and logged, never sent half-made.
+                let mut invalid: Vec<(Invalid, String)> = Vec::new();
+                let segments = batch
+                    .iter()
+                    .filter(|span| match check_sdk(span) {
+                        Ok(()) => true,
+                        Err(why) => {
+                            invalid.push((why, format!("span {:?}", span.name)));
+                            false
+                        }
+                    })
+                    .map(|span| resource.translate_sdk(span));
                 let segments: Vec<_> = if *nest {
                     nest_subsegments(segments.collect())
                 } else {
                     segments.collect()
                 };
+                for (why, span) in invalid {
+                    metrics.record_dropped(DropReason::Rejected, 1);
+                    log_drop(1, DropReason::Rejected, &why, &[span]);
+                }
                 for segment in segments {
                     let trimmed = Document::encode_tree(segment, scratch, |doc| match doc {
                         Ok(doc) => {

@@ -42,6 +42,8 @@ pub struct Document {
     id: SegmentId,
     spans: u32,
     json: Box<[u8]>,
+    /// Not segment JSON ([`Document::opaque`]): the spool keeps its ids beside it.
+    opaque: bool,
 }
 
 /// A document [`Document::encode_tree`] could not encode, and why.
@@ -89,6 +91,7 @@ impl Document {
             id: summary.id,
             spans: 1,
             json: json.into_boxed_slice(),
+            opaque: false,
         })
     }
 
@@ -124,6 +127,7 @@ impl Document {
             id,
             spans,
             json: body.into_boxed_slice(),
+            opaque: true,
         })
     }
 
@@ -139,6 +143,7 @@ impl Document {
             id: segment.id,
             spans: u32::try_from(segment.span_count()).unwrap_or(u32::MAX),
             json: scratch.as_slice().into(),
+            opaque: false,
         })
     }
 
@@ -294,6 +299,9 @@ impl fmt::Debug for Document {
     }
 }
 
+/// The first byte of a spool record holding an opaque document.
+const OPAQUE_RECORD: u8 = 0;
+
 impl Item for Document {
     fn size(&self) -> usize {
         self.json.len()
@@ -308,11 +316,29 @@ impl Item for Document {
     }
 
     fn write_record(&self, out: &mut Vec<u8>) -> bool {
+        if self.opaque {
+            // A byte no JSON text starts with, then the ids the body does not show.
+            out.push(OPAQUE_RECORD);
+            out.extend_from_slice(&self.trace_id.to_bytes());
+            out.extend_from_slice(&self.id.to_bytes());
+        }
         out.extend_from_slice(&self.json);
         true
     }
 
     fn read_record(bytes: &[u8], spans: u32) -> Option<Self> {
+        if let Some(rest) = bytes.strip_prefix(&[OPAQUE_RECORD]) {
+            let trace: [u8; 16] = rest.get(..16)?.try_into().ok()?;
+            let id: [u8; 8] = rest.get(16..24)?.try_into().ok()?;
+            let body = rest.get(24..)?.to_vec();
+            return Document::opaque(
+                body,
+                TraceId::from_bytes(trace),
+                SegmentId::from_bytes(id),
+                spans.max(1),
+            )
+            .ok();
+        }
         let mut doc = Document::from_json(bytes.to_vec()).ok()?;
         doc.spans = spans.max(1);
         Some(doc)
@@ -348,6 +374,19 @@ mod tests {
         let back = Document::read_record(&out, 3).unwrap();
         assert_eq!((back.json(), back.spans()), (doc.json(), 3));
         assert!(Document::read_record(b"{", 1).is_none());
+        // ADOT bodies keep their bytes and ids through the spool.
+        let opaque = Document::opaque(
+            b"T1SCgA=".to_vec(),
+            TraceId::from_u128(5),
+            SegmentId::from_u64(6),
+            2,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        assert!(opaque.write_record(&mut out));
+        let back = Document::read_record(&out, 2).unwrap();
+        assert_eq!(back, opaque);
+        assert!(Document::read_record(&out[..10], 2).is_none());
     }
 
     #[test]

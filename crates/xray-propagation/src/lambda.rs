@@ -15,7 +15,7 @@ use tower_service::Service;
 use tracing::Span;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use xray_model::TraceHeader;
+use xray_model::{LAMBDA_ENV_VAR, TraceHeader};
 
 use crate::context_from_header;
 
@@ -32,9 +32,28 @@ use crate::context_from_header;
 /// assert_eq!(h.parent.unwrap().to_string(), "53995c3f42cd8ad8");
 /// ```
 pub fn invocation_header(xray_trace_id: Option<&str>) -> Option<TraceHeader> {
+    invocation_header_from(xray_trace_id, |name| std::env::var(name).ok())
+}
+
+/// [`invocation_header`] with the environment read through `var` (a test's or an
+/// embedding program's own variables).
+///
+/// ```
+/// use xray_model::LAMBDA_ENV_VAR;
+/// use xray_propagation::lambda::invocation_header_from;
+///
+/// let env = |name: &str| {
+///     (name == LAMBDA_ENV_VAR).then(|| "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".to_owned())
+/// };
+/// assert!(invocation_header_from(None, env).is_some());
+/// ```
+pub fn invocation_header_from(
+    xray_trace_id: Option<&str>,
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<TraceHeader> {
     xray_trace_id
         .and_then(|v| TraceHeader::parse(v).ok())
-        .or_else(TraceHeader::from_lambda_env)
+        .or_else(|| var(LAMBDA_ENV_VAR).and_then(|v| TraceHeader::parse(&v).ok()))
 }
 
 /// The OpenTelemetry context whose (remote) span is Lambda's function segment: spans

@@ -142,15 +142,27 @@ impl Default for TranslatorConfig {
 impl TranslatorConfig {
     /// The defaults, with the service name taken from `AWS_XRAY_TRACING_NAME` when set.
     pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with the variables read through `var` (a test's or an
+    /// embedding program's own environment).
+    ///
+    /// ```
+    /// use xray_translate::{TRACING_NAME_ENV, TranslatorConfig};
+    /// let config = TranslatorConfig::from_vars(|n| (n == TRACING_NAME_ENV).then(|| " shop ".into()));
+    /// assert_eq!(config.service_name(), Some("shop"));
+    /// ```
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let config = Self::default();
-        match std::env::var(TRACING_NAME_ENV) {
-            Ok(name) if !name.trim().is_empty() => config.with_service_name(name.trim()),
+        match var(TRACING_NAME_ENV) {
+            Some(name) if !name.trim().is_empty() => config.with_service_name(name.trim()),
             _ => config,
         }
     }
 
     /// Applies the settings given in the environment, each only when its variable is set:
-    /// [`INDEXED_ATTRIBUTES_ENV`], [`INDEX_ALL_ATTRIBUTES_ENV`] (`true`/`1`/`false`/`0`),
+    /// [`INDEXED_ATTRIBUTES_ENV`], [`INDEX_ALL_ATTRIBUTES_ENV`] (`true`/`1`/`yes`/`on`),
     /// [`LOG_GROUP_NAMES_ENV`] and [`METADATA_EXCLUDE_ENV`]. An invalid pattern is an
     /// error rather than ignored: attributes meant to stay private would leak.
     ///
@@ -183,8 +195,8 @@ impl TranslatorConfig {
             self = self.with_annotation_keys(split_list(&list));
         }
         if let Some(on) = var(INDEX_ALL_ATTRIBUTES_ENV) {
-            let on = on.trim();
-            self = self.index_all_attributes(on.eq_ignore_ascii_case("true") || on == "1");
+            let on = on.trim().to_ascii_lowercase();
+            self = self.index_all_attributes(matches!(on.as_str(), "true" | "1" | "yes" | "on"));
         }
         if let Some(list) = var(LOG_GROUP_NAMES_ENV) {
             self = self.with_log_groups(split_list(&list));

@@ -8,12 +8,22 @@
 //! - Server and Consumer spans, and spans with a remote or no parent, become segments
 //!   named after the service; other spans become standalone subsegments. A remote parent
 //!   that our propagator made up for a `Root=`-only header gives no `parent_id`.
+//! - A local-root Client or Producer span becomes a segment for the service holding a
+//!   subsegment for the call, so the callee shows on the map. Application Signals'
+//!   `aws.span.kind`, `aws.local.service` and `aws.remote.service` are honoured.
+//! - In Lambda (`cloud.platform = aws_lambda`), spans under the invocation's remote parent
+//!   are subsegments of Lambda's function segment, never segments of our own.
 //! - Downstream calls (Client/Producer, AWS SDK calls, database calls) get namespace `aws`
 //!   (`rpc.system = aws-api`) or `remote`, and the callee's name.
 //! - `http`, `aws`, `sql`, `error`/`throttle`/`fault` and `cause` come from old and new
 //!   semantic conventions; exceptions give causes with parsed stack traces.
 //! - Everything else is kept: marked attributes as annotations, the rest in metadata
 //!   (`default`; `otel` for span name, scope and events; `otel.resource` on segments).
+//!
+//! - [`TranslatorConfig`] has the Collector's settings (`indexed_attributes`,
+//!   `index_all_attributes`, log groups) and glob exclusions of attributes that must never
+//!   leave the process; [`check`] refuses spans X-Ray cannot take (bad ids, impossible
+//!   times) before translation.
 //!
 //! Documents borrow from the span; serialize them and apply `xray_model::trim_to_fit`
 //! before sending.

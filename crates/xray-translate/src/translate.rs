@@ -17,11 +17,14 @@ use xray_model::{AnnotationValue, AnyValue, Aws, Fields, Link, Segment, SegmentI
 use crate::attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, to_fields};
 use crate::aws::{AWS_API, ResourceInfo, fill_call};
 use crate::cause::{CauseContext, EXCEPTION_EVENT, HTTP_FAILURE_EVENT, cause, flags, is_exception};
-use crate::config::{Exclude, TranslatorConfig};
+use crate::config::TranslatorConfig;
 use crate::http::http_block;
 use crate::keys::{K, Known};
 use crate::otlp::OtlpSpan;
-use crate::resource::{PreparedResource, otlp_attributes, resource_metadata, segment_name};
+use crate::resource::{
+    PreparedResource, empty_sdk_resource, otlp_attributes, resource_metadata, sdk_language,
+    segment_name,
+};
 use crate::sdk::SdkSpan;
 use crate::sql::{connection_host, sql_block, sql_system};
 use crate::view::{Attributes, SpanKind, SpanStatus, SpanView};
@@ -219,14 +222,6 @@ fn downstream_name<'a>(known: &mut Known<'a>, aws_call: bool) -> Option<Cow<'a, 
     known.first_str(&[K::RpcService]).map(Cow::Borrowed)
 }
 
-/// `telemetry.sdk.language` of a subsegment's resource (segments read it with the rest).
-pub(crate) fn sdk_language<'a>(resource: Attributes<'a>, exclude: &Exclude) -> Option<&'a str> {
-    resource
-        .iter()
-        .find(|(k, _)| *k == "telemetry.sdk.language" && !exclude.matches(k))
-        .and_then(|(_, v)| v.as_str())
-}
-
 /// Where the resource's part of a document comes from.
 #[derive(Clone, Copy)]
 pub(crate) enum Res<'a> {
@@ -234,6 +229,30 @@ pub(crate) enum Res<'a> {
     Prepared(&'a PreparedResource<'a>),
     /// Derived for this span from the view's [`SpanView::resource`].
     Raw,
+}
+
+impl<'a> PreparedResource<'a> {
+    /// One SDK span made under this resource -> one document (see
+    /// [`crate::Translator::translate_sdk`]).
+    pub fn translate_sdk(&'a self, span: &'a SpanData) -> Segment<'a> {
+        self.translate(&SdkSpan::new(span, empty_sdk_resource()))
+    }
+
+    /// One OTLP span of this resource's `ResourceSpans` -> one document (see
+    /// [`crate::Translator::translate_otlp`]).
+    pub fn translate_otlp(
+        &'a self,
+        span: &'a ProtoSpan,
+        scope: Option<&'a InstrumentationScope>,
+    ) -> Segment<'a> {
+        self.translate(&OtlpSpan::new(span, None, scope))
+    }
+
+    /// One span of any source, made under this resource, -> one document. The view's own
+    /// [`SpanView::resource`] is not read: this resource takes its place.
+    pub fn translate<V: SpanView<'a>>(&'a self, span: &V) -> Segment<'a> {
+        translate(&self.config, span, Res::Prepared(self))
+    }
 }
 
 /// The resource's part of a segment.
@@ -339,16 +358,26 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             .trace_state(TRACE_STATE_KEY)
             .is_some_and(|v| HopState::decode(v).no_parent)
             || parent == Some(HopState::stand_in_parent(trace_id)));
+    let app_kind = known.peek_str(K::AwsSpanKind);
+    // Read from the resource only for a span that may be a segment (or a Lambda
+    // invocation's child): an ordinary subsegment needs nothing from it.
     let raw_info;
     let info = match res {
         Res::Prepared(p) => &p.info,
         Res::Raw => {
-            raw_info = ResourceInfo::collect(span.resource(), exclude);
+            let may_be_segment = parent.is_none()
+                || remote_parent
+                || app_kind.is_some()
+                || matches!(kind, SpanKind::Server | SpanKind::Consumer);
+            raw_info = if may_be_segment {
+                ResourceInfo::collect(span.resource(), exclude)
+            } else {
+                ResourceInfo::default()
+            };
             &raw_info
         }
     };
     let lambda_child = remote_parent && !stand_in && info.is_lambda();
-    let app_kind = known.peek_str(K::AwsSpanKind);
     let shape = shape(kind, parent, remote_parent, app_kind, lambda_child);
     let is_segment = shape != Shape::Subsegment;
     // The span's own document is a segment (else a subsegment, standalone or, for

@@ -15,6 +15,13 @@ pub enum Format {
 impl Format {
     /// The format by extension (`.yaml`/`.yml`, `.toml`), else by content: a file whose
     /// first setting line is `Key: value` is YAML, `key = value` is TOML.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use xray_bridge::config::Format;
+    /// assert_eq!(Format::detect(Path::new("cfg"), "Version: 2\n"), Format::DaemonYaml);
+    /// assert_eq!(Format::detect(Path::new("bridge.conf"), "udp = \"off\"\n"), Format::Toml);
+    /// ```
     pub fn detect(path: &Path, text: &str) -> Format {
         match path.extension().and_then(|e| e.to_str()) {
             Some("yaml" | "yml") => return Format::DaemonYaml,

@@ -36,8 +36,15 @@ use xray_export::FsyncPolicy;
 
 use declare::settings;
 pub use file::Format;
-pub use values::{ExportKind, Listen, LogLevel};
-use values::{parse_bool, parse_http_url, parse_in, parse_path, parse_secs, parse_text};
+pub use values::{ExportKind, List, Listen, LogLevel, SecretUrl};
+use values::{
+    parse_bool, parse_globs, parse_http_url, parse_in, parse_list, parse_path, parse_secret_url,
+    parse_secs, parse_text,
+};
+use xray_translate::{
+    INDEX_ALL_ATTRIBUTES_ENV, INDEXED_ATTRIBUTES_ENV, LOG_GROUP_NAMES_ENV, METADATA_EXCLUDE_ENV,
+    TranslatorConfig,
+};
 
 /// Default OTLP gRPC listen address.
 pub const DEFAULT_OTLP_GRPC: &str = "127.0.0.1:4317";
@@ -129,6 +136,11 @@ settings! {
     #[arg(long, short = 'o', env = "XRAY_BRIDGE_LOCAL_MODE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     local_mode: bool = false, parse = parse_bool, yaml = "LocalMode";
 
+    /// Profile of the shared AWS config and credentials files for region and
+    /// credentials (daemon: Profile).
+    #[arg(long, env = "XRAY_BRIDGE_PROFILE", value_name = "NAME")]
+    profile: String, parse = parse_text, yaml = "Profile";
+
     /// IAM role to assume for every AWS call (daemon: -r/--role-arn).
     #[arg(long, short = 'r', env = "XRAY_BRIDGE_ROLE_ARN", value_name = "ARN")]
     role_arn: String, parse = parse_text, yaml = "RoleARN";
@@ -150,6 +162,10 @@ settings! {
     #[arg(long, short = 'f', env = "XRAY_BRIDGE_LOG_FILE", value_name = "PATH")]
     log_file: PathBuf, parse = parse_path, yaml = "Logging.LogPath";
 
+    /// Rotate the log file at 50 MB, keeping 5 old files (daemon: Logging.LogRotation).
+    #[arg(long, env = "XRAY_BRIDGE_LOG_ROTATION", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    log_rotation: bool = true, parse = parse_bool, yaml = "Logging.LogRotation";
+
     /// Largest OTLP request body in bytes, compressed and decompressed.
     #[arg(long, env = "XRAY_BRIDGE_MAX_REQUEST_BYTES", value_name = "N")]
     max_request_bytes: usize = DEFAULT_MAX_REQUEST_BYTES,
@@ -162,6 +178,25 @@ settings! {
     /// Most PutTraceSegments calls in flight at once (daemon: Concurrency).
     #[arg(long, env = "XRAY_BRIDGE_CONCURRENCY", value_name = "N")]
     concurrency: usize = DEFAULT_CONCURRENCY, parse = |s: &str| parse_in(s, 1..=256), yaml = "Concurrency";
+
+    /// Proxy for every outbound call, e.g. `http://proxy:3128` (daemon: -p/--proxy-address,
+    /// ProxyAddress); else `HTTPS_PROXY`/`HTTP_PROXY`, with `NO_PROXY`.
+    #[arg(long, short = 'p', env = "XRAY_BRIDGE_PROXY_ADDRESS", value_name = "URL")]
+    proxy_address: SecretUrl, parse = parse_secret_url, yaml = "ProxyAddress";
+
+    /// Do not check TLS certificates of outbound calls (daemon: NoVerifySSL); warned at start.
+    #[arg(long, env = "XRAY_BRIDGE_NO_VERIFY_SSL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    no_verify_ssl: bool = false, parse = parse_bool, yaml = "NoVerifySSL";
+
+    /// PutTelemetryRecords, as the daemon sends them: `on` or `off` (default: on with
+    /// `--export api`, off with `--local-mode` or another export).
+    #[arg(long, env = "XRAY_BRIDGE_TELEMETRY", value_name = "on|off")]
+    telemetry: bool = false, parse = parse_bool;
+
+    /// Seconds between telemetry records (default 60, the daemon's).
+    #[arg(long, env = "XRAY_BRIDGE_TELEMETRY_INTERVAL", value_name = "SECS")]
+    telemetry_interval: Duration = Duration::from_secs(60),
+        parse = |s: &str| parse_in::<u64>(s, 1..=86_400).map(Duration::from_secs);
 
     /// Local mode, the same as `--export local` (and it wins over `--export`).
     #[arg(long, env = "XRAY_BRIDGE_LOCAL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -198,6 +233,30 @@ settings! {
     #[arg(long, env = "XRAY_BRIDGE_RETRY_MAX_ELAPSED", value_name = "SECS")]
     retry_max_elapsed: Duration = Duration::from_secs(DEFAULT_RETRY_MAX_ELAPSED_SECS),
         parse = parse_secs, yaml = "RetryMaxElapsedSeconds";
+
+    // Translation of OTLP spans and ADOT's T1S datagrams (the Collector's option names;
+    // daemon documents pass through untouched).
+
+    /// Span attributes indexed as annotations, comma-separated (the Collector's
+    /// `indexed_attributes`).
+    #[arg(long, env = INDEXED_ATTRIBUTES_ENV, value_name = "LIST")]
+    indexed_attributes: List = List::default(), parse = parse_list;
+
+    /// Index every scalar span attribute as an annotation, up to X-Ray's 50 per
+    /// document (the Collector's `index_all_attributes`).
+    #[arg(long, env = INDEX_ALL_ATTRIBUTES_ENV, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    index_all_attributes: bool = false, parse = parse_bool;
+
+    /// CloudWatch log group names for the segments' `aws.cloudwatch_logs`,
+    /// comma-separated (the Collector's `aws_log_groups`); a resource's
+    /// `aws.log.group.names`/`aws.log.group.arns` win.
+    #[arg(long, env = LOG_GROUP_NAMES_ENV, value_name = "LIST")]
+    log_group_names: List = List::default(), parse = parse_list;
+
+    /// Glob patterns, comma-separated, of attribute keys that never leave the bridge
+    /// (span, event, link and resource attributes), e.g. `user.*,*.email`.
+    #[arg(long, env = METADATA_EXCLUDE_ENV, value_name = "GLOBS")]
+    metadata_exclude: List = List::default(), parse = parse_globs;
 }
 
 /// A directory path, not empty.
@@ -369,6 +428,12 @@ impl Settings {
         if merged.export == Some(ExportKind::Local) && merged.tcp.is_none() {
             merged.tcp = Some(Listen::Off);
         }
+        // Telemetry goes with the X-Ray API export, and is off in local mode (`-o`)
+        // unless asked for.
+        if merged.telemetry.is_none() {
+            let api = merged.export.as_ref().is_none_or(|e| *e == ExportKind::Api);
+            merged.telemetry = Some(api && merged.local_mode != Some(true));
+        }
         let settings = merged.with_defaults();
         settings.check()?;
         Ok(settings)
@@ -383,6 +448,28 @@ impl Settings {
             mb => mb,
         };
         usize::try_from(mb * MIB).unwrap_or(usize::MAX)
+    }
+
+    /// The translation settings, built once for every input that is translated (OTLP,
+    /// ADOT's T1S datagrams): `AWS_XRAY_TRACING_NAME` as the X-Ray SDKs read it, then
+    /// `indexed-attributes`, `index-all-attributes`, `log-group-names` and
+    /// `metadata-exclude`.
+    pub fn translator_config(&self) -> Result<TranslatorConfig, ConfigError> {
+        TranslatorConfig::from_env()
+            .with_annotation_keys(self.indexed_attributes.items().iter().cloned())
+            .index_all_attributes(self.index_all_attributes)
+            .with_log_groups(self.log_group_names.items().iter().cloned())
+            .with_metadata_exclude(self.metadata_exclude.items().iter().cloned())
+            .map_err(|e| ConfigError::Invalid(format!("metadata-exclude: {e}")))
+    }
+
+    /// Whether a translation setting is given: then ADOT's T1S datagrams are translated
+    /// (so the settings apply) rather than forwarded as they came.
+    pub fn has_translation_settings(&self) -> bool {
+        !self.indexed_attributes.items().is_empty()
+            || self.index_all_attributes
+            || !self.log_group_names.items().is_empty()
+            || !self.metadata_exclude.items().is_empty()
     }
 
     /// The merged settings as `--check-config` prints them, with derived values.
@@ -418,6 +505,12 @@ impl Settings {
                     )));
                 }
             }
+        }
+        if self.telemetry && !matches!(self.export, ExportKind::Api | ExportKind::Otlp) {
+            return Err(ConfigError::Invalid(format!(
+                "--telemetry on needs the X-Ray API: --export api (or otlp), not {}",
+                self.export
+            )));
         }
         if [&self.otlp_grpc, &self.otlp_http, &self.udp, &self.tcp]
             .iter()
@@ -733,6 +826,45 @@ mod tests {
     }
 
     #[test]
+    fn without_c_the_daemons_default_file_is_read_when_it_exists() {
+        let dir =
+            std::env::temp_dir().join(format!("xray-bridge-default-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let default = dir.join("cfg.yaml");
+        let none = Settings::resolve_with_default_file(Cli::default(), &default).unwrap();
+        assert_eq!(none.region, None);
+        std::fs::write(&default, "Region: ap-south-1\nVersion: 2\n").unwrap();
+        let read = Settings::resolve_with_default_file(Cli::default(), &default).unwrap();
+        assert_eq!(read.region.as_deref(), Some("ap-south-1"));
+        // -c wins over the default location.
+        let toml = dir.join("bridge.toml");
+        std::fs::write(&toml, "region = \"eu-north-1\"\n").unwrap();
+        let cli = parse(&["-c", toml.to_str().unwrap()]);
+        let chosen = Settings::resolve_with_default_file(cli, &default).unwrap();
+        assert_eq!(chosen.region.as_deref(), Some("eu-north-1"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn telemetry_defaults_follow_the_export() {
+        let s = |args: &[&str]| Settings::merge(parse(args).options, Options::default());
+        assert!(s(&[]).unwrap().telemetry);
+        assert!(!s(&["--export", "stdout"]).unwrap().telemetry);
+        assert!(!s(&["--local"]).unwrap().telemetry);
+        assert!(!s(&["--telemetry", "off"]).unwrap().telemetry);
+        assert!(!s(&["-o"]).unwrap().telemetry);
+        assert!(s(&["-o", "--telemetry", "on"]).unwrap().telemetry);
+        assert!(s(&["--export", "stdout", "--telemetry", "on"]).is_err());
+        assert_eq!(
+            s(&["--telemetry-interval", "5"])
+                .unwrap()
+                .telemetry_interval,
+            Duration::from_secs(5)
+        );
+        assert!(Cli::try_parse_from(["xray-bridge", "--telemetry-interval", "0"]).is_err());
+    }
+
+    #[test]
     fn spool_and_retry_settings_from_flags_files_and_defaults() {
         let s = Settings::merge(Options::default(), Options::default()).unwrap();
         assert_eq!(s.spool, None);
@@ -796,5 +928,33 @@ mod tests {
             all.extend_from_slice(bad);
             assert!(Cli::try_parse_from(all).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_proxy_password_is_never_shown() {
+        let cli = parse(&["-p", "http://me:s3cret@proxy.internal:3128"]);
+        let s = Settings::merge(cli.options, Options::default()).unwrap();
+        assert_eq!(
+            s.proxy_address.as_ref().map(SecretUrl::expose),
+            Some("http://me:s3cret@proxy.internal:3128")
+        );
+        let shown = s.describe();
+        assert!(
+            shown.contains("proxy-address = Some(\"http://me:***@proxy.internal:3128\")"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret"));
+        let err = Options::from_toml("proxy-address = \"me:s3cret@proxy:1\"").unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert_eq!(
+            values::redact_password("http://proxy:1/x@y"),
+            "http://proxy:1/x@y"
+        );
+    }
+
+    #[test]
+    fn the_command_line_declares_no_flag_twice() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

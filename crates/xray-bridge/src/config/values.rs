@@ -174,6 +174,61 @@ impl LogLevel {
     }
 }
 
+/// An `http(s)://` URL that may carry a password (`http://user:pass@proxy:3128`): shown
+/// with the password replaced by `***` (in `--check-config`, logs and errors).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The URL as given, password included (for the HTTP client only).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password hidden.
+    pub fn redacted(&self) -> String {
+        redact_password(&self.0)
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+/// `scheme://user:***@host...` for `scheme://user:password@host...`.
+///
+/// ```
+/// use xray_bridge::config::values::redact_password;
+/// assert_eq!(redact_password("http://me:pw@proxy:3128"), "http://me:***@proxy:3128");
+/// assert_eq!(redact_password("http://proxy:3128"), "http://proxy:3128");
+/// ```
+pub fn redact_password(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}{user}:***@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// An `http://` or `https://` URL that may carry a password.
+pub fn parse_secret_url(s: &str) -> Result<SecretUrl, String> {
+    parse_http_url(s).map(SecretUrl).map_err(|_| {
+        format!(
+            "`{}` must start with http:// or https://",
+            redact_password(s.trim())
+        )
+    })
+}
+
 /// Parses with the type's [`FromStr`]; the error names the value.
 ///
 /// # Errors
@@ -192,6 +247,38 @@ where
             format!("`{s}`: {e}")
         }
     })
+}
+
+/// A comma-separated list, items trimmed, empty ones left out (a TOML array is read as
+/// its items joined with commas).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct List(pub Vec<String>);
+
+impl List {
+    /// The items.
+    pub fn items(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for List {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.0).finish()
+    }
+}
+
+/// A comma-separated list.
+pub fn parse_list(s: &str) -> Result<List, String> {
+    Ok(List(xray_translate::split_list(s)))
+}
+
+/// A comma-separated list of glob patterns, each checked.
+pub fn parse_globs(s: &str) -> Result<List, String> {
+    let list = parse_list(s)?;
+    xray_translate::TranslatorConfig::default()
+        .with_metadata_exclude(list.items().iter().cloned())
+        .map_err(|e| e.to_string())?;
+    Ok(list)
 }
 
 /// A text, trimmed.

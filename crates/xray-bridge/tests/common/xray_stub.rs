@@ -15,6 +15,8 @@ struct State {
     delay: Duration,
     documents: Mutex<Vec<String>>,
     telemetry: Mutex<Vec<serde_json::Value>>,
+    /// `METHOD /path` of every other request (STS, sampling, OTLP).
+    others: Mutex<Vec<String>>,
     /// (status, how many more PutTraceSegments calls get it).
     failing: Mutex<Option<(u16, usize)>>,
     /// Documents of calls answered with an error status.
@@ -49,6 +51,7 @@ impl XrayStub {
         });
         let puts = state.clone();
         let telemetry = state.clone();
+        let others = state.clone();
         let app = axum::Router::new()
             .route(
                 "/TraceSegments",
@@ -62,6 +65,21 @@ impl XrayStub {
                     }
                     ([("content-type", "application/json")], "{}")
                 }),
+            )
+            .fallback(
+                move |method: axum::http::Method, uri: axum::http::Uri| async move {
+                    others
+                        .others
+                        .lock()
+                        .unwrap()
+                        .push(format!("{method} {}", uri.path()));
+                    if uri.path() == "/" {
+                        // STS AssumeRole (--role-arn).
+                        ([("content-type", "text/xml")], ASSUME_ROLE.to_owned())
+                    } else {
+                        ([("content-type", "application/json")], "{}".to_owned())
+                    }
+                },
             );
         rt.spawn(async move { axum::serve(listener, app).await });
         XrayStub {
@@ -84,6 +102,12 @@ impl XrayStub {
     /// The documents of calls answered with an error status.
     pub fn refused_documents(&self) -> usize {
         self.state.refused_documents.load(Ordering::SeqCst)
+    }
+
+    /// `METHOD /path` of the requests that were neither PutTraceSegments nor
+    /// PutTelemetryRecords (STS is `POST /`).
+    pub fn others(&self) -> Vec<String> {
+        self.state.others.lock().unwrap().clone()
     }
 
     /// The PutTelemetryRecords request bodies so far.
@@ -175,3 +199,5 @@ async fn put_trace_segments(
         }
     }
 }
+
+const ASSUME_ROLE: &str = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>ASIAASSUMED</AccessKeyId><SecretAccessKey>assumed-secret</SecretAccessKey><SessionToken>assumed-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/xray/xray-bridge</Arn><AssumedRoleId>AROAEXAMPLE:xray-bridge</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></AssumeRoleResponse>"#;

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_xray::Client;
+use aws_sdk_xray::config::http::HttpResponse;
 use aws_sdk_xray::config::retry::RetryConfig;
 use aws_sdk_xray::config::timeout::TimeoutConfig;
 use aws_sdk_xray::error::{DisplayErrorContext, SdkError};
@@ -31,6 +33,8 @@ pub struct ApiConfig {
     pub endpoint_url: Option<String>,
     /// Most `PutTraceSegments` calls in flight at once (default 4).
     pub max_in_flight: Option<usize>,
+    /// Where failed calls are counted by kind (for the daemon's telemetry records).
+    pub backend_errors: Option<Arc<BackendErrors>>,
 }
 
 impl fmt::Debug for ApiConfig {
@@ -40,7 +44,81 @@ impl fmt::Debug for ApiConfig {
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
             .field("max_in_flight", &self.max_in_flight)
+            .field("backend_errors", &self.backend_errors.is_some())
             .finish()
+    }
+}
+
+/// Failed X-Ray API calls by kind: the six counters of the daemon's
+/// `BackendConnectionErrors` telemetry.
+#[derive(Debug, Default)]
+pub struct BackendErrors {
+    /// Answers with a 4xx status.
+    pub http_4xx: AtomicU64,
+    /// Answers with a 5xx status.
+    pub http_5xx: AtomicU64,
+    /// Connections refused.
+    pub connection_refused: AtomicU64,
+    /// Calls that timed out.
+    pub timeout: AtomicU64,
+    /// Host names that did not resolve.
+    pub unknown_host: AtomicU64,
+    /// Every other failure.
+    pub other: AtomicU64,
+}
+
+impl BackendErrors {
+    /// Counts one failed call by its kind.
+    pub fn record<E>(&self, err: &SdkError<E, HttpResponse>) {
+        let counter = match err {
+            SdkError::TimeoutError(_) => &self.timeout,
+            SdkError::ServiceError(e) => self.by_status(e.raw().status().as_u16()),
+            SdkError::ResponseError(e) => self.by_status(e.raw().status().as_u16()),
+            SdkError::DispatchFailure(e) if e.is_timeout() => &self.timeout,
+            SdkError::DispatchFailure(e) => {
+                let mut source: Option<&(dyn std::error::Error + 'static)> =
+                    e.as_connector_error().map(|c| c as _);
+                let mut counter = &self.other;
+                while let Some(err) = source {
+                    if let Some(io) = err.downcast_ref::<std::io::Error>()
+                        && io.kind() == std::io::ErrorKind::ConnectionRefused
+                    {
+                        counter = &self.connection_refused;
+                        break;
+                    }
+                    let text = err.to_string().to_ascii_lowercase();
+                    if text.contains("dns error") || text.contains("failed to lookup address") {
+                        counter = &self.unknown_host;
+                        break;
+                    }
+                    source = err.source();
+                }
+                counter
+            }
+            _ => &self.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn by_status(&self, status: u16) -> &AtomicU64 {
+        match status {
+            400..=499 => &self.http_4xx,
+            500..=599 => &self.http_5xx,
+            _ => &self.other,
+        }
+    }
+
+    /// The six counts: 4xx, 5xx, connection refused, timeout, unknown host, other.
+    pub fn counts(&self) -> [u64; 6] {
+        [
+            &self.http_4xx,
+            &self.http_5xx,
+            &self.connection_refused,
+            &self.timeout,
+            &self.unknown_host,
+            &self.other,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -123,6 +201,7 @@ impl ApiTransport {
                 group,
                 cx.clone(),
                 self.limit.clone(),
+                self.config.backend_errors.clone(),
             ));
         }
         while tasks.join_next().await.is_some() {}
@@ -203,6 +282,7 @@ async fn put_group(
     docs: Vec<Document>,
     cx: SendContext,
     limit: Arc<AdaptiveLimit>,
+    backend_errors: Option<Arc<BackendErrors>>,
 ) {
     let mut pending = docs;
     let mut attempt = 1;
@@ -279,6 +359,9 @@ async fn put_group(
             }
             Err(err) => {
                 cx.send_error();
+                if let Some(errors) = &backend_errors {
+                    errors.record(&err);
+                }
                 if is_throttled(&err) {
                     limit.throttled();
                 }

@@ -216,6 +216,8 @@ pub struct OtlpConfig {
     pub region: Option<String>,
     /// Overrides the endpoint (default `https://xray.<region>.amazonaws.com/v1/traces`).
     pub endpoint_url: Option<String>,
+    /// The HTTP client (e.g. with a proxy); a plain one when `None`.
+    pub http_client: Option<reqwest::Client>,
 }
 
 impl fmt::Debug for OtlpConfig {
@@ -224,6 +226,7 @@ impl fmt::Debug for OtlpConfig {
             .field("sdk_config", &self.sdk_config.is_some())
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
+            .field("http_client", &self.http_client.is_some())
             .finish()
     }
 }
@@ -253,7 +256,7 @@ impl OtlpTransport {
         }
     }
 
-    async fn ready(&mut self, cx: &SendContext) -> Result<&mut Ready, String> {
+    async fn ready(&mut self) -> Result<&mut Ready, String> {
         if self.ready.is_none() {
             let sdk = match &self.config.sdk_config {
                 Some(sdk) => sdk.clone(),
@@ -270,10 +273,12 @@ impl OtlpTransport {
                 .endpoint_url
                 .clone()
                 .unwrap_or_else(|| format!("https://xray.{region}.amazonaws.com/v1/traces"));
-            let http = reqwest::Client::builder()
-                .timeout(cx.retry_policy().request_timeout)
-                .build()
-                .map_err(|e| format!("HTTP client: {e}"))?;
+            let http = match &self.config.http_client {
+                Some(client) => client.clone(),
+                None => reqwest::Client::builder()
+                    .build()
+                    .map_err(|e| format!("HTTP client: {e}"))?,
+            };
             self.ready = Some(Ready {
                 http,
                 sdk,
@@ -286,7 +291,7 @@ impl OtlpTransport {
     }
 
     async fn send_batch(&mut self, batch: Vec<OtlpSpans>, cx: &SendContext) {
-        let ready = match self.ready(cx).await {
+        let ready = match self.ready().await {
             Ok(ready) => ready,
             Err(e) => {
                 cx.send_error();
@@ -453,6 +458,7 @@ async fn attempt_post(
     let mut request = ready
         .http
         .post(&ready.url)
+        .timeout(cx.retry_policy().request_timeout)
         .header("content-type", "application/x-protobuf")
         .body(body.to_vec());
     for (k, v) in headers {
