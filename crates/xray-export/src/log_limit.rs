@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 /// At most one log line per kind and interval, counting what it stands for.
 ///
+/// # Examples
+///
 /// ```
 /// use std::time::Duration;
 /// use xray_export::log_limit::LogLimiter;

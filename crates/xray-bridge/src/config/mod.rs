@@ -476,6 +476,10 @@ impl Settings {
     /// ADOT's T1S datagrams): `AWS_XRAY_TRACING_NAME` as the X-Ray SDKs read it, then
     /// `indexed-attributes`, `index-all-attributes`, `log-group-names` and
     /// `metadata-exclude`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a `metadata-exclude` pattern that does not parse.
     pub fn translator_config(&self) -> Result<TranslatorConfig, ConfigError> {
         TranslatorConfig::from_env()
             .with_annotation_keys(self.indexed_attributes.items().iter().cloned())

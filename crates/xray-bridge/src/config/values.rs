@@ -289,6 +289,8 @@ impl fmt::Debug for SecretUrl {
 
 /// `scheme://user:***@host...` for `scheme://user:password@host...`.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_bridge::config::values::redact_password;
 /// assert_eq!(redact_password("http://me:pw@proxy:3128"), "http://me:***@proxy:3128");
@@ -310,6 +312,11 @@ pub fn redact_password(url: &str) -> String {
 }
 
 /// An `http://` or `https://` URL that may carry a password.
+///
+/// # Errors
+///
+/// Text that does not start with `http://` or `https://` (the message hides the
+/// password).
 pub fn parse_secret_url(s: &str) -> Result<SecretUrl, String> {
     parse_http_url(s).map(SecretUrl).map_err(|_| {
         format!(
@@ -358,11 +365,19 @@ impl fmt::Debug for List {
 }
 
 /// A comma-separated list.
+///
+/// # Errors
+///
+/// Never; the `Result` fits the other value parsers.
 pub fn parse_list(s: &str) -> Result<List, String> {
     Ok(List(xray_translate::split_list(s)))
 }
 
 /// A comma-separated list of glob patterns, each checked.
+///
+/// # Errors
+///
+/// A message naming the first pattern that does not parse.
 pub fn parse_globs(s: &str) -> Result<List, String> {
     let list = parse_list(s)?;
     xray_translate::TranslatorConfig::default()
