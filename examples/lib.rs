@@ -16,7 +16,7 @@ pub mod hello {
     use reqwest_middleware::ClientWithMiddleware;
     use tracing_xray::Propagator;
     use tracing_xray::propagation::client::XrayMiddleware;
-    use tracing_xray::propagation::server::XrayLayer;
+    use tracing_xray::propagation::server::XrayServerLayer;
 
     /// The address `HELLO_ADDR` names, else `127.0.0.1:3000`.
     pub fn address() -> Result<SocketAddr, std::net::AddrParseError> {
@@ -53,7 +53,7 @@ pub mod hello {
             )
             .route("/health", get(|| async { "ok\n" }))
             .with_state(app)
-            .layer(XrayLayer::new().with_propagator(propagator))
+            .layer(XrayServerLayer::new().with_propagator(propagator))
     }
 
     async fn root(State(app): State<Arc<App>>) -> (StatusCode, String) {

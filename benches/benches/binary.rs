@@ -223,8 +223,18 @@ fn start_ours(
                     cmd.arg("--export").arg(format!("file:{}", path.display()));
                 }
                 Export::Api(stub) => {
-                    cmd.args(["--export", "api", "--region", "us-east-1", "--endpoint-url"])
-                        .arg(stub.url());
+                    // No PutTelemetryRecords (on by default with the api export): rotel
+                    // sends none, and the stub counts only PutTraceSegments.
+                    cmd.args([
+                        "--export",
+                        "api",
+                        "--region",
+                        "us-east-1",
+                        "--telemetry",
+                        "off",
+                    ])
+                    .arg("--endpoint-url")
+                    .arg(stub.url());
                 }
             }
             for (k, _) in std::env::vars() {

@@ -170,9 +170,9 @@ fn sampler(rules: usize) -> XraySampler {
         rules.join(",")
     );
     XraySampler::builder()
-        .local_only()
-        .local_rules(LocalRules::from_json(&text).expect("rules"))
-        .service_name("bench")
+        .with_local_rules_only()
+        .with_local_rules(LocalRules::from_json(&text).expect("rules"))
+        .with_service_name("bench")
         .build()
         .expect("sampler")
 }

@@ -108,8 +108,8 @@ pub fn start(side: Side, address: SocketAddr) -> Running {
             let mut builder = tracing_xray::builder()
                 .with_service_name("bench")
                 .with_resource_detection(false)
-                .install_global_provider(false)
-                .install_global_propagator(false)
+                .with_global_provider(false)
+                .with_global_propagator(false)
                 .with_daemon_address(address.to_string().parse().expect("address"));
             if side == Side::TracingXrayBatch {
                 builder = builder.with_batch_processor();

@@ -22,7 +22,7 @@ use reqwest_middleware::ClientWithMiddleware;
 use serde_json::{Value, json};
 use tracing_xray::Propagator;
 use tracing_xray::propagation::client::XrayMiddleware;
-use tracing_xray::propagation::server::XrayLayer;
+use tracing_xray::propagation::server::XrayServerLayer;
 use xray_propagation::aws_sdk::XrayInterceptor;
 
 /// The DynamoDB table the backends write to (key `service`, string).
@@ -100,7 +100,7 @@ fn traced_client(propagator: &Propagator) -> ClientWithMiddleware {
 fn with_health(router: Router, propagator: Propagator) -> Router {
     router
         .route("/health", get(|| async { "ok\n" }))
-        .layer(XrayLayer::new().with_propagator(propagator))
+        .layer(XrayServerLayer::new().with_propagator(propagator))
 }
 
 struct Front {

@@ -25,7 +25,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_xray::propagation::aws_sdk::XrayInterceptor;
 use tracing_xray::propagation::client::XrayMiddleware;
-use tracing_xray::propagation::server::XrayLayer;
+use tracing_xray::propagation::server::XrayServerLayer;
 
 struct App {
     http: ClientWithMiddleware,
@@ -71,7 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/call", get(call))
         .route("/health", get(|| async { "ok" }))
         .with_state(app)
-        .layer(XrayLayer::new().with_propagator(propagator));
+        .layer(XrayServerLayer::new().with_propagator(propagator));
     let addr: SocketAddr = var("E2E_ADDR").ok_or("E2E_ADDR is not set")?.parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(

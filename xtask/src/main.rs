@@ -1,8 +1,8 @@
 //! The workspace's own tasks, run as `cargo xtask <task>` (an alias in `.cargo/config.toml`).
 //!
 //! - `test [ARGS]`: installs the real peers the tests talk to (the Python packages of
-//!   `tests/requirements.txt` into `target/peers-venv`, once; Debian's Chromium when it is
-//!   missing and this user can install it), then runs `cargo test --workspace
+//!   `tests/requirements.txt` into `target/peers-venv`, once; Debian's Chromium and
+//!   `openssl` when missing and this user can install them), then runs `cargo test --workspace
 //!   --all-features [ARGS]` with that virtual environment.
 //! - `peers`: only the installing part.
 //! - `name-chars [--check]`: writes `crates/xray-model/src/name_chars.rs` from the `name`
@@ -46,7 +46,7 @@ fn root() -> PathBuf {
 /// Both kinds of peer; returns the virtual environment's interpreter.
 fn provision() -> Result<PathBuf, String> {
     let python = peers::provision_python()?;
-    peers::provision_chromium()?;
+    peers::provision_debian_tools()?;
     Ok(python)
 }
 

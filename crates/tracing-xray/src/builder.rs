@@ -12,7 +12,9 @@ use opentelemetry_sdk::trace::{BatchConfig, BatchSpanProcessor, SdkTracerProvide
 use tracing::Subscriber;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use xray_export::{
     DaemonAddress, ProcessorConfig, XRayExporter, XRayExporterBuilder, XraySpanProcessor,
 };
@@ -21,11 +23,11 @@ use xray_translate::{Translator, TranslatorConfig};
 
 use crate::Error;
 use crate::env::{ContextMissing, EnvSettings, SamplerName};
-use crate::layer::{Handle, XrayLayer};
+use crate::layer::{FlushGuard, Handle, XrayLayer};
 use crate::processor::FlushingProcessor;
 use crate::propagator::Propagator;
 use crate::resource::{self, DEFAULT_DETECTION_TIMEOUT, Evidence, Paths};
-use crate::sampler::{ContextMissingSampler, XrayParentBased, otel_sampler};
+use crate::sampler::{ContextMissingSampler, LambdaSampler, XrayParentBased, otel_sampler};
 
 type Vars = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -52,6 +54,8 @@ enum Processing {
 /// `AWS_XRAY_DAEMON_ADDRESS` replaces a daemon address (not another transport),
 /// `AWS_XRAY_TRACING_NAME` names the segments, `AWS_XRAY_CONTEXT_MISSING` replaces
 /// [`with_context_missing`](Self::with_context_missing).
+///
+/// # Examples
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -82,6 +86,7 @@ pub struct XrayLayerBuilder {
     transport: Transport,
     sampler: Option<Box<dyn ShouldSample>>,
     translator: TranslatorConfig,
+    metadata_exclude: Option<Vec<String>>,
     detection: bool,
     detection_timeout: Duration,
     propagator: Option<Propagator>,
@@ -123,11 +128,12 @@ impl Default for XrayLayerBuilder {
             transport: Transport::Default,
             sampler: None,
             translator: TranslatorConfig::default(),
+            metadata_exclude: None,
             detection: true,
             detection_timeout: DEFAULT_DETECTION_TIMEOUT,
             propagator: None,
-            install_propagator: true,
-            install_provider: true,
+            install_propagator: false,
+            install_provider: false,
             context_missing: ContextMissing::NewTrace,
             processing: Processing::Trees(ProcessorConfig::default()),
             max_level: LevelFilter::INFO,
@@ -189,13 +195,57 @@ impl XrayLayerBuilder {
     }
 
     /// Fields indexed as annotations under their own names (in addition to the
-    /// `annotation.` prefix rule).
+    /// `annotation.` prefix rule); the same as
+    /// [`with_indexed_attributes`](Self::with_indexed_attributes).
     pub fn with_annotation_keys<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,
         K: Into<String>,
     {
         self.translator = self.translator.with_annotation_keys(keys);
+        self
+    }
+
+    /// Attributes indexed as annotations, the Collector's `indexed_attributes` (also
+    /// `XRAY_BRIDGE_INDEXED_ATTRIBUTES=a,b`, which wins).
+    pub fn with_indexed_attributes<I, K>(self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.with_annotation_keys(keys)
+    }
+
+    /// Indexes every scalar attribute as an annotation (up to X-Ray's 50), the
+    /// Collector's `index_all_attributes` (also `XRAY_BRIDGE_INDEX_ALL_ATTRIBUTES=true`,
+    /// which wins).
+    pub fn with_index_all_attributes(mut self, on: bool) -> Self {
+        self.translator = self.translator.index_all_attributes(on);
+        self
+    }
+
+    /// CloudWatch log groups of the service for the segments' `aws.cloudwatch_logs`, the
+    /// Collector's `aws_log_groups`; the resource's `aws.log.group.names`/`.arns` win
+    /// (also `XRAY_BRIDGE_LOG_GROUP_NAMES=a,b`, which wins over this).
+    pub fn with_log_group_names<I, K>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.translator = self.translator.with_log_groups(names);
+        self
+    }
+
+    /// Glob patterns of attribute keys that never leave the process (for personal data:
+    /// `["user.*", "*.email"]`), on spans, events, links and the resource (also
+    /// `XRAY_BRIDGE_METADATA_EXCLUDE='user.*,*.email'`, which wins). An invalid pattern
+    /// makes [`build`](Self::build) fail with [`Error::MetadataExclude`].
+    pub fn with_metadata_exclude<I, K>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        self.metadata_exclude = Some(patterns.into_iter().map(Into::into).collect());
         self
     }
 
@@ -221,16 +271,18 @@ impl XrayLayerBuilder {
         self
     }
 
-    /// Whether to install the propagator as OpenTelemetry's global text-map propagator
-    /// (default on).
-    pub fn install_global_propagator(mut self, on: bool) -> Self {
+    /// Whether [`build`](Self::build) installs the propagator as OpenTelemetry's global
+    /// text-map propagator, which the server layer, client middleware and AWS SDK
+    /// interceptor use by default (default off; [`init`](Self::init) installs it).
+    pub fn with_global_propagator(mut self, on: bool) -> Self {
         self.install_propagator = on;
         self
     }
 
-    /// Whether to install the tracer provider as OpenTelemetry's global provider, for
-    /// code that uses `opentelemetry::global::tracer` (default on).
-    pub fn install_global_provider(mut self, on: bool) -> Self {
+    /// Whether [`build`](Self::build) installs the tracer provider as OpenTelemetry's
+    /// global provider, for code that uses `opentelemetry::global::tracer` (default off;
+    /// [`init`](Self::init) installs it).
+    pub fn with_global_provider(mut self, on: bool) -> Self {
         self.install_provider = on;
         self
     }
@@ -354,6 +406,17 @@ impl XrayLayerBuilder {
             attrs.push(KeyValue::new("cloud.provider", "aws"));
             attrs.push(KeyValue::new("cloud.region", region.clone()));
         }
+        // In Lambda, the platform is known without a detector (the translator puts the
+        // invocation's spans under Lambda's function segment by it); the X-Ray SDKs name
+        // the service after the function.
+        let lambda_function = (self.vars)("AWS_LAMBDA_FUNCTION_NAME").filter(|n| !n.is_empty());
+        if let Some(function) = &lambda_function
+            && !attrs.iter().any(|kv| kv.key.as_str() == "cloud.platform")
+        {
+            attrs.push(KeyValue::new("cloud.provider", "aws"));
+            attrs.push(KeyValue::new("cloud.platform", "aws_lambda"));
+            attrs.push(KeyValue::new("faas.name", function.clone()));
+        }
         attrs.extend(env.resource_attributes.iter().cloned());
         attrs.extend(self.resource_attributes.iter().cloned());
         let from_attributes = attrs
@@ -366,6 +429,7 @@ impl XrayLayerBuilder {
             .clone()
             .or_else(|| env.service_name.clone())
             .or(from_attributes)
+            .or_else(|| lambda_function.clone())
             .unwrap_or_else(default_service_name);
         // Later attributes override earlier ones with the same key.
         Resource::builder_empty()
@@ -374,8 +438,18 @@ impl XrayLayerBuilder {
             .build()
     }
 
-    /// Builds the layer: detects the resource, starts the exporter (and the sampling
-    /// poller with `xray` sampling), installs the global propagator and provider.
+    /// Builds the layer, setting nothing global: detects the resource, starts the exporter
+    /// (and the sampling poller with `xray` sampling). OpenTelemetry's global propagator
+    /// and provider are installed only when asked ([`with_global_propagator`],
+    /// [`with_global_provider`]); [`init`](Self::init) does everything.
+    ///
+    /// [`with_global_propagator`]: Self::with_global_propagator
+    /// [`with_global_provider`]: Self::with_global_provider
+    ///
+    /// # Errors
+    ///
+    /// A malformed `AWS_XRAY_DAEMON_ADDRESS`, sampler argument or exclusion pattern, or an
+    /// exporter that cannot start; see [`Error`].
     pub fn build<S>(self) -> Result<XrayLayer<S>, Error>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -390,20 +464,30 @@ impl XrayLayerBuilder {
         let resource = self.resource(&env);
 
         let mut translator = self.translator.clone();
+        if let Some(patterns) = &self.metadata_exclude {
+            translator = translator.with_metadata_exclude(patterns.iter().cloned())?;
+        }
+        translator = translator.with_settings_from(|n| (self.vars)(n))?;
         if let Some(name) = &env.tracing_name {
             translator = translator.with_service_name(name.clone());
         }
+        let in_lambda = (self.vars)("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|n| !n.is_empty());
         let env_daemon = env
             .daemon_address
             .as_deref()
             .map(str::parse::<DaemonAddress>)
             .transpose()
             .map_err(Error::DaemonAddress)?;
-        let daemon = env_daemon.clone().unwrap_or_default();
+        // The environment wins over an address given in code, which wins over the default;
+        // the sampler polls the same daemon the documents go to.
+        let daemon = match (&env_daemon, &self.transport) {
+            (Some(address), _) => address.clone(),
+            (None, Transport::Daemon(address)) => address.clone(),
+            (None, _) => DaemonAddress::default(),
+        };
         let exporter = match self.transport {
-            Transport::Default => XRayExporter::builder().with_daemon_address(daemon.clone()),
-            Transport::Daemon(address) => {
-                XRayExporter::builder().with_daemon_address(env_daemon.clone().unwrap_or(address))
+            Transport::Default | Transport::Daemon(_) => {
+                XRayExporter::builder().with_daemon_address(daemon.clone())
             }
             Transport::Exporter(builder) => *builder,
         }
@@ -416,11 +500,11 @@ impl XrayLayerBuilder {
         let sampler: Box<dyn ShouldSample> = match (self.sampler, &env.sampler) {
             (Some(sampler), _) => sampler,
             (None, Some(SamplerName::Xray(arg))) => {
-                let mut b = XraySampler::builder().endpoint(format!("http://{}", daemon.tcp));
+                let mut b = XraySampler::builder().with_endpoint(format!("http://{}", daemon.tcp));
                 if let Some(arg) = arg {
-                    b = b.sampler_arg(arg)?;
+                    b = b.with_sampler_arg(arg)?;
                 }
-                let sampler = b.resource(&resource).build()?;
+                let sampler = b.with_resource(&resource).build()?;
                 xray_sampler = Some(sampler.clone());
                 Box::new(sampler)
             }
@@ -433,6 +517,11 @@ impl XrayLayerBuilder {
         let sampler: Box<dyn ShouldSample> = match mode {
             ContextMissing::NewTrace => sampler,
             mode => Box::new(ContextMissingSampler::new(sampler, mode)),
+        };
+        let sampler: Box<dyn ShouldSample> = if in_lambda {
+            Box::new(LambdaSampler::new(sampler))
+        } else {
+            sampler
         };
 
         let provider = SdkTracerProvider::builder()
@@ -481,6 +570,45 @@ impl XrayLayerBuilder {
                 xray_sampler,
             }),
         })
+    }
+
+    /// Builds the layer, installs `tracing_subscriber::registry().with(layer)` as the global
+    /// default subscriber, and its propagator and tracer provider as OpenTelemetry's
+    /// globals (so the propagation helpers and `OTEL_PROPAGATORS` work with no further
+    /// wiring). Keep the returned guard: it flushes and shuts down on drop. Nothing global
+    /// is set when building fails or another subscriber is already installed.
+    ///
+    /// ```no_run
+    /// let _guard = tracing_xray::builder().with_service_name("checkout").try_init()?;
+    /// # Ok::<(), tracing_xray::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), and [`Error::Init`] when a global subscriber is already
+    /// set.
+    pub fn try_init(self) -> Result<FlushGuard, Error> {
+        let layer = self.build::<tracing_subscriber::Registry>()?;
+        let guard = layer.flush_guard();
+        let provider = layer.provider().cloned();
+        let propagator = layer.propagator();
+        tracing_subscriber::registry().with(layer).try_init()?;
+        // A disabled layer (`AWS_XRAY_SDK_ENABLED=false`) has no provider: nothing to share.
+        if let Some(provider) = provider {
+            opentelemetry::global::set_text_map_propagator(propagator);
+            opentelemetry::global::set_tracer_provider(provider);
+        }
+        Ok(guard)
+    }
+
+    /// [`try_init`](Self::try_init) for a program that cannot run without its tracing.
+    ///
+    /// # Panics
+    ///
+    /// When [`try_init`](Self::try_init) fails, with its error.
+    pub fn init(self) -> FlushGuard {
+        self.try_init()
+            .unwrap_or_else(|e| panic!("tracing-xray: cannot start: {e}"))
     }
 }
 

@@ -45,9 +45,48 @@ pub enum Error {
     /// The X-Ray sampler could not be built (`OTEL_TRACES_SAMPLER_ARG`, a rules file).
     #[error("cannot build the X-Ray sampler: {0}")]
     Sampler(#[from] xray_sampling::Error),
+    /// A `with_metadata_exclude` / `XRAY_BRIDGE_METADATA_EXCLUDE` pattern is malformed.
+    #[error("metadata exclusion: {0}")]
+    MetadataExclude(#[from] xray_translate::InvalidGlob),
+    /// `init`/`try_init`: a global default subscriber is already installed.
+    #[error("cannot install the global subscriber: {0}")]
+    Init(#[from] tracing_subscriber::util::TryInitError),
 }
 
-/// The layer with every setting from the environment: see the crate documentation.
+/// Everything from the environment, installed globally: the layer as the global default
+/// subscriber, its propagator and tracer provider as OpenTelemetry's globals. The one-line
+/// setup; keep the guard, it flushes on drop. See [`XrayLayerBuilder::init`].
+///
+/// ```no_run
+/// let _guard = tracing_xray::init();
+/// tracing::info_span!("checkout").in_scope(|| { /* ... */ });
+/// ```
+///
+/// # Panics
+///
+/// When the layer cannot be built or a global subscriber is already set; use
+/// [`try_init`] to handle those.
+pub fn init() -> FlushGuard {
+    builder().init()
+}
+
+/// [`init`], returning the error instead of panicking.
+///
+/// # Errors
+///
+/// See [`XrayLayerBuilder::try_init`].
+pub fn try_init() -> Result<FlushGuard, Error> {
+    builder().try_init()
+}
+
+/// The layer with every setting from the environment, for composing with other layers;
+/// nothing global is installed (see [`init`] for that).
+///
+/// # Errors
+///
+/// As [`XrayLayerBuilder::build`].
+///
+/// # Examples
 ///
 /// ```no_run
 /// use tracing_subscriber::layer::SubscriberExt;
@@ -58,6 +97,10 @@ pub enum Error {
 /// tracing_subscriber::registry().with(layer).init();
 /// # Ok::<(), tracing_xray::Error>(())
 /// ```
+///
+/// # Errors
+///
+/// See [`XrayLayerBuilder::build`].
 pub fn layer<S>() -> Result<XrayLayer<S>, Error>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,

@@ -20,10 +20,12 @@ use crate::env::{EnvSettings, PropagatorName};
 /// Pass it to the server layer and client middleware so they read and write the same
 /// headers as the globally installed propagator:
 ///
+/// # Examples
+///
 /// ```
 /// let propagator = tracing_xray::Propagator::from_env();
 /// # #[cfg(feature = "axum")]
-/// let _server = tracing_xray::propagation::server::XrayLayer::new()
+/// let _server = tracing_xray::propagation::server::XrayServerLayer::new()
 ///     .with_propagator(propagator.clone());
 /// ```
 #[derive(Clone)]

@@ -1,5 +1,6 @@
-//! The samplers the layer installs: parent-based with X-Ray's deferred decisions, and the
-//! `AWS_XRAY_CONTEXT_MISSING` rule for downstream calls outside any trace.
+//! The samplers the layer installs: parent-based with X-Ray's deferred decisions, the
+//! `AWS_XRAY_CONTEXT_MISSING` rule for downstream calls outside any trace, and, in Lambda,
+//! no trace outside an invocation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +57,64 @@ pub(crate) fn otel_sampler(name: &SamplerName) -> Option<Box<dyn ShouldSample>> 
         }
         SamplerName::Xray(_) => return None,
     })
+}
+
+/// In Lambda, only the invocations' spans leave the process: a span with no parent (the
+/// runtime's own spans, work at start-up) would start a trace of its own, an orphan that
+/// costs money and clutters the map, so it is not sampled. Spans under an invocation have
+/// Lambda's function segment (or a span under it) as parent and are decided by `inner`.
+#[derive(Debug)]
+pub(crate) struct LambdaSampler {
+    inner: Box<dyn ShouldSample>,
+    logged: std::sync::atomic::AtomicBool,
+}
+
+impl Clone for LambdaSampler {
+    fn clone(&self) -> Self {
+        LambdaSampler {
+            inner: self.inner.clone(),
+            logged: std::sync::atomic::AtomicBool::new(self.logged.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl LambdaSampler {
+    pub fn new(inner: Box<dyn ShouldSample>) -> Self {
+        LambdaSampler {
+            inner,
+            logged: Default::default(),
+        }
+    }
+}
+
+impl ShouldSample for LambdaSampler {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        let orphan = !parent_context.is_some_and(|cx| cx.span().span_context().is_valid());
+        if orphan {
+            if !self.logged.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    target: "tracing_xray",
+                    span = name,
+                    "in Lambda, spans outside an invocation are not traced (this and later ones)"
+                );
+            }
+            return SamplingResult {
+                decision: SamplingDecision::Drop,
+                attributes: Vec::new(),
+                trace_state: Default::default(),
+            };
+        }
+        self.inner
+            .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
+    }
 }
 
 /// Seconds between two "context missing" log lines.
@@ -234,5 +293,28 @@ mod tests {
         assert_eq!(log.log.since_last.load(Ordering::Relaxed), 1);
         assert!(log.log.last_second.load(Ordering::Relaxed) > 0);
         assert_eq!(ignore.log.last_second.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn lambda_drops_only_spans_outside_an_invocation() {
+        let lambda = LambdaSampler::new(Box::new(XrayParentBased::new(Sampler::AlwaysOn)));
+        let invocation = remote(true, TraceState::default());
+        for kind in [SpanKind::Internal, SpanKind::Server, SpanKind::Client] {
+            assert_eq!(decide(&lambda, None, kind.clone()), SamplingDecision::Drop);
+            assert_eq!(
+                decide(&lambda, Some(&Context::new()), kind.clone()),
+                SamplingDecision::Drop
+            );
+            assert_eq!(
+                decide(&lambda, Some(&invocation), kind.clone()),
+                SamplingDecision::RecordAndSample
+            );
+        }
+        // Lambda's own decision is followed.
+        let unsampled = remote(false, TraceState::default());
+        assert_eq!(
+            decide(&lambda, Some(&unsampled), SpanKind::Internal),
+            SamplingDecision::Drop
+        );
     }
 }

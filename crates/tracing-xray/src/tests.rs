@@ -67,8 +67,8 @@ fn builder(env: &[(&str, &str)], out: &Buffer) -> XrayLayerBuilder {
             hypervisor_uuid: nowhere.join("e"),
         })
         .with_exporter(XRayExporter::builder().with_writer(out.clone()))
-        .install_global_propagator(false)
-        .install_global_provider(false)
+        .with_global_propagator(false)
+        .with_global_provider(false)
 }
 
 /// Runs `body` under a subscriber with the layer `builder` makes, then flushes through
@@ -301,10 +301,11 @@ fn context_missing_drops_orphan_downstream_calls() {
             .entered();
         let _job = tracing::info_span!("job").entered();
     };
-    // Default: the call starts its own trace.
+    // Default: the call starts its own trace (a service segment holding the call, and the
+    // work done inside the call).
     let out = Buffer::default();
     let docs = run(builder(&[], &out), &out, orphan);
-    assert_eq!(docs.len(), 2, "{docs:#?}");
+    assert_eq!(docs.len(), 3, "{docs:#?}");
     for env in [
         ("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR"),
         ("AWS_XRAY_CONTEXT_MISSING", "IGNORE_ERROR"),
@@ -381,8 +382,8 @@ fn bad_daemon_address_is_an_error() {
     let err = crate::builder()
         .with_env(vars(&[("AWS_XRAY_DAEMON_ADDRESS", "udp:nowhere")]))
         .with_resource_detection(false)
-        .install_global_propagator(false)
-        .install_global_provider(false)
+        .with_global_propagator(false)
+        .with_global_provider(false)
         .build::<tracing_subscriber::Registry>()
         .unwrap_err();
     assert!(matches!(err, Error::DaemonAddress(_)), "{err}");
@@ -402,8 +403,8 @@ fn daemon_address_from_the_environment_receives_datagrams() {
         // The environment wins over a daemon address given in code.
         .with_daemon_address("127.0.0.1:9".parse().unwrap())
         .with_resource_detection(false)
-        .install_global_propagator(false)
-        .install_global_provider(false)
+        .with_global_propagator(false)
+        .with_global_provider(false)
         .build()
         .unwrap();
     let metrics = layer.metrics().unwrap().clone();
@@ -420,6 +421,44 @@ fn daemon_address_from_the_environment_receives_datagrams() {
     xray_testkit::assert_schema_valid(body);
     assert!(body.contains(r#""name":"udp""#), "{body}");
     assert_eq!(metrics.snapshot().documents_sent, 1);
+}
+
+#[test]
+fn xray_sampler_polls_the_daemon_address_given_in_code() {
+    // The daemon's sampling API stand-in: the test only needs to see it asked.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let layer = crate::builder()
+        .with_env(vars(&[
+            ("OTEL_TRACES_SAMPLER", "xray"),
+            ("OTEL_SERVICE_NAME", "sampled"),
+        ]))
+        .with_daemon_address(address.parse().unwrap())
+        .with_resource_detection(false)
+        .build::<tracing_subscriber::Registry>()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let request = loop {
+        match listener.accept() {
+            Ok((mut stream, _)) => {
+                use std::io::Read;
+                stream.set_nonblocking(false).unwrap();
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                let mut buf = [0u8; 512];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                break String::from_utf8_lossy(&buf[..n]).into_owned();
+            }
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("the sampler never called {address}: {e}"),
+        }
+    };
+    assert!(request.starts_with("POST /GetSamplingRules"), "{request}");
+    drop(layer);
 }
 
 #[test]
@@ -541,4 +580,126 @@ fn provider_force_flush_returns_only_once_the_documents_are_delivered() {
         );
         drop(guard);
     }
+}
+
+#[test]
+fn translation_settings_from_the_builder_and_the_environment() {
+    let out = Buffer::default();
+    let b = builder(
+        &[
+            ("OTEL_SERVICE_NAME", "orders"),
+            ("XRAY_BRIDGE_LOG_GROUP_NAMES", "/env/a,/env/b"),
+        ],
+        &out,
+    )
+    .with_indexed_attributes(["order.id"])
+    .with_log_group_names(["/code"])
+    .with_metadata_exclude(["user.*", "*.email"]);
+    let docs = run(b, &out, || {
+        let _root = tracing::info_span!(
+            "handle",
+            otel.kind = "server",
+            order.id = "o-7",
+            user.name = "ada",
+            contact.email = "ada@example.com",
+            cart.items = 4,
+        )
+        .entered();
+    });
+    let doc = by_name(&docs, "orders");
+    assert_eq!(doc["annotations"], serde_json::json!({"order_id": "o-7"}));
+    assert_eq!(
+        doc["metadata"]["default"],
+        serde_json::json!({"cart.items": 4})
+    );
+    // The variable wins over the builder.
+    assert_eq!(
+        doc["aws"]["cloudwatch_logs"],
+        serde_json::json!([{"log_group": "/env/a"}, {"log_group": "/env/b"}])
+    );
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        !text.contains("\"ada\"") && !text.contains("ada@"),
+        "{text}"
+    );
+
+    // Every scalar indexed, from the builder or the environment.
+    for (env, code) in [
+        (None, true),
+        (Some(("XRAY_BRIDGE_INDEX_ALL_ATTRIBUTES", "true")), false),
+    ] {
+        let out = Buffer::default();
+        let env: Vec<(&str, &str)> = env.into_iter().collect();
+        let b = builder(&env, &out).with_index_all_attributes(code);
+        let docs = run(b, &out, || {
+            let _root = tracing::info_span!("job", tenant = "t-1", items = 3).entered();
+        });
+        assert_eq!(
+            docs[0]["annotations"],
+            serde_json::json!({"tenant": "t-1", "items": 3}),
+            "{env:?}"
+        );
+    }
+
+    // A malformed pattern is an error, never a silent leak.
+    let out = Buffer::default();
+    let Err(err) = builder(&[("XRAY_BRIDGE_METADATA_EXCLUDE", "user.[")], &out)
+        .build::<tracing_subscriber::Registry>()
+    else {
+        panic!("an invalid pattern was accepted");
+    };
+    assert!(matches!(err, Error::MetadataExclude(_)), "{err}");
+}
+
+#[test]
+fn in_lambda_only_the_invocation_leaves_under_the_function_segment() {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = |header: &xray_model::TraceHeader| {
+        opentelemetry::Context::new()
+            .with_remote_span_context(xray_propagation::context_from_header(header))
+    };
+    let header: xray_model::TraceHeader =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            .parse()
+            .unwrap();
+    let out = Buffer::default();
+    let b = builder(&[("AWS_LAMBDA_FUNCTION_NAME", "greeter")], &out);
+    let docs = run(b, &out, || {
+        // The runtime's own span: no parent, outside any invocation.
+        let runtime = tracing::info_span!("Lambda runtime invoke");
+        let _r = runtime.enter();
+        let invocation = tracing::info_span!("greeter", faas.coldstart = true);
+        invocation.set_parent(context(&header)).unwrap();
+        let _i = invocation.enter();
+        let _work = tracing::info_span!("greet").entered();
+    });
+    assert_eq!(docs.len(), 2, "{docs:#?}");
+    let invocation = by_name(&docs, "greeter");
+    assert_eq!(invocation["type"], "subsegment");
+    assert_eq!(invocation["parent_id"], "53995c3f42cd8ad8");
+    assert_eq!(
+        invocation["trace_id"],
+        "1-5759e988-bd862e3fe1be46a994272793"
+    );
+    assert_eq!(invocation["annotations"]["ColdStart"], true);
+    assert!(invocation.get("origin").is_none());
+    let work = by_name(&docs, "greet");
+    assert_eq!(work["parent_id"], invocation["id"]);
+
+    // A Root-only header has no function segment to join: a segment named after the
+    // function, as the X-Ray SDKs name it.
+    let root_only: xray_model::TraceHeader =
+        "Root=1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
+    let out = Buffer::default();
+    let b = builder(&[("AWS_LAMBDA_FUNCTION_NAME", "greeter")], &out);
+    let docs = run(b, &out, || {
+        let invocation = tracing::info_span!("handler");
+        invocation.set_parent(context(&root_only)).unwrap();
+        let _i = invocation.enter();
+    });
+    assert_eq!(docs.len(), 1, "{docs:#?}");
+    assert_eq!(docs[0]["name"], "greeter");
+    assert_eq!(docs[0]["origin"], "AWS::Lambda::Function");
+    assert!(docs[0].get("type").is_none());
 }

@@ -1,5 +1,6 @@
 //! `/metrics` (Prometheus text: every receiver's counters and the exporter's) and
-//! `/healthz`.
+//! `/healthz` (`ok`, or `degraded: WHY` while a spool replays a backlog; 200 either way,
+//! since the bridge still takes data).
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ struct AdminState {
 pub fn router(registry: Registry, sink: Arc<dyn Sink>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .with_state(Arc::new(AdminState { registry, sink }))
 }
 
@@ -31,6 +32,13 @@ pub fn render(registry: &Registry, sink: &dyn Sink) -> String {
     registry.render(&mut out);
     sink.render_metrics(&mut out);
     out
+}
+
+async fn health(State(state): State<Arc<AdminState>>) -> String {
+    match state.sink.degraded() {
+        None => "ok\n".to_owned(),
+        Some(why) => format!("degraded: {why}\n"),
+    }
 }
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> Response {

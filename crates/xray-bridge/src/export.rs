@@ -32,6 +32,12 @@ pub trait Sink: Send + Sync + 'static {
         false
     }
 
+    /// The counters of the pipeline that sends documents, when there is one (for the
+    /// telemetry records).
+    fn documents_snapshot(&self) -> Option<xray_export::MetricsSnapshot> {
+        None
+    }
+
     /// How full the export queue is: queued bytes over its byte limit (0 when unknown).
     /// Receivers that can slow their clients down wait while it is high.
     fn backlog(&self) -> f64 {
@@ -41,7 +47,17 @@ pub trait Sink: Send + Sync + 'static {
     /// Appends the exporter's counters in the Prometheus text format.
     fn render_metrics(&self, out: &mut String);
 
+    /// Why the export is degraded (a spool replaying a backlog, or unwritable), if it
+    /// is; `/healthz` says so.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+
     /// Stops accepting, delivers what is queued until `timeout`, and says what was lost.
+    ///
+    /// # Errors
+    ///
+    /// A message with what was still pending at `timeout` or dropped.
     fn shutdown(&self, timeout: Duration) -> Result<(), String>;
 
     /// Items dropped (for any reason) since the start.

@@ -7,6 +7,10 @@ use crate::config::Settings;
 
 /// Opens (or creates) the store at `settings.store` with the console's default limits.
 /// SQLite is blocking, so this runs off the async workers.
+///
+/// # Errors
+///
+/// A message when the store cannot be opened (see `xray_console::Store::open`).
 pub async fn open_store(settings: &Settings) -> Result<Store, String> {
     let config = StoreConfig::at(settings.store.clone());
     tokio::task::spawn_blocking(move || Store::open(config))

@@ -1,8 +1,9 @@
 //! The bridge's own logs: `tracing` to standard error, never exported as spans (no
 //! OpenTelemetry layer is installed, and the export worker suppresses telemetry).
 
-use std::fs::OpenOptions;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
@@ -12,7 +13,25 @@ use crate::config::LogLevel;
 /// Installs the subscriber, writing to `file` (appended) or standard error. `RUST_LOG`,
 /// when set, overrides the level; otherwise the level applies to the bridge's crates and
 /// libraries log warnings and errors only.
+///
+/// # Errors
+///
+/// The I/O error when the log file cannot be opened.
 pub fn init(level: LogLevel, file: Option<&Path>) -> std::io::Result<()> {
+    init_with_rotation(level, file, None)
+}
+
+/// Where the log file rotates (the X-Ray daemon's `LogRotation`): at 50 MB.
+pub const ROTATE_BYTES: u64 = 50 * 1000 * 1000;
+/// Old log files kept (`FILE.1` newest to `FILE.5` oldest).
+pub const ROTATED_FILES: u32 = 5;
+
+/// [`init`], rotating the file at `rotate_at` bytes when given.
+pub fn init_with_rotation(
+    level: LogLevel,
+    file: Option<&Path>,
+    rotate_at: Option<u64>,
+) -> std::io::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.trim().is_empty() => EnvFilter::new(directives),
         _ => EnvFilter::new(directives(level)),
@@ -23,11 +42,73 @@ pub fn init(level: LogLevel, file: Option<&Path>) -> std::io::Result<()> {
     let _ = match file {
         None => builder.with_writer(std::io::stderr).try_init(),
         Some(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let file = RotatingFile::open(path, rotate_at.unwrap_or(u64::MAX))?;
             builder.with_writer(Mutex::new(file)).try_init()
         }
     };
     Ok(())
+}
+
+/// A log file appended to, moved to `FILE.1` (and older ones one step on, up to
+/// [`ROTATED_FILES`]) when it would grow past its limit.
+#[derive(Debug)]
+pub struct RotatingFile {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    limit: u64,
+}
+
+impl RotatingFile {
+    /// Opens (appends to) `path`, rotating at `limit` bytes.
+    pub fn open(path: &Path, limit: u64) -> std::io::Result<RotatingFile> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingFile {
+            path: path.to_owned(),
+            file,
+            size,
+            limit,
+        })
+    }
+
+    fn rotated(&self, n: u32) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        for n in (1..ROTATED_FILES).rev() {
+            let from = self.rotated(n);
+            if from.exists() {
+                std::fs::rename(&from, self.rotated(n + 1))?;
+            }
+        }
+        std::fs::rename(&self.path, self.rotated(1))?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.size > 0 && self.size + buf.len() as u64 > self.limit {
+            // A failed rotation keeps logging into the current file.
+            let _ = self.rotate();
+        }
+        let n = self.file.write(buf)?;
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// The filter for `level`.
@@ -38,5 +119,29 @@ pub fn directives(level: LogLevel) -> String {
             format!("warn,xray_bridge={l},xray_export={l},xray_translate={l},xray_model={l}")
         }
         _ => l.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_rotates_at_its_limit_and_keeps_five() {
+        let dir = std::env::temp_dir().join(format!("xray-bridge-rotate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bridge.log");
+        let mut file = RotatingFile::open(&path, 100).unwrap();
+        let line = [b'x'; 60];
+        for _ in 0..10 {
+            file.write_all(&line).unwrap();
+        }
+        // 10 lines of 60 bytes, at most one per 100-byte file: the current one and 5 old.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 60);
+        for n in 1..=ROTATED_FILES {
+            assert_eq!(std::fs::metadata(file.rotated(n)).unwrap().len(), 60, "{n}");
+        }
+        assert!(!file.rotated(ROTATED_FILES + 1).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -18,10 +18,17 @@ fn main() -> ExitCode {
         }
     };
     if check_only {
-        println!("{settings:#?}");
+        print!("{}", settings.describe());
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = xray_bridge::logging::init(settings.log_level, settings.log_file.as_deref()) {
+    let rotate_at = settings
+        .log_rotation
+        .then_some(xray_bridge::logging::ROTATE_BYTES);
+    if let Err(e) = xray_bridge::logging::init_with_rotation(
+        settings.log_level,
+        settings.log_file.as_deref(),
+        rotate_at,
+    ) {
         eprintln!("xray-bridge: cannot open the log file: {e}");
         return ExitCode::from(exit::CONFIG);
     }

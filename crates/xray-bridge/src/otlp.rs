@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::trace::v1::Span;
 use xray_export::{Document, DropReason};
 use xray_model::nest_subsegments;
-use xray_translate::Translator;
+use xray_translate::{Invalid, Translator, TranslatorConfig};
 
 use crate::counters::{Counter, LogLimiter, Registry};
 use crate::export::Sink;
@@ -24,15 +24,36 @@ thread_local! {
 }
 
 /// Why a span was not queued, with the text used in `partial_success.error_message`.
-pub const SPAN_REJECT_REASONS: [(&str, &str); 4] = [
-    ("invalid_id", "empty or all-zero trace or span id"),
+pub const SPAN_REJECT_REASONS: [(&str, &str); 5] = [
+    (
+        "invalid_id",
+        "trace or span id of the wrong length (or all zeros)",
+    ),
     (
         "too_large",
         "document over X-Ray's 64 kB limit even after trimming",
     ),
     ("translate_failed", "the span could not be translated"),
     ("export_refused", "export queue full or shutting down"),
+    (
+        "invalid_time",
+        "start or end time before 1970 or after 2200",
+    ),
 ];
+
+/// Index of a reason in [`SPAN_REJECT_REASONS`].
+const INVALID_ID: usize = 0;
+const EXPORT_REFUSED: usize = 3;
+const INVALID_TIME: usize = 4;
+
+/// Whether X-Ray can take the span, else the index of the reason it is rejected for
+/// (`xray_translate::check_otlp`: ids of the wrong length, times outside 1970..2200).
+fn check(span: &Span) -> Result<(), usize> {
+    xray_translate::check_otlp(span).map_err(|invalid| match invalid {
+        Invalid::Id => INVALID_ID,
+        Invalid::Time => INVALID_TIME,
+    })
+}
 
 /// The counters of one OTLP protocol (`http` or `grpc`).
 #[derive(Debug, Clone)]
@@ -176,10 +197,6 @@ impl std::fmt::Debug for Ingest {
     }
 }
 
-fn is_zero(id: &[u8]) -> bool {
-    id.iter().all(|b| *b == 0)
-}
-
 impl Ingest {
     /// Uses `translator` and queues into `sink`.
     pub fn new(translator: Translator, sink: Arc<dyn Sink>) -> Self {
@@ -213,7 +230,7 @@ impl Ingest {
             counters.span_rejects[i].1.add(spans);
             let (reason, why) = SPAN_REJECT_REASONS[i];
             // The pipeline logs its own refusals.
-            if i != 3
+            if i != EXPORT_REFUSED
                 && let Some(count) = self.limiter.allow(reason)
             {
                 tracing::warn!(
@@ -236,8 +253,8 @@ impl Ingest {
                 let scope = scope_spans.scope.as_ref();
                 for span in &scope_spans.spans {
                     counters.spans_received.inc();
-                    if is_zero(&span.trace_id) || is_zero(&span.span_id) {
-                        reject(0, 1, &span.name);
+                    if let Err(i) = check(span) {
+                        reject(i, 1, &span.name);
                         continue;
                     }
                     match catch_unwind(AssertUnwindSafe(|| resource.translate_otlp(span, scope))) {
@@ -257,7 +274,7 @@ impl Ingest {
                                 if self.sink.submit_document(doc) {
                                     accepted += spans;
                                 } else {
-                                    reject(3, spans, "");
+                                    reject(EXPORT_REFUSED, spans, "");
                                 }
                             }
                             Err(failed) => {
@@ -284,15 +301,16 @@ impl Ingest {
 }
 
 impl Ingest {
-    /// `--export otlp`: spans stay OTLP, one queued item per `ResourceSpans`; spans with
-    /// invalid ids are taken out first.
+    /// `--export otlp`: spans stay OTLP, one queued item per `ResourceSpans`; spans X-Ray
+    /// cannot take are taken out first, and so are the attributes the translator settings
+    /// exclude (`--metadata-exclude`), which never leave the process.
     fn pass_through(
         &self,
         request: &ExportTraceServiceRequest,
         counters: &OtlpCounters,
     ) -> Outcome {
         let mut outcome = Outcome::default();
-        let valid = |s: &Span| !is_zero(&s.trace_id) && !is_zero(&s.span_id);
+        let config = self.translator.config();
         for resource_spans in &request.resource_spans {
             let total: u64 = resource_spans
                 .scope_spans
@@ -300,37 +318,35 @@ impl Ingest {
                 .map(|s| s.spans.len() as u64)
                 .sum();
             counters.spans_received.add(total);
-            let good: u64 = resource_spans
-                .scope_spans
-                .iter()
-                .flat_map(|s| &s.spans)
-                .filter(|s| valid(s))
-                .count() as u64;
-            let bad = total - good;
-            if bad > 0 {
-                outcome.rejected[0] += bad;
-                counters.span_rejects[0].1.add(bad);
-                if let Some(count) = self.limiter.allow("invalid_id") {
-                    tracing::warn!(
-                        reason = "invalid_id",
-                        count,
-                        "rejected {bad} OTLP span(s): {}",
-                        SPAN_REJECT_REASONS[0].1
-                    );
+            let mut bad = [0u64; SPAN_REJECT_REASONS.len()];
+            for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
+                if let Err(i) = check(span) {
+                    bad[i] += 1;
                 }
             }
+            let bad_total: u64 = bad.iter().sum();
+            for (i, &n) in bad.iter().enumerate().filter(|(_, n)| **n > 0) {
+                outcome.rejected[i] += n;
+                counters.span_rejects[i].1.add(n);
+                let (reason, why) = SPAN_REJECT_REASONS[i];
+                if let Some(count) = self.limiter.allow(reason) {
+                    tracing::warn!(reason, count, "rejected {n} OTLP span(s): {why}");
+                }
+            }
+            let good = total - bad_total;
             if good == 0 {
                 continue;
             }
             let filtered;
-            let to_send = if bad == 0 {
+            let to_send = if bad_total == 0 && config.metadata_exclude().is_empty() {
                 resource_spans
             } else {
                 let mut copy = resource_spans.clone();
                 for scope in &mut copy.scope_spans {
-                    scope.spans.retain(valid);
+                    scope.spans.retain(|s| check(s).is_ok());
                 }
                 copy.scope_spans.retain(|s| !s.spans.is_empty());
+                strip_excluded(&mut copy, config);
                 filtered = copy;
                 &filtered
             };
@@ -338,11 +354,38 @@ impl Ingest {
                 outcome.accepted += good;
                 counters.spans_accepted.add(good);
             } else {
-                outcome.rejected[3] += good;
-                counters.span_rejects[3].1.add(good);
+                outcome.rejected[EXPORT_REFUSED] += good;
+                counters.span_rejects[EXPORT_REFUSED].1.add(good);
             }
         }
         outcome
+    }
+}
+
+/// Removes the attributes `config` excludes from spans, events, links and the resource.
+fn strip_excluded(
+    resource_spans: &mut opentelemetry_proto::tonic::trace::v1::ResourceSpans,
+    config: &TranslatorConfig,
+) {
+    if config.metadata_exclude().is_empty() {
+        return;
+    }
+    let keep = |kv: &opentelemetry_proto::tonic::common::v1::KeyValue| !config.excludes(&kv.key);
+    if let Some(resource) = &mut resource_spans.resource {
+        resource.attributes.retain(keep);
+    }
+    for span in resource_spans
+        .scope_spans
+        .iter_mut()
+        .flat_map(|s| &mut s.spans)
+    {
+        span.attributes.retain(keep);
+        for event in &mut span.events {
+            event.attributes.retain(keep);
+        }
+        for link in &mut span.links {
+            link.attributes.retain(keep);
+        }
     }
 }
 
@@ -479,5 +522,92 @@ mod tests {
         assert_eq!(names, ["a", "c"]);
         assert!(got[0].resource.is_some());
         assert!(sink.docs.lock().unwrap().is_empty());
+    }
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ids_of_the_wrong_length_and_impossible_times_are_rejected_with_their_reasons() {
+        let sink = Arc::new(MemorySink::default());
+        let counters = OtlpCounters::new(&Registry::default(), "http");
+        let ingest = Ingest::new(Translator::default(), sink.clone());
+        let mut short_trace = span(1, 1, "short trace id");
+        short_trace.trace_id = vec![7, 7];
+        let mut long_span = span(1, 2, "long span id");
+        long_span.span_id = vec![3; 9];
+        let mut late = span(1, 3, "year 2300");
+        late.end_time_unix_nano = 10_413_792_000_000_000_000;
+        let mut backwards = span(1, 4, "ends before it starts");
+        backwards.end_time_unix_nano = backwards.start_time_unix_nano - 1_000_000;
+        let outcome = ingest.ingest(
+            &request(vec![short_trace, long_span, late, backwards]),
+            &counters,
+        );
+        assert_eq!(outcome.accepted, 1);
+        assert_eq!(outcome.rejected[INVALID_ID], 2);
+        assert_eq!(outcome.rejected[INVALID_TIME], 1);
+        assert_eq!(counters.spans_rejected("invalid_id"), 2);
+        assert_eq!(counters.spans_rejected("invalid_time"), 1);
+        let message = outcome.response().partial_success.unwrap().error_message;
+        assert!(
+            message.contains("2 invalid_id") && message.contains("1 invalid_time"),
+            "{message}"
+        );
+        // The one accepted: its end clamped to its start, the real end kept in metadata.
+        let docs = sink.texts();
+        assert_eq!(docs.len(), 1);
+        let doc: serde_json::Value = serde_json::from_str(&docs[0]).unwrap();
+        assert_eq!(doc["end_time"], doc["start_time"]);
+        assert_eq!(
+            doc["metadata"]["otel"]["end_time_before_start"],
+            1_699_999_999.999
+        );
+        xray_testkit::assert_schema_valid(&docs[0]);
+    }
+
+    #[test]
+    fn otlp_export_strips_excluded_attributes_everywhere() {
+        let sink = Arc::new(MemorySink {
+            otlp: Some(Default::default()),
+            ..Default::default()
+        });
+        let counters = OtlpCounters::new(&Registry::default(), "http");
+        let config = TranslatorConfig::default()
+            .with_metadata_exclude(["user.*", "*.email"])
+            .unwrap();
+        let ingest = Ingest::new(Translator::new(config), sink.clone());
+        let mut a = span(1, 1, "a");
+        a.attributes = vec![kv("user.name", "ada"), kv("order.id", "o-1")];
+        a.events = vec![opentelemetry_proto::tonic::trace::v1::span::Event {
+            name: "login".into(),
+            attributes: vec![kv("contact.email", "ada@example.com"), kv("ok", "1")],
+            ..Default::default()
+        }];
+        let mut req = request(vec![a]);
+        req.resource_spans[0]
+            .resource
+            .as_mut()
+            .unwrap()
+            .attributes
+            .push(kv("user.home", "/home/ada"));
+        let outcome = ingest.ingest(&req, &counters);
+        assert_eq!(outcome.accepted, 1);
+        let got = sink.otlp.as_ref().unwrap().lock().unwrap();
+        let span = &got[0].scope_spans[0].spans[0];
+        let keys = |kvs: &[KeyValue]| kvs.iter().map(|k| k.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&span.attributes), ["order.id"]);
+        assert_eq!(keys(&span.events[0].attributes), ["ok"]);
+        assert_eq!(
+            keys(&got[0].resource.as_ref().unwrap().attributes),
+            ["service.name"]
+        );
     }
 }

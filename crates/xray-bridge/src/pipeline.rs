@@ -6,12 +6,17 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use std::sync::Arc;
 use xray_console::{LocalTransport, Store};
-use xray_export::transport::api::{ApiConfig, ApiTransport};
+
+use xray_export::transport::api::{ApiConfig, ApiTransport, BackendErrors};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
 use xray_export::transport::otlp::{OtlpConfig, OtlpSpans, OtlpTransport};
-use xray_export::{Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig};
+use xray_export::{
+    Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig, RetryPolicy,
+    SpoolConfig, SpoolStats,
+};
 
 use crate::config::{ExportKind, Settings};
 use crate::counters::{Counter, LogLimiter, Registry, write_family, write_sample};
@@ -38,9 +43,16 @@ impl std::fmt::Debug for PipelineSink {
 
 /// Starts the pipelines for `settings.export`. `sdk` is the AWS configuration (needed by
 /// `api` and `otlp`); `store` the local store (needed by `local`).
+///
+/// # Errors
+///
+/// A message when a destination cannot be set up (bad daemon address, export file
+/// that cannot be opened, `local` without a store) or a worker cannot start.
 pub fn start(
     settings: &Settings,
     sdk: Option<SdkConfig>,
+    http: reqwest::Client,
+    backend_errors: Arc<BackendErrors>,
     store: Option<Store>,
     registry: &Registry,
 ) -> Result<PipelineSink, String> {
@@ -48,18 +60,45 @@ pub fn start(
     let config = PipelineConfig {
         // With two pipelines the memory bound is shared between them.
         max_queue_bytes: if both {
-            settings.buffer_bytes / 2
+            settings.buffer_bytes() / 2
         } else {
-            settings.buffer_bytes
+            settings.buffer_bytes()
+        },
+        retry: RetryPolicy {
+            max_elapsed: settings.retry_max_elapsed,
+            ..Default::default()
         },
         ..Default::default()
     };
+    // Each pipeline has a spool directory of its own under `--spool` (and, like the
+    // memory bound, its share of the budget).
+    let spool = |name: &str| {
+        settings.spool.as_ref().map(|dir| {
+            SpoolConfig::new(dir.join(name))
+                .with_max_bytes(if both {
+                    settings.spool_max_bytes / 2
+                } else {
+                    settings.spool_max_bytes
+                })
+                .with_fsync(settings.spool_fsync)
+        })
+    };
+    let documents_config = PipelineConfig {
+        spool: spool("documents"),
+        ..config.clone()
+    };
+    let otlp_config = PipelineConfig {
+        spool: spool("otlp"),
+        ..config.clone()
+    };
+    let config = documents_config;
     let api = || {
         ApiTransport::new(ApiConfig {
             sdk_config: sdk.clone(),
             region: settings.region.clone(),
             endpoint_url: settings.endpoint_url.clone(),
-            max_in_flight: None,
+            max_in_flight: Some(settings.concurrency),
+            backend_errors: Some(backend_errors.clone()),
         })
     };
     let started = match &settings.export {
@@ -90,9 +129,10 @@ pub fn start(
                 .endpoint_url
                 .as_ref()
                 .map(|u| format!("{}/v1/traces", u.trim_end_matches('/'))),
+            http_client: Some(http),
         });
         Some(
-            Pipeline::start(transport, config.clone())
+            Pipeline::start(transport, otlp_config)
                 .map_err(|e| format!("cannot start the OTLP export worker: {e}"))?,
         )
     } else {
@@ -110,6 +150,20 @@ pub fn start(
         ),
         limiter: LogLimiter::new(Duration::from_secs(10)),
     })
+}
+
+impl PipelineSink {
+    /// Each pipeline's spool counters (none without `--spool`).
+    fn spools(&self) -> Vec<(&'static str, SpoolStats)> {
+        let mut spools = Vec::new();
+        if let Some(s) = self.documents.spool_stats() {
+            spools.push(("documents", s));
+        }
+        if let Some(s) = self.otlp.as_ref().and_then(|p| p.spool_stats()) {
+            spools.push(("otlp", s));
+        }
+        spools
+    }
 }
 
 impl Sink for PipelineSink {
@@ -135,6 +189,10 @@ impl Sink for PipelineSink {
         self.otlp.is_some()
     }
 
+    fn documents_snapshot(&self) -> Option<MetricsSnapshot> {
+        Some(self.documents.snapshot())
+    }
+
     fn backlog(&self) -> f64 {
         let queued = |p: &Pipeline<_>| p.metrics().snapshot().queued_bytes;
         let mut bytes = queued(&self.documents);
@@ -157,6 +215,27 @@ impl Sink for PipelineSink {
             pipelines.push(("otlp", p.snapshot()));
         }
         render(&pipelines, out);
+        render_spools(&self.spools(), out);
+    }
+
+    fn degraded(&self) -> Option<String> {
+        let replaying: Vec<String> = self
+            .spools()
+            .into_iter()
+            .filter(|(_, s)| s.replaying || s.unwritable)
+            .map(|(name, s)| {
+                if s.unwritable {
+                    format!("{name}: spool unwritable, memory only")
+                } else {
+                    format!(
+                        "{name}: spool replaying {} record(s), oldest {} s",
+                        s.records,
+                        s.oldest_age.as_secs()
+                    )
+                }
+            })
+            .collect();
+        (!replaying.is_empty()).then(|| replaying.join("; "))
     }
 
     fn shutdown(&self, timeout: Duration) -> Result<(), String> {
@@ -313,5 +392,97 @@ fn render(pipelines: &[(&str, MetricsSnapshot)], out: &mut String) {
                 snap.dropped_spans(reason),
             );
         }
+    }
+}
+
+/// Writes the spools' gauges and counters, one `pipeline` label per pipeline. Their
+/// drops are in `xray_bridge_export_dropped_total` (`spool_full`, `spool_corrupt`).
+fn render_spools(spools: &[(&str, SpoolStats)], out: &mut String) {
+    if spools.is_empty() {
+        return;
+    }
+    type Field = fn(&SpoolStats) -> u64;
+    let families: [(&str, &str, &str, Field); 9] = [
+        (
+            "xray_bridge_spool_bytes",
+            "Bytes of spool files on disk.",
+            "gauge",
+            |s| s.bytes,
+        ),
+        (
+            "xray_bridge_spool_records",
+            "Records in the spool not yet delivered.",
+            "gauge",
+            |s| s.records,
+        ),
+        (
+            "xray_bridge_spool_oldest_age_seconds",
+            "Age of the oldest record not yet delivered.",
+            "gauge",
+            |s| s.oldest_age.as_secs(),
+        ),
+        (
+            "xray_bridge_spool_replaying",
+            "1 while a backlog from a failure or a restart is sent again.",
+            "gauge",
+            |s| u64::from(s.replaying),
+        ),
+        (
+            "xray_bridge_spool_unwritable",
+            "1 when the spool cannot be written and the export runs on memory only.",
+            "gauge",
+            |s| u64::from(s.unwritable),
+        ),
+        (
+            "xray_bridge_spool_written_total",
+            "Records written to the spool.",
+            "counter",
+            |s| s.written,
+        ),
+        (
+            "xray_bridge_spool_replayed_total",
+            "Records delivered from a backlog (an earlier run, or sent again after a failure).",
+            "counter",
+            |s| s.replayed,
+        ),
+        (
+            "xray_bridge_spool_write_errors_total",
+            "Failed spool writes (the item went to memory instead).",
+            "counter",
+            |s| s.write_errors,
+        ),
+        (
+            "xray_bridge_spool_dropped_full_total",
+            "Records dropped from the spool to stay within --spool-max-bytes.",
+            "counter",
+            |s| s.dropped_full,
+        ),
+    ];
+    for (name, help, kind, field) in families {
+        write_family(out, name, help, kind);
+        for (pipeline, stats) in spools {
+            write_sample(out, name, &[("pipeline", *pipeline)], field(stats));
+        }
+    }
+    let name = "xray_bridge_spool_damaged_total";
+    write_family(
+        out,
+        name,
+        "Damaged spool records skipped: torn by a crash mid-write, or corrupt.",
+        "counter",
+    );
+    for (pipeline, stats) in spools {
+        write_sample(
+            out,
+            name,
+            &[("pipeline", *pipeline), ("kind", "torn")],
+            stats.torn,
+        );
+        write_sample(
+            out,
+            name,
+            &[("pipeline", *pipeline), ("kind", "corrupt")],
+            stats.corrupt,
+        );
     }
 }

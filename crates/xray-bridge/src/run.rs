@@ -15,11 +15,16 @@ use tokio::task::JoinSet;
 use xray_console::Console;
 use xray_translate::Translator;
 
-use crate::config::{ExportKind, Settings};
+use xray_export::transport::api::BackendErrors;
+
+use crate::adot::Adot;
+use crate::config::{ExportKind, SecretUrl, Settings};
 use crate::counters::Registry;
 use crate::export::Sink;
 use crate::otlp::{Ingest, OtlpCounters};
+use crate::outbound::{self, ProxyPlan};
 use crate::sampling_proxy::Upstream;
+use crate::telemetry::{self, Telemetry};
 use crate::udp::UdpCounters;
 use crate::{admin, aws, http_server, local, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
 
@@ -73,7 +78,7 @@ async fn bind_tcp(what: &str, addr: Option<SocketAddr>) -> Result<Option<TcpList
 }
 
 async fn bind(settings: &Settings) -> Result<Listeners, String> {
-    let udp = match settings.udp {
+    let udp = match settings.udp.addr() {
         None => None,
         Some(a) => Some(
             udp::bind(a)
@@ -82,10 +87,10 @@ async fn bind(settings: &Settings) -> Result<Listeners, String> {
     };
     Ok(Listeners {
         udp,
-        otlp_grpc: bind_tcp("OTLP gRPC", settings.otlp_grpc).await?,
-        otlp_http: bind_tcp("OTLP/HTTP", settings.otlp_http).await?,
-        tcp: bind_tcp("the sampling proxy", settings.tcp).await?,
-        metrics: bind_tcp("metrics", settings.metrics).await?,
+        otlp_grpc: bind_tcp("OTLP gRPC", settings.otlp_grpc.addr()).await?,
+        otlp_http: bind_tcp("OTLP/HTTP", settings.otlp_http.addr()).await?,
+        tcp: bind_tcp("the sampling proxy", settings.tcp.addr()).await?,
+        metrics: bind_tcp("metrics", settings.metrics.addr()).await?,
     })
 }
 
@@ -96,14 +101,20 @@ fn local(l: &Option<TcpListener>) -> String {
 }
 
 /// Runs until SIGTERM or Ctrl-C, then drains. `Err` means it could not start.
+///
+/// # Errors
+///
+/// A message saying why the bridge could not start: a listener that cannot bind, a
+/// store or an export destination that cannot be opened, missing AWS settings.
 pub async fn run(settings: Settings) -> Result<Outcome, String> {
+    let signals = Signals::install();
     // Local mode: the store and its page come first, so that once the other listeners
     // answer the console does too.
     let store = match settings.export {
         ExportKind::Local => Some(local::open_store(&settings).await?),
         _ => None,
     };
-    let console = match (&store, settings.console) {
+    let console = match (&store, settings.console.addr()) {
         (Some(store), Some(addr)) => Some(
             Console::bind(addr, store.clone())
                 .await
@@ -112,10 +123,17 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         _ => None,
     };
     let listeners = bind(&settings).await?;
+    let proxy = ProxyPlan::from_env(settings.proxy_address.as_ref().map(SecretUrl::expose));
+    let http = outbound::client(&proxy, settings.no_verify_ssl)?;
+    if settings.no_verify_ssl {
+        tracing::warn!(
+            "--no-verify-ssl: TLS certificates of AWS and every other outbound call are NOT checked"
+        );
+    }
     let needs_aws =
         matches!(settings.export, ExportKind::Api | ExportKind::Otlp) || listeners.tcp.is_some();
     let sdk = if needs_aws {
-        Some(aws::load(&settings).await)
+        Some(aws::load(&settings, &http).await)
     } else {
         None
     };
@@ -145,11 +163,44 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
                 endpoint,
                 region,
                 credentials: sdk.credentials_provider(),
+                client: http.clone(),
             })
         }
         _ => None,
     };
-    let sink: Arc<dyn Sink> = Arc::new(pipeline::start(&settings, sdk, store, &registry)?);
+    let backend_errors = Arc::new(BackendErrors::default());
+    let sink: Arc<dyn Sink> = Arc::new(pipeline::start(
+        &settings,
+        sdk.clone(),
+        http.clone(),
+        backend_errors.clone(),
+        store,
+        &registry,
+    )?);
+    let (telemetry_stop_tx, telemetry_stop) = watch::channel(false);
+    let telemetry_task = match (&sdk, settings.telemetry) {
+        (Some(sdk), true) => {
+            let client = telemetry::client(
+                sdk,
+                settings.region.as_deref(),
+                settings.endpoint_url.as_deref(),
+            );
+            let (sink, registry, backend_errors) =
+                (sink.clone(), registry.clone(), backend_errors.clone());
+            let (local_mode, resource_arn, interval) = (
+                settings.local_mode,
+                settings.resource_arn.clone(),
+                settings.telemetry_interval,
+            );
+            Some(tokio::spawn(async move {
+                let identity = telemetry::identity(local_mode, resource_arn.as_deref()).await;
+                Telemetry::new(client, &registry, sink, backend_errors, identity, interval)
+                    .run(telemetry_stop)
+                    .await;
+            }))
+        }
+        _ => None,
+    };
 
     let (stop_tx, stop) = watch::channel(false);
     let mut receivers = JoinSet::new();
@@ -164,15 +215,26 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         local(&listeners.tcp),
         local(&listeners.metrics),
     );
+    // One translator for every translated input (OTLP, ADOT's T1S), built once.
+    let translator = Translator::new(settings.translator_config().map_err(|e| e.to_string())?);
+    let ingest = Ingest::new(translator, sink.clone());
     if let Some(socket) = listeners.udp {
+        // ADOT's T1S/T1U bodies go to PutTraceSegments untouched with the api export, as
+        // the daemon does, unless a translation setting must apply to them; otherwise
+        // they are translated like OTLP input.
+        let adot = Adot::new(
+            &registry,
+            ingest.clone(),
+            settings.export == ExportKind::Api && !settings.has_translation_settings(),
+        );
         receivers.spawn(udp::serve(
             socket,
             sink.clone(),
             UdpCounters::new(&registry),
+            adot,
             stop.clone(),
         ));
     }
-    let ingest = Ingest::new(Translator::from_env(), sink.clone());
     if let Some(listener) = listeners.otlp_http {
         let router = otlp_http::router(
             ingest.clone(),
@@ -232,7 +294,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         );
     }
 
-    let signal = wait_for_signal().await;
+    let signal = signals.wait().await;
     let deadline = Instant::now() + settings.shutdown_timeout;
     tracing::info!(
         signal,
@@ -260,6 +322,15 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let result = tokio::task::spawn_blocking(move || draining.shutdown(left))
         .await
         .unwrap_or_else(|e| Err(format!("export shutdown panicked: {e}")));
+    // A last telemetry record with what the drain delivered, within what is left of
+    // the shutdown time (at least a second).
+    if let Some(task) = telemetry_task {
+        let _ = telemetry_stop_tx.send(true);
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        let _ = tokio::time::timeout(left, task).await;
+    }
     let dropped = sink.dropped_total();
     let outcome = match result {
         Ok(()) if dropped == 0 => Outcome::Clean,
@@ -297,25 +368,56 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
 }
 
 /// Waits for SIGTERM or Ctrl-C (SIGINT) and names it.
-async fn wait_for_signal() -> &'static str {
+/// SIGTERM and SIGINT, watched from the start of [`run`]: a signal that arrives while
+/// the bridge is still starting is not lost (nor does it kill the process unhandled).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let watch = |kind, name| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch {name}");
+                    None
+                }
+            };
+            Signals {
+                term: watch(SignalKind::terminate(), "SIGTERM"),
+                int: watch(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+
+    async fn wait(self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(s: Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.term) => "SIGTERM",
+                () = next(self.int) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }

@@ -36,6 +36,8 @@ pub struct Upstream {
     pub region: String,
     /// Credentials to sign with.
     pub credentials: Option<SharedCredentialsProvider>,
+    /// The outbound client (proxy and TLS settings, see [`crate::outbound`]).
+    pub client: reqwest::Client,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -117,12 +119,12 @@ impl ProxyState {
 }
 
 /// The router: the two forwarded paths, 404 for the rest.
+///
+/// # Errors
+///
+/// A message when the HTTP client for the upstream cannot be built.
 pub fn router(upstream: Upstream, registry: Registry) -> Result<Router, String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let client = upstream.client.clone();
     let state = Arc::new(ProxyState {
         upstream,
         client,
@@ -215,6 +217,7 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
     let mut outgoing = state
         .client
         .post(&url)
+        .timeout(Duration::from_secs(10))
         .header(header::CONTENT_TYPE, "application/json")
         .body(body.to_vec());
     for (name, value) in instructions.headers() {
@@ -314,6 +317,7 @@ mod tests {
                 endpoint: "http://127.0.0.1:1".into(),
                 region: "us-east-1".into(),
                 credentials: None,
+                client: reqwest::Client::new(),
             },
             client: reqwest::Client::new(),
             registry: Registry::default(),

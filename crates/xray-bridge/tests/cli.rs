@@ -44,7 +44,7 @@ fn flags_beat_environment_which_beats_the_config_file() {
     assert!(text.contains("127.0.0.1:3000"), "{text}");
     assert!(text.contains("xray.internal:2000"), "{text}");
     assert!(text.contains("\"us-west-2\""), "{text}");
-    assert!(text.contains("buffer_bytes: 8388608"), "{text}");
+    assert!(text.contains("buffer-bytes = 8388608"), "{text}");
     assert!(text.contains("127.0.0.1:9464"), "{text}");
 }
 

@@ -52,11 +52,11 @@ fn check(what: &str, args: &[String]) -> Settings {
 fn listening(s: &Settings) -> BTreeSet<(&'static str, u16)> {
     let mut out = BTreeSet::new();
     for (proto, addr) in [
-        ("udp", s.udp),
-        ("tcp", s.tcp),
-        ("tcp", s.otlp_grpc),
-        ("tcp", s.otlp_http),
-        ("tcp", s.metrics),
+        ("udp", s.udp.addr()),
+        ("tcp", s.tcp.addr()),
+        ("tcp", s.otlp_grpc.addr()),
+        ("tcp", s.otlp_http.addr()),
+        ("tcp", s.metrics.addr()),
     ] {
         if let Some(a) = addr {
             assert!(
@@ -84,7 +84,7 @@ fn collector_configs_point_at_the_bridge_otlp_port() {
         "xray-bridge.toml",
         &["--config".to_owned(), path.display().to_string()],
     );
-    let grpc = bridge.otlp_grpc.expect("otlp-grpc on").port();
+    let grpc = bridge.otlp_grpc.addr().expect("otlp-grpc on").port();
     for file in [
         "otel-collector-to-xray-bridge.yaml",
         "otel-collector-side-by-side.yaml",
@@ -198,7 +198,7 @@ fn eks_daemonset_flags_ports_and_policy() {
         })
         .collect();
     assert_eq!(ports, listening(&settings));
-    let metrics = settings.metrics.expect("metrics on").port();
+    let metrics = settings.metrics.addr().expect("metrics on").port();
     for probe in ["readinessProbe", "livenessProbe"] {
         assert_eq!(
             container[probe]["httpGet"]["port"].as_u64(),
@@ -230,9 +230,20 @@ fn dockerfile_builds_the_binary_and_its_command_and_ports_exist() {
     };
     assert!(text.contains("cargo build --release --locked -p xray-bridge --bin xray-bridge"));
     let entry: Vec<String> = serde_json::from_str(instruction("ENTRYPOINT")[0]).unwrap();
-    assert_eq!(entry, ["/xray-bridge"]);
+    assert_eq!(entry[0], "/xray-bridge");
     let cmd: Vec<String> = serde_json::from_str(instruction("CMD")[0]).unwrap();
-    let settings = check("Dockerfile CMD", &cmd);
+    let args: Vec<String> = entry[1..].iter().chain(&cmd).cloned().collect();
+    let settings = check("Dockerfile ENTRYPOINT and CMD", &args);
+    // A task definition or DaemonSet written for the X-Ray daemon passes the daemon's
+    // flags as the command: with only the image swapped, they add to the entrypoint and
+    // the bridge still listens where the daemon's image did.
+    let daemon_command = ["-o", "-n", "us-east-1", "-l", "prod"].map(String::from);
+    let swapped: Vec<String> = entry[1..].iter().chain(&daemon_command).cloned().collect();
+    let swapped = check("the daemon's command on this image", &swapped);
+    assert!(listening(&swapped).contains(&("udp", 2000)));
+    assert!(listening(&swapped).contains(&("tcp", 2000)));
+    assert!(swapped.local_mode);
+    assert_eq!(swapped.region.as_deref(), Some("us-east-1"));
     let exposed: BTreeSet<(&str, u16)> = instruction("EXPOSE")[0]
         .split_whitespace()
         .map(|p| {

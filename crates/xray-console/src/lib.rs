@@ -59,6 +59,7 @@
 //! - `GET /api/status`: `{"traces", "documents", "bytes", "version"}`; `version` changes
 //!   whenever the store does (the page polls it to refresh itself).
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod demo;
 mod facts;

@@ -194,6 +194,32 @@ fn now_secs() -> f64 {
 
 impl Store {
     /// Opens (or creates) the store at `config.path` and applies the age and size limits.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Folder`] when the file's folder cannot be created,
+    /// [`StoreError::NewerSchema`] for a file written by a newer version, and
+    /// [`StoreError::Sqlite`] when SQLite cannot open or set up the file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_console::{Store, StoreConfig};
+    ///
+    /// let path = std::env::temp_dir().join(format!("xray-console-doc-{}.db", std::process::id()));
+    /// let store = Store::open(StoreConfig::at(&path))?;
+    /// let report = store.insert([
+    ///     r#"{"name":"shop","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.0,"end_time":2.0}"#,
+    ///     "not a document",
+    /// ])?;
+    /// assert_eq!((report.stored, report.rejected.len()), (1, 1));
+    /// assert_eq!(store.trace_documents("1-581cf771-a006649127e371903a2de979")?.len(), 1);
+    /// # drop(store);
+    /// # for suffix in ["", "-wal", "-shm"] {
+    /// #     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    /// # }
+    /// # Ok::<(), xray_console::StoreError>(())
+    /// ```
     pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
         if let Some(folder) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
@@ -249,6 +275,10 @@ impl Store {
 
     /// Stores a batch of documents (JSON text) in one transaction, then applies the limits.
     /// Documents that are not segment documents are refused, the others stored.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn insert<'a>(
         &self,
         docs: impl IntoIterator<Item = &'a str>,
@@ -288,6 +318,10 @@ impl Store {
     }
 
     /// Applies the age and size limits now; returns how many traces went.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn evict(&self) -> Result<usize, StoreError> {
         self.evict_at(now_secs())
     }
@@ -307,6 +341,10 @@ impl Store {
     }
 
     /// Counts and the change version.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let guard = self.lock();
         let (traces, documents): (i64, i64) = guard.conn.query_row(
@@ -323,6 +361,10 @@ impl Store {
     }
 
     /// Every trace's summary, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn summaries(&self) -> Result<Vec<TraceSummary>, StoreError> {
         let guard = self.lock();
         let mut stmt = guard.conn.prepare_cached(
@@ -372,6 +414,10 @@ impl Store {
     }
 
     /// The traces matching `filter` (all without one), newest first, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn traces(&self, filter: Option<&Filter>, limit: usize) -> Result<TraceList, StoreError> {
         let all = self.summaries()?;
         let total = all.len();
@@ -396,6 +442,10 @@ impl Store {
 
     /// The documents of one trace as received (JSON text), earliest start first; empty
     /// when the store does not have it. `trace_id` is in the canonical `1-...` form.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn trace_documents(&self, trace_id: &str) -> Result<Vec<String>, StoreError> {
         let guard = self.lock();
         let mut stmt = guard.conn.prepare_cached(
@@ -407,6 +457,10 @@ impl Store {
     }
 
     /// The service map of the `max_traces` most recently received traces.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn service_map(&self, max_traces: usize) -> Result<ServiceMap, StoreError> {
         let docs: Vec<(String, String)> = {
             let guard = self.lock();

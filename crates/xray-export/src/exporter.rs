@@ -21,7 +21,7 @@ use crate::transport::daemon::{AddressError, DaemonAddress, UdpTransport};
 use crate::transport::file::WriterTransport;
 use crate::transport::{RetryPolicy, Transport, log_drop};
 use xray_model::nest_subsegments;
-use xray_translate::Translator;
+use xray_translate::{Invalid, Translator, check_sdk};
 
 #[cfg(feature = "xray-api")]
 use crate::transport::api::{ApiConfig, ApiTransport};
@@ -87,6 +87,7 @@ impl XRayExporterBuilder {
 
     /// Sends with `PutTraceSegments` through the X-Ray API.
     #[cfg(feature = "xray-api")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "xray-api")))]
     pub fn with_xray_api(mut self, config: ApiConfig) -> Self {
         self.destination = Destination::Api(config);
         self
@@ -94,6 +95,7 @@ impl XRayExporterBuilder {
 
     /// Sends OTLP to the X-Ray OTLP endpoint (needs Transaction Search).
     #[cfg(feature = "otlp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
     pub fn with_otlp_endpoint(mut self, config: OtlpConfig) -> Self {
         self.destination = Destination::Otlp(config);
         self
@@ -135,6 +137,27 @@ impl XRayExporterBuilder {
         self
     }
 
+    /// Keeps what the exporter accepted in a disk spool until it is delivered, through
+    /// outages and restarts (see [`crate::spool`]; the directory must be this
+    /// exporter's alone: it is locked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("xray-doc-spool-{}", std::process::id()));
+    /// let exporter = xray_export::XRayExporter::builder()
+    ///     .with_writer(std::io::sink())
+    ///     .with_spool(xray_export::SpoolConfig::new(&dir).with_max_bytes(64 << 20))
+    ///     .build()
+    ///     .unwrap();
+    /// drop(exporter);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn with_spool(mut self, spool: crate::spool::SpoolConfig) -> Self {
+        self.pipeline.spool = Some(spool);
+        self
+    }
+
     /// How long `force_flush` waits (default 10 s).
     pub fn with_flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = timeout;
@@ -164,6 +187,27 @@ impl XRayExporterBuilder {
     }
 
     /// Starts the worker thread and returns the exporter.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Address`] when the daemon destination has no address given and
+    /// `AWS_XRAY_DAEMON_ADDRESS` is malformed; [`BuildError::Io`] when the file destination
+    /// cannot be opened or the worker thread cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_export::XRayExporter;
+    ///
+    /// // JSON lines into any writer; `with_file`, `with_stdout`, `with_daemon_address`,
+    /// // `with_xray_api` and `with_otlp_endpoint` choose the other destinations.
+    /// let exporter = XRayExporter::builder()
+    ///     .with_writer(std::io::sink())
+    ///     .with_max_queue_bytes(1 << 20)
+    ///     .build()?;
+    /// assert_eq!(exporter.metrics().snapshot().documents_sent, 0);
+    /// # Ok::<(), xray_export::BuildError>(())
+    /// ```
     pub fn build(self) -> Result<XRayExporter, BuildError> {
         let XRayExporterBuilder {
             destination,
@@ -232,6 +276,8 @@ pub(crate) enum Backend {
 /// sends through the chosen transport. Nothing is dropped without a counter
 /// ([`XRayExporter::metrics`]) and a log line.
 ///
+/// # Examples
+///
 /// ```no_run
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
 /// use xray_export::XRayExporter;
@@ -262,6 +308,17 @@ impl fmt::Debug for XRayExporter {
 
 impl XRayExporter {
     /// A builder; the default sends to the daemon named by `AWS_XRAY_DAEMON_ADDRESS`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_export::{DaemonAddress, XRayExporter};
+    ///
+    /// let address: DaemonAddress = "127.0.0.1:2000".parse()?;
+    /// let exporter = XRayExporter::builder().with_daemon_address(address).build()?;
+    /// # drop(exporter);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> XRayExporterBuilder {
         XRayExporterBuilder {
             destination: Destination::Daemon(None),
@@ -298,6 +355,8 @@ impl XRayExporter {
     /// queued here (in Lambda, the environment may freeze before they are sent). Call
     /// [`FlushHandle::flush`] after the processor's flush; `tracing-xray` does this in its
     /// processor.
+    ///
+    /// # Examples
     ///
     /// ```
     /// let exporter = xray_export::XRayExporter::builder().with_writer(std::io::sink()).build()?;
@@ -346,12 +405,28 @@ impl Backend {
                 nest,
             } => {
                 let resource = translator.prepare_sdk(resource);
-                let segments = batch.iter().map(|span| resource.translate_sdk(span));
+                // Spans X-Ray cannot take (a time before 1970 or after 2200, a zero id)
+                // are dropped as rejected, counted and logged, never sent half-made.
+                let mut invalid: Vec<(Invalid, String)> = Vec::new();
+                let segments = batch
+                    .iter()
+                    .filter(|span| match check_sdk(span) {
+                        Ok(()) => true,
+                        Err(why) => {
+                            invalid.push((why, format!("span {:?}", span.name)));
+                            false
+                        }
+                    })
+                    .map(|span| resource.translate_sdk(span));
                 let segments: Vec<_> = if *nest {
                     nest_subsegments(segments.collect())
                 } else {
                     segments.collect()
                 };
+                for (why, span) in invalid {
+                    metrics.record_dropped(DropReason::Rejected, 1);
+                    log_drop(1, DropReason::Rejected, &why, &[span]);
+                }
                 for segment in segments {
                     let trimmed = Document::encode_tree(segment, scratch, |doc| match doc {
                         Ok(doc) => {
@@ -476,6 +551,12 @@ pub struct FlushHandle {
 impl FlushHandle {
     /// Waits (up to the exporter's flush timeout) until everything queued before the call
     /// is sent or dropped; says what was left or dropped, like `force_flush`.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError`] when items are still pending at the timeout, or when items were
+    /// dropped since the previous flush or shutdown reported (the error says how many, by
+    /// reason).
     pub fn flush(&self) -> Result<(), FlushError> {
         let _suppressed = Context::enter_telemetry_suppressed_scope();
         self.backend.flush(self.timeout)

@@ -16,6 +16,23 @@ pub trait Item: Send + 'static {
     fn spans(&self) -> u64;
     /// A short description for log lines, such as the trace id.
     fn describe(&self) -> String;
+
+    /// Appends the bytes the disk spool keeps for this item and returns `true`, or
+    /// returns `false` when the type cannot be spooled (the default: it stays in memory).
+    fn write_record(&self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
+
+    /// Reads an item back from what [`Item::write_record`] wrote (`spans` is its span
+    /// count); `None` when the bytes are not a valid item.
+    fn read_record(bytes: &[u8], spans: u32) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = (bytes, spans);
+        None
+    }
 }
 
 /// One encoded segment document: its JSON text plus the ids transports need.
@@ -25,6 +42,8 @@ pub struct Document {
     id: SegmentId,
     spans: u32,
     json: Box<[u8]>,
+    /// Not segment JSON ([`Document::opaque`]): the spool keeps its ids beside it.
+    opaque: bool,
 }
 
 /// A document [`Document::encode_tree`] could not encode, and why.
@@ -46,6 +65,15 @@ impl Document {
     /// `xray_model::parse_datagram`) and keeps it byte for byte. It counts as one span,
     /// whatever it embeds.
     ///
+    /// # Errors
+    ///
+    /// [`DatagramError::TooLarge`] over X-Ray's 64 kB document limit,
+    /// [`DatagramError::NotUtf8`], and [`DatagramError::BadDocument`] for text that
+    /// `xray_model::datagram::summarize_document` refuses (not one object, a required field
+    /// missing).
+    ///
+    /// # Examples
+    ///
     /// ```
     /// let doc = xray_export::Document::from_json(
     ///     br#"{"name":"svc","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.0,"end_time":2.0}"#.to_vec(),
@@ -63,6 +91,43 @@ impl Document {
             id: summary.id,
             spans: 1,
             json: json.into_boxed_slice(),
+            opaque: false,
+        })
+    }
+
+    /// A body `PutTraceSegments` takes as it is that is not segment JSON: ADOT's `T1S` or
+    /// `T1U` followed by base64 OTLP, which the X-Ray daemon forwards untouched. The
+    /// caller has decoded it: `trace_id` and `id` name its first span, `spans` counts its
+    /// spans. Kept byte for byte.
+    ///
+    /// # Errors
+    ///
+    /// [`DatagramError::TooLarge`] over X-Ray's 64 kB document limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_model::{SegmentId, TraceId};
+    /// let doc = xray_export::Document::opaque(
+    ///     b"T1SCgA=".to_vec(), TraceId::from_u128(1), SegmentId::from_u64(1), 1,
+    /// ).unwrap();
+    /// assert_eq!(doc.json(), b"T1SCgA=");
+    /// ```
+    pub fn opaque(
+        body: Vec<u8>,
+        trace_id: TraceId,
+        id: SegmentId,
+        spans: u32,
+    ) -> Result<Document, DatagramError> {
+        if body.len() > MAX_DOCUMENT_BYTES {
+            return Err(DatagramError::TooLarge(body.len()));
+        }
+        Ok(Document {
+            trace_id,
+            id,
+            spans,
+            json: body.into_boxed_slice(),
+            opaque: true,
         })
     }
 
@@ -78,6 +143,7 @@ impl Document {
             id: segment.id,
             spans: u32::try_from(segment.span_count()).unwrap_or(u32::MAX),
             json: scratch.as_slice().into(),
+            opaque: false,
         })
     }
 
@@ -87,6 +153,13 @@ impl Document {
     /// again. Returns the document and whether it was trimmed, or why it cannot be sent:
     /// [`DropReason::Rejected`] without a trace id, [`DropReason::TooLarge`] when even
     /// the trimmed text is over the limit.
+    ///
+    /// # Errors
+    ///
+    /// The [`DropReason`] to count the document under: [`DropReason::Rejected`] or
+    /// [`DropReason::TooLarge`], as above.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use xray_model::{AnyValue, Segment, SegmentId, TraceId};
@@ -120,6 +193,8 @@ impl Document {
     /// large is trimmed. No subsegment is lost on the way: what cannot be encoded comes to
     /// `emit` as an [`Unencodable`] with its reason. Returns how many documents were
     /// trimmed.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use xray_model::{Segment, SegmentId, TraceId};
@@ -224,6 +299,9 @@ impl fmt::Debug for Document {
     }
 }
 
+/// The first byte of a spool record holding an opaque document.
+const OPAQUE_RECORD: u8 = 0;
+
 impl Item for Document {
     fn size(&self) -> usize {
         self.json.len()
@@ -235,6 +313,35 @@ impl Item for Document {
 
     fn describe(&self) -> String {
         format!("trace {} document {}", self.trace_id, self.id)
+    }
+
+    fn write_record(&self, out: &mut Vec<u8>) -> bool {
+        if self.opaque {
+            // A byte no JSON text starts with, then the ids the body does not show.
+            out.push(OPAQUE_RECORD);
+            out.extend_from_slice(&self.trace_id.to_bytes());
+            out.extend_from_slice(&self.id.to_bytes());
+        }
+        out.extend_from_slice(&self.json);
+        true
+    }
+
+    fn read_record(bytes: &[u8], spans: u32) -> Option<Self> {
+        if let Some(rest) = bytes.strip_prefix(&[OPAQUE_RECORD]) {
+            let trace: [u8; 16] = rest.get(..16)?.try_into().ok()?;
+            let id: [u8; 8] = rest.get(16..24)?.try_into().ok()?;
+            let body = rest.get(24..)?.to_vec();
+            return Document::opaque(
+                body,
+                TraceId::from_bytes(trace),
+                SegmentId::from_bytes(id),
+                spans.max(1),
+            )
+            .ok();
+        }
+        let mut doc = Document::from_json(bytes.to_vec()).ok()?;
+        doc.spans = spans.max(1);
+        Some(doc)
     }
 }
 
@@ -254,6 +361,32 @@ mod tests {
         assert_eq!(again, doc);
         seg.trace_id = None;
         assert!(Document::encode(&seg, &mut scratch).is_none());
+    }
+
+    #[test]
+    fn documents_round_trip_through_spool_records() {
+        let doc = Document::from_json(
+            br#"{"name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1,"end_time":2}"#.to_vec(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        assert!(doc.write_record(&mut out));
+        let back = Document::read_record(&out, 3).unwrap();
+        assert_eq!((back.json(), back.spans()), (doc.json(), 3));
+        assert!(Document::read_record(b"{", 1).is_none());
+        // ADOT bodies keep their bytes and ids through the spool.
+        let opaque = Document::opaque(
+            b"T1SCgA=".to_vec(),
+            TraceId::from_u128(5),
+            SegmentId::from_u64(6),
+            2,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        assert!(opaque.write_record(&mut out));
+        let back = Document::read_record(&out, 2).unwrap();
+        assert_eq!(back, opaque);
+        assert!(Document::read_record(&out[..10], 2).is_none());
     }
 
     #[test]

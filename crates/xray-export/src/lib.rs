@@ -11,6 +11,8 @@
 //! - [`transport`]: daemon UDP ([`transport::daemon`]), `PutTraceSegments`
 //!   ([`transport::api`], feature `xray-api`), the X-Ray OTLP endpoint
 //!   ([`transport::otlp`], feature `otlp`), JSON lines ([`transport::file`]).
+//! - [`spool`]: an optional disk spool per pipeline ([`PipelineConfig::spool`]): what
+//!   was accepted survives an outage of any length (within its byte budget) and a crash.
 //! - [`Metrics`]: counters readable from code: spans in, documents sent, bytes, retries,
 //!   unprocessed entries, drops by [`DropReason`].
 //!
@@ -18,6 +20,7 @@
 //! `tracing` events (and those of the HTTP and AWS libraries it drives) never become
 //! exported spans, and a `tracing-opentelemetry` layer cannot make it recurse.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod exporter;
 mod item;
@@ -26,6 +29,7 @@ mod open_trees;
 mod pipeline;
 mod processor;
 mod queue;
+pub mod spool;
 pub mod transport;
 
 pub use exporter::{BuildError, FlushHandle, XRayExporter, XRayExporterBuilder};
@@ -34,6 +38,12 @@ pub use metrics::{DropReason, Metrics, MetricsSnapshot};
 pub use pipeline::{FlushError, Pipeline, PipelineConfig};
 pub use processor::{ProcessorConfig, XraySpanProcessor};
 pub use queue::Overflow;
+pub use spool::{FsyncPolicy, SpoolConfig, SpoolStats};
 pub use transport::daemon::{DaemonAddress, HostPort};
 pub use transport::{RetryPolicy, SendContext, Transport};
 pub use xray_translate::{Translator, TranslatorConfig};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -25,11 +25,16 @@ pub enum DropReason {
     TransportUnavailable,
     /// A transport did not report its fate: a bug, counted rather than hidden.
     Unaccounted,
+    /// The disk spool was over its byte budget: its oldest records were dropped.
+    SpoolFull,
+    /// A spool record was damaged (torn by a crash, or bytes changed on disk) and
+    /// skipped; its span count is unknown (counted as 0 spans).
+    SpoolCorrupt,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`MetricsSnapshot::dropped_documents`].
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::QueueFull,
         DropReason::TooLarge,
         DropReason::Rejected,
@@ -38,6 +43,8 @@ impl DropReason {
         DropReason::Shutdown,
         DropReason::TransportUnavailable,
         DropReason::Unaccounted,
+        DropReason::SpoolFull,
+        DropReason::SpoolCorrupt,
     ];
 
     /// A short snake_case name, for logs and metric labels.
@@ -51,6 +58,8 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
             DropReason::TransportUnavailable => "transport_unavailable",
             DropReason::Unaccounted => "unaccounted",
+            DropReason::SpoolFull => "spool_full",
+            DropReason::SpoolCorrupt => "spool_corrupt",
         }
     }
 
@@ -87,6 +96,8 @@ struct Counters {
 }
 
 /// A cheap, clonable handle on the exporter's counters.
+///
+/// # Examples
 ///
 /// ```
 /// let metrics = xray_export::Metrics::default();

@@ -15,17 +15,24 @@ use opentelemetry::Context;
 use crate::item::Item;
 use crate::metrics::{DropReason, Metrics, MetricsSnapshot};
 use crate::queue::{Overflow, Queue};
+use crate::spool::{AppendError, Spool, SpoolConfig, SpoolError, SpoolStats};
 use crate::transport::{RetryPolicy, SendContext, Transport, log_drop};
 
 /// Queue and retry settings for a [`Pipeline`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineConfig {
-    /// Most bytes queued (default 16 MiB); see [`Overflow`] for what happens beyond.
+    /// Most bytes queued in memory (default 16 MiB); see [`Overflow`] for what happens
+    /// beyond.
     pub max_queue_bytes: usize,
     /// What to drop when the queue is full.
     pub overflow: Overflow,
     /// Retries for failed sends.
     pub retry: RetryPolicy,
+    /// A disk spool (default none). With one, every accepted item is written to it
+    /// before [`Pipeline::submit`] returns and is removed once delivered; items that run
+    /// out of retries stay there and are sent again later, after a restart too. When
+    /// the disk fails, items go to the memory queue (one warning, drops counted).
+    pub spool: Option<SpoolConfig>,
 }
 
 impl Default for PipelineConfig {
@@ -34,8 +41,17 @@ impl Default for PipelineConfig {
             max_queue_bytes: 16 * 1024 * 1024,
             overflow: Overflow::DropOldest,
             retry: RetryPolicy::default(),
+            spool: None,
         }
     }
+}
+
+/// A pipeline's spool, or why it has none.
+enum SpoolState {
+    None,
+    Open(Arc<Spool>),
+    /// The directory could not be used: memory only (the warning was logged).
+    Unusable,
 }
 
 /// What a flush or shutdown could not finish.
@@ -54,6 +70,8 @@ pub struct FlushError {
 /// The span exporter is built on it, and so can receivers of already-encoded documents
 /// (daemon datagrams) or OTLP spans.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_export::{Document, Pipeline, PipelineConfig, transport::file::WriterTransport};
 /// let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -71,6 +89,7 @@ pub struct Pipeline<I: Item> {
     /// The counters at the last flush or shutdown, so each reports only new drops.
     reported: Mutex<MetricsSnapshot>,
     drop_log: DropLog,
+    spool: SpoolState,
 }
 
 impl<I: Item> fmt::Debug for Pipeline<I> {
@@ -84,11 +103,24 @@ impl<I: Item> fmt::Debug for Pipeline<I> {
 
 impl<I: Item> Pipeline<I> {
     /// Starts the worker thread for `transport`, with fresh counters.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::start_with_metrics`].
     pub fn start(transport: impl Transport<I>, config: PipelineConfig) -> std::io::Result<Self> {
         Self::start_with_metrics(transport, config, Metrics::default())
     }
 
     /// Starts the worker thread, counting into `metrics` (shared with the caller).
+    ///
+    /// With a spool, what an earlier run left in it is sent first. A spool directory
+    /// held by another process fails the start; one that cannot be created or written
+    /// is warned about once and the pipeline runs on memory only.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error when the worker's runtime or thread cannot be created, or when the
+    /// spool directory is held by another process.
     pub fn start_with_metrics(
         transport: impl Transport<I>,
         config: PipelineConfig,
@@ -99,6 +131,30 @@ impl<I: Item> Pipeline<I> {
             config.overflow,
             metrics.clone(),
         ));
+        let spool = match &config.spool {
+            None => SpoolState::None,
+            Some(spool) => match Spool::open(spool) {
+                Ok(spool) => {
+                    queue.count_external(spool.unread());
+                    SpoolState::Open(Arc::new(spool))
+                }
+                Err(e @ SpoolError::Locked(_)) => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::ResourceBusy, e));
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        target: "xray_export",
+                        transport = transport.name(),
+                        "cannot use the spool ({e}); items stay in memory only (bounded, drops counted)"
+                    );
+                    SpoolState::Unusable
+                }
+            },
+        };
+        let worker_spool = match &spool {
+            SpoolState::Open(s) => Some(s.clone()),
+            _ => None,
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -118,8 +174,12 @@ impl<I: Item> Pipeline<I> {
                             queue.clone(),
                             metrics.clone(),
                             config.retry,
+                            worker_spool.clone(),
                         ))
                     }));
+                    if let Some(spool) = &worker_spool {
+                        spool.sync();
+                    }
                     if worked.is_err() {
                         // A transport bug must not hang flushes or lose items silently.
                         let lost = queue.abandon(DropReason::Unaccounted);
@@ -139,12 +199,39 @@ impl<I: Item> Pipeline<I> {
             name,
             reported: Mutex::new(MetricsSnapshot::default()),
             drop_log: DropLog::default(),
+            spool,
         })
     }
 
-    /// Queues an item; never blocks on I/O. Returns whether it was accepted (a refusal,
-    /// or an older item evicted for it, is counted and logged).
+    /// Queues an item; never waits for the network. Returns whether it was accepted (a
+    /// refusal, or an older item evicted for it, is counted and logged). With a spool,
+    /// the item is written to it first (a file write; an fsync too with
+    /// [`crate::FsyncPolicy::Always`]).
     pub fn submit(&self, item: I) -> bool {
+        if let SpoolState::Open(spool) = &self.spool
+            && !self.queue.is_empty_and_closed().1
+        {
+            let mut record = Vec::with_capacity(item.size() + 17);
+            if item.write_record(&mut record) {
+                let spans = u32::try_from(item.spans()).unwrap_or(u32::MAX);
+                match spool.append(&record, spans) {
+                    Ok(evicted) => {
+                        self.metrics.record_enqueued(item.size());
+                        for spans in &evicted {
+                            self.metrics
+                                .record_dropped(DropReason::SpoolFull, u64::from(*spans));
+                        }
+                        // Evicted records were pending; they are resolved now.
+                        self.queue.count_external(1);
+                        self.queue.finish(evicted.len());
+                        return true;
+                    }
+                    // Too large for the spool, or the disk failed (warned once): the
+                    // memory queue takes it.
+                    Err(AppendError::TooLarge | AppendError::Unwritable(_)) => {}
+                }
+            }
+        }
         let pushed = self.queue.push(item);
         for (item, reason) in &pushed.dropped {
             self.metrics.record_dropped(*reason, item.spans());
@@ -161,6 +248,10 @@ impl<I: Item> Pipeline<I> {
     /// Waits until everything queued before the call is sent or dropped, or `timeout`.
     /// Fails when items are still pending, or when items were dropped since the previous
     /// flush or shutdown (the error says how many, by reason).
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError`] with the items still pending and the drops since the last report.
     pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         let pending = self.queue.wait_resolved(timeout);
         self.report(pending)
@@ -169,6 +260,11 @@ impl<I: Item> Pipeline<I> {
     /// Stops accepting items, sends what is queued until `timeout`, drops (and counts) the
     /// rest with [`DropReason::Deadline`], and stops the worker. Reports like
     /// [`Pipeline::flush`]. Calling it again is harmless.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError`] when the worker did not stop by the deadline, or when items were
+    /// dropped since the last report (those left at the deadline included).
     pub fn shutdown(&self, timeout: Duration) -> Result<(), FlushError> {
         self.queue.close(Instant::now() + timeout);
         // The worker gives up at the deadline; allow it a moment to count what it drops.
@@ -185,6 +281,18 @@ impl<I: Item> Pipeline<I> {
         } else {
             self.metrics.snapshot().queued_items.max(1)
         };
+        if let SpoolState::Open(spool) = &self.spool {
+            let kept = spool.stats().records;
+            if kept > 0 {
+                tracing::info!(
+                    target: "xray_export",
+                    transport = self.name,
+                    records = kept,
+                    dir = %spool.dir().display(),
+                    "{kept} record(s) not delivered yet are kept in the spool for the next start"
+                );
+            }
+        }
         self.report(pending)
     }
 
@@ -220,6 +328,19 @@ impl<I: Item> Pipeline<I> {
     /// A snapshot of the counters.
     pub fn snapshot(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// The spool's counters and gauges, when a spool was configured (a spool that could
+    /// not be opened reports itself unwritable).
+    pub fn spool_stats(&self) -> Option<SpoolStats> {
+        match &self.spool {
+            SpoolState::None => None,
+            SpoolState::Open(spool) => Some(spool.stats()),
+            SpoolState::Unusable => Some(SpoolStats {
+                unwritable: true,
+                ..Default::default()
+            }),
+        }
     }
 }
 
@@ -304,13 +425,15 @@ fn queue_cause(reason: DropReason) -> &'static str {
     }
 }
 
-/// The worker: takes batches and sends them until the queue is closed and empty, or the
-/// shutdown deadline passes.
+/// The worker: takes batches (from the spool first, then from memory) and sends them
+/// until the queue is closed and everything is sent, or the shutdown deadline passes.
+/// What is left in the spool at the deadline stays there for the next start.
 async fn work<I: Item>(
     mut transport: impl Transport<I>,
     queue: Arc<Queue<I>>,
     metrics: Metrics,
     retry: RetryPolicy,
+    spool: Option<Arc<Spool>>,
 ) {
     loop {
         if queue.deadline_passed() {
@@ -332,6 +455,12 @@ async fn work<I: Item>(
         }
         let idle = queue.run_tick(Duration::from_millis(250));
         let limit = transport.batch_limit();
+        if let Some(spool) = &spool {
+            spool.tick();
+            if send_from_spool(&mut transport, spool, &queue, &metrics, retry, limit).await {
+                continue;
+            }
+        }
         let mut batch = queue.take(limit);
         let linger = transport.linger();
         if !batch.is_empty()
@@ -344,57 +473,215 @@ async fn work<I: Item>(
         }
         if batch.is_empty() {
             let (_, closed) = queue.is_empty_and_closed();
-            if closed {
+            let spooled = spool.as_ref().is_some_and(|s| s.unread() > 0);
+            if closed && !spooled {
                 return;
             }
             let notified = queue.wake.notified();
             // Re-check after registering, so a push in between is not missed.
-            if queue.is_empty_and_closed().0 {
+            if queue.is_empty_and_closed().0 && !spooled {
                 let _ = tokio::time::timeout(idle, notified).await;
             }
             continue;
         }
         let n = batch.len() as u64;
-        let spans: u64 = batch.iter().map(Item::spans).sum();
-        let cx = SendContext::new(metrics.clone(), retry, queue.clone());
-        let timed_out = {
-            // A span per send, for whoever debugs the exporter; the suppressed context
-            // keeps it (and the spans of the libraries below) out of the exported data.
-            let span = tracing::debug_span!(
-                target: "xray_export",
-                "xray_export.send",
-                transport = transport.name(),
-                items = n
-            );
-            let mut send = tracing::Instrument::instrument(transport.send(batch, &cx), span);
-            loop {
-                match tokio::time::timeout(Duration::from_millis(50), &mut send).await {
-                    Ok(()) => break false,
-                    Err(_) if queue.deadline_passed() => break true,
-                    Err(_) => {}
+        let sent = send(&mut transport, batch, &queue, &metrics, retry, false).await;
+        sent.count_missing(&metrics, transport.name());
+        queue.finish(n as usize);
+    }
+}
+
+/// Sends one batch read from the spool; returns whether there was one. Delivered
+/// batches are acknowledged; a batch that ran out of retries (or time) is rewound, to be
+/// sent again after a pause.
+async fn send_from_spool<I: Item>(
+    transport: &mut impl Transport<I>,
+    spool: &Spool,
+    queue: &Arc<Queue<I>>,
+    metrics: &Metrics,
+    retry: RetryPolicy,
+    limit: usize,
+) -> bool {
+    const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+    let unread = spool.unread() as usize;
+    if unread == 0 {
+        return false;
+    }
+    let linger = transport.linger();
+    if unread < limit && !linger.is_zero() && !queue.is_empty_and_closed().1 {
+        // Like the memory path: a moment for a fuller batch (fewer calls).
+        tokio::time::sleep(linger).await;
+    }
+    let (batch, lost) = spool.read_batch(limit, MAX_BATCH_BYTES);
+    for _ in 0..lost.damaged {
+        metrics.record_dropped(DropReason::SpoolCorrupt, 0);
+    }
+    let Some(batch) = batch else {
+        return false;
+    };
+    let mut items = Vec::with_capacity(batch.records.len());
+    let mut undecodable = 0;
+    for (bytes, spans) in &batch.records {
+        match I::read_record(bytes, *spans) {
+            Some(item) => items.push(item),
+            None => {
+                undecodable += 1;
+                metrics.record_dropped(DropReason::SpoolCorrupt, u64::from(*spans));
+            }
+        }
+    }
+    if undecodable > 0 {
+        log_drop(
+            undecodable,
+            DropReason::SpoolCorrupt,
+            &"spool records that are not valid items",
+            &[],
+        );
+    }
+    let n = batch.records.len();
+    let decoded = items.len() as u64;
+    let sent = send(transport, items, queue, metrics, retry, true).await;
+    if sent.deferred == 0 {
+        spool.ack(batch);
+        queue.finish(n);
+        return true;
+    }
+    let progress = sent.deferred < decoded && sent.unreported == 0;
+    if progress && spool.writable() {
+        // Part of the batch went through: only the rest is kept, at the spool's end, so
+        // nothing delivered is sent twice.
+        for (record, spans) in &sent.kept {
+            match spool.append(record, *spans) {
+                Ok(evicted) => {
+                    for s in &evicted {
+                        metrics.record_dropped(DropReason::SpoolFull, u64::from(*s));
+                    }
+                    queue.count_external(1);
+                    queue.finish(evicted.len());
+                }
+                Err(_) => {
+                    metrics.record_dropped(DropReason::SpoolFull, u64::from(*spans));
+                    log_drop(
+                        1,
+                        DropReason::SpoolFull,
+                        &"the spool took no more writes for an item to retry",
+                        &[],
+                    );
                 }
             }
-        };
-        let accounted = cx.accounted();
-        if accounted < n {
-            let missing = n - accounted;
-            let reason = if timed_out {
-                DropReason::Deadline
-            } else {
-                DropReason::Unaccounted
-            };
-            // Which items went unreported is unknown, so their spans are estimated as
-            // the batch's average (exact for segment documents: one span each).
-            for _ in 0..missing {
-                metrics.record_dropped(reason, (spans / n).max(1));
+        }
+        spool.ack(batch);
+        queue.finish(n);
+    } else {
+        let spans: Vec<u32> = batch.records.iter().map(|(_, s)| *s).collect();
+        if !spool.rewind(batch) {
+            // Dropped for the budget while it was in flight.
+            for s in &spans {
+                metrics.record_dropped(DropReason::SpoolFull, u64::from(*s));
             }
             log_drop(
-                missing,
-                reason,
-                &format!("{} send did not finish", transport.name()),
+                spans.len() as u64,
+                DropReason::SpoolFull,
+                &"the spool dropped them for its budget while they were retried",
                 &[],
             );
+            queue.finish(n);
+            return true;
         }
-        queue.finish(n as usize);
+    }
+    // Wait before the next round of retries, unless shutting down.
+    let pause = retry.max_backoff.max(Duration::from_millis(100));
+    let until = Instant::now() + pause;
+    while Instant::now() < until && queue.lock().deadline.is_none() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+/// How a batch's send went.
+struct Sent {
+    /// Items the transport never reported.
+    missing: u64,
+    /// Whether the send was cut by the shutdown deadline.
+    timed_out: bool,
+    /// The batch's spans over its items (to estimate missing spans).
+    spans_each: u64,
+    /// Items kept for another try (spool only; unreported ones included).
+    deferred: u64,
+    /// With a spool: items the transport never reported (which ones is unknown).
+    unreported: u64,
+    /// The spool records of the items kept for another try (reported ones only).
+    kept: Vec<(Vec<u8>, u32)>,
+}
+
+impl Sent {
+    /// Counts and logs items the transport never reported (without a spool).
+    fn count_missing(&self, metrics: &Metrics, transport: &str) {
+        if self.missing == 0 {
+            return;
+        }
+        let reason = if self.timed_out {
+            DropReason::Deadline
+        } else {
+            DropReason::Unaccounted
+        };
+        // Which items went unreported is unknown, so their spans are estimated as the
+        // batch's average (exact for segment documents: one span each).
+        for _ in 0..self.missing {
+            metrics.record_dropped(reason, self.spans_each);
+        }
+        log_drop(
+            self.missing,
+            reason,
+            &format!("{transport} send did not finish"),
+            &[],
+        );
+    }
+}
+
+/// Sends one batch through the transport, giving up at the shutdown deadline.
+async fn send<I: Item>(
+    transport: &mut impl Transport<I>,
+    batch: Vec<I>,
+    queue: &Arc<Queue<I>>,
+    metrics: &Metrics,
+    retry: RetryPolicy,
+    defer: bool,
+) -> Sent {
+    let n = batch.len() as u64;
+    let spans: u64 = batch.iter().map(Item::spans).sum();
+    let cx = SendContext::new(metrics.clone(), retry, queue.clone(), defer);
+    let timed_out = {
+        // A span per send, for whoever debugs the exporter; the suppressed context
+        // keeps it (and the spans of the libraries below) out of the exported data.
+        let span = tracing::debug_span!(
+            target: "xray_export",
+            "xray_export.send",
+            transport = transport.name(),
+            items = n
+        );
+        let mut send = tracing::Instrument::instrument(transport.send(batch, &cx), span);
+        loop {
+            match tokio::time::timeout(Duration::from_millis(50), &mut send).await {
+                Ok(()) => break false,
+                Err(_) if queue.deadline_passed() => break true,
+                Err(_) => {}
+            }
+        }
+    };
+    let missing = n.saturating_sub(cx.accounted());
+    // With a spool, an unfinished send is tried again later, not lost.
+    let (missing, deferred, unreported) = if defer {
+        (0, cx.deferred() + missing, missing)
+    } else {
+        (missing, 0, 0)
+    };
+    Sent {
+        missing,
+        timed_out,
+        spans_each: (spans / n.max(1)).max(1),
+        deferred,
+        unreported,
+        kept: cx.take_kept(),
     }
 }

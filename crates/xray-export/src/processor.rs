@@ -22,6 +22,8 @@ use crate::transport::log_drop;
 /// The rules of an [`XraySpanProcessor`]: when parts of a tree go out before its root
 /// ends, and how much memory open trees may hold.
 ///
+/// # Examples
+///
 /// ```
 /// use std::time::Duration;
 /// let rules = xray_export::ProcessorConfig::default()
@@ -135,6 +137,8 @@ impl ProcessorConfig {
 /// exporter and reports what it could not send. Translation and the time-based rules run
 /// on the exporter's worker thread; the processor has no thread or queue of its own
 /// besides the trees it holds, under one byte budget.
+///
+/// # Examples
 ///
 /// ```
 /// use opentelemetry::trace::{Tracer, TracerProvider};

@@ -133,6 +133,13 @@ impl<I: Item> Queue<I> {
         Pushed { accepted, dropped }
     }
 
+    /// Counts `n` items accepted outside the memory queue (written to the spool), so
+    /// flushes wait for them, and wakes the worker.
+    pub fn count_external(&self, n: u64) {
+        self.lock().pushed += n;
+        self.wake.notify_one();
+    }
+
     /// Takes up to `max` items from the front.
     pub fn take(&self, max: usize) -> Vec<I> {
         let mut s = self.lock();

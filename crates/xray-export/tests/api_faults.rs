@@ -76,6 +76,7 @@ fn fast() -> RetryPolicy {
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
         request_timeout: Duration::from_millis(400),
+        ..Default::default()
     }
 }
 
@@ -282,6 +283,7 @@ fn shutdown_gives_up_at_its_deadline_and_reports_what_was_lost() {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(40),
         request_timeout: Duration::from_millis(400),
+        ..Default::default()
     };
     let (p, metrics) = pipeline(stub.url(), retry);
     submit_all(&p, docs(37, 120));

@@ -203,3 +203,45 @@ fn a_panicking_transport_neither_hangs_nor_loses_items_silently() {
     );
     let _ = pipeline.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn spans_x_ray_cannot_take_are_dropped_as_rejected_counted_and_logged() {
+    let path = std::env::temp_dir().join(format!(
+        "xray-export-invalid-{}-{}.jsonl",
+        std::process::id(),
+        trace_id(0)
+    ));
+    let logs = logs();
+    let exporter = XRayExporter::builder().with_file(&path).build().unwrap();
+    let t = trace_id(61);
+    let good = span(t, 1, 0, SpanKind::Server, "GET /ok");
+    let mut early = span(t, 2, 0, SpanKind::Server, "before-1970");
+    early.start_time = std::time::UNIX_EPOCH - Duration::from_secs(60);
+    let mut late = span(t, 3, 0, SpanKind::Server, "after-2200");
+    late.end_time = std::time::UNIX_EPOCH + Duration::from_secs(7_300_000_000);
+    // An end before the start is kept, clamped.
+    let mut backwards = span(t, 4, 0, SpanKind::Server, "backwards");
+    backwards.end_time = backwards.start_time - Duration::from_millis(5);
+    poll_once(exporter.export(vec![good, early, late, backwards])).unwrap();
+    // Shutdown reports the drops.
+    let report = exporter.shutdown().unwrap_err().to_string();
+    assert!(report.contains("rejected=2"), "{report}");
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for line in &lines {
+        assert_schema_valid(line);
+    }
+    assert!(!text.contains("before-1970") && !text.contains("after-2200"));
+    let m = exporter.metrics().snapshot();
+    assert_eq!(m.spans_in, 4);
+    assert_eq!(m.dropped_spans(DropReason::Rejected), 2);
+    let logged = logs.lock().unwrap().clone();
+    assert!(
+        logged.contains("start or end time before 1970 or after 2200")
+            && logged.contains("before-1970"),
+        "{logged}"
+    );
+}

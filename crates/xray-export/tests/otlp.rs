@@ -50,6 +50,7 @@ fn retry() -> RetryPolicy {
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
         request_timeout: Duration::from_secs(5),
+        ..Default::default()
     }
 }
 
@@ -220,4 +221,67 @@ fn client_errors_drop_the_request_with_a_reason() {
     assert_eq!(err.dropped, "rejected=1");
     assert_eq!(metrics.snapshot().dropped_spans(DropReason::Rejected), 3);
     assert_eq!(stub.requests().len(), 1);
+}
+
+#[test]
+fn otlp_spans_wait_in_the_spool_through_an_outage_and_a_restart() {
+    let dir = std::env::temp_dir().join(format!("xray-export-otlp-spool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let delivered = Arc::new(Mutex::new(Vec::new()));
+    let (u, d) = (up.clone(), delivered.clone());
+    let stub = Stub::start(move |_, req| {
+        if !u.load(std::sync::atomic::Ordering::SeqCst) {
+            return Reply::Respond(503, vec![], b"down".to_vec());
+        }
+        d.lock().unwrap().extend(span_ids(&decode(req)));
+        ok()
+    });
+    let start = || {
+        Pipeline::start(
+            OtlpTransport::new(config(stub.url())),
+            PipelineConfig {
+                retry: RetryPolicy {
+                    max_elapsed: Duration::from_millis(200),
+                    ..retry()
+                },
+                spool: Some(xray_export::SpoolConfig::new(&dir)),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let first = start();
+    for item in 0..5u64 {
+        let spans = (0..10u64)
+            .map(|i| Span {
+                trace_id: vec![7; 16],
+                span_id: (item * 10 + i + 1).to_be_bytes().to_vec(),
+                name: "work".into(),
+                ..Default::default()
+            })
+            .collect();
+        let rs = ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(first.submit(OtlpSpans::from_resource_spans(&rs)));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    // Still down at shutdown: kept, not dropped.
+    first.shutdown(Duration::from_millis(300)).unwrap();
+    assert_eq!(first.snapshot().dropped_total(), 0);
+    drop(first);
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let second = start();
+    second.flush(Duration::from_secs(10)).unwrap();
+    let got: HashSet<Vec<u8>> = delivered.lock().unwrap().iter().cloned().collect();
+    assert_eq!(got.len(), 50);
+    assert_eq!(delivered.lock().unwrap().len(), 50, "each once");
+    assert_eq!(second.spool_stats().unwrap().replayed, 5);
+    drop(second);
+    let _ = std::fs::remove_dir_all(&dir);
 }

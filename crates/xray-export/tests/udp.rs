@@ -31,6 +31,7 @@ fn fast_retry() -> RetryPolicy {
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
         request_timeout: Duration::from_secs(2),
+        ..Default::default()
     }
 }
 

@@ -56,6 +56,8 @@ impl HopState {
     /// `Parent` (OpenTelemetry needs a non-zero one). Derived from the trace id alone, so
     /// every hop and the translator can recognise it; never zero.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_model::{TraceId, carry::HopState};
     /// let root: TraceId = "1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();

@@ -51,6 +51,20 @@ pub struct Datagram<'a> {
 }
 
 /// Appends a datagram (header and document) to `out`.
+///
+/// # Examples
+///
+/// ```
+/// use xray_model::datagram::{DAEMON_HEADER, encode_datagram, parse_datagram};
+/// use xray_model::{Segment, SegmentId, TraceId};
+///
+/// let mut segment = Segment::new("svc", SegmentId::from_u64(1), TraceId::from_u128(1), 1.0);
+/// segment.end_time = Some(2.0);
+/// let mut datagram = Vec::new();
+/// encode_datagram(&segment, &mut datagram);
+/// assert!(datagram.starts_with(DAEMON_HEADER.as_bytes()));
+/// assert_eq!(parse_datagram(&datagram).unwrap().summary.id, SegmentId::from_u64(1));
+/// ```
 pub fn encode_datagram(doc: &Segment<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(DAEMON_HEADER.as_bytes());
     doc.write_json(out);
@@ -79,6 +93,24 @@ struct Head<'a> {
 
 /// Validates a document's JSON text: one object, with `name`, `id`, `trace_id`,
 /// `start_time`, and `end_time` or `in_progress`; a subsegment also needs `parent_id`.
+///
+/// # Errors
+///
+/// [`DatagramError::BadDocument`] when the text is not one JSON object, an id is malformed,
+/// or a required field is missing.
+///
+/// # Examples
+///
+/// ```
+/// use xray_model::datagram::summarize_document;
+///
+/// let summary = summarize_document(
+///     r#"{"name":"svc","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.0,"in_progress":true}"#,
+/// )
+/// .unwrap();
+/// assert!(summary.in_progress && !summary.subsegment);
+/// assert!(summarize_document(r#"{"name":"svc"}"#).is_err());
+/// ```
 pub fn summarize_document(text: &str) -> Result<DocumentSummary, DatagramError> {
     let bad = |m: &str| DatagramError::BadDocument(m.to_owned());
     let head: Head<'_> =
@@ -105,7 +137,17 @@ pub fn summarize_document(text: &str) -> Result<DocumentSummary, DatagramError> 
     })
 }
 
-/// Parses and validates one daemon datagram.
+/// Parses and validates one daemon datagram: the header line, then one document that
+/// [`summarize_document`] accepts.
+///
+/// # Errors
+///
+/// [`DatagramError::TooLarge`] over [`MAX_DATAGRAM_BYTES`], [`DatagramError::MissingHeader`]
+/// or [`DatagramError::BadHeader`] for a missing or wrong header line,
+/// [`DatagramError::NotUtf8`] for a body that is not UTF-8, and
+/// [`DatagramError::BadDocument`] for a body that is not a valid document.
+///
+/// # Examples
 ///
 /// ```
 /// use xray_model::datagram::parse_datagram;
@@ -116,6 +158,31 @@ pub fn summarize_document(text: &str) -> Result<DocumentSummary, DatagramError> 
 /// assert!(parse_datagram(b"garbage").is_err());
 /// ```
 pub fn parse_datagram(bytes: &[u8]) -> Result<Datagram<'_>, DatagramError> {
+    let body = datagram_body(bytes)?;
+    let document = std::str::from_utf8(body)
+        .map_err(|_| DatagramError::NotUtf8)?
+        .trim();
+    let summary = summarize_document(document)?;
+    Ok(Datagram { document, summary })
+}
+
+/// Checks a datagram's size and header line and returns the body after it, untouched
+/// (for bodies that are not segment JSON, such as ADOT's `T1S` + base64 OTLP).
+///
+/// # Errors
+///
+/// [`DatagramError::TooLarge`] over [`MAX_DATAGRAM_BYTES`], and
+/// [`DatagramError::MissingHeader`] or [`DatagramError::BadHeader`] for a missing or wrong
+/// header line.
+///
+/// # Examples
+///
+/// ```
+/// use xray_model::datagram::datagram_body;
+/// assert_eq!(datagram_body(b"{\"format\":\"json\",\"version\":1}\nT1Sabc").unwrap(), b"T1Sabc");
+/// assert!(datagram_body(b"{\"format\":\"xml\",\"version\":1}\nT1Sabc").is_err());
+/// ```
+pub fn datagram_body(bytes: &[u8]) -> Result<&[u8], DatagramError> {
     if bytes.len() > MAX_DATAGRAM_BYTES {
         return Err(DatagramError::TooLarge(bytes.len()));
     }
@@ -132,11 +199,7 @@ pub fn parse_datagram(bytes: &[u8]) -> Result<Datagram<'_>, DatagramError> {
             header_text.chars().take(80).collect(),
         ));
     }
-    let document = std::str::from_utf8(body)
-        .map_err(|_| DatagramError::NotUtf8)?
-        .trim();
-    let summary = summarize_document(document)?;
-    Ok(Datagram { document, summary })
+    Ok(body)
 }
 
 #[cfg(test)]

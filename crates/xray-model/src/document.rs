@@ -39,11 +39,15 @@ pub mod origin {
     pub const ELASTIC_BEANSTALK: &str = "AWS::ElasticBeanstalk::Environment";
     /// A Lambda function.
     pub const LAMBDA_FUNCTION: &str = "AWS::Lambda::Function";
+    /// An App Runner service.
+    pub const APP_RUNNER: &str = "AWS::AppRunner::Service";
 
     /// The origin for an OpenTelemetry `cloud.platform` value (`aws_ec2`, `aws_ecs`,
-    /// `aws_eks`, `aws_elastic_beanstalk`, `aws_lambda`), refined for ECS by
+    /// `aws_eks`, `aws_elastic_beanstalk`, `aws_lambda`, `aws_app_runner`), refined for ECS by
     /// `aws.ecs.launchtype` (`ec2`/`fargate`, any case). Sampling rules' `ServiceType`
     /// matches this too.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use xray_model::origin;
@@ -64,6 +68,7 @@ pub mod origin {
             "aws_eks" => EKS_CONTAINER,
             "aws_elastic_beanstalk" => ELASTIC_BEANSTALK,
             "aws_lambda" => LAMBDA_FUNCTION,
+            "aws_app_runner" => APP_RUNNER,
             _ => return None,
         })
     }
@@ -644,6 +649,20 @@ pub struct Link<'a> {
 
 impl<'a> Segment<'a> {
     /// A new document with a name, ids and start time; everything else empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_model::{Segment, SegmentId, TraceId};
+    ///
+    /// let trace_id: TraceId = "1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
+    /// let mut segment = Segment::new("checkout", SegmentId::from_u64(0x53995c3f42cd8ad8), trace_id, 1.5);
+    /// segment.end_time = Some(2.25);
+    /// assert_eq!(
+    ///     segment.to_json(),
+    ///     r#"{"name":"checkout","id":"53995c3f42cd8ad8","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1.5,"end_time":2.25}"#
+    /// );
+    /// ```
     pub fn new(
         name: impl Into<Cow<'a, str>>,
         id: SegmentId,
@@ -750,6 +769,7 @@ mod tests {
             ("aws_eks", None, Some(EKS_CONTAINER)),
             ("aws_elastic_beanstalk", None, Some(ELASTIC_BEANSTALK)),
             ("aws_lambda", None, Some(LAMBDA_FUNCTION)),
+            ("aws_app_runner", None, Some(APP_RUNNER)),
             ("", None, None),
             ("AWS_EC2", None, None),
         ] {

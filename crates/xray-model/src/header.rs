@@ -66,6 +66,8 @@ pub enum HeaderError {
 /// `Root`, `Parent` and `Sampled` (`Self`, `Lineage`, custom `Key=Value` pairs) are kept in
 /// order and written back after the three known ones.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_model::{Sampled, TraceHeader};
 ///
@@ -104,6 +106,25 @@ impl TraceHeader {
     }
 
     /// Parses a header value. See the type's documentation for what is tolerated.
+    ///
+    /// # Errors
+    ///
+    /// [`HeaderError::TooLong`] over [`MAX_HEADER_LEN`] bytes, and
+    /// [`HeaderError::MissingRoot`] when no `Root=` field holds a valid trace id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_model::{Sampled, SegmentId, TraceHeader};
+    ///
+    /// let header = TraceHeader::parse(
+    ///     "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+    /// )
+    /// .unwrap();
+    /// assert_eq!(header.parent, Some(SegmentId::from_u64(0x53995c3f42cd8ad8)));
+    /// assert_eq!(header.sampled, Sampled::Yes);
+    /// assert!(TraceHeader::parse("Parent=53995c3f42cd8ad8").is_err());
+    /// ```
     pub fn parse(text: &str) -> Result<Self, HeaderError> {
         if text.len() > MAX_HEADER_LEN {
             return Err(HeaderError::TooLong(text.len()));

@@ -23,6 +23,8 @@ pub enum IdError {
 /// The bits are the same as OpenTelemetry's trace id: convert with [`TraceId::from_bytes`]
 /// and [`TraceId::to_bytes`].
 ///
+/// # Examples
+///
 /// ```
 /// use xray_model::TraceId;
 /// let id: TraceId = "1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
@@ -34,6 +36,8 @@ pub enum IdError {
 pub struct TraceId(u128);
 
 /// An X-Ray segment (or subsegment) id: 64 bits written as 16 lowercase hex digits.
+///
+/// # Examples
 ///
 /// ```
 /// use xray_model::SegmentId;
@@ -118,6 +122,20 @@ impl TraceId {
     }
 
     /// Parses the 32-hex-digit W3C/OpenTelemetry form (`traceparent`'s trace id).
+    ///
+    /// # Errors
+    ///
+    /// [`IdError::TraceId`] unless the text is exactly 32 hex digits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_model::TraceId;
+    ///
+    /// let id = TraceId::from_hex32("5759e988bd862e3fe1be46a994272793").unwrap();
+    /// assert_eq!(id.to_string(), "1-5759e988-bd862e3fe1be46a994272793");
+    /// assert!(TraceId::from_hex32("5759e988").is_err());
+    /// ```
     pub fn from_hex32(text: &str) -> Result<Self, IdError> {
         let bytes = text.as_bytes();
         if bytes.len() != 32 {

@@ -17,6 +17,10 @@ use crate::{SegmentId, TraceId};
 
 impl Segment<'_> {
     /// The JSON text of the document.
+    ///
+    /// # Panics
+    ///
+    /// Never in practice: the writer emits UTF-8 only, and the conversion checks that.
     pub fn to_json(&self) -> String {
         let mut out = Vec::with_capacity(1024);
         self.write_json(&mut out);

@@ -27,6 +27,7 @@
 //! assert!(segment.to_json().starts_with(r#"{"name":"GET /users/id","id":"53995c3f42cd8ad8""#));
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod carry;
 pub mod datagram;
@@ -53,3 +54,8 @@ pub use header::{
 pub use id::{IdError, SegmentId, TRACE_ID_LEN, TraceId};
 pub use nest::{MAX_NESTING_DEPTH, nest_subsegments};
 pub use split::{SplitReport, encoded_len, split_to_document_limit, split_to_fit, trim_to_fit};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -67,6 +67,8 @@ const ASCII_NAME_CHARS: [bool; 128] = {
 /// becomes `GET /users/id`), keeps at most [`MAX_NAME_CHARS`], and falls back to
 /// [`FALLBACK_NAME`] when nothing is left. Borrows when the name is already valid.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_model::limits::sanitize_name;
 /// assert_eq!(sanitize_name("GET /users/{id}"), "GET /users/id");
@@ -124,6 +126,8 @@ fn cut_index(s: &str, max_chars: usize) -> Option<usize> {
 
 /// Keeps at most `max_chars` characters, cutting on a character boundary.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_model::limits::truncate;
 /// assert_eq!(truncate("héllo".into(), 2), "hé");
@@ -149,6 +153,8 @@ pub fn limit_string(s: Cow<'_, str>) -> Cow<'_, str> {
 /// Makes a valid annotation key: every character outside `[A-Za-z0-9_]` becomes `_`
 /// (so `http.route` becomes `http_route`), at most [`MAX_ANNOTATION_KEY_CHARS`], never empty.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_model::limits::annotation_key;
 /// assert_eq!(annotation_key("user.tier-name"), "user_tier_name");
@@ -172,6 +178,8 @@ pub fn annotation_key(key: &str) -> Cow<'_, str> {
 
 /// Removes a password from a connection string or URL (`user:secret@host` and
 /// `password=secret` / `pwd=secret` pairs), leaving the rest as it was.
+///
+/// # Examples
 ///
 /// ```
 /// use xray_model::limits::strip_password;

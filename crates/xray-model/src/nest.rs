@@ -23,6 +23,8 @@ pub const MAX_NESTING_DEPTH: u32 = 32;
 /// without bound. A nested tree may exceed X-Ray's 64 kB limit; pass each result through
 /// [`crate::split_to_fit`], which moves the largest subsegments out again.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_model::{Segment, SegmentId, TraceId, nest_subsegments};
 /// let trace = TraceId::from_u128(7);

@@ -51,6 +51,8 @@ pub struct SplitReport {
 /// A single (sub)segment still too large alone is trimmed by [`trim_to_fit`]. No
 /// (sub)segment is ever dropped. The first document returned is the original root.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_model::{Segment, SegmentId, TraceId, split_to_fit};
 /// let mut root = Segment::new("svc", SegmentId::from_u64(1), TraceId::from_u128(1), 0.0);

@@ -20,6 +20,7 @@ use tracing::Span;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::choice::PropagatorChoice;
 use crate::{HEADER_FIELD, XrayPropagator};
 
 /// Request bodies larger than this are not searched for table names or queue URLs.
@@ -30,8 +31,12 @@ const MAX_BODY_SCAN: usize = 256 * 1024;
 /// `aws.region`, `aws.request_id`, `aws.dynamodb.table_names` (DynamoDB),
 /// `aws.sqs.queue.url` (SQS), `http.response.status_code`, `http.request.resend_count`
 /// (retries) and, on failure, `otel.status_code=ERROR` with `error.type` (the AWS error
-/// code, e.g. `ThrottlingException`). Each attempt carries `X-Amzn-Trace-Id` naming the
-/// span as its parent.
+/// code, e.g. `ThrottlingException`). Each attempt carries the headers of OpenTelemetry's
+/// global propagator (so `OTEL_PROPAGATORS` applies) or of the one given to
+/// [`with_propagator`](Self::with_propagator), naming the span as its parent, and always
+/// `X-Amzn-Trace-Id`: AWS services read no other.
+///
+/// # Examples
 ///
 /// ```
 /// use xray_propagation::aws_sdk::XrayInterceptor;
@@ -46,13 +51,23 @@ const MAX_BODY_SCAN: usize = 256 * 1024;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct XrayInterceptor {
-    _private: (),
+    propagator: PropagatorChoice,
 }
 
 impl XrayInterceptor {
     /// An interceptor with the default behaviour described on the type.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Writes headers with `propagator` instead of the global one (`X-Amzn-Trace-Id` is
+    /// added when it writes none).
+    pub fn with_propagator(
+        mut self,
+        propagator: impl opentelemetry::propagation::TextMapPropagator + Send + Sync + 'static,
+    ) -> Self {
+        self.propagator = PropagatorChoice::own(propagator);
+        self
     }
 }
 
@@ -156,15 +171,23 @@ impl Intercept for XrayInterceptor {
                 .unwrap_or_default();
             record_target(&span, context.request(), &service);
         }
-        let mut carrier = OneHeader(None);
-        XrayPropagator::new().inject_context(&span.context(), &mut carrier);
-        if let Some(value) = carrier.0 {
+        let cx = span.context();
+        let mut carrier = Fields::default();
+        self.propagator
+            .with(|p| p.inject_context(&cx, &mut carrier));
+        if !carrier
+            .0
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(HEADER_FIELD))
+        {
+            XrayPropagator::new().inject_context(&cx, &mut carrier);
+        }
+        let headers = context.request_mut().headers_mut();
+        for (key, value) in carrier.0 {
             // Replaces what the SDK's recursion detection copied from `_X_AMZN_TRACE_ID`:
-            // the span is the more precise parent.
-            let _ = context
-                .request_mut()
-                .headers_mut()
-                .try_insert(HEADER_FIELD, value);
+            // the span is the more precise parent. A value that is no valid header is not
+            // sent rather than failing the call.
+            let _ = headers.try_insert(key, value);
         }
         Ok(())
     }
@@ -242,14 +265,13 @@ fn record_target(span: &Span, request: &aws_smithy_runtime_api::http::Request, s
     }
 }
 
-/// An injector that keeps the one header the X-Ray propagator writes.
-struct OneHeader(Option<String>);
+/// An injector that collects what a propagator writes.
+#[derive(Default)]
+struct Fields(Vec<(String, String)>);
 
-impl opentelemetry::propagation::Injector for OneHeader {
+impl opentelemetry::propagation::Injector for Fields {
     fn set(&mut self, key: &str, value: String) {
-        if key.eq_ignore_ascii_case(HEADER_FIELD) {
-            self.0 = Some(value);
-        }
+        self.0.push((key.to_owned(), value));
     }
 }
 

@@ -2,7 +2,6 @@
 //! and sends the trace header.
 
 use std::fmt;
-use std::sync::Arc;
 
 use http::Extensions;
 use opentelemetry::propagation::TextMapPropagator;
@@ -12,12 +11,17 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::{XrayPropagator, inject_context};
+use crate::choice::PropagatorChoice;
+use crate::inject_context;
 
 /// Starts an INFO `tracing` span of kind Client around every request (`http.request.method`,
 /// `url.full`, `server.address`, `server.port`, `http.response.status_code`; 4xx, 5xx and
 /// transport errors get `otel.status_code=ERROR` and `error.type`) and writes the span's
-/// context into the request with the propagator (by default `X-Amzn-Trace-Id` only).
+/// context into the request with OpenTelemetry's global propagator (so `OTEL_PROPAGATORS`
+/// applies; `X-Amzn-Trace-Id` alone while none is installed) or the one given to
+/// [`with_propagator`](Self::with_propagator).
+///
+/// # Examples
 ///
 /// ```
 /// use xray_propagation::client::XrayMiddleware;
@@ -26,33 +30,26 @@ use crate::{XrayPropagator, inject_context};
 ///     .with(XrayMiddleware::new())
 ///     .build();
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct XrayMiddleware {
-    propagator: Arc<dyn TextMapPropagator + Send + Sync>,
+    propagator: PropagatorChoice,
 }
 
 impl XrayMiddleware {
-    /// A middleware that sends `X-Amzn-Trace-Id` with [`XrayPropagator`].
+    /// A middleware that writes headers with the global propagator.
     pub fn new() -> Self {
-        Self {
-            propagator: Arc::new(XrayPropagator::new()),
-        }
+        Self::default()
     }
 
-    /// Writes headers with `propagator` instead, e.g. a composite of W3C trace context and
-    /// [`XrayPropagator`] to send both `traceparent` and `X-Amzn-Trace-Id`.
+    /// Writes headers with `propagator` instead of the global one, e.g. a composite of W3C
+    /// trace context and [`XrayPropagator`](crate::XrayPropagator) to send both
+    /// `traceparent` and `X-Amzn-Trace-Id`.
     pub fn with_propagator(
         mut self,
         propagator: impl TextMapPropagator + Send + Sync + 'static,
     ) -> Self {
-        self.propagator = Arc::new(propagator);
+        self.propagator = PropagatorChoice::own(propagator);
         self
-    }
-}
-
-impl Default for XrayMiddleware {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -71,7 +68,8 @@ impl Middleware for XrayMiddleware {
         next: Next<'_>,
     ) -> Result<Response> {
         let span = client_span(&req);
-        inject_context(self.propagator.as_ref(), &span.context(), req.headers_mut());
+        self.propagator
+            .with(|p| inject_context(p, &span.context(), req.headers_mut()));
         let result = next.run(req, extensions).instrument(span.clone()).await;
         match &result {
             Ok(response) => {

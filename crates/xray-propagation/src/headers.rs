@@ -12,6 +12,8 @@ use crate::HEADER_FIELD;
 
 /// The first `X-Amzn-Trace-Id` value in `headers` that has a valid `Root`.
 ///
+/// # Examples
+///
 /// ```
 /// use http::HeaderMap;
 /// use xray_propagation::extract_header;
@@ -30,6 +32,8 @@ pub fn extract_header(headers: &HeaderMap) -> Option<TraceHeader> {
 }
 
 /// Sets `X-Amzn-Trace-Id` to `header`, replacing any value already there.
+///
+/// # Examples
 ///
 /// ```
 /// use http::HeaderMap;

@@ -15,12 +15,14 @@ use tower_service::Service;
 use tracing::Span;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use xray_model::TraceHeader;
+use xray_model::{LAMBDA_ENV_VAR, TraceHeader};
 
 use crate::context_from_header;
 
 /// The invocation's trace header: lambda_runtime's `Context::xray_trace_id` (the runtime
 /// API's `Lambda-Runtime-Trace-Id`) when given and valid, else `_X_AMZN_TRACE_ID`.
+///
+/// # Examples
 ///
 /// ```
 /// use xray_propagation::lambda::invocation_header;
@@ -30,9 +32,28 @@ use crate::context_from_header;
 /// assert_eq!(h.parent.unwrap().to_string(), "53995c3f42cd8ad8");
 /// ```
 pub fn invocation_header(xray_trace_id: Option<&str>) -> Option<TraceHeader> {
+    invocation_header_from(xray_trace_id, |name| std::env::var(name).ok())
+}
+
+/// [`invocation_header`] with the environment read through `var` (a test's or an
+/// embedding program's own variables).
+///
+/// ```
+/// use xray_model::LAMBDA_ENV_VAR;
+/// use xray_propagation::lambda::invocation_header_from;
+///
+/// let env = |name: &str| {
+///     (name == LAMBDA_ENV_VAR).then(|| "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".to_owned())
+/// };
+/// assert!(invocation_header_from(None, env).is_some());
+/// ```
+pub fn invocation_header_from(
+    xray_trace_id: Option<&str>,
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<TraceHeader> {
     xray_trace_id
         .and_then(|v| TraceHeader::parse(v).ok())
-        .or_else(TraceHeader::from_lambda_env)
+        .or_else(|| var(LAMBDA_ENV_VAR).and_then(|v| TraceHeader::parse(&v).ok()))
 }
 
 /// The OpenTelemetry context whose (remote) span is Lambda's function segment: spans
@@ -44,12 +65,18 @@ pub fn invocation_context(header: &TraceHeader) -> Context {
 
 type Flush = Arc<dyn Fn() + Send + Sync>;
 
+/// Set by the process's first invocation: every later one is warm.
+static WARM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A tower layer for `lambda_runtime` services (`Service<LambdaEvent<T>>`): each
 /// invocation runs inside an INFO span of kind Internal named after the function, whose
 /// parent is Lambda's function segment (the trace header's `Parent`), with
-/// `faas.invocation_id`, `faas.name` and `cloud.resource_id`. When the invocation ends the
+/// `faas.invocation_id`, `faas.name`, `cloud.resource_id` and `faas.coldstart` (true for
+/// the process's first invocation; the translator makes it the `ColdStart` annotation). When the invocation ends the
 /// span is closed and the flush hook runs before the response goes back to Lambda (Lambda
 /// may freeze the process right after).
+///
+/// # Examples
 ///
 /// ```
 /// use lambda_runtime::{LambdaEvent, service_fn};
@@ -148,6 +175,7 @@ where
             faas.name = Empty,
             cloud.provider = "aws",
             cloud.resource_id = Empty,
+            faas.coldstart = !WARM.swap(true, std::sync::atomic::Ordering::Relaxed),
             error.type = Empty,
         );
         if !function.is_empty() {

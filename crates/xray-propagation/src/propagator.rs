@@ -29,6 +29,8 @@ pub const HEADER_FIELD: &str = "x-amzn-trace-id";
 /// [`TextMapCompositePropagator`](opentelemetry::propagation::TextMapCompositePropagator);
 /// when both headers name the same trace, the other trace-state entries are kept.
 ///
+/// # Examples
+///
 /// ```
 /// use std::collections::HashMap;
 /// use opentelemetry::propagation::TextMapPropagator;
@@ -100,6 +102,8 @@ impl TextMapPropagator for XrayPropagator {
 
 /// The remote span context an incoming header stands for (see [`XrayPropagator`]).
 ///
+/// # Examples
+///
 /// ```
 /// use xray_model::TraceHeader;
 /// use xray_model::carry::{HopState, TRACE_STATE_KEY};
@@ -166,6 +170,8 @@ pub fn hop_state(span_context: &SpanContext) -> Option<HopState> {
 /// For a local span: `Parent` is the span, `Sampled` its decision. For a remote span
 /// context (forwarding without a span of our own): the incoming header is rebuilt, with
 /// no `Parent` when it had none and the undecided `Sampled` it came with.
+///
+/// # Examples
 ///
 /// ```
 /// use opentelemetry::Context;

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, ready};
 
 use http::{HeaderMap, HeaderValue, Request, Response};
@@ -18,10 +17,12 @@ use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use xray_model::{Sampled, TraceHeader, TraceId};
 
-use crate::{HeaderExtractor, XrayPropagator, extract_header, inject_header};
+use crate::choice::PropagatorChoice;
+use crate::{HeaderExtractor, extract_header, inject_header};
 
-/// A tower layer that, for every request: extracts the trace context (`X-Amzn-Trace-Id`,
-/// plus `traceparent` when a composite propagator is configured), starts an INFO `tracing`
+/// A tower layer that, for every request: extracts the trace context with OpenTelemetry's
+/// global propagator (so `OTEL_PROPAGATORS` applies; `X-Amzn-Trace-Id` alone while none is
+/// installed) or the one given to [`with_propagator`](Self::with_propagator), starts an INFO `tracing`
 /// span of kind Server parented to it, records HTTP attributes (`http.request.method`,
 /// `url.full`, `url.path`, `http.route`, `user_agent.original`, `client.address`,
 /// `http.response.status_code`), marks 5xx and service errors with
@@ -31,78 +32,66 @@ use crate::{HeaderExtractor, XrayPropagator, extract_header, inject_header};
 /// With feature `axum`, `http.route` comes from axum's `MatchedPath` (add the layer with
 /// `Router::layer` so routing has run) and the peer address from `ConnectInfo`.
 ///
+/// # Examples
+///
 /// ```
 /// use axum::{Router, routing::get};
-/// use xray_propagation::server::XrayLayer;
+/// use xray_propagation::server::XrayServerLayer;
 ///
 /// let app: Router = Router::new()
 ///     .route("/users/{id}", get(|| async { "hi" }))
-///     .layer(XrayLayer::new());
+///     .layer(XrayServerLayer::new());
 /// ```
-#[derive(Clone)]
-pub struct XrayLayer {
-    propagator: Arc<dyn TextMapPropagator + Send + Sync>,
+#[derive(Clone, Debug, Default)]
+pub struct XrayServerLayer {
+    propagator: PropagatorChoice,
 }
 
-impl XrayLayer {
-    /// A layer that reads `X-Amzn-Trace-Id` with [`XrayPropagator`].
+impl XrayServerLayer {
+    /// A layer that reads the incoming context with the global propagator.
     pub fn new() -> Self {
-        Self {
-            propagator: Arc::new(XrayPropagator::new()),
-        }
+        Self::default()
     }
 
-    /// Reads incoming context with `propagator` instead, e.g. a
+    /// Reads incoming context with `propagator` instead of the global one, e.g. a
     /// [`TextMapCompositePropagator`](opentelemetry::propagation::TextMapCompositePropagator)
-    /// of W3C trace context and [`XrayPropagator`].
+    /// of W3C trace context and [`XrayPropagator`](crate::XrayPropagator).
     pub fn with_propagator(
         mut self,
         propagator: impl TextMapPropagator + Send + Sync + 'static,
     ) -> Self {
-        self.propagator = Arc::new(propagator);
+        self.propagator = PropagatorChoice::own(propagator);
         self
     }
 }
 
-impl Default for XrayLayer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for XrayLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("XrayLayer").finish_non_exhaustive()
-    }
-}
-
-impl<S> Layer<S> for XrayLayer {
-    type Service = XrayService<S>;
+impl<S> Layer<S> for XrayServerLayer {
+    type Service = XrayServerService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        XrayService {
+        XrayServerService {
             inner,
             propagator: self.propagator.clone(),
         }
     }
 }
 
-/// The service made by [`XrayLayer`].
+/// The service made by [`XrayServerLayer`].
 #[derive(Clone)]
-pub struct XrayService<S> {
+pub struct XrayServerService<S> {
     inner: S,
-    propagator: Arc<dyn TextMapPropagator + Send + Sync>,
+    propagator: PropagatorChoice,
 }
 
-impl<S: fmt::Debug> fmt::Debug for XrayService<S> {
+impl<S: fmt::Debug> fmt::Debug for XrayServerService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("XrayService")
+        f.debug_struct("XrayServerService")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, B, ResB> Service<Request<B>> for XrayService<S>
+impl<S, B, ResB> Service<Request<B>> for XrayServerService<S>
 where
     S: Service<Request<B>, Response = Response<ResB>>,
     S::Error: fmt::Display,
@@ -119,7 +108,7 @@ where
         let incoming = extract_header(req.headers());
         let parent = self
             .propagator
-            .extract_with_context(&Context::new(), &HeaderExtractor(req.headers()));
+            .with(|p| p.extract_with_context(&Context::new(), &HeaderExtractor(req.headers())));
         let span = server_span(&req);
         if parent.span().span_context().is_valid() {
             // Fails only when no OpenTelemetry layer sees the span: nothing to parent then.
@@ -141,7 +130,7 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The response future of [`XrayService`]: records the outcome on the span.
+    /// The response future of [`XrayServerService`]: records the outcome on the span.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,

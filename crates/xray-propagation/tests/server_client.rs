@@ -20,7 +20,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use xray_model::carry::HopState;
 use xray_model::{Sampled, TraceHeader};
 use xray_propagation::client::XrayMiddleware;
-use xray_propagation::server::XrayLayer;
+use xray_propagation::server::XrayServerLayer;
 use xray_propagation::{HEADER_FIELD, XrayPropagator, hop_state};
 
 const ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
@@ -37,7 +37,7 @@ async fn echo(headers: HeaderMap) -> String {
     format!("{}|{}", get(HEADER_FIELD), get("traceparent"))
 }
 
-async fn serve(layer: XrayLayer) -> (String, tokio::task::JoinHandle<()>) {
+async fn serve(layer: XrayServerLayer) -> (String, tokio::task::JoinHandle<()>) {
     let app = Router::new()
         .route("/users/{id}", get(echo))
         .route(
@@ -72,7 +72,7 @@ fn client(middleware: XrayMiddleware) -> reqwest_middleware::ClientWithMiddlewar
 #[tokio::test]
 async fn server_span_is_child_of_client_span_in_one_trace() {
     let telemetry = Telemetry::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
-    let (base, server) = serve(XrayLayer::new()).await;
+    let (base, server) = serve(XrayServerLayer::new()).await;
     let client = client(XrayMiddleware::new());
 
     let caller = tracing::info_span!("caller");
@@ -147,7 +147,7 @@ async fn server_span_is_child_of_client_span_in_one_trace() {
 #[tokio::test]
 async fn errors_are_marked_on_both_sides() {
     let telemetry = Telemetry::new(Sampler::AlwaysOn);
-    let (base, server) = serve(XrayLayer::new()).await;
+    let (base, server) = serve(XrayServerLayer::new()).await;
     let client = client(XrayMiddleware::new());
 
     let r = client.get(format!("{base}/fail")).send().await.unwrap();
@@ -187,7 +187,7 @@ async fn errors_are_marked_on_both_sides() {
 
 async fn ask_for_decision(sampler: Sampler) -> (Option<String>, Telemetry) {
     let telemetry = Telemetry::new(sampler);
-    let (base, server) = serve(XrayLayer::new()).await;
+    let (base, server) = serve(XrayServerLayer::new()).await;
     let r = reqwest::Client::new()
         .get(format!("{base}/users/1"))
         .header(
@@ -231,7 +231,7 @@ async fn sampled_question_gets_the_decision_back() {
 #[tokio::test]
 async fn no_question_no_answer_header() {
     let _telemetry = Telemetry::new(Sampler::AlwaysOn);
-    let (base, server) = serve(XrayLayer::new()).await;
+    let (base, server) = serve(XrayServerLayer::new()).await;
     let r = reqwest::Client::new()
         .get(format!("{base}/users/1"))
         .header(
@@ -255,7 +255,7 @@ fn composite() -> TextMapCompositePropagator {
 #[tokio::test]
 async fn composite_propagator_sends_and_reads_traceparent_too() {
     let telemetry = Telemetry::new(Sampler::AlwaysOn);
-    let (base, server) = serve(XrayLayer::new().with_propagator(composite())).await;
+    let (base, server) = serve(XrayServerLayer::new().with_propagator(composite())).await;
     let client = client(XrayMiddleware::new().with_propagator(composite()));
     let body = client
         .get(format!("{base}/users/7"))

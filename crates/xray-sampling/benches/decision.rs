@@ -25,9 +25,9 @@ fn sampler() -> XraySampler {
         rules.join(",")
     );
     XraySampler::builder()
-        .local_only()
-        .local_rules(LocalRules::from_json(&text).unwrap())
-        .service_name("bench")
+        .with_local_rules_only()
+        .with_local_rules(LocalRules::from_json(&text).unwrap())
+        .with_service_name("bench")
         .build()
         .unwrap()
 }

@@ -10,13 +10,18 @@ pub const SAMPLER_NAME: &str = "xray";
 
 impl XraySampler {
     /// Builds the sampler when `OTEL_TRACES_SAMPLER=xray`, with the options of
-    /// `OTEL_TRACES_SAMPLER_ARG` (see [`XraySamplerBuilder::sampler_arg`]) and the service
+    /// `OTEL_TRACES_SAMPLER_ARG` (see [`XraySamplerBuilder::with_sampler_arg`]) and the service
     /// name and platform of the environment's resource (`OTEL_SERVICE_NAME`,
     /// `OTEL_RESOURCE_ATTRIBUTES`). `Ok(None)` when another sampler is selected.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSamplerArg`] for an unreadable `OTEL_TRACES_SAMPLER_ARG`, and every
+    /// error of [`XraySamplerBuilder::build`] (rules file, endpoint, poller thread).
     pub fn from_env() -> Result<Option<XraySampler>, Error> {
         match builder_from_vars(|name| std::env::var(name).ok())? {
             Some(builder) => builder
-                .resource(&Resource::builder().build())
+                .with_resource(&Resource::builder().build())
                 .build()
                 .map(Some),
             None => Ok(None),
@@ -35,7 +40,7 @@ fn builder_from_vars(
     }
     let builder = XraySampler::builder();
     match var("OTEL_TRACES_SAMPLER_ARG") {
-        Some(arg) => builder.sampler_arg(&arg).map(Some),
+        Some(arg) => builder.with_sampler_arg(&arg).map(Some),
         None => Ok(Some(builder)),
     }
 }

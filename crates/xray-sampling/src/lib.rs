@@ -13,13 +13,13 @@
 //!   with each targets call.
 //! - Local rules (SDK rule file versions 1 and 2) decide before the first rules arrive,
 //!   after the last good rules expire (1 hour without a refresh), or alone with
-//!   [`XraySamplerBuilder::local_only`]. The built-in default is 1 per second plus 5 %.
+//!   [`XraySamplerBuilder::with_local_rules_only`]. The built-in default is 1 per second plus 5 %.
 //! - Parent-based: a parent's decision is followed, except that a remote parent whose
 //!   header said `Sampled=?` or nothing is decided here.
 //! - The deciding rule is recorded as [`SAMPLING_RULE_NAME_ATTRIBUTE`].
 //! - Configuration: [`XraySampler::builder`], or [`XraySampler::from_env`] with
 //!   `OTEL_TRACES_SAMPLER=xray` and `OTEL_TRACES_SAMPLER_ARG=endpoint=URL,rules_file=PATH`
-//!   (see [`XraySamplerBuilder::sampler_arg`] for every option).
+//!   (see [`XraySamplerBuilder::with_sampler_arg`] for every option).
 //! - The poller runs on its own thread (with its own small runtime), logs a failing
 //!   endpoint once, creates no spans, and stops when the last clone is dropped.
 //!
@@ -33,13 +33,14 @@
 //!     "rules": [{"description": "ignore-healthcheck", "host": "*", "http_method": "GET",
 //!                "url_path": "/health", "fixed_target": 0, "rate": 0}],
 //!     "default": {"fixed_target": 1, "rate": 0.05}}"#).unwrap();
-//! let sampler = XraySampler::builder().local_only().local_rules(rules).build().unwrap();
+//! let sampler = XraySampler::builder().with_local_rules_only().with_local_rules(rules).build().unwrap();
 //! let health = [KeyValue::new("http.request.method", "GET"), KeyValue::new("url.path", "/health")];
 //! let result = sampler.should_sample(None, TraceId::from(1), "GET /health", &SpanKind::Server, &health, &[]);
 //! assert_eq!(result.decision, SamplingDecision::Drop);
 //! assert_eq!(result.attributes[0].value.as_str(), "ignore-healthcheck");
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod counter;
@@ -51,6 +52,7 @@ mod request;
 mod reservoir;
 mod rule;
 mod sampler;
+mod shared;
 mod wildcard;
 mod wire;
 
@@ -62,3 +64,8 @@ pub use sampler::{
     parent_decision,
 };
 pub use wildcard::wildcard_match;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

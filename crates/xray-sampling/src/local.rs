@@ -40,6 +40,8 @@ pub struct LocalRule {
 /// A local rule set: rules in order plus a default. `LocalRules::default()` is the SDKs'
 /// built-in default, one trace per second plus 5 % of the rest.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_sampling::LocalRules;
 /// let rules = LocalRules::from_json(r#"{"version": 2,
@@ -91,6 +93,25 @@ fn invalid(message: impl Into<String>) -> Error {
 
 impl LocalRules {
     /// Parses a rule file's text; a file the SDKs would reject is an error here too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRules`] for text that is not a version 1 or 2 rule file, a missing
+    /// or over-specified default rule, a rule without its host (`service_name` in version
+    /// 1), `http_method` or `url_path`, or a bad `fixed_target` or `rate`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_sampling::LocalRules;
+    ///
+    /// let rules = LocalRules::from_json(
+    ///     r#"{"version": 2, "rules": [], "default": {"fixed_target": 1, "rate": 0.1}}"#,
+    /// )
+    /// .unwrap();
+    /// # drop(rules);
+    /// assert!(LocalRules::from_json(r#"{"version": 2, "rules": []}"#).is_err());
+    /// ```
     pub fn from_json(text: &str) -> Result<Self, Error> {
         let doc: FileDoc =
             serde_json::from_str(text).map_err(|e| invalid(format!("not a rule file: {e}")))?;
@@ -147,6 +168,11 @@ impl LocalRules {
     }
 
     /// Reads and parses a rule file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReadRulesFile`] when the file cannot be read, and [`Error::InvalidRules`]
+    /// (naming the file) as for [`LocalRules::from_json`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| Error::ReadRulesFile {

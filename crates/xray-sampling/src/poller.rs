@@ -14,7 +14,7 @@ use opentelemetry::Context;
 
 use crate::client::SamplingApi;
 use crate::rule::{Rule, RuleSet};
-use crate::sampler::{CentralRules, Shared};
+use crate::shared::{CentralRules, Shared, epoch_second};
 use crate::wire::{StatisticsDocument, TargetsResponse};
 
 /// At most this many statistics documents per SamplingTargets call (the API's limit).
@@ -374,7 +374,7 @@ impl Poller {
         let Some(central) = self.shared.central.load_full() else {
             return;
         };
-        if crate::sampler::epoch_second() > central.expires_at {
+        if epoch_second() > central.expires_at {
             self.expiry_logged = true;
             tracing::warn!(
                 target: "xray_sampling",

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
@@ -17,7 +17,7 @@ use crate::client::{ProxyClient, SamplingApi, proxy_urls};
 use crate::local::LocalRules;
 use crate::poller::{PollTiming, PollerHandle};
 use crate::request::{Request, ServiceInfo};
-use crate::rule::RuleSet;
+use crate::shared::{Shared, epoch_second};
 
 /// The span attribute naming the rule that made the decision; the translator writes it
 /// to the segment's `aws.xray.sampling_rule_name`.
@@ -25,29 +25,6 @@ pub const SAMPLING_RULE_NAME_ATTRIBUTE: &str = "aws.xray.sampling_rule_name";
 
 /// The daemon's sampling proxy on its default address.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:2000";
-
-/// Current epoch second.
-pub(crate) fn epoch_second() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Rules fetched from X-Ray, good until `expires_at` (epoch seconds).
-#[derive(Debug)]
-pub(crate) struct CentralRules {
-    pub rules: RuleSet,
-    pub expires_at: u64,
-}
-
-/// What decisions read: shared by every clone of the sampler and the poller thread.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub central: ArcSwapOption<CentralRules>,
-    pub local: RuleSet,
-    pub service: ServiceInfo,
-    pub client_id: String,
-}
 
 struct Inner {
     shared: Arc<Shared>,
@@ -68,13 +45,15 @@ struct Inner {
 /// application) polls X-Ray and stops when the last clone is dropped or on
 /// [`shutdown`](XraySampler::shutdown).
 ///
+/// # Examples
+///
 /// ```
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
 /// use xray_sampling::XraySampler;
 ///
 /// let sampler = XraySampler::builder()
-///     .local_only()
-///     .service_name("checkout")
+///     .with_local_rules_only()
+///     .with_service_name("checkout")
 ///     .build()
 ///     .unwrap();
 /// let provider = SdkTracerProvider::builder().with_sampler(sampler).build();
@@ -98,6 +77,17 @@ impl fmt::Debug for XraySampler {
 impl XraySampler {
     /// A builder with the defaults: the daemon's proxy at [`DEFAULT_ENDPOINT`], the
     /// built-in local rules as fallback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_sampling::XraySampler;
+    ///
+    /// // Local rules only: no polling, the built-in default (1 per second plus 5 %).
+    /// let sampler = XraySampler::builder().with_local_rules_only().build()?;
+    /// assert!(!sampler.is_polling() && !sampler.has_central_rules());
+    /// # Ok::<(), xray_sampling::Error>(())
+    /// ```
     pub fn builder() -> XraySamplerBuilder {
         XraySamplerBuilder::default()
     }
@@ -205,15 +195,17 @@ enum Source {
 
 /// Builds an [`XraySampler`].
 ///
+/// # Examples
+///
 /// ```
 /// use std::time::Duration;
 /// use xray_sampling::XraySampler;
 ///
 /// let sampler = XraySampler::builder()
-///     .endpoint("http://127.0.0.1:2000")
-///     .service_name("checkout")
-///     .service_type("AWS::ECS::Container")
-///     .targets_interval(Duration::from_secs(10))
+///     .with_endpoint("http://127.0.0.1:2000")
+///     .with_service_name("checkout")
+///     .with_service_type("AWS::ECS::Container")
+///     .with_targets_interval(Duration::from_secs(10))
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(sampler.client_id().len(), 24);
@@ -257,52 +249,53 @@ impl Default for XraySamplerBuilder {
 impl XraySamplerBuilder {
     /// Polls a daemon-style sampling proxy (the X-Ray daemon, the CloudWatch agent, the
     /// collector's `awsproxy`, our binary): `http://host:port`, unsigned.
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+    pub fn with_endpoint(mut self, url: impl Into<String>) -> Self {
         self.source = Source::Proxy(url.into());
         self
     }
 
     /// Polls the X-Ray API directly, signed with this AWS configuration.
     #[cfg(feature = "xray-api")]
-    pub fn xray_api(mut self, config: &aws_config::SdkConfig) -> Self {
+    #[cfg_attr(docsrs, doc(cfg(feature = "xray-api")))]
+    pub fn with_xray_api(mut self, config: &aws_config::SdkConfig) -> Self {
         self.source = Source::Api(Box::new(config.clone()));
         self
     }
 
     /// Does not poll: decides by the local rules only.
-    pub fn local_only(mut self) -> Self {
+    pub fn with_local_rules_only(mut self) -> Self {
         self.source = Source::LocalOnly;
         self
     }
 
     /// Local rules from an SDK rule file (read by [`build`](Self::build)): the only
-    /// rules with [`local_only`](Self::local_only), else the fallback.
-    pub fn rules_file(mut self, path: impl Into<PathBuf>) -> Self {
+    /// rules with [`with_local_rules_only`](Self::with_local_rules_only), else the fallback.
+    pub fn with_rules_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.rules_file = Some(path.into());
         self
     }
 
-    /// Local rules already parsed (overrides [`rules_file`](Self::rules_file)).
-    pub fn local_rules(mut self, rules: LocalRules) -> Self {
+    /// Local rules already parsed (overrides [`with_rules_file`](Self::with_rules_file)).
+    pub fn with_local_rules(mut self, rules: LocalRules) -> Self {
         self.local_rules = Some(rules);
         self
     }
 
     /// The service name `ServiceName` rules match.
-    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
         self.service.name = Some(name.into());
         self
     }
 
     /// The service type `ServiceType` rules match (an origin such as
     /// `AWS::EC2::Instance`).
-    pub fn service_type(mut self, service_type: impl Into<String>) -> Self {
+    pub fn with_service_type(mut self, service_type: impl Into<String>) -> Self {
         self.service.service_type = Some(service_type.into());
         self
     }
 
     /// The ARN `ResourceARN` rules match when a span names none (`cloud.resource_id`).
-    pub fn resource_arn(mut self, arn: impl Into<String>) -> Self {
+    pub fn with_resource_arn(mut self, arn: impl Into<String>) -> Self {
         self.service.resource_arn = Some(arn.into());
         self
     }
@@ -311,7 +304,7 @@ impl XraySamplerBuilder {
     /// `aws.ecs.launchtype`) and resource ARN (`cloud.resource_id`,
     /// `aws.ecs.container.arn`, `faas.id`) from an OpenTelemetry resource; values set
     /// explicitly are kept.
-    pub fn resource(mut self, resource: &Resource) -> Self {
+    pub fn with_resource(mut self, resource: &Resource) -> Self {
         let get = |key: &'static str| match resource.get_ref(&Key::from_static_str(key)) {
             Some(Value::String(s)) => Some(s.as_str().to_owned()),
             _ => None,
@@ -336,21 +329,21 @@ impl XraySamplerBuilder {
     }
 
     /// How often rules are fetched (default 5 minutes; up to 5 s jitter is added).
-    pub fn rules_interval(mut self, interval: Duration) -> Self {
+    pub fn with_rules_interval(mut self, interval: Duration) -> Self {
         self.timing.rules_interval = interval.max(Duration::from_millis(10));
         self
     }
 
     /// How often statistics are reported for new targets when X-Ray sets no interval of
     /// its own (default 10 seconds).
-    pub fn targets_interval(mut self, interval: Duration) -> Self {
+    pub fn with_targets_interval(mut self, interval: Duration) -> Self {
         self.timing.targets_interval = interval.max(Duration::from_millis(10));
         self
     }
 
     /// How long the last rules fetched stay in use while the endpoint fails (default
     /// 1 hour); then the local rules decide.
-    pub fn rules_expiry(mut self, expiry: Duration) -> Self {
+    pub fn with_rules_expiry(mut self, expiry: Duration) -> Self {
         self.timing.rules_expiry = expiry;
         self
     }
@@ -359,15 +352,22 @@ impl XraySamplerBuilder {
     /// pairs among `endpoint=URL`, `rules_file=PATH`, `local_only=true|false`,
     /// `polling_interval=SECONDS` (rules), `targets_interval=SECONDS`, `service_name=NAME`.
     ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSamplerArg`] for an item that is not `key=value`, an unknown key,
+    /// or a value of the wrong kind.
+    ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_sampling::XraySampler;
     /// let builder = XraySampler::builder()
-    ///     .sampler_arg("endpoint=http://localhost:2000, polling_interval=60")
+    ///     .with_sampler_arg("endpoint=http://localhost:2000, polling_interval=60")
     ///     .unwrap();
-    /// assert!(XraySampler::builder().sampler_arg("colour=blue").is_err());
+    /// assert!(XraySampler::builder().with_sampler_arg("colour=blue").is_err());
     /// # drop(builder);
     /// ```
-    pub fn sampler_arg(mut self, arg: &str) -> Result<Self, Error> {
+    pub fn with_sampler_arg(mut self, arg: &str) -> Result<Self, Error> {
         let bad = |m: String| Error::InvalidSamplerArg(m);
         for item in arg.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (key, value) = item
@@ -383,16 +383,16 @@ impl XraySamplerBuilder {
                     .ok_or_else(|| bad(format!("{key}={value:?} is not a number of seconds")))
             };
             self = match key {
-                "endpoint" => self.endpoint(value),
-                "rules_file" => self.rules_file(value),
+                "endpoint" => self.with_endpoint(value),
+                "rules_file" => self.with_rules_file(value),
                 "local_only" | "local" => match value {
-                    "true" | "1" => self.local_only(),
+                    "true" | "1" => self.with_local_rules_only(),
                     "false" | "0" => self,
                     _ => return Err(bad(format!("{key}={value:?} is not true or false"))),
                 },
-                "polling_interval" => self.rules_interval(seconds()?),
-                "targets_interval" => self.targets_interval(seconds()?),
-                "service_name" => self.service_name(value),
+                "polling_interval" => self.with_rules_interval(seconds()?),
+                "targets_interval" => self.with_targets_interval(seconds()?),
+                "service_name" => self.with_service_name(value),
                 _ => return Err(bad(format!("unknown option {key:?}"))),
             };
         }
@@ -412,6 +412,29 @@ impl XraySamplerBuilder {
     }
 
     /// Reads the rules file, checks the endpoint and starts the poller.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReadRulesFile`] or [`Error::InvalidRules`] for the rules file,
+    /// [`Error::InvalidEndpoint`] for an endpoint that is not an `http(s)://host:port` URL,
+    /// and [`Error::Spawn`] when the poller thread cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_sampling::XraySampler;
+    ///
+    /// // Without `with_local_rules_only`, the poller would fetch rules from the endpoint
+    /// // (default http://127.0.0.1:2000, the daemon's or xray-bridge's sampling proxy).
+    /// let sampler = XraySampler::builder()
+    ///     .with_service_name("checkout")
+    ///     .with_local_rules_only()
+    ///     .build()?;
+    /// assert_eq!(sampler.rule_names(), ["Default"]);
+    ///
+    /// assert!(XraySampler::builder().with_endpoint("not a url").build().is_err());
+    /// # Ok::<(), xray_sampling::Error>(())
+    /// ```
     pub fn build(self) -> Result<XraySampler, Error> {
         let local = match (self.local_rules.clone(), &self.rules_file) {
             (Some(rules), _) => rules,
@@ -494,7 +517,10 @@ mod tests {
     fn sampler_is_clone_send_sync_debug() {
         fn check<T: Clone + Send + Sync + fmt::Debug + ShouldSample + 'static>() {}
         check::<XraySampler>();
-        let sampler = XraySampler::builder().local_only().build().unwrap();
+        let sampler = XraySampler::builder()
+            .with_local_rules_only()
+            .build()
+            .unwrap();
         assert!(format!("{sampler:?}").contains("local rules"));
     }
 
@@ -517,8 +543,8 @@ mod tests {
             ])
             .build();
         let b = XraySampler::builder()
-            .service_name("explicit")
-            .resource(&resource);
+            .with_service_name("explicit")
+            .with_resource(&resource);
         assert_eq!(b.service.name.as_deref(), Some("explicit"));
         assert_eq!(b.service.service_type.as_deref(), Some("AWS::ECS::Fargate"));
         assert_eq!(b.service.resource_arn.as_deref(), Some("arn:aws:ecs:x"));
@@ -527,14 +553,14 @@ mod tests {
     #[test]
     fn sampler_arg_options() {
         let b = XraySampler::builder()
-            .sampler_arg(" endpoint = http://h:2000 ,rules_file=/r.json,polling_interval=60,targets_interval=0.5,,")
+            .with_sampler_arg(" endpoint = http://h:2000 ,rules_file=/r.json,polling_interval=60,targets_interval=0.5,,")
             .unwrap();
         assert!(matches!(&b.source, Source::Proxy(u) if u == "http://h:2000"));
         assert_eq!(b.rules_file, Some(PathBuf::from("/r.json")));
         assert_eq!(b.timing.rules_interval, Duration::from_secs(60));
         assert_eq!(b.timing.targets_interval, Duration::from_millis(500));
         let b = XraySampler::builder()
-            .sampler_arg("local_only=true")
+            .with_sampler_arg("local_only=true")
             .unwrap();
         assert!(matches!(b.source, Source::LocalOnly));
         for bad in [
@@ -546,7 +572,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    XraySampler::builder().sampler_arg(bad),
+                    XraySampler::builder().with_sampler_arg(bad),
                     Err(Error::InvalidSamplerArg(_))
                 ),
                 "{bad}"
@@ -557,7 +583,10 @@ mod tests {
     #[test]
     fn bad_endpoints_are_refused() {
         for bad in ["", "localhost:2000", "ftp://h:1", "http://"] {
-            let e = XraySampler::builder().endpoint(bad).build().unwrap_err();
+            let e = XraySampler::builder()
+                .with_endpoint(bad)
+                .build()
+                .unwrap_err();
             assert!(matches!(e, Error::InvalidEndpoint(..)), "{bad}: {e}");
         }
     }

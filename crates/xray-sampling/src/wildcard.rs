@@ -3,6 +3,8 @@
 
 /// Whether `text` matches the X-Ray wildcard `pattern`, ignoring case.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_sampling::wildcard_match;
 /// assert!(wildcard_match("/api/*/items?", "/API/v1/items/"));

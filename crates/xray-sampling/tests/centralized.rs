@@ -14,8 +14,8 @@ const WAIT: Duration = Duration::from_secs(5);
 
 fn fast(stub: &Stub) -> xray_sampling::XraySamplerBuilder {
     XraySampler::builder()
-        .endpoint(stub.url())
-        .targets_interval(Duration::from_millis(100))
+        .with_endpoint(stub.url())
+        .with_targets_interval(Duration::from_millis(100))
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn targets_set_quota_and_rate_and_modified_rules_refresh_early() {
         );
     }
     let sampler = fast(&stub)
-        .rules_interval(Duration::from_secs(3600))
+        .with_rules_interval(Duration::from_secs(3600))
         .build()
         .unwrap();
     assert!(wait_until(WAIT, || sampler.has_central_rules()));
@@ -276,8 +276,8 @@ fn fixed_rate_holds_statistically() {
     assert!((390..=610).contains(&sampled), "{sampled} of 10000 at 5 %");
 
     let local = XraySampler::builder()
-        .local_only()
-        .local_rules(
+        .with_local_rules_only()
+        .with_local_rules(
             LocalRules::from_json(r#"{"version":2,"default":{"fixed_target":0,"rate":0.05}}"#)
                 .unwrap(),
         )
@@ -296,9 +296,9 @@ fn unreachable_endpoint_falls_back_to_local_rules_and_logs_once() {
     let logs = LogSink::default();
     let sampler = logs.capture(|| {
         XraySampler::builder()
-            .endpoint(format!("http://127.0.0.1:{port}"))
-            .rules_interval(Duration::from_millis(20))
-            .targets_interval(Duration::from_millis(20))
+            .with_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_rules_interval(Duration::from_millis(20))
+            .with_targets_interval(Duration::from_millis(20))
             .build()
             .unwrap()
     });
@@ -332,9 +332,9 @@ fn last_good_rules_last_until_they_expire_then_local_rules_then_recovery() {
     .unwrap();
     let sampler = logs.capture(|| {
         fast(&stub)
-            .rules_interval(Duration::from_millis(100))
-            .rules_expiry(Duration::from_secs(1))
-            .local_rules(local)
+            .with_rules_interval(Duration::from_millis(100))
+            .with_rules_expiry(Duration::from_secs(1))
+            .with_local_rules(local)
             .build()
             .unwrap()
     });

@@ -34,9 +34,9 @@ fn poller_logs_once_to_the_global_subscriber_and_creates_no_spans() {
     #[cfg_attr(not(feature = "xray-api"), allow(unused_mut))]
     let mut samplers = vec![
         XraySampler::builder()
-            .endpoint(unreachable())
-            .rules_interval(Duration::from_millis(20))
-            .targets_interval(Duration::from_millis(20))
+            .with_endpoint(unreachable())
+            .with_rules_interval(Duration::from_millis(20))
+            .with_targets_interval(Duration::from_millis(20))
             .build()
             .unwrap(),
     ];
@@ -56,9 +56,9 @@ fn poller_logs_once_to_the_global_subscriber_and_creates_no_spans() {
             .endpoint_url(unreachable())
             .build();
         XraySampler::builder()
-            .xray_api(&config)
-            .rules_interval(Duration::from_millis(20))
-            .targets_interval(Duration::from_millis(20))
+            .with_xray_api(&config)
+            .with_rules_interval(Duration::from_millis(20))
+            .with_targets_interval(Duration::from_millis(20))
             .build()
             .unwrap()
     });

@@ -55,8 +55,8 @@ const V2: &str = r#"{
 fn version_2_file_applies_rules_in_order_then_default() {
     let file = write_rules(V2);
     let sampler = XraySampler::builder()
-        .local_only()
-        .rules_file(&file.0)
+        .with_local_rules_only()
+        .with_rules_file(&file.0)
         .build()
         .unwrap();
     assert!(!sampler.is_polling());
@@ -91,8 +91,8 @@ fn version_1_file_matches_service_name_as_host() {
             "default": {"fixed_target": 0, "rate": 0}}"#,
     );
     let sampler = XraySampler::builder()
-        .local_only()
-        .rules_file(&file.0)
+        .with_local_rules_only()
+        .with_rules_file(&file.0)
         .build()
         .unwrap();
     let mut attrs = http("GET", "/v1/items");
@@ -117,13 +117,13 @@ fn version_1_file_matches_service_name_as_host() {
 fn bad_rule_files_fail_the_build_not_the_app() {
     let file = write_rules(r#"{"version": 7, "default": {"fixed_target": 1, "rate": 0.1}}"#);
     let e = XraySampler::builder()
-        .local_only()
-        .rules_file(&file.0)
+        .with_local_rules_only()
+        .with_rules_file(&file.0)
         .build()
         .unwrap_err();
     assert!(matches!(e, Error::InvalidRules(_)), "{e}");
     let e = XraySampler::builder()
-        .rules_file("/definitely/not/here.json")
+        .with_rules_file("/definitely/not/here.json")
         .build()
         .unwrap_err();
     assert!(matches!(e, Error::ReadRulesFile { .. }), "{e}");
@@ -134,7 +134,7 @@ fn sampler_arg_configures_a_local_file() {
     let file = write_rules(V2);
     let arg = format!("local_only=true,rules_file={}", file.0.display());
     let sampler = XraySampler::builder()
-        .sampler_arg(&arg)
+        .with_sampler_arg(&arg)
         .unwrap()
         .build()
         .unwrap();
@@ -147,8 +147,8 @@ fn sampler_arg_configures_a_local_file() {
 /// Rules that never sample: every decision made here says Drop.
 fn never() -> XraySampler {
     XraySampler::builder()
-        .local_only()
-        .local_rules(
+        .with_local_rules_only()
+        .with_local_rules(
             xray_sampling::LocalRules::from_json(
                 r#"{"version":2,"default":{"fixed_target":0,"rate":0}}"#,
             )
@@ -215,8 +215,8 @@ fn parent_decision_is_followed_unless_it_was_deferred() {
         assert_eq!(r.trace_state.get(TRACE_STATE_KEY), hop.encode().as_deref());
 
         let always = XraySampler::builder()
-            .local_only()
-            .local_rules(
+            .with_local_rules_only()
+            .with_local_rules(
                 xray_sampling::LocalRules::from_json(
                     r#"{"version":2,"default":{"fixed_target":0,"rate":1}}"#,
                 )
@@ -258,8 +258,8 @@ fn works_inside_an_sdk_tracer_provider() {
     let provider = SdkTracerProvider::builder()
         .with_sampler(
             XraySampler::builder()
-                .local_only()
-                .rules_file(write_rules(V2).0.clone())
+                .with_local_rules_only()
+                .with_rules_file(write_rules(V2).0.clone())
                 .build()
                 .unwrap(),
         )

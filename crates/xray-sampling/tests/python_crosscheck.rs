@@ -156,9 +156,9 @@ fn centralized_rules_pick_the_same_rule_as_aws_xray_sdk() {
     let mut distinct = std::collections::BTreeSet::new();
     for (name, service_type) in services {
         let sampler = XraySampler::builder()
-            .endpoint(stub.url())
-            .service_name(name)
-            .service_type(service_type)
+            .with_endpoint(stub.url())
+            .with_service_name(name)
+            .with_service_type(service_type)
             .build()
             .unwrap();
         assert!(wait_until(Duration::from_secs(5), || sampler.has_central_rules()));
@@ -231,8 +231,8 @@ fn local_rule_files_pick_the_same_rule_as_aws_xray_sdk() {
     .unwrap();
     for (f, file) in [v2, v1].iter().enumerate() {
         let sampler = XraySampler::builder()
-            .local_only()
-            .local_rules(LocalRules::from_json(&file.to_string()).unwrap())
+            .with_local_rules_only()
+            .with_local_rules(LocalRules::from_json(&file.to_string()).unwrap())
             .build()
             .unwrap();
         let theirs = python[f].as_array().unwrap();

@@ -55,8 +55,8 @@ fn polls_the_x_ray_api_signed() {
         json!({"RuleName": "api", "FixedRate": 1.0, "ReservoirQuota": 0, "ReservoirQuotaTTL": now_secs() + 60.0, "Interval": 1}),
     );
     let sampler = XraySampler::builder()
-        .xray_api(&sdk_config(&stub.url()))
-        .targets_interval(Duration::from_millis(100))
+        .with_xray_api(&sdk_config(&stub.url()))
+        .with_targets_interval(Duration::from_millis(100))
         .build()
         .unwrap();
     assert!(wait_until(Duration::from_secs(10), || sampler.has_central_rules()));

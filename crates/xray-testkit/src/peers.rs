@@ -1,6 +1,7 @@
 //! The real peers the tests talk to, and provisioning them: the Python packages of
 //! `tests/requirements.txt` in a virtual environment under `target/`, and Debian's
-//! Chromium for the console's browser test.
+//! Chromium for the console's browser test and `openssl` for the self-signed TLS server
+//! of the `--no-verify-ssl` test.
 //!
 //! `cargo xtask test` provisions both, then runs the workspace tests; the seed demo
 //! provisions the Python peers when moto is missing. Everything else only looks them up.
@@ -90,17 +91,30 @@ pub fn chromium_present() -> bool {
     found("CHROMIUM", CHROMIUM) && found("CHROMEDRIVER", CHROMEDRIVER)
 }
 
-/// Installs Debian's `chromium` and `chromium-driver` unless they are present.
+/// Installs Debian's `chromium` and `chromium-driver` unless they are present, and
+/// `openssl` unless it is on the `PATH`.
 ///
 /// # Errors
 ///
-/// When they are missing and this user can run neither `apt-get` as root nor `sudo -n`.
-pub fn provision_chromium() -> Result<(), String> {
-    if chromium_present() {
+/// When something is missing and this user can run neither `apt-get` as root nor `sudo -n`.
+pub fn provision_debian_tools() -> Result<(), String> {
+    let mut missing = Vec::new();
+    if !chromium_present() {
+        missing.extend(["chromium", "chromium-driver"]);
+    }
+    let has_openssl = Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_openssl {
+        missing.push("openssl");
+    }
+    if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("peers: installing Debian's chromium and chromium-driver");
-    install_debian_packages(&["chromium", "chromium-driver"])
+    eprintln!("peers: installing Debian's {}", missing.join(", "));
+    install_debian_packages(&missing)
 }
 
 /// `apt-get install` as root, directly or through password-less `sudo`.

@@ -9,7 +9,7 @@ use xray_model::limits::{
 };
 use xray_model::{AnnotationValue, AnyValue, Fields, Segment};
 
-use crate::config::TranslatorConfig;
+use crate::config::{Exclude, TranslatorConfig};
 use crate::keys::{K, Known};
 use crate::view::{AttrValue, Attributes};
 
@@ -67,13 +67,23 @@ pub(crate) fn to_any(value: AttrValue<'_>) -> AnyValue<'_> {
             AnyValue::Str(Cow::Owned(hex))
         }
         AttrValue::Array(items) => AnyValue::Array(items.iter().map(to_any).collect()),
-        AttrValue::Map(attrs) => AnyValue::Object(to_fields(attrs)),
+        AttrValue::Map(attrs) => AnyValue::Object(to_fields(attrs, &Exclude::default())),
         AttrValue::Text(t) => AnyValue::Str(Cow::Owned(t)),
     }
 }
 
-/// Attributes as a JSON object (a later duplicate key replaces an earlier one).
-pub(crate) fn to_fields(attrs: Attributes<'_>) -> Fields<'_, AnyValue<'_>> {
+/// Attributes as a JSON object (a later duplicate key replaces an earlier one), leaving
+/// out the keys matching `exclude`.
+pub(crate) fn to_fields<'a>(attrs: Attributes<'a>, exclude: &Exclude) -> Fields<'a, AnyValue<'a>> {
+    if !exclude.is_empty() {
+        let mut fields = UniqueFields::new();
+        attrs.for_each(|_, key, value| {
+            if !exclude.matches(key) {
+                fields.insert(key, to_any(value));
+            }
+        });
+        return fields.fields;
+    }
     if attrs.keys_are_unique() {
         let mut fields = Fields(Vec::with_capacity(attrs.len()));
         attrs.for_each(|_, k, v| fields.0.push((Cow::Borrowed(k), to_any(v))));
@@ -140,7 +150,11 @@ pub(crate) fn annotations_and_metadata<'a>(
     let mut metadata = UniqueFields::new();
     // Sized once for the worst case (every attribute in metadata): no regrowth per key.
     metadata.fields.0.reserve_exact(attrs.len());
+    let exclude = config.exclude();
     attrs.for_each(|index, key, value| {
+        if !exclude.is_empty() && exclude.matches(key) {
+            return;
+        }
         let kind = known.kind_at(index, key);
         let consumed = kind.is_some_and(|k| known.is_used(k));
         let explicit = any_explicit

@@ -8,6 +8,7 @@ use xray_model::{
     Aws, CloudWatchLogs, Ec2, Ecs, Eks, ElasticBeanstalk, Lambda, Service, XRaySdk, origin,
 };
 
+use crate::config::Exclude;
 use crate::keys::{K, Known};
 use crate::view::{AttrValue, Attributes};
 
@@ -54,9 +55,13 @@ pub(crate) struct ResourceInfo<'a> {
 }
 
 impl<'a> ResourceInfo<'a> {
-    pub(crate) fn collect(resource: Attributes<'a>) -> Self {
+    /// Reads the resource's attributes, leaving out those matching `exclude`.
+    pub(crate) fn collect(resource: Attributes<'a>, exclude: &Exclude) -> Self {
         let mut r = ResourceInfo::default();
         for (key, value) in resource.iter() {
+            if !exclude.is_empty() && exclude.matches(key) {
+                continue;
+            }
             let slot = match key {
                 "service.name" => &mut r.service_name,
                 "service.namespace" => &mut r.service_namespace,
@@ -104,6 +109,11 @@ impl<'a> ResourceInfo<'a> {
     /// Whether the resource is on AWS (or says nothing about its cloud).
     fn on_aws(&self) -> bool {
         self.cloud_provider.is_none_or(|p| p == "aws")
+    }
+
+    /// Whether the service is a Lambda function (`cloud.platform = aws_lambda`).
+    pub(crate) fn is_lambda(&self) -> bool {
+        self.on_aws() && self.cloud_platform == Some("aws_lambda")
     }
 
     /// The `origin` of a segment.
@@ -257,12 +267,16 @@ pub(crate) fn fill_call<'a>(known: &mut Known<'a>, aws: &mut Aws<'a>, aws_call: 
     aws.region = b(known.first_str(&[K::AwsRegion]));
     aws.request_id = b(known.first_str(&[K::AwsRequestId, K::AwsRequestIdCamel]));
     aws.account_id = b(known.first_str(&[K::AwsAccountId]));
-    aws.queue_url =
-        b(known.first_str(&[K::AwsSqsQueueUrl, K::AwsSqsQueueUrlDotted, K::AwsQueueUrl]));
+    aws.queue_url = b(known.first_str(&[
+        K::AwsSqsQueueUrl,
+        K::AwsSqsQueueUrlDotted,
+        K::AwsQueueUrl,
+        K::AwsQueueUrlDotted,
+    ]));
     if aws.queue_url.is_none() && aws_call {
         aws.queue_url = b(known.first_str(&[K::MessagingUrl]));
     }
-    aws.table_name = b(known.first_str(&[K::AwsTableName]));
+    aws.table_name = b(known.first_str(&[K::AwsTableNameDotted, K::AwsTableName]));
     if let Some(tables) = known.peek(K::AwsDynamoDbTableNames) {
         let names = list(&tables, Cow::Borrowed);
         match names.len() {
@@ -277,6 +291,12 @@ pub(crate) fn fill_call<'a>(known: &mut Known<'a>, aws: &mut Aws<'a>, aws_call: 
                 known.mark(K::AwsDynamoDbTableNames);
             }
         }
+    }
+    if let Some(resends) = known.peek(K::HttpResendCount).and_then(|v| v.as_i64())
+        && let Ok(resends) = u32::try_from(resends)
+    {
+        known.mark(K::HttpResendCount);
+        aws.retries = Some(resends);
     }
     if let Some(rule) = known.first_str(&[K::XraySamplingRuleName]) {
         aws.xray

@@ -3,13 +3,33 @@
 
 use std::borrow::Cow;
 
-use xray_model::{Cause, CauseDetails, Exception, SegmentId};
+use xray_model::{Cause, CauseDetails, Exception, SegmentId, StackFrame};
 
-use crate::stack::{CauseEntry, ParsedStack, parse_stack};
+use crate::config::Exclude;
+use crate::stack::{CauseEntry, Frames, ParsedStack, parse_stack};
 use crate::view::{AttrValue, EventView, SpanStatus};
 
 /// Name of the event OpenTelemetry records an exception as.
 pub(crate) const EXCEPTION_EVENT: &str = "exception";
+
+/// The event the AWS SDKs (through their OpenTelemetry instrumentation) record for each
+/// failed HTTP attempt of a call, retried or not.
+pub(crate) const HTTP_FAILURE_EVENT: &str = "HTTP request failure";
+
+/// The exception type X-Ray is given for an [`HTTP_FAILURE_EVENT`] (the Collector's).
+const HTTP_FAILURE_TYPE: &str = "aws.http.error.event";
+
+/// What [`cause`] needs besides the events.
+pub(crate) struct CauseContext<'a, 'c> {
+    pub(crate) status: SpanStatus<'a>,
+    /// `http.status_text`: the message of a failed span without a description.
+    pub(crate) status_text: Option<&'a str>,
+    /// Exceptions raised by a downstream service.
+    pub(crate) remote: bool,
+    /// `telemetry.sdk.language`, to read stack traces.
+    pub(crate) language: Option<&'c str>,
+    pub(crate) exclude: &'c Exclude,
+}
 
 /// What went wrong, as X-Ray colours it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -76,19 +96,87 @@ fn non_empty(s: Option<&str>) -> Option<&str> {
     s.filter(|s| !s.is_empty())
 }
 
-/// Builds the cause from the span's exception events, or from the status description when
-/// there is none. `remote` marks exceptions raised by a downstream service.
+/// The exception's one frame from the event's `code.*` attributes (new and old names),
+/// for an error without a stack trace, as a Rust `tracing` error event usually is.
+fn code_frame<'a>(
+    attributes: impl Iterator<Item = (&'a str, AttrValue<'a>)>,
+) -> Option<StackFrame<'a>> {
+    let (mut path, mut line, mut function, mut module) = (None, None, None, None);
+    for (key, value) in attributes {
+        match key {
+            "code.file.path" | "code.filepath" => path = non_empty(value.as_str()),
+            "code.line.number" | "code.lineno" => {
+                line = value.as_i64().and_then(|l| u32::try_from(l).ok())
+            }
+            "code.function.name" | "code.function" => function = non_empty(value.as_str()),
+            "code.module.name" | "code.namespace" => module = non_empty(value.as_str()),
+            _ => {}
+        }
+    }
+    let label = function.or(module);
+    (path.is_some() || label.is_some()).then(|| StackFrame {
+        path: path.map(Cow::Borrowed),
+        line: line.filter(|_| path.is_some()),
+        label: label.map(Cow::Borrowed),
+    })
+}
+
+/// An [`HTTP_FAILURE_EVENT`] as an exception message `status@time@message`, as the
+/// Collector writes it; `None` without both the status and the message.
+fn http_failure_message<'a>(event: &EventView<'a>, exclude: &Exclude) -> Option<String> {
+    let (mut status, mut message) = (None, None);
+    for (key, value) in event.attributes.iter() {
+        if !exclude.is_empty() && exclude.matches(key) {
+            continue;
+        }
+        match key {
+            "http.response.status_code" | "http.status_code" => status = value.as_i64(),
+            "aws.http.error_message" => message = non_empty(value.as_str()),
+            _ => {}
+        }
+    }
+    Some(format!("{}@{:.6}@{}", status?, event.time, message?))
+}
+
+/// Builds the cause from the span's exception events and the AWS SDKs' HTTP failure
+/// events, or from the status description (else `http.status_text`) when there is none.
 pub(crate) fn cause<'a>(
     span_id: SegmentId,
     events: impl Iterator<Item = EventView<'a>>,
-    status: SpanStatus<'a>,
-    remote: bool,
-    language: Option<&str>,
+    context: CauseContext<'a, '_>,
 ) -> Option<Cause<'a>> {
+    let CauseContext {
+        status,
+        status_text,
+        remote,
+        language,
+        exclude,
+    } = context;
     let mut exceptions: Vec<Exception<'a>> = Vec::new();
-    for event in events.filter(is_exception) {
+    for event in events {
+        if event.name == HTTP_FAILURE_EVENT {
+            if let Some(message) = http_failure_message(&event, exclude) {
+                exceptions.push(Exception {
+                    id: exception_id(span_id, exceptions.len() as u64),
+                    kind: Some(Cow::Borrowed(HTTP_FAILURE_TYPE)),
+                    message: Some(Cow::Owned(message)),
+                    remote: true,
+                    ..Exception::default()
+                });
+            }
+            continue;
+        }
+        if !is_exception(&event) {
+            continue;
+        }
         let (mut kind, mut message, mut stacktrace) = (None, None, None);
-        for (key, value) in event.attributes.iter() {
+        let attributes = || {
+            event
+                .attributes
+                .iter()
+                .filter(|(key, _)| exclude.is_empty() || !exclude.matches(key))
+        };
+        for (key, value) in attributes() {
             match key {
                 "exception.type" => kind = non_empty(value.as_str()),
                 "exception.message" => message = non_empty(value.as_str()),
@@ -96,7 +184,7 @@ pub(crate) fn cause<'a>(
                 _ => {}
             }
         }
-        let parsed = match stacktrace {
+        let mut parsed = match stacktrace {
             Some(AttrValue::Str(text)) if !text.is_empty() => parse_stack(language, text),
             // tracing-opentelemetry records an error's `source()` chain as a string array.
             Some(AttrValue::Array(chain)) => ParsedStack {
@@ -112,6 +200,14 @@ pub(crate) fn cause<'a>(
             },
             _ => ParsedStack::default(),
         };
+        if parsed.frames.frames.is_empty()
+            && let Some(frame) = code_frame(attributes())
+        {
+            parsed.frames = Frames {
+                frames: vec![frame],
+                truncated: 0,
+            };
+        }
         let top = exceptions.len();
         exceptions.push(Exception {
             id: exception_id(span_id, top as u64),
@@ -145,11 +241,11 @@ pub(crate) fn cause<'a>(
     }
     if exceptions.is_empty()
         && let SpanStatus::Error(description) = status
-        && !description.is_empty()
+        && let Some(message) = non_empty(Some(description)).or(status_text)
     {
         exceptions.push(Exception {
             id: exception_id(span_id, 0),
-            message: Some(Cow::Borrowed(description)),
+            message: Some(Cow::Borrowed(message)),
             remote,
             ..Exception::default()
         });

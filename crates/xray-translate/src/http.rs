@@ -78,7 +78,15 @@ fn rebuild_url<'a>(known: &mut Known<'a>, kind: SpanKind) -> Option<Cow<'a, str>
             .unwrap_or("http");
         url.push_str(scheme);
         url.push_str("://");
+        // An IPv6 address is bracketed, so its colons are not read as a port.
+        let ipv6 = host_header.is_none() && host.contains(':') && !host.starts_with('[');
+        if ipv6 {
+            url.push('[');
+        }
         url.push_str(host);
+        if ipv6 {
+            url.push(']');
+        }
         if host_header.is_some() {
             known.mark(K::HttpHost);
         } else {

@@ -1,6 +1,7 @@
 //! The span attributes the rules read, found in one pass, and which of them ended up in
 //! the document (the rest go to metadata, so nothing is lost and nothing is repeated).
 
+use crate::config::Exclude;
 use crate::view::{AttrValue, Attributes};
 
 macro_rules! known_keys {
@@ -96,9 +97,14 @@ known_keys! {
     HttpResponseStatusCode = "http.response.status_code",
     HttpResponseContentLength = "http.response_content_length",
     HttpResponseBodySize = "http.response.body.size",
+    HttpStatusText = "http.status_text",
+    HttpResendCount = "http.request.resend_count",
     // Downstream names
     PeerService = "peer.service",
     AwsRemoteService = "aws.remote.service",
+    // Application Signals
+    AwsLocalService = "aws.local.service",
+    AwsSpanKind = "aws.span.kind",
     // RPC and AWS SDK calls
     RpcSystem = "rpc.system",
     RpcService = "rpc.service",
@@ -110,10 +116,12 @@ known_keys! {
     AwsRequestIdCamel = "aws.requestId",
     AwsAccountId = "aws.account_id",
     AwsQueueUrl = "aws.queue_url",
+    AwsQueueUrlDotted = "aws.queue.url",
     AwsSqsQueueUrl = "aws.sqs.queue_url",
     AwsSqsQueueUrlDotted = "aws.sqs.queue.url",
     MessagingUrl = "messaging.url",
     AwsTableName = "aws.table_name",
+    AwsTableNameDotted = "aws.table.name",
     AwsDynamoDbTableNames = "aws.dynamodb.table_names",
     // Databases
     DbSystem = "db.system",
@@ -128,6 +136,8 @@ known_keys! {
     XrayAnnotations = "aws.xray.annotations",
     XraySamplingRuleName = "aws.xray.sampling_rule_name",
     EnduserId = "enduser.id",
+    // Lambda
+    FaasColdstart = "faas.coldstart",
 }
 
 /// The known attributes of one span (the last value of each key) and which were used.
@@ -156,8 +166,9 @@ fn lookup_cold(key: &str) -> Option<K> {
 }
 
 impl<'a> Known<'a> {
-    /// Reads the known attributes of `attrs` in one pass.
-    pub(crate) fn collect(attrs: Attributes<'a>) -> Self {
+    /// Reads the known attributes of `attrs` in one pass; keys matching `exclude` are not
+    /// seen (they never reach the document).
+    pub(crate) fn collect(attrs: Attributes<'a>, exclude: &Exclude) -> Self {
         let mut known = Known {
             attrs,
             positions: [ABSENT; COUNT],
@@ -165,7 +176,9 @@ impl<'a> Known<'a> {
             kinds: [NONE; INDEXED],
         };
         attrs.for_each_key(|index, key| {
-            if let Some(k) = lookup(key) {
+            if let Some(k) = lookup(key)
+                && (exclude.is_empty() || !exclude.matches(key))
+            {
                 // Past 65 534 attributes (never in practice) later ones are not mapped
                 // and simply stay in metadata.
                 if let Ok(pos) = u16::try_from(index)
@@ -295,7 +308,7 @@ mod tests {
             KeyValue::new("http.request.method", "GET"),
             KeyValue::new("http.status_code", "503"),
         ];
-        let mut known = Known::collect(Attributes::sdk(&attrs));
+        let mut known = Known::collect(Attributes::sdk(&attrs), &Exclude::default());
         assert_eq!(
             known.first_str(&[K::HttpRequestMethod, K::HttpMethod]),
             Some("GET")

@@ -33,8 +33,8 @@ impl<'a> OtlpSpan<'a> {
     }
 }
 
-/// Reads up to `N` id bytes, right-aligned, so an id of the wrong length still gives an id
-/// instead of a panic or a lost span.
+/// Reads up to `N` id bytes, right-aligned, so an id of the wrong length never panics
+/// (such a span is refused by [`crate::check`] before it is translated).
 fn id_bytes<const N: usize>(bytes: &[u8]) -> [u8; N] {
     let mut out = [0u8; N];
     let take = bytes.len().min(N);
@@ -127,6 +127,15 @@ impl<'a> SpanView<'a> for OtlpSpan<'a> {
             span_id: SegmentId::from_bytes(id_bytes(&l.span_id)),
             attributes: Attributes::otlp(&l.attributes),
         })
+    }
+
+    fn ids_are_well_formed(&self) -> bool {
+        let s = self.span;
+        s.trace_id.len() == 16
+            && s.span_id.len() == 8
+            && matches!(s.parent_span_id.len(), 0 | 8)
+            && s.trace_id.iter().any(|b| *b != 0)
+            && s.span_id.iter().any(|b| *b != 0)
     }
 
     fn scope(&self) -> Option<(&'a str, Option<&'a str>)> {

@@ -26,6 +26,8 @@ use crate::view::{Attributes, SpanView};
 /// [`crate::Translator::prepare_otlp`] or [`crate::Translator::prepare`]; the documents
 /// are the same as the per-span methods give for spans of that resource.
 ///
+/// # Examples
+///
 /// ```
 /// # use opentelemetry_sdk::{Resource, trace::SpanData};
 /// # use xray_translate::Translator;
@@ -69,17 +71,19 @@ pub(crate) fn resource_metadata<'a>(
     config: &TranslatorConfig,
     attrs: Attributes<'a>,
 ) -> Option<Fields<'a, AnyValue<'a>>> {
-    (config.has_resource_metadata() && !attrs.is_empty()).then(|| to_fields(attrs))
+    (config.has_resource_metadata() && !attrs.is_empty())
+        .then(|| to_fields(attrs, config.exclude()))
+        .filter(|f| !f.is_empty())
 }
 
 impl<'a> PreparedResource<'a> {
     pub(crate) fn new(config: Arc<TranslatorConfig>, attrs: Attributes<'a>) -> Self {
-        let info = ResourceInfo::collect(attrs);
+        let info = ResourceInfo::collect(attrs, config.exclude());
         Self {
             segment_name: segment_name(&config, &info),
             origin: info.origin(),
             sdk: info.sdk(),
-            subsegment_language: sdk_language(attrs),
+            subsegment_language: sdk_language(attrs, config.exclude()),
             metadata: resource_metadata(&config, attrs),
             config,
             attrs,

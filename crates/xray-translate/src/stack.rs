@@ -1,5 +1,6 @@
 //! Stack traces (`exception.stacktrace`) parsed into X-Ray stack frames and cause chains:
-//! Rust backtraces (std and `anyhow` output), Java, Python, JavaScript and .NET.
+//! Rust backtraces (std and `anyhow` output), Java (and PHP, which writes Java's format),
+//! Python, JavaScript, .NET and Go (goroutine dumps).
 //! Frames borrow from the text; anything unrecognised is skipped, never an error.
 
 use std::borrow::Cow;
@@ -56,6 +57,7 @@ enum Format {
     Python,
     JavaScript,
     DotNet,
+    Go,
 }
 
 fn format_of(language: Option<&str>, text: &str) -> Option<Format> {
@@ -71,6 +73,8 @@ fn format_of(language: Option<&str>, text: &str) -> Option<Format> {
             return Some(Format::JavaScript);
         } else if is(&["dotnet"]) {
             return Some(Format::DotNet);
+        } else if is(&["go"]) {
+            return Some(Format::Go);
         }
     }
     if text.contains("Traceback (most recent call last):") {
@@ -78,7 +82,9 @@ fn format_of(language: Option<&str>, text: &str) -> Option<Format> {
     }
     let mut lines = text.lines();
     lines.find_map(|line| {
-        if line.starts_with("\tat ") {
+        if is_goroutine_header(line) {
+            Some(Format::Go)
+        } else if line.starts_with("\tat ") {
             Some(Format::Java)
         } else if line.starts_with("    at ") {
             Some(Format::JavaScript)
@@ -101,6 +107,7 @@ pub(crate) fn parse_stack<'a>(language: Option<&str>, text: &'a str) -> ParsedSt
         Some(Format::Python) => parse_python(text),
         Some(Format::JavaScript) => parse_javascript(text),
         Some(Format::DotNet) => parse_dotnet(text),
+        Some(Format::Go) => parse_go(text),
         None => ParsedStack::default(),
     }
 }
@@ -318,6 +325,8 @@ fn parse_javascript(text: &str) -> ParsedStack<'_> {
         };
         let (label, location) = match body.strip_suffix(')').and_then(|b| b.rsplit_once(" (")) {
             Some((label, location)) => (Some(label), location),
+            // `label (location` cut short or followed by junk: not a frame.
+            None if body.contains(" (") => continue,
             None => (None, body),
         };
         let (path, line) = path_and_line(location);
@@ -340,7 +349,70 @@ fn parse_dotnet(text: &str) -> ParsedStack<'_> {
                 };
                 out.frames.push(frame(Some(path), line, Some(label)));
             }
-            None => out.frames.push(frame(None, None, Some(body))),
+            // No file: the label ends at its argument list (`App.Main() + 0x1c`); a line
+            // without one is not a frame.
+            None => {
+                if let Some(at) = body.rfind(')') {
+                    out.frames.push(frame(None, None, Some(&body[..=at])));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `goroutine 7 [running]:`, the header of one goroutine in a Go stack dump.
+fn is_goroutine_header(line: &str) -> bool {
+    let line = line.trim_end();
+    line.starts_with("goroutine ") && line.ends_with("]:")
+}
+
+/// A Go frame's function line without its arguments: `main.(*Server).handle(0xc0, ...)`
+/// gives `main.(*Server).handle`; `created by main.main in goroutine 1` gives `main.main`.
+fn go_label(line: &str) -> &str {
+    if let Some(creator) = line.strip_prefix("created by ") {
+        return creator.split(" in goroutine ").next().unwrap_or(creator);
+    }
+    match line.strip_suffix(')').and_then(|l| l.rfind('(')) {
+        Some(open) if open > 0 => &line[..open],
+        _ => line,
+    }
+}
+
+/// A Go stack dump (`runtime.Stack`, `debug.Stack`, a panic): the frames of the first
+/// goroutine, each a function line followed by a tab-indented `path:line +0x..` line
+/// (anything else, such as `go run`'s `exit status 2`, is not a frame).
+fn parse_go(text: &str) -> ParsedStack<'_> {
+    let mut out = ParsedStack::default();
+    let mut in_goroutine = false;
+    let mut label: Option<&str> = None;
+    for line in text.lines() {
+        if is_goroutine_header(line) {
+            if in_goroutine {
+                break;
+            }
+            in_goroutine = true;
+            continue;
+        }
+        if !in_goroutine {
+            continue;
+        }
+        let t = trim(line);
+        if t.is_empty() {
+            if label.is_some() || !out.frames.frames.is_empty() {
+                break;
+            }
+            continue;
+        }
+        if line.starts_with('\t') {
+            if let Some(function) = label.take() {
+                let location = t.split(" +0x").next().unwrap_or(t);
+                let (path, line) = path_and_line(location);
+                out.frames.push(frame(Some(path), line, Some(function)));
+            }
+        } else {
+            // Every frame has its location line; a line without one is not a frame.
+            label = Some(go_label(t));
         }
     }
     out
@@ -424,10 +496,32 @@ mod tests {
     }
 
     #[test]
+    fn go_goroutine_dump_gives_the_first_goroutine() {
+        let text = "panic: boom\n\ngoroutine 1 [running]:\nmain.(*Server).handle(0xc000012345, {0x4b2c20, 0x1})\n\t/app/server.go:42 +0x1d\nmain.main()\n\t/app/main.go:8 +0x25\ncreated by main.start in goroutine 1\n\t/app/start.go:3 +0x4\n\ngoroutine 5 [chan receive]:\nmain.worker()\n\t/app/w.go:1 +0x1\n";
+        let p = parse_stack(None, text);
+        assert_eq!(
+            p.frames.frames,
+            vec![
+                f(
+                    Some("/app/server.go"),
+                    Some(42),
+                    Some("main.(*Server).handle")
+                ),
+                f(Some("/app/main.go"), Some(8), Some("main.main")),
+                f(Some("/app/start.go"), Some(3), Some("main.start")),
+            ]
+        );
+        assert_eq!(
+            parse_stack(Some("go"), "no goroutine here"),
+            ParsedStack::default()
+        );
+    }
+
+    #[test]
     fn dotnet_and_garbage() {
         let p = parse_stack(
             Some("dotnet"),
-            "System.Exception: x\n   at App.Run() in /src/App.cs:line 42\n   at App.Main()",
+            "System.Exception: x\n   at App.Run() in /src/App.cs:line 42\n   at App.Main() + 0x1c",
         );
         assert_eq!(
             p.frames.frames,
@@ -443,6 +537,8 @@ mod tests {
             "File \"",
             "0: ",
             "Caused by: ",
+            "goroutine 1 [running]:\n\t",
+            "goroutine 1 [running]:\n(",
             "\tat x(",
             "  File \"a\", line x",
         ] {
@@ -453,6 +549,7 @@ mod tests {
                 Some("python"),
                 Some("nodejs"),
                 Some("dotnet"),
+                Some("go"),
             ] {
                 let _ = parse_stack(lang, junk);
             }

@@ -12,21 +12,23 @@ use opentelemetry_sdk::trace::SpanData;
 use xray_model::carry::{HopState, TRACE_STATE_KEY};
 use xray_model::document::{METADATA_DEFAULT, NAMESPACE_AWS, NAMESPACE_REMOTE, TYPE_SUBSEGMENT};
 use xray_model::limits::{MAX_STRING_CHARS, limit_string, sanitize_name_cow};
-use xray_model::{AnyValue, Aws, Fields, Link, Segment};
+use xray_model::{AnnotationValue, AnyValue, Aws, Fields, Link, Segment, SegmentId};
 
 use crate::attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, to_fields};
 use crate::aws::{AWS_API, ResourceInfo, fill_call};
-use crate::cause::{EXCEPTION_EVENT, cause, flags, is_exception};
-use crate::config::TranslatorConfig;
+use crate::cause::{CauseContext, EXCEPTION_EVENT, HTTP_FAILURE_EVENT, cause, flags, is_exception};
+use crate::config::{Exclude, TranslatorConfig};
 use crate::http::http_block;
 use crate::keys::{K, Known};
 use crate::otlp::OtlpSpan;
 use crate::resource::{PreparedResource, otlp_attributes, resource_metadata, segment_name};
 use crate::sdk::SdkSpan;
 use crate::sql::{connection_host, sql_block, sql_system};
-use crate::view::{Attributes, SpanKind, SpanView};
+use crate::view::{Attributes, SpanKind, SpanStatus, SpanView};
 
 /// Turns OpenTelemetry spans into X-Ray segment documents. Cheap to clone and share.
+///
+/// # Examples
 ///
 /// ```
 /// use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
@@ -169,15 +171,16 @@ fn url_host(url: &str) -> Option<&str> {
 
 /// The name of a downstream call: who was called.
 fn downstream_name<'a>(known: &mut Known<'a>, aws_call: bool) -> Option<Cow<'a, str>> {
-    if let Some(peer) = known.first_str(&[K::PeerService]) {
-        return Some(Cow::Borrowed(peer));
-    }
+    // Application Signals' name for the callee goes ahead of `peer.service`.
     if let Some(remote) = known.first_str(&[K::AwsRemoteService]) {
         return Some(Cow::Borrowed(if aws_call {
             trim_aws_prefix(remote)
         } else {
             remote
         }));
+    }
+    if let Some(peer) = known.first_str(&[K::PeerService]) {
+        return Some(Cow::Borrowed(peer));
     }
     if aws_call && let Some(service) = known.first_str(&[K::RpcService, K::AwsService]) {
         return Some(Cow::Borrowed(trim_aws_prefix(service)));
@@ -217,10 +220,10 @@ fn downstream_name<'a>(known: &mut Known<'a>, aws_call: bool) -> Option<Cow<'a, 
 }
 
 /// `telemetry.sdk.language` of a subsegment's resource (segments read it with the rest).
-pub(crate) fn sdk_language(resource: Attributes<'_>) -> Option<&str> {
+pub(crate) fn sdk_language<'a>(resource: Attributes<'a>, exclude: &Exclude) -> Option<&'a str> {
     resource
         .iter()
-        .find(|(k, _)| *k == "telemetry.sdk.language")
+        .find(|(k, _)| *k == "telemetry.sdk.language" && !exclude.matches(k))
         .and_then(|(_, v)| v.as_str())
 }
 
@@ -249,13 +252,80 @@ enum LogGroups<'r, 'a> {
     Owned(&'r [String]),
 }
 
+/// `aws.span.kind` of a span that starts the service's part of a trace (Application
+/// Signals).
+const LOCAL_ROOT: &str = "LOCAL_ROOT";
+
+/// Metadata key (namespace `otel`) keeping a span's own end time when it was before its
+/// start and the document's end time was set to the start.
+pub(crate) const END_BEFORE_START_KEY: &str = "end_time_before_start";
+
+/// The id of the service segment made for a local-root Client or Producer span (the span
+/// keeps its own id on the call's subsegment, where its children attach): derived from the
+/// span id, so a document is reproducible.
+fn service_segment_id(span: SegmentId) -> SegmentId {
+    crate::cause::exception_id(span, u64::MAX - 1)
+}
+
+/// What one span becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A segment: the service handling work.
+    Segment,
+    /// A standalone subsegment under its parent.
+    Subsegment,
+    /// A local-root Client or Producer span: a segment for the service holding a `remote`
+    /// (or `aws`) subsegment for the call it made, so the callee shows on the map.
+    SegmentWithCall,
+}
+
+/// Decides the shape of a span: Application Signals' `aws.span.kind` where given, the
+/// span kind and whether its parent is local, remote or absent otherwise. In Lambda, the
+/// function segment is Lambda's: a span under the invocation's (remote) parent is a
+/// subsegment of it.
+fn shape(
+    kind: SpanKind,
+    parent: Option<SegmentId>,
+    remote_parent: bool,
+    app_kind: Option<&str>,
+    lambda_child: bool,
+) -> Shape {
+    let local_parent = parent.is_some() && !remote_parent;
+    let local_root = !local_parent || app_kind == Some(LOCAL_ROOT);
+    let is_segment = match app_kind {
+        _ if lambda_child => false,
+        Some(LOCAL_ROOT | "SERVER") => true,
+        Some("CLIENT" | "PRODUCER" | "CONSUMER") if local_parent => false,
+        _ => local_root || matches!(kind, SpanKind::Server | SpanKind::Consumer),
+    };
+    match is_segment {
+        true if local_root && matches!(kind, SpanKind::Client | SpanKind::Producer) => {
+            Shape::SegmentWithCall
+        }
+        true => Shape::Segment,
+        false => Shape::Subsegment,
+    }
+}
+
+/// The segment-only fields the resource gives, set on the span's own document, or on the
+/// service segment of a [`Shape::SegmentWithCall`].
+#[derive(Default)]
+struct SegmentFields<'a> {
+    origin: Option<Cow<'a, str>>,
+    service: Option<xray_model::Service<'a>>,
+    resource_arn: Option<Cow<'a, str>>,
+    user: Option<Cow<'a, str>>,
+    aws: Aws<'a>,
+}
+
 pub(crate) fn translate<'a, V: SpanView<'a>>(
     config: &TranslatorConfig,
     span: &V,
     res: Res<'a>,
 ) -> Segment<'a> {
     let attrs = span.attributes();
-    let mut known = Known::collect(attrs);
+    let exclude = config.exclude();
+    let mut known = Known::collect(attrs, exclude);
     let kind = span.kind();
     let span_id = span.span_id();
     let parent = span.parent_span_id();
@@ -269,56 +339,95 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             .trace_state(TRACE_STATE_KEY)
             .is_some_and(|v| HopState::decode(v).no_parent)
             || parent == Some(HopState::stand_in_parent(trace_id)));
-    let is_segment =
-        parent.is_none() || remote_parent || matches!(kind, SpanKind::Server | SpanKind::Consumer);
-    let aws_call = known.peek_str(K::RpcSystem) == Some(AWS_API);
+    let app_kind = known.peek_str(K::AwsSpanKind);
+    // Read from the resource only for a span that may be a segment (or a Lambda
+    // invocation's child): an ordinary subsegment needs nothing from it.
+    let raw_info;
+    let info = match res {
+        Res::Prepared(p) => &p.info,
+        Res::Raw => {
+            let may_be_segment = parent.is_none()
+                || remote_parent
+                || app_kind.is_some()
+                || matches!(kind, SpanKind::Server | SpanKind::Consumer);
+            raw_info = if may_be_segment {
+                ResourceInfo::collect(span.resource(), exclude)
+            } else {
+                ResourceInfo::default()
+            };
+            &raw_info
+        }
+    };
+    let lambda_child = remote_parent && !stand_in && info.is_lambda();
+    let shape = shape(kind, parent, remote_parent, app_kind, lambda_child);
+    let is_segment = shape != Shape::Subsegment;
+    // The span's own document is a segment (else a subsegment, standalone or, for
+    // SegmentWithCall, inside the service segment).
+    let own_segment = shape == Shape::Segment;
+    // An AWS SDK call: `rpc.system = aws-api`, or the legacy `aws.service` attribute.
+    let aws_call = known.peek_str(K::RpcSystem) == Some(AWS_API) || known.has(K::AwsService);
     let sql = sql_system(&known);
     let db_call = known.has(K::DbSystem) || known.has(K::DbSystemName);
     // Subsegments need the resource only to read a stack trace's language.
-    let raw_info;
     let mut resource = match res {
         _ if !is_segment => None,
         Res::Prepared(p) => Some(SegmentResource {
-            info: &p.info,
+            info,
             name: p.segment_name.as_deref().map(Cow::Borrowed),
             origin: p.origin,
             sdk: p.sdk.as_deref().map(Cow::Borrowed),
             log_groups: LogGroups::Borrowed(p.config.log_groups()),
             metadata: p.metadata.clone(),
         }),
-        Res::Raw => {
-            raw_info = ResourceInfo::collect(span.resource());
-            Some(SegmentResource {
-                name: segment_name(config, &raw_info),
-                origin: raw_info.origin(),
-                sdk: raw_info.sdk(),
-                log_groups: LogGroups::Owned(config.log_groups()),
-                metadata: resource_metadata(config, span.resource()),
-                info: &raw_info,
-            })
-        }
+        Res::Raw => Some(SegmentResource {
+            name: segment_name(config, info),
+            origin: info.origin(),
+            sdk: info.sdk(),
+            log_groups: LogGroups::Owned(config.log_groups()),
+            metadata: resource_metadata(config, span.resource()),
+            info,
+        }),
     };
-    let downstream = !is_segment
-        && (matches!(kind, SpanKind::Client | SpanKind::Producer) || aws_call || db_call);
+    let downstream = !own_segment
+        && (matches!(kind, SpanKind::Client | SpanKind::Producer)
+            || aws_call
+            || db_call
+            || (kind == SpanKind::Consumer && known.has(K::AwsRemoteService)));
     let span_name = span.name();
 
-    let name = match &resource {
-        Some(r) => r
-            .name
+    // The service's name: the configured override, else Application Signals'
+    // `aws.local.service`, else `service.name`, else the span name.
+    let service_name = |known: &mut Known<'a>, r: &SegmentResource<'_, 'a>| {
+        if config.service_name().is_none()
+            && let Some(local) = known.first_str(&[K::AwsLocalService])
+        {
+            return sanitize_name_cow(Cow::Borrowed(local));
+        }
+        r.name
             .clone()
-            .unwrap_or_else(|| sanitize_name_cow(Cow::Borrowed(span_name))),
-        None if downstream => sanitize_name_cow(
+            .unwrap_or_else(|| sanitize_name_cow(Cow::Borrowed(span_name)))
+    };
+    let outer_name = match (&resource, shape) {
+        (Some(r), Shape::SegmentWithCall) => Some(service_name(&mut known, r)),
+        _ => None,
+    };
+    let name = match &resource {
+        Some(r) if own_segment => service_name(&mut known, r),
+        _ if downstream => sanitize_name_cow(
             downstream_name(&mut known, aws_call).unwrap_or(Cow::Borrowed(span_name)),
         ),
-        None => sanitize_name_cow(Cow::Borrowed(span_name)),
+        _ => sanitize_name_cow(Cow::Borrowed(span_name)),
     };
-    let end_time = span.end_time();
+    let start_time = span.start_time();
+    // An end before the start cannot be drawn: the start, with the span's own end kept.
+    let own_end = span.end_time();
+    let end_time = own_end.map(|end| end.max(start_time));
     let mut seg = Segment {
         name,
         id: span_id,
         trace_id: Some(trace_id),
         parent_id: if stand_in { None } else { parent },
-        start_time: span.start_time(),
+        start_time,
         end_time,
         in_progress: end_time.is_none(),
         ..Segment::default()
@@ -335,15 +444,20 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         }));
     }
     let traced = downstream && !aws_call && kind == SpanKind::Client;
-    seg.http = http_block(&mut known, kind, is_segment, traced);
+    seg.http = http_block(&mut known, kind, own_segment, traced);
 
     // Boxed into the segment only when something was filled in.
     let mut aws_block = Aws::default();
-    let aws = &mut aws_block;
-    fill_call(&mut known, aws, aws_call);
+    fill_call(&mut known, &mut aws_block, aws_call);
+    let mut fields = SegmentFields::default();
     if let Some(resource) = &mut resource {
         let info = resource.info;
         let sdk = resource.sdk.take();
+        let aws = if own_segment {
+            &mut aws_block
+        } else {
+            &mut fields.aws
+        };
         match resource.log_groups {
             LogGroups::Borrowed(l) => {
                 info.fill_segment(aws, sdk, l.iter().map(|s| Cow::Borrowed(s.as_str())))
@@ -352,15 +466,21 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
                 info.fill_segment(aws, sdk, l.iter().map(|s| Cow::Owned(s.clone())))
             }
         }
-        seg.origin = resource.origin.map(Cow::Borrowed);
-        seg.service = info.service();
-        seg.resource_arn = info.resource_arn();
+        fields.origin = resource.origin.map(Cow::Borrowed);
+        fields.service = info.service();
+        fields.resource_arn = info.resource_arn();
         if let Some(user) = known.peek_str(K::EnduserId).filter(|u| !u.is_empty())
             && user.chars().count() <= MAX_STRING_CHARS
         {
             known.mark(K::EnduserId);
-            seg.user = Some(limit_string(Cow::Borrowed(user)));
+            fields.user = Some(limit_string(Cow::Borrowed(user)));
         }
+    }
+    if own_segment {
+        seg.origin = fields.origin.take();
+        seg.service = fields.service.take();
+        seg.resource_arn = fields.resource_arn.take();
+        seg.user = fields.user.take();
     }
     if aws_block != EMPTY_AWS {
         seg.aws = Some(Box::new(aws_block));
@@ -382,10 +502,37 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         _ if !has_exception => None,
         (Some(r), _) => r.info.sdk_language,
         (None, Res::Prepared(p)) => p.subsegment_language,
-        (None, Res::Raw) => sdk_language(span.resource()),
+        (None, Res::Raw) => sdk_language(span.resource(), exclude),
     };
-    seg.cause = cause(span_id, span.events(), status, downstream, language);
-
+    // `http.status_text` explains a failure that has no description and no exception.
+    let status_text = match status {
+        SpanStatus::Error("")
+            if !has_exception && !span.events().any(|e| e.name == HTTP_FAILURE_EVENT) =>
+        {
+            known.first_str(&[K::HttpStatusText])
+        }
+        _ => None,
+    };
+    seg.cause = cause(
+        span_id,
+        span.events(),
+        CauseContext {
+            status,
+            status_text,
+            remote: downstream,
+            language,
+            exclude,
+        },
+    );
+    // `faas.coldstart` is searchable as the annotation `ColdStart`, as AWS Lambda
+    // Powertools writes it.
+    if let Some(cold) = known.peek(K::FaasColdstart).and_then(|v| v.as_bool()) {
+        known.mark(K::FaasColdstart);
+        seg.annotations.0.push((
+            Cow::Borrowed(COLD_START_ANNOTATION),
+            AnnotationValue::Bool(cold),
+        ));
+    }
     if known.has(K::XrayAnnotations) {
         known.mark(K::XrayAnnotations);
     }
@@ -402,15 +549,18 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             let mut event = Fields::new();
             event.insert("name", AnyValue::Str(Cow::Borrowed(e.name)));
             event.insert("timestamp", AnyValue::Float(e.time));
-            if !e.attributes.is_empty() {
-                event.insert("attributes", AnyValue::Object(to_fields(e.attributes)));
+            let attributes = to_fields(e.attributes, exclude);
+            if !attributes.is_empty() {
+                event.insert("attributes", AnyValue::Object(attributes));
             }
             AnyValue::Object(event)
         })
         .collect();
+    let end_clamped = own_end.filter(|&end| end < start_time);
     let otel_len = usize::from(name_differs)
         + scope.map_or(0, |(_, version)| 1 + usize::from(version.is_some()))
-        + usize::from(!events.is_empty());
+        + usize::from(!events.is_empty())
+        + usize::from(end_clamped.is_some());
     let mut otel: Fields<'a, AnyValue<'a>> = Fields(Vec::with_capacity(otel_len));
     if name_differs {
         otel.0
@@ -429,16 +579,25 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     if !events.is_empty() {
         otel.0.push(("events".into(), AnyValue::Array(events)));
     }
+    if let Some(end) = end_clamped {
+        otel.0
+            .push((END_BEFORE_START_KEY.into(), AnyValue::Float(end)));
+    }
     let resource_metadata = resource.and_then(|r| r.metadata);
+    let (own_resource_metadata, outer_metadata) = if own_segment {
+        (resource_metadata, None)
+    } else {
+        (None, resource_metadata)
+    };
     let namespaces = usize::from(!default.is_empty())
         + usize::from(!otel.is_empty())
-        + usize::from(resource_metadata.is_some());
+        + usize::from(own_resource_metadata.is_some());
     if namespaces > 0 {
         seg.metadata.0.reserve_exact(namespaces);
         for (namespace, fields) in [
             (METADATA_DEFAULT, Some(default)),
             (OTEL_NAMESPACE, Some(otel)),
-            (RESOURCE_NAMESPACE, resource_metadata),
+            (RESOURCE_NAMESPACE, own_resource_metadata),
         ] {
             if let Some(fields) = fields.filter(|f| !f.is_empty()) {
                 seg.metadata.0.push((Cow::Borrowed(namespace), fields));
@@ -451,10 +610,53 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         .map(|l| Link {
             trace_id: l.trace_id,
             id: l.span_id,
-            attributes: to_fields(l.attributes),
+            attributes: to_fields(l.attributes, exclude),
         })
         .collect();
-    seg
+    match outer_name {
+        Some(name) => with_service_segment(seg, name, fields, outer_metadata),
+        None => seg,
+    }
+}
+
+/// Annotation recording whether an invocation was a Lambda cold start (`faas.coldstart`).
+pub(crate) const COLD_START_ANNOTATION: &str = "ColdStart";
+
+/// Wraps the call document `call` of a local-root Client or Producer span into the
+/// service segment it came from: same trace, parent and times, the resource's fields;
+/// the call keeps the span's id, blocks, flags, cause, annotations and metadata.
+fn with_service_segment<'a>(
+    mut call: Segment<'a>,
+    name: Cow<'a, str>,
+    fields: SegmentFields<'a>,
+    resource_metadata: Option<Fields<'a, AnyValue<'a>>>,
+) -> Segment<'a> {
+    let mut service = Segment {
+        name,
+        id: service_segment_id(call.id),
+        trace_id: call.trace_id.take(),
+        parent_id: call.parent_id.take(),
+        start_time: call.start_time,
+        end_time: call.end_time,
+        in_progress: call.in_progress,
+        origin: fields.origin,
+        service: fields.service,
+        resource_arn: fields.resource_arn,
+        user: fields.user,
+        ..Segment::default()
+    };
+    call.kind = None;
+    if fields.aws != EMPTY_AWS {
+        service.aws = Some(Box::new(fields.aws));
+    }
+    if let Some(resource) = resource_metadata.filter(|m| !m.is_empty()) {
+        service
+            .metadata
+            .0
+            .push((Cow::Borrowed(RESOURCE_NAMESPACE), resource));
+    }
+    service.subsegments.push(call);
+    service
 }
 
 #[cfg(test)]

@@ -423,4 +423,9 @@ pub trait SpanView<'a> {
     fn links(&self) -> impl Iterator<Item = LinkView<'a>>;
     /// The instrumentation scope's name and version, when it has a name.
     fn scope(&self) -> Option<(&'a str, Option<&'a str>)>;
+    /// Whether the ids are ones X-Ray can take (see [`crate::check`]): by default, a
+    /// non-zero trace and span id; sources whose ids have a length check it too.
+    fn ids_are_well_formed(&self) -> bool {
+        !self.trace_id().is_zero() && !self.span_id().is_zero()
+    }
 }

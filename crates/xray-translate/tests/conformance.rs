@@ -13,6 +13,9 @@ use xray_translate::TranslatorConfig;
 const ID: &str = "53995c3f42cd8ad8";
 const PARENT_ID: &str = "0102030405060708";
 const TRACE_ID: &str = "1-6553f100-bd862e3fe1be46a994272793";
+/// The id of the service segment made for a local-root Client or Producer span with id
+/// [`ID`] (derived from it, so stable).
+const SERVICE_ID: &str = "cf28e469cea5282e";
 
 fn rust_backtrace() -> &'static str {
     "   0: checkout::db::load_cart\n             at ./src/db.rs:42:9\n   1: checkout::handler\n             at ./src/handler.rs:17:5\n   2: std::rt::lang_start\n"
@@ -110,18 +113,548 @@ fn cases() -> Vec<support::Case> {
             .state("xray", "np")
             .expect("/type", json!("subsegment"))
             .expect("/parent_id", json!(PARENT_ID)),
-        case("Client span with no parent is still a segment, never dropped")
+        case("Client span with no parent: a service segment holding the call, never dropped")
             .kind(SpanKind::Client)
             .parent(Parent::None)
             .attr("url.full", "https://api.example.com/x")
             .absent("/type")
             .absent("/namespace")
+            .absent("/http")
             .expect("/name", json!("checkout"))
-            .expect("/http/request/url", json!("https://api.example.com/x")),
+            .expect("/subsegments/0/http/request/url", json!("https://api.example.com/x")),
         case("in-progress span has no end_time")
             .running()
             .expect("/in_progress", json!(true))
             .absent("/end_time"),
+        // ---- local-root dependency spans (the Collector's rule) -----------------------
+        case("local-root Client span: service segment plus a remote subsegment for the call")
+            .kind(SpanKind::Client)
+            .parent(Parent::None)
+            .named("GET")
+            .attr("http.request.method", "GET")
+            .attr("url.full", "https://inventory.internal/stock/7")
+            .attr("http.response.status_code", 503i64)
+            .attr("job.id", "nightly-7")
+            .expect("/name", json!("checkout"))
+            .expect("/id", json!(SERVICE_ID))
+            .expect("/trace_id", json!(TRACE_ID))
+            .expect("/start_time", json!(START))
+            .expect("/end_time", json!(END))
+            .absent("/type")
+            .absent("/parent_id")
+            .absent("/http")
+            .absent("/fault")
+            .absent("/annotations")
+            .expect("/metadata", json!({"otel.resource": {"service.name": "checkout"}}))
+            .expect("/subsegments/0/id", json!(ID))
+            .expect("/subsegments/0/name", json!("inventory.internal"))
+            .expect("/subsegments/0/namespace", json!("remote"))
+            .expect("/subsegments/0/http/request/method", json!("GET"))
+            .expect("/subsegments/0/http/response/status", json!(503))
+            .expect("/subsegments/0/fault", json!(true))
+            .expect("/subsegments/0/metadata/default", json!({"job.id": "nightly-7"}))
+            .expect("/subsegments/0/metadata/otel/span_name", json!("GET"))
+            .absent("/subsegments/0/type")
+            .absent("/subsegments/0/trace_id")
+            .absent("/subsegments/0/parent_id")
+            .absent("/subsegments/1"),
+        case("local-root Producer under a remote parent: the caller parents the service segment")
+            .kind(SpanKind::Producer)
+            .parent(Parent::Remote)
+            .attr("rpc.system", "aws-api")
+            .attr("rpc.service", "SQS")
+            .attr("rpc.method", "SendMessage")
+            .attr("aws.queue.url", "https://sqs.eu-west-1.amazonaws.com/123456789012/orders")
+            .attr("http.response.status_code", 429i64)
+            .expect("/parent_id", json!(PARENT_ID))
+            .expect("/name", json!("checkout"))
+            .absent("/error")
+            .absent("/throttle")
+            .absent("/aws")
+            .expect("/subsegments/0/name", json!("SQS"))
+            .expect("/subsegments/0/namespace", json!("aws"))
+            .expect("/subsegments/0/aws", json!({"operation": "SendMessage", "queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/orders"}))
+            .expect("/subsegments/0/error", json!(true))
+            .expect("/subsegments/0/throttle", json!(true))
+            .absent("/subsegments/0/parent_id"),
+        case("local-root database call: the sql block and cause sit on the subsegment")
+            .kind(SpanKind::Client)
+            .parent(Parent::None)
+            .attr("db.system", "postgresql")
+            .attr("db.name", "shop")
+            .attr("server.address", "db.internal")
+            .attr("db.statement", "DELETE FROM carts WHERE age > 30")
+            .error("deadlock detected")
+            .expect("/subsegments/0/name", json!("shop@db.internal"))
+            .expect("/subsegments/0/sql/sanitized_query", json!("DELETE FROM carts WHERE age > 30"))
+            .expect("/subsegments/0/fault", json!(true))
+            .expect("/subsegments/0/cause/exceptions/0/message", json!("deadlock detected"))
+            .expect("/subsegments/0/cause/exceptions/0/remote", json!(true))
+            .absent("/sql")
+            .absent("/cause")
+            .absent("/fault"),
+        case("local-root Client span: the resource's origin and blocks go on the service segment")
+            .kind(SpanKind::Client)
+            .parent(Parent::None)
+            .res("cloud.provider", "aws")
+            .res("cloud.platform", "aws_ec2")
+            .res("host.id", "i-0123")
+            .res("cloud.account.id", "123456789012")
+            .attr("server.address", "partner.example.com")
+            .attr("enduser.id", "u-1")
+            .attr("aws.region", "eu-west-1")
+            .expect("/origin", json!("AWS::EC2::Instance"))
+            .expect("/aws", json!({"account_id": "123456789012", "ec2": {"instance_id": "i-0123"}}))
+            .expect("/user", json!("u-1"))
+            .expect("/subsegments/0/aws", json!({"region": "eu-west-1"}))
+            .absent("/subsegments/0/origin")
+            .absent("/subsegments/0/user")
+            .absent("/subsegments/0/metadata/otel.resource"),
+        case("local-root Client span with a Root-only header: the service segment has no parent")
+            .kind(SpanKind::Client)
+            .parent(Parent::Remote)
+            .state("xray", "np")
+            .attr("server.address", "partner.example.com")
+            .absent("/parent_id")
+            .expect("/subsegments/0/name", json!("partner.example.com")),
+        case("local-root Client span: links stay with the call")
+            .kind(SpanKind::Client)
+            .parent(Parent::None)
+            .attr("server.address", "partner.example.com")
+            .link(0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7, &[])
+            .absent("/links")
+            .expect("/subsegments/0/links/0/id", json!("00f067aa0ba902b7")),
+        case("local-root Consumer span stays one segment")
+            .kind(SpanKind::Consumer)
+            .parent(Parent::None)
+            .attr("messaging.system", "aws_sqs")
+            .expect("/name", json!("checkout"))
+            .expect("/id", json!(ID))
+            .absent("/subsegments"),
+        case("in-progress local-root Client span: both documents in progress")
+            .kind(SpanKind::Client)
+            .parent(Parent::None)
+            .running()
+            .expect("/in_progress", json!(true))
+            .expect("/subsegments/0/in_progress", json!(true))
+            .absent("/end_time"),
+        // ---- Application Signals ---------------------------------------------------
+        case("aws.local.service names the segment ahead of service.name")
+            .kind(SpanKind::Server)
+            .attr("aws.local.service", "orders-api")
+            .attr("aws.local.operation", "GET /orders")
+            .expect("/name", json!("orders-api"))
+            .expect("/metadata/default", json!({"aws.local.operation": "GET /orders"})),
+        case("the configured service name wins over aws.local.service")
+            .kind(SpanKind::Server)
+            .config(TranslatorConfig::default().with_service_name("storefront"))
+            .attr("aws.local.service", "orders-api")
+            .expect("/name", json!("storefront"))
+            .expect("/metadata/default/aws.local.service", json!("orders-api")),
+        case("aws.local.service on a subsegment stays metadata")
+            .attr("aws.local.service", "orders-api")
+            .expect("/name", json!("work"))
+            .expect("/metadata/default/aws.local.service", json!("orders-api")),
+        case("aws.remote.service names the callee ahead of peer.service and server.address")
+            .kind(SpanKind::Client)
+            .attr("peer.service", "payments-legacy")
+            .attr("server.address", "10.0.3.4")
+            .attr("aws.remote.service", "payments")
+            .attr("aws.remote.operation", "POST /charge")
+            .expect("/name", json!("payments"))
+            .expect("/metadata/default", json!({"peer.service": "payments-legacy", "server.address": "10.0.3.4", "aws.remote.operation": "POST /charge"})),
+        case("aws.span.kind LOCAL_ROOT under a local parent makes a segment")
+            .attr("aws.span.kind", "LOCAL_ROOT")
+            .attr("aws.local.service", "batch")
+            .expect("/name", json!("batch"))
+            .absent("/type")
+            .expect("/parent_id", json!(PARENT_ID))
+            .expect("/metadata/default", json!({"aws.span.kind": "LOCAL_ROOT"})),
+        case("aws.span.kind LOCAL_ROOT on a Client span: service segment and call, both named by Application Signals")
+            .kind(SpanKind::Client)
+            .attr("aws.span.kind", "LOCAL_ROOT")
+            .attr("aws.local.service", "poller")
+            .attr("aws.remote.service", "inventory")
+            .attr("aws.remote.operation", "GET /stock")
+            .expect("/name", json!("poller"))
+            .expect("/parent_id", json!(PARENT_ID))
+            .absent("/type")
+            .expect("/subsegments/0/name", json!("inventory"))
+            .expect("/subsegments/0/namespace", json!("remote"))
+            .expect("/subsegments/0/metadata/default", json!({"aws.span.kind": "LOCAL_ROOT", "aws.remote.operation": "GET /stock"})),
+        case("aws.span.kind CONSUMER under a local parent is a remote subsegment")
+            .kind(SpanKind::Consumer)
+            .attr("aws.span.kind", "CONSUMER")
+            .attr("aws.remote.service", "orders-queue")
+            .expect("/type", json!("subsegment"))
+            .expect("/name", json!("orders-queue"))
+            .expect("/namespace", json!("remote")),
+        case("aws.span.kind SERVER makes a segment of an Internal span")
+            .attr("aws.span.kind", "SERVER")
+            .absent("/type")
+            .expect("/name", json!("checkout")),
+        case("aws.span.kind CLIENT on a root span: still the service segment and its call")
+            .kind(SpanKind::Client)
+            .parent(Parent::None)
+            .attr("aws.span.kind", "CLIENT")
+            .attr("server.address", "partner.example.com")
+            .expect("/name", json!("checkout"))
+            .expect("/subsegments/0/name", json!("partner.example.com")),
+        // ---- Lambda ----------------------------------------------------------------
+        case("Lambda: a span under the function segment is a standalone subsegment of it")
+            .parent(Parent::Remote)
+            .named("greeter")
+            .res("cloud.provider", "aws")
+            .res("cloud.platform", "aws_lambda")
+            .res("faas.name", "greeter")
+            .attr("faas.invocation_id", "req-1")
+            .expect("/type", json!("subsegment"))
+            .expect("/parent_id", json!(PARENT_ID))
+            .expect("/trace_id", json!(TRACE_ID))
+            .expect("/name", json!("greeter"))
+            .absent("/origin")
+            .absent("/aws")
+            .expect("/metadata", json!({"default": {"faas.invocation_id": "req-1"}})),
+        case("Lambda: a Server span under the function segment is a subsegment too")
+            .kind(SpanKind::Server)
+            .parent(Parent::Remote)
+            .named("GET /items")
+            .res("cloud.platform", "aws_lambda")
+            .expect("/type", json!("subsegment"))
+            .expect("/name", json!("GET /items")),
+        case("Lambda: a local-root Client span is a remote subsegment of the function segment")
+            .kind(SpanKind::Client)
+            .parent(Parent::Remote)
+            .res("cloud.platform", "aws_lambda")
+            .attr("server.address", "partner.example.com")
+            .expect("/type", json!("subsegment"))
+            .expect("/parent_id", json!(PARENT_ID))
+            .expect("/namespace", json!("remote"))
+            .expect("/name", json!("partner.example.com")),
+        case("Lambda: a Root-only header gives a segment (no function segment to join)")
+            .parent(Parent::Remote)
+            .state("xray", "np")
+            .res("cloud.platform", "aws_lambda")
+            .absent("/type")
+            .absent("/parent_id")
+            .expect("/origin", json!("AWS::Lambda::Function")),
+        case("faas.coldstart is the ColdStart annotation")
+            .attr("faas.coldstart", true)
+            .expect("/annotations", json!({"ColdStart": true}))
+            .absent("/metadata/default"),
+        // ---- settings: excluded attributes, log groups -------------------------------
+        case("metadata_exclude: matching attributes never leave, wherever they are")
+            .kind(SpanKind::Server)
+            .config(
+                TranslatorConfig::default()
+                    .with_metadata_exclude(["user.*", "*.email", "enduser.id", "annotation.secret", "exception.message"])
+                    .unwrap(),
+            )
+            .attr("user.name", "Ada")
+            .attr("contact.email", "ada@example.com")
+            .attr("enduser.id", "u-42")
+            .attr("annotation.secret", "s")
+            .attr("annotation.tier", "gold")
+            .attr("order.id", "o-1")
+            .res("user.home", "/home/ada")
+            .event("cache miss", &[("user.id", "u-42".into()), ("key", "k".into())])
+            .event("exception", &[("exception.type", "E".into()), ("exception.message", "ada@example.com".into())])
+            .link(0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7, &[("user.role", "admin".into())])
+            .absent("/user")
+            .expect("/annotations", json!({"tier": "gold"}))
+            .expect("/metadata/default", json!({"order.id": "o-1"}))
+            .expect("/metadata/otel.resource", json!({"service.name": "checkout"}))
+            .expect("/metadata/otel/events/0/attributes", json!({"key": "k"}))
+            .expect("/cause/exceptions/0", json!({"id": "bf2eca5ba633b927", "type": "E"}))
+            .absent("/links/0/attributes"),
+        case("metadata_exclude also hides the attributes the rules read")
+            .kind(SpanKind::Client)
+            .config(TranslatorConfig::default().with_metadata_exclude(["url.*", "server.*"]).unwrap())
+            .attr("url.full", "https://api.example.com/users/ada")
+            .attr("server.address", "api.example.com")
+            .attr("http.request.method", "GET")
+            .expect("/name", json!("work"))
+            .expect("/http", json!({"request": {"method": "GET", "traced": true}}))
+            .absent("/metadata/default"),
+        case("the resource's log group names win over configured ones, as in the Collector")
+            .kind(SpanKind::Server)
+            .config(TranslatorConfig::default().with_log_groups(["/configured"]))
+            .res("aws.log.group.names", ["/from/resource"])
+            .expect("/aws/cloudwatch_logs", json!([{"log_group": "/from/resource"}])),
+        case("indexed attributes that are missing or not indexable are skipped")
+            .config(TranslatorConfig::default().with_annotation_keys(["tenant", "absent", "tags"]))
+            .attr("tenant", "t-9")
+            .attr("tags", ["a", "b"])
+            .expect("/annotations", json!({"tenant": "t-9"}))
+            .expect("/metadata/default", json!({"tags": ["a", "b"]})),
+        // ---- times -------------------------------------------------------------------
+        case("an end time before the start is set to the start and kept in metadata")
+            .ends_at(support::START_NANOS - 5_000_000)
+            .expect("/start_time", json!(START))
+            .expect("/end_time", json!(START))
+            .expect("/metadata/otel/end_time_before_start", json!(1_700_000_000.118_456)),
+        // ---- the behaviours the Collector's translator tests check (segment_test.go,
+        // cause_test.go, aws_test.go, http_test.go, sql_test.go), in our own cases; where we
+        // decide differently the case says so and crates/xray-translate/README.md says why.
+        case("Collector: legacy aws.service marks an AWS call, aws.operation beats rpc.method")
+            .kind(SpanKind::Client)
+            .named("AmazonDynamoDB.getItem")
+            .attr("aws.service", "DynamoDB")
+            .attr("rpc.method", "NotTheOperation")
+            .attr("aws.operation", "GetItem")
+            .attr("aws.table_name", "otel-dev-Testing")
+            .expect("/name", json!("DynamoDB"))
+            .expect("/namespace", json!("aws"))
+            .expect("/aws/operation", json!("GetItem"))
+            .expect("/aws/table_name", json!("otel-dev-Testing"))
+            .expect("/metadata/default/rpc.method", json!("NotTheOperation")),
+        case("Collector: peer.service names an AWS call over its service")
+            .kind(SpanKind::Client)
+            .attr("rpc.system", "aws-api")
+            .attr("rpc.service", "DynamoDB")
+            .attr("peer.service", "cats-table")
+            .expect("/name", json!("cats-table"))
+            .expect("/namespace", json!("aws")),
+        case("Collector: server 500 with an Error status: fault, the description is the cause")
+            .kind(SpanKind::Server)
+            .attr("http.method", "POST")
+            .attr("http.url", "https://api.example.org/api/locations")
+            .attr("http.status_code", 500i64)
+            .attr("http.status_text", "java.lang.NullPointerException")
+            .error("internal error")
+            .expect("/fault", json!(true))
+            .absent("/error")
+            .expect("/cause/exceptions/0/message", json!("internal error"))
+            .expect("/metadata/default/http.status_text", json!("java.lang.NullPointerException")),
+        case("Collector: 499 with an Error status is an error, not a fault")
+            .kind(SpanKind::Server)
+            .attr("http.status_code", 499i64)
+            .attr("http.status_text", "client went away")
+            .error("")
+            .expect("/error", json!(true))
+            .absent("/fault")
+            .expect("/cause/exceptions/0/message", json!("client went away")),
+        case("Collector differs: HTTP 500 with an Unset status is still a fault here")
+            .kind(SpanKind::Server)
+            .attr("http.status_code", 500i64)
+            .attr("http.status_text", "boom")
+            .expect("/fault", json!(true))
+            .absent("/cause")
+            .expect("/metadata/default/http.status_text", json!("boom")),
+        case("Collector: MySQL client span: db@host name, sql block, no http, other attributes kept")
+            .kind(SpanKind::Client)
+            .named("call update_user_preference( ?, ?, ? )")
+            .attr("db.system", "mysql")
+            .attr("db.name", "customers")
+            .attr("db.statement", "call update_user_preference( ?, ?, ? )")
+            .attr("db.user", "userprefsvc")
+            .attr("db.connection_string", "mysql://db.dev.example.com:3306")
+            .attr("net.peer.name", "db.dev.example.com")
+            .attr("net.peer.port", "3306")
+            .attr("enterprise.app.id", "25F2E73B")
+            .expect("/name", json!("customers@db.dev.example.com"))
+            .expect("/namespace", json!("remote"))
+            .expect(
+                "/sql",
+                json!({"url": "mysql://db.dev.example.com:3306", "sanitized_query": "call update_user_preference( ?, ?, ? )", "database_type": "mysql", "user": "userprefsvc"}),
+            )
+            .absent("/http")
+            .absent("/cause")
+            .absent("/annotations")
+            .expect("/metadata/default", json!({"net.peer.port": "3306", "enterprise.app.id": "25F2E73B"})),
+        case("Collector differs: the network peer names an HTTP call ahead of http.host")
+            .kind(SpanKind::Client)
+            .attr("http.method", "GET")
+            .attr("http.scheme", "https")
+            .attr("http.host", "foo.com")
+            .attr("net.peer.name", "bar.com")
+            .attr("http.target", "/")
+            .expect("/name", json!("bar.com")),
+        case("Collector differs: the network peer names a gRPC call ahead of rpc.service")
+            .kind(SpanKind::Client)
+            .attr("rpc.system", "grpc")
+            .attr("rpc.service", "com.foo.AnimalService")
+            .attr("net.peer.name", "bar.com")
+            .expect("/name", json!("bar.com"))
+            .expect("/metadata/default/rpc.service", json!("com.foo.AnimalService")),
+        case("Collector: invalid characters leave the name; none left gives a fallback")
+            .kind(SpanKind::Client)
+            .attr("peer.service", "<subDomain>.example.com")
+            .expect("/name", json!("subDomain.example.com")),
+        case("Collector: indexed attributes with invalid key characters; missing ones ignored")
+            .kind(SpanKind::Server)
+            .config(TranslatorConfig::default().with_annotation_keys(["attr1@1", "not_exist"]))
+            .attr("attr1@1", "val1")
+            .attr("attr2@2", "val2")
+            .expect("/annotations", json!({"attr1_1": "val1"}))
+            .expect("/metadata/default", json!({"attr2@2": "val2"})),
+        case("Collector: index_all_attributes with indexed attributes too")
+            .kind(SpanKind::Server)
+            .config(TranslatorConfig::default().with_annotation_keys(["attr1@1"]).index_all_attributes(true))
+            .attr("attr1@1", "val1")
+            .attr("attr2@2", "val2")
+            .expect("/annotations", json!({"attr1_1": "val1", "attr2_2": "val2"}))
+            .absent("/metadata/default"),
+        case("Collector differs: resource attributes stay in otel.resource, not indexable")
+            .kind(SpanKind::Server)
+            .config(TranslatorConfig::default().with_annotation_keys(["string.key", "otel.resource.string.key"]))
+            .res("string.key", "string")
+            .absent("/annotations")
+            .expect("/metadata/otel.resource/string.key", json!("string")),
+        case("Collector: ECS on EC2 with a host: both the ecs and the ec2 blocks")
+            .kind(SpanKind::Server)
+            .res("cloud.provider", "aws")
+            .res("cloud.platform", "aws_ecs")
+            .res("host.id", "i-00f7c0bcb26da2a99")
+            .res("container.name", "signup_aggregator-x82ufje83")
+            .expect("/origin", json!("AWS::ECS::Container"))
+            .expect("/aws/ec2/instance_id", json!("i-00f7c0bcb26da2a99"))
+            .expect("/aws/ecs/container", json!("signup_aggregator-x82ufje83")),
+        case("Collector: App Runner origin")
+            .kind(SpanKind::Server)
+            .res("cloud.provider", "aws")
+            .res("cloud.platform", "aws_app_runner")
+            .expect("/origin", json!("AWS::AppRunner::Service")),
+        case("Collector: a cloud provider alone gives no origin")
+            .kind(SpanKind::Server)
+            .res("cloud.provider", "aws")
+            .absent("/origin"),
+        case("Collector: the infrastructure's platform wins for the origin (EC2 with a k8s cluster name)")
+            .kind(SpanKind::Server)
+            .res("cloud.provider", "aws")
+            .res("cloud.platform", "aws_ec2")
+            .res("k8s.cluster.name", "cluster-123")
+            .res("host.id", "instance-123")
+            .expect("/origin", json!("AWS::EC2::Instance")),
+        case("Collector: SDK name and auto-instrumentation from the resource")
+            .kind(SpanKind::Server)
+            .res("telemetry.sdk.name", "opentelemetry")
+            .res("telemetry.sdk.language", "java")
+            .res("telemetry.sdk.version", "1.2.3")
+            .res("telemetry.auto.version", "3.4.5")
+            .expect("/aws/xray", json!({"sdk": "opentelemetry for java", "sdk_version": "1.2.3", "auto_instrumentation": true})),
+        case("Collector: SQS queue URL from aws.queue_url, region and account of the call")
+            .kind(SpanKind::Client)
+            .attr("aws.operation", "SendMessage")
+            .attr("aws.account_id", "987654321")
+            .attr("aws.region", "us-east-2")
+            .attr("aws.queue_url", "https://sqs.use1.amazonaws.com/Meltdown-Alerts")
+            .attr("employee.id", "XB477")
+            .expect("/aws", json!({"operation": "SendMessage", "region": "us-east-2", "account_id": "987654321", "queue_url": "https://sqs.use1.amazonaws.com/Meltdown-Alerts"}))
+            .expect("/metadata/default", json!({"employee.id": "XB477"})),
+        case("Collector differs: rpc.method is the operation only of AWS calls")
+            .kind(SpanKind::Client)
+            .attr("rpc.method", "ListBuckets")
+            .absent("/aws")
+            .expect("/metadata/default/rpc.method", json!("ListBuckets")),
+        case("Collector: two exception events, the first with a Java cause chain")
+            .kind(SpanKind::Server)
+            .res("telemetry.sdk.language", "java")
+            .error("this is a test")
+            .event(
+                "exception",
+                &[
+                    ("exception.type", "java.lang.IllegalStateException".into()),
+                    ("exception.message", "bad state".into()),
+                    (
+                        "exception.stacktrace",
+                        "java.lang.IllegalStateException: state is not legal\n\tat io.opentelemetry.sdk.trace.RecordEventsReadableSpanTest.recordException(RecordEventsReadableSpanTest.java:626)\n\tat java.base/jdk.internal.reflect.NativeMethodAccessorImpl.invoke0(Native Method)\n\tat java.base/jdk.internal.reflect.NativeMethodAccessorImpl.invoke(NativeMethodAccessorImpl.java:62)\nCaused by: java.lang.IllegalArgumentException: bad argument".into(),
+                    ),
+                ],
+            )
+            .event("exception", &[("exception.type", "EmptyError".into())])
+            .expect("/fault", json!(true))
+            .expect("/cause/exceptions/0/type", json!("java.lang.IllegalStateException"))
+            .expect("/cause/exceptions/0/message", json!("bad state"))
+            .expect("/cause/exceptions/0/cause", json!("fe24699a191fa2bb"))
+            .expect("/cause/exceptions/0/stack/1", json!({"path": "Native Method", "label": "jdk.internal.reflect.NativeMethodAccessorImpl.invoke0"}))
+            .expect("/cause/exceptions/1", json!({"id": "fe24699a191fa2bb", "type": "java.lang.IllegalArgumentException", "message": "bad argument"}))
+            .expect("/cause/exceptions/2/type", json!("EmptyError"))
+            .absent("/cause/exceptions/2/message")
+            .absent("/cause/exceptions/3"),
+        case("Collector: .NET stack with tab indentation, async markers and malformed lines")
+            .res("telemetry.sdk.language", "dotnet")
+            .event(
+                "exception",
+                &[(
+                    "exception.stacktrace",
+                    "System.FormatException: Input string was not in a correct format.\n\tat System.Number.ThrowOverflowOrFormatException(ParsingStatus status, TypeCode type)\n\tat MyNamespace.IntParser.Parse(String s) in C:\\apps\\MyNamespace\\IntParser.cs:line 11\n\t--- End of stack trace from previous location where exception was thrown ---\n\tat Microsoft.AspNetCore.Diagnostics.DeveloperExceptionPageMiddleware.Invoke(HttpContext context malformed\n\tat System.Net.Http.HttpConnectionPool.ConnectAsync(HttpRequestMessage request) non-malformed".into(),
+                )],
+            )
+            .expect(
+                "/cause/exceptions/0/stack",
+                json!([
+                    {"label": "System.Number.ThrowOverflowOrFormatException(ParsingStatus status, TypeCode type)"},
+                    {"path": "C:\\apps\\MyNamespace\\IntParser.cs", "line": 11, "label": "MyNamespace.IntParser.Parse(String s)"},
+                    {"label": "System.Net.Http.HttpConnectionPool.ConnectAsync(HttpRequestMessage request)"}
+                ]),
+            ),
+        case("Collector: malformed JavaScript frames are left out")
+            .res("telemetry.sdk.language", "nodejs")
+            .event(
+                "exception",
+                &[(
+                    "exception.stacktrace",
+                    "TypeError: Cannot read property 'value' of null\n    at speedy (/home/gbusey/file.js)\n    at makeFaster (/home/gbusey/file.js:5:3)malformed123\n    at Object.<anonymous> (/home/gbusey/file.js:10".into(),
+                )],
+            )
+            .expect("/cause/exceptions/0/stack", json!([{"path": "/home/gbusey/file.js", "label": "speedy"}])),
+        case("Collector: PHP stack with two causes, malformed frames left out")
+            .res("telemetry.sdk.language", "php")
+            .event(
+                "exception",
+                &[
+                    ("exception.type", "Exception".into()),
+                    ("exception.message", "Thrown from class C".into()),
+                    (
+                        "exception.stacktrace",
+                        "Exception: Thrown from class C\n\tat C.exc(test.php:74)\n\tat fail(test.php:81 malformed\n\tat main(test.php:89)\nCaused by: Exception: Thrown from class B\n\tat B.exc(test.php:59)\n\t... 3 more\nCaused by: Exception: Thrown from class A\n\tat A.exc(test.php:48)\n\t... 4 more".into(),
+                    ),
+                ],
+            )
+            .expect(
+                "/cause/exceptions/0/stack",
+                json!([{"path": "test.php", "line": 74, "label": "C.exc"}, {"path": "test.php", "line": 89, "label": "main"}]),
+            )
+            .expect("/cause/exceptions/1/message", json!("Thrown from class B"))
+            .expect("/cause/exceptions/2/message", json!("Thrown from class A"))
+            .expect("/cause/exceptions/2/stack", json!([{"path": "test.php", "line": 48, "label": "A.exc"}])),
+        case("Collector: HTTP client URL from a peer IP and port")
+            .kind(SpanKind::Client)
+            .attr("http.method", "GET")
+            .attr("http.scheme", "http")
+            .attr("net.peer.ip", "10.8.17.36")
+            .attr("net.peer.port", "8080")
+            .attr("http.target", "/users/junit")
+            .expect("/http/request/url", json!("http://10.8.17.36:8080/users/junit"))
+            .absent("/http/request/client_ip"),
+        case("Collector differs: an IPv6 peer is bracketed in the URL")
+            .kind(SpanKind::Client)
+            .attr("http.method", "GET")
+            .attr("http.scheme", "https")
+            .attr("net.peer.ip", "2001:db8:85a3::8a2e:370:7334")
+            .attr("net.peer.port", "443")
+            .attr("http.target", "/users/junit")
+            .expect("/http/request/url", json!("https://[2001:db8:85a3::8a2e:370:7334]/users/junit")),
+        case("Collector: server URL from scheme, server name, port and target")
+            .kind(SpanKind::Server)
+            .attr("http.method", "GET")
+            .attr("http.scheme", "https")
+            .attr("http.server_name", "api.example.com")
+            .attr("net.host.port", 443i64)
+            .attr("http.target", "/users/junit")
+            .attr("http.client_ip", "192.168.15.32")
+            .expect("/http/request/url", json!("https://api.example.com/users/junit"))
+            .expect("/http/request/client_ip", json!("192.168.15.32")),
+        case("Collector: SQL without a connection string: no made-up URL")
+            .kind(SpanKind::Client)
+            .attr("db.system", "postgresql")
+            .attr("db.name", "customers")
+            .attr("db.statement", "SELECT * FROM user WHERE user_id = ?")
+            .attr("db.connection_string", "")
+            .attr("net.peer.name", "db.example.com")
+            .expect("/sql", json!({"sanitized_query": "SELECT * FROM user WHERE user_id = ?", "database_type": "postgresql"}))
+            .expect("/name", json!("customers@db.example.com")),
         // ---- names -----------------------------------------------------------------
         case("GET /users/{id} is sanitised, never rejected")
             .named("GET /users/{id}")
@@ -462,6 +995,119 @@ fn cases() -> Vec<support::Case> {
                     {"path": "/app/node_modules/lib.js", "line": 3}
                 ]),
             ),
+        case("Go goroutine dump from a Go service calling through OTLP")
+            .res("telemetry.sdk.language", "go")
+            .event(
+                "exception",
+                &[
+                    ("exception.type", "*errors.errorString".into()),
+                    ("exception.message", "db down".into()),
+                    (
+                        "exception.stacktrace",
+                        "goroutine 21 [running]:\ngo.opentelemetry.io/otel/sdk/trace.recordStackTrace(...)\n\t/go/pkg/mod/go.opentelemetry.io/otel/sdk@v1.24.0/trace/span.go:512 +0x4a\nmain.(*Store).Load(0xc0001a2000, {0x9a1f40, 0xc00012e000})\n\t/src/store.go:88 +0x1b3\nmain.handler({0x9a3b80, 0xc000194000}, 0xc0001b6000)\n\t/src/main.go:41 +0x85\n".into(),
+                    ),
+                ],
+            )
+            .expect(
+                "/cause/exceptions/0/stack",
+                json!([
+                    {"path": "/go/pkg/mod/go.opentelemetry.io/otel/sdk@v1.24.0/trace/span.go", "line": 512, "label": "go.opentelemetry.io/otel/sdk/trace.recordStackTrace"},
+                    {"path": "/src/store.go", "line": 88, "label": "main.(*Store).Load"},
+                    {"path": "/src/main.go", "line": 41, "label": "main.handler"}
+                ]),
+            ),
+        case("Go panic dump recognised without a declared language")
+            .event(
+                "exception",
+                &[(
+                    "exception.stacktrace",
+                    "panic: runtime error: index out of range [3] with length 3\n\ngoroutine 1 [running]:\nmain.pick(...)\n\t/src/pick.go:9\nmain.main()\n\t/src/main.go:5 +0x1d\nexit status 2\n".into(),
+                )],
+            )
+            .expect(
+                "/cause/exceptions/0/stack",
+                json!([
+                    {"path": "/src/pick.go", "line": 9, "label": "main.pick"},
+                    {"path": "/src/main.go", "line": 5, "label": "main.main"}
+                ]),
+            ),
+        case(".NET stack with and without file locations")
+            .res("telemetry.sdk.language", "dotnet")
+            .event(
+                "exception",
+                &[(
+                    "exception.stacktrace",
+                    "System.InvalidOperationException: cart is empty\n   at Shop.Cart.Checkout(Int32 id) in /src/Cart.cs:line 57\n   at Shop.Api.<>c.<Map>b__0_0(HttpContext ctx) in /src/Api.cs:line 12\n   at System.Threading.ExecutionContext.RunInternal(ExecutionContext ctx, ContextCallback cb, Object state) + 0x40\n".into(),
+                )],
+            )
+            .expect(
+                "/cause/exceptions/0/stack",
+                json!([
+                    {"path": "/src/Cart.cs", "line": 57, "label": "Shop.Cart.Checkout(Int32 id)"},
+                    {"path": "/src/Api.cs", "line": 12, "label": "Shop.Api.<>c.<Map>b__0_0(HttpContext ctx)"},
+                    {"label": "System.Threading.ExecutionContext.RunInternal(ExecutionContext ctx, ContextCallback cb, Object state)"}
+                ]),
+            ),
+        case("PHP stack (Java's format, as the PHP SDK writes it) with a cause")
+            .res("telemetry.sdk.language", "php")
+            .event(
+                "exception",
+                &[
+                    ("exception.type", "RuntimeException".into()),
+                    (
+                        "exception.stacktrace",
+                        "RuntimeException: checkout failed\n\tat App.Http.CartController.checkout(CartController.php:31)\n\tat {main}(index.php:7)\nCaused by: PDOException: SQLSTATE[HY000] gone away\n\tat App.Db.query(Db.php:12)\n\t... 1 more\n".into(),
+                    ),
+                ],
+            )
+            .expect(
+                "/cause/exceptions/0/stack",
+                json!([
+                    {"path": "CartController.php", "line": 31, "label": "App.Http.CartController.checkout"},
+                    {"path": "index.php", "line": 7, "label": "{main}"}
+                ]),
+            )
+            .expect("/cause/exceptions/1/type", json!("PDOException"))
+            .expect("/cause/exceptions/1/message", json!("SQLSTATE[HY000] gone away"))
+            .expect("/cause/exceptions/1/stack", json!([{"path": "Db.php", "line": 12, "label": "App.Db.query"}])),
+        case("an error event without a stack trace: its code.* attributes are its one frame")
+            .event(
+                "exception",
+                &[
+                    ("exception.message", "payment declined".into()),
+                    ("code.file.path", "src/pay.rs".into()),
+                    ("code.line.number", 88i64.into()),
+                    ("code.function.name", "shop::pay::charge".into()),
+                ],
+            )
+            .expect(
+                "/cause/exceptions/0/stack",
+                json!([{"path": "src/pay.rs", "line": 88, "label": "shop::pay::charge"}]),
+            ),
+        case("tracing's error event with the old code.* names: module as the label")
+            .event(
+                "charge failed",
+                &[
+                    ("exception.message", "card expired".into()),
+                    ("code.filepath", "src/pay.rs".into()),
+                    ("code.lineno", 12i64.into()),
+                    ("code.namespace", "shop::pay".into()),
+                ],
+            )
+            .expect(
+                "/cause/exceptions/0/stack",
+                json!([{"path": "src/pay.rs", "line": 12, "label": "shop::pay"}]),
+            ),
+        case("a parsed stack trace wins over code.* attributes")
+            .event(
+                "exception",
+                &[
+                    ("exception.stacktrace", rust_backtrace().into()),
+                    ("code.file.path", "src/other.rs".into()),
+                ],
+            )
+            .expect("/cause/exceptions/0/stack/0/path", json!("./src/db.rs"))
+            .expect("/cause/exceptions/0/stack/2", json!({"label": "std::rt::lang_start"})),
         // ---- AWS SDK calls ---------------------------------------------------------
         case("AWS SDK DynamoDB call: namespace aws, named after the service")
             .kind(SpanKind::Client)
@@ -540,6 +1186,61 @@ fn cases() -> Vec<support::Case> {
             .expect("/namespace", json!("remote"))
             .expect("/name", json!("kafka-1"))
             .expect("/metadata/default/messaging.system", json!("kafka")),
+        case("aws.table.name and the legacy aws.table_name give the table")
+            .kind(SpanKind::Client)
+            .attr("rpc.system", "aws-api")
+            .attr("rpc.service", "DynamoDB")
+            .attr("aws.table.name", "carts")
+            .attr("aws.table_name", "carts")
+            .expect("/aws/table_name", json!("carts"))
+            .absent("/metadata/default"),
+        case("legacy aws.table_name alone")
+            .kind(SpanKind::Client)
+            .attr("rpc.system", "aws-api")
+            .attr("rpc.service", "DynamoDB")
+            .attr("aws.table_name", "users")
+            .expect("/aws/table_name", json!("users")),
+        case("aws.queue.url gives the queue URL")
+            .kind(SpanKind::Producer)
+            .attr("aws.queue.url", "https://sqs.us-east-1.amazonaws.com/1/q")
+            .expect("/aws/queue_url", json!("https://sqs.us-east-1.amazonaws.com/1/q"))
+            .absent("/metadata/default"),
+        case("http.request.resend_count is aws.retries")
+            .kind(SpanKind::Client)
+            .attr("rpc.system", "aws-api")
+            .attr("rpc.service", "S3")
+            .attr("http.request.resend_count", 2i64)
+            .expect("/aws/retries", json!(2))
+            .absent("/metadata/default"),
+        case("a negative resend count stays in metadata")
+            .kind(SpanKind::Client)
+            .attr("http.request.resend_count", -1i64)
+            .absent("/aws")
+            .expect("/metadata/default/http.request.resend_count", json!(-1)),
+        case("AWS SDK HTTP request failure events: remote exceptions, no fault on a call that succeeded")
+            .kind(SpanKind::Client)
+            .attr("rpc.system", "aws-api")
+            .attr("rpc.service", "DynamoDB")
+            .attr("http.response.status_code", 200i64)
+            .event("HTTP request failure", &[("http.response.status_code", 503i64.into()), ("aws.http.error_message", "Service Unavailable".into())])
+            .event("HTTP request failure", &[("http.response.status_code", 500i64.into())])
+            .absent("/fault")
+            .expect(
+                "/cause/exceptions",
+                json!([{"id": "bf2eca5ba633b927", "type": "aws.http.error.event", "message": "503@1700000000.133456@Service Unavailable", "remote": true}]),
+            ),
+        case("http.status_text explains a failed span without a description")
+            .kind(SpanKind::Client)
+            .attr("http.status_text", "Gateway Timeout")
+            .error("")
+            .expect("/fault", json!(true))
+            .expect("/cause/exceptions/0/message", json!("Gateway Timeout"))
+            .absent("/metadata/default"),
+        case("the status description wins over http.status_text, which stays in metadata")
+            .attr("http.status_text", "Gateway Timeout")
+            .error("upstream slow")
+            .expect("/cause/exceptions/0/message", json!("upstream slow"))
+            .expect("/metadata/default/http.status_text", json!("Gateway Timeout")),
         // ---- databases -------------------------------------------------------------
         case("Postgres with a password in the connection URL: stripped")
             .kind(SpanKind::Client)
@@ -843,4 +1544,73 @@ fn metadata_keys_are_never_written_twice() {
     assert_eq!(json.matches("\"k\":").count(), 1, "{json}");
     assert_eq!(json.matches("\"method\":").count(), 1, "{json}");
     assert!(json.contains("\"method\":\"POST\""), "{json}");
+}
+
+#[test]
+fn spans_x_ray_cannot_take_are_refused_on_both_paths() {
+    use std::time::{Duration, UNIX_EPOCH};
+    use xray_translate::{Invalid, check_otlp, check_sdk};
+
+    let good = case("good").kind(SpanKind::Server);
+    let (span, resource) = good.sdk();
+    let (otlp, _, _) = good.otlp(&resource);
+    assert_eq!(check_sdk(&span), Ok(()));
+    assert_eq!(check_otlp(&otlp), Ok(()));
+    // A root span (no parent id) and an end before the start are fine.
+    let mut root = otlp.clone();
+    root.parent_span_id.clear();
+    root.end_time_unix_nano = root.start_time_unix_nano - 1;
+    assert_eq!(check_otlp(&root), Ok(()));
+
+    // OTLP: ids of the wrong length are refused, not padded into made-up X-Ray ids.
+    for (what, edit) in [
+        (
+            "2-byte trace id",
+            (|s: &mut _| set(s, |s| s.trace_id = vec![1, 2])) as fn(&mut _),
+        ),
+        ("17-byte trace id", |s| set(s, |s| s.trace_id = vec![1; 17])),
+        ("9-byte span id", |s| set(s, |s| s.span_id = vec![1; 9])),
+        ("3-byte parent id", |s| {
+            set(s, |s| s.parent_span_id = vec![1; 3])
+        }),
+        ("all-zero span id", |s| set(s, |s| s.span_id = vec![0; 8])),
+        ("all-zero trace id", |s| {
+            set(s, |s| s.trace_id = vec![0; 16])
+        }),
+    ] {
+        let mut bad = otlp.clone();
+        edit(&mut bad);
+        assert_eq!(check_otlp(&bad), Err(Invalid::Id), "{what}");
+    }
+    fn set(
+        span: &mut opentelemetry_proto::tonic::trace::v1::Span,
+        f: impl Fn(&mut opentelemetry_proto::tonic::trace::v1::Span),
+    ) {
+        f(span)
+    }
+    let year_2201 = (xray_translate::LATEST_TIME as u64 + 366 * 86_400) * 1_000_000_000;
+    let mut late = otlp.clone();
+    late.end_time_unix_nano = year_2201;
+    assert_eq!(check_otlp(&late), Err(Invalid::Time));
+    late.start_time_unix_nano = year_2201;
+    assert_eq!(check_otlp(&late), Err(Invalid::Time));
+    assert_eq!(Invalid::Time.reason(), "invalid_time");
+    assert_eq!(Invalid::Id.reason(), "invalid_id");
+
+    // SDK: a zero id, a start before 1970, an end after 2200.
+    let mut zero = span.clone();
+    zero.span_context = opentelemetry::trace::SpanContext::new(
+        zero.span_context.trace_id(),
+        opentelemetry::trace::SpanId::INVALID,
+        zero.span_context.trace_flags(),
+        false,
+        Default::default(),
+    );
+    assert_eq!(check_sdk(&zero), Err(Invalid::Id));
+    let mut early = span.clone();
+    early.start_time = UNIX_EPOCH - Duration::from_secs(1);
+    assert_eq!(check_sdk(&early), Err(Invalid::Time));
+    let mut late = span.clone();
+    late.end_time = UNIX_EPOCH + Duration::from_nanos(year_2201);
+    assert_eq!(check_sdk(&late), Err(Invalid::Time));
 }

@@ -1,4 +1,7 @@
-//! `AWS_XRAY_TRACING_NAME` names segments (its own test binary: it sets the environment).
+//! Settings from environment variables, read through the variable-map hooks (`from_vars`,
+//! `with_settings_from`): no test here changes the process environment.
+
+use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -28,21 +31,75 @@ fn tracing_name_overrides_service_name() {
         end_time_unix_nano: 2,
         ..Default::default()
     };
-    // SAFETY: this binary has this one test; nothing else reads the environment meanwhile.
-    unsafe { std::env::remove_var(TRACING_NAME_ENV) };
-    let doc = Translator::from_env().translate_otlp(&span, Some(&resource), None);
+    let doc = Translator::new(TranslatorConfig::from_vars(vars(&[]))).translate_otlp(
+        &span,
+        Some(&resource),
+        None,
+    );
     assert_eq!(doc.name, "from-resource");
-    assert_eq!(TranslatorConfig::from_env().service_name(), None);
+    assert_eq!(TranslatorConfig::from_vars(vars(&[])).service_name(), None);
 
-    unsafe { std::env::set_var(TRACING_NAME_ENV, " storefront ") };
-    let translator = Translator::from_env();
+    let translator = Translator::new(TranslatorConfig::from_vars(vars(&[(
+        TRACING_NAME_ENV,
+        " storefront ",
+    )])));
     assert_eq!(translator.config().service_name(), Some("storefront"));
     assert_eq!(
         translator.translate_otlp(&span, Some(&resource), None).name,
         "storefront"
     );
 
-    unsafe { std::env::set_var(TRACING_NAME_ENV, "  ") };
-    assert_eq!(TranslatorConfig::from_env().service_name(), None);
-    unsafe { std::env::remove_var(TRACING_NAME_ENV) };
+    let blank = TranslatorConfig::from_vars(vars(&[(TRACING_NAME_ENV, "  ")]));
+    assert_eq!(blank.service_name(), None);
+}
+
+/// A variable lookup over a fixed map.
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+#[test]
+fn from_env_reads_the_process_environment() {
+    let process = |name: &str| std::env::var(name).ok();
+    assert_eq!(
+        TranslatorConfig::from_env(),
+        TranslatorConfig::from_vars(process)
+    );
+    assert_eq!(
+        TranslatorConfig::default().with_env_settings().ok(),
+        TranslatorConfig::default().with_settings_from(process).ok()
+    );
+}
+
+#[test]
+fn settings_come_from_the_environment() {
+    use xray_translate::{
+        INDEX_ALL_ATTRIBUTES_ENV, INDEXED_ATTRIBUTES_ENV, LOG_GROUP_NAMES_ENV, METADATA_EXCLUDE_ENV,
+    };
+    let config = TranslatorConfig::default()
+        .with_settings_from(vars(&[
+            (INDEXED_ATTRIBUTES_ENV, "tenant, order.id,"),
+            (INDEX_ALL_ATTRIBUTES_ENV, "true"),
+            (LOG_GROUP_NAMES_ENV, "/ecs/a,/ecs/b"),
+            (METADATA_EXCLUDE_ENV, "user.*"),
+        ]))
+        .unwrap();
+    assert_eq!(config.annotation_keys(), ["tenant", "order.id"]);
+    assert!(config.indexes_all_attributes());
+    assert_eq!(config.log_groups(), ["/ecs/a", "/ecs/b"]);
+    assert_eq!(config.metadata_exclude(), ["user.*"]);
+    let err = TranslatorConfig::default()
+        .with_settings_from(vars(&[(METADATA_EXCLUDE_ENV, "user.[")]))
+        .unwrap_err();
+    assert_eq!(err.pattern, "user.[");
+    assert_eq!(
+        TranslatorConfig::default()
+            .with_settings_from(vars(&[]))
+            .unwrap(),
+        TranslatorConfig::default()
+    );
 }

@@ -162,3 +162,52 @@ fn a_tracing_service_gives_a_segment_and_an_aws_subsegment() {
     // The event itself is kept too, under its own name.
     assert_eq!(call["metadata"]["otel"]["events"][0]["name"], "call failed");
 }
+
+/// A Rust `tracing` error event carries no stack trace, only its location: with
+/// tracing-opentelemetry's location on, that location is the exception's one frame.
+#[test]
+fn a_tracing_error_events_location_is_its_stack_frame() {
+    let exporter = Collect::default();
+    let resource = Resource::builder_empty().with_service_name("pay").build();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_resource(resource.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("pay"))
+            .with_location(true),
+    );
+    let mut line = 0;
+    tracing::subscriber::with_default(subscriber, || {
+        let _root = tracing::info_span!("charge").entered();
+        let error = std::io::Error::other("card declined");
+        line = line!() + 1;
+        tracing::error!(error = &error as &dyn Error, "charge failed");
+    });
+    provider.force_flush().unwrap();
+    let spans = exporter.0.lock().unwrap().clone();
+    assert_eq!(spans.len(), 1);
+    let translator = Translator::default();
+    let json = translator.translate_sdk(&spans[0], &resource).to_json();
+    xray_testkit::assert_schema_valid(&json);
+    let otlp = ProtoSpan::from(spans[0].clone());
+    let scope = InstrumentationScope {
+        name: "pay".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        json,
+        translator
+            .translate_otlp(&otlp, Some(&otlp_resource(&resource)), Some(&scope))
+            .to_json()
+    );
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["fault"], true);
+    assert_eq!(doc["cause"]["exceptions"][0]["message"], "card declined");
+    assert_eq!(
+        doc["cause"]["exceptions"][0]["stack"],
+        json!([{"path": file!(), "line": line, "label": module_path!()}]),
+        "{json}"
+    );
+}

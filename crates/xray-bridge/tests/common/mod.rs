@@ -13,6 +13,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use xray_testkit::free_port;
 
+pub mod forward_proxy;
+pub mod xray_stub;
+
 /// A free UDP port on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -108,13 +111,21 @@ impl Bridge {
     fn try_start(options: &Options<'_>) -> Result<Bridge, Started> {
         let scratch = Scratch::new("run");
         let log = scratch.path("bridge.log");
+        // Five distinct TCP ports (a port just released can be handed out again).
+        let mut tcp_ports: Vec<u16> = Vec::new();
+        while tcp_ports.len() < 5 {
+            let p = free_port();
+            if !tcp_ports.contains(&p) {
+                tcp_ports.push(p);
+            }
+        }
         let (udp, http, grpc, tcp, metrics, console) = (
             free_udp_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
+            tcp_ports[0],
+            tcp_ports[1],
+            tcp_ports[2],
+            tcp_ports[3],
+            tcp_ports[4],
         );
         let addr = |p: u16| format!("127.0.0.1:{p}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xray-bridge"));
@@ -135,7 +146,12 @@ impl Bridge {
         cmd.args(&options.args);
         // Hermetic: nothing from the developer's environment, no instance metadata.
         for (k, _) in std::env::vars() {
-            if k.starts_with("XRAY_BRIDGE_") || k.starts_with("AWS_") || k == "RUST_LOG" {
+            let proxy_var = k.to_ascii_uppercase().ends_with("_PROXY");
+            if k.starts_with("XRAY_BRIDGE_")
+                || k.starts_with("AWS_")
+                || k == "RUST_LOG"
+                || proxy_var
+            {
                 cmd.env_remove(k);
             }
         }
@@ -252,6 +268,27 @@ impl Bridge {
         }
     }
 
+    /// Kills the process with SIGKILL (no drain, no cleanup) and waits for it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    /// `GET path` on the metrics port: the status and the body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let url = self.url(self.metrics, path);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let response = reqwest::get(&url).await.expect("GET");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        })
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub fn stop(&mut self, timeout: Duration) -> i32 {
         self.signal("-TERM", timeout)
@@ -347,5 +384,34 @@ pub fn otlp_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceReques
             }],
             ..Default::default()
         }],
+    }
+}
+
+/// A daemon datagram carrying one valid segment (id `1000...` + `i`).
+pub fn segment_datagram(i: u32) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let epoch = now as u64;
+    format!(
+        "{{\"format\":\"json\",\"version\":1}}\n{{\"name\":\"svc\",\"id\":\"{:016x}\",\"trace_id\":\"1-{epoch:08x}-{:024x}\",\"start_time\":{now},\"end_time\":{}}}",
+        0x1000_0000_0000_0000u64 + u64::from(i),
+        i,
+        now + 0.001
+    )
+}
+
+/// Sends `n` segment datagrams to `port` on loopback.
+pub fn send_segments(port: u16, n: u32) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..n {
+        socket
+            .send_to(segment_datagram(i).as_bytes(), ("127.0.0.1", port))
+            .unwrap();
+        if i % 50 == 49 {
+            // Stay under the receive buffer.
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }

@@ -47,6 +47,21 @@ pub struct FilterError {
 
 impl Filter {
     /// Parses an expression.
+    ///
+    /// # Errors
+    ///
+    /// [`FilterError`] with the 1-based character position where the expression is wrong
+    /// and what was expected there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_console::Filter;
+    ///
+    /// assert!(Filter::parse(r#"service("api") AND (fault OR responsetime > 1.5)"#).is_ok());
+    /// let error = Filter::parse("http.status = ").unwrap_err();
+    /// assert_eq!(error.position, 15);
+    /// ```
     pub fn parse(text: &str) -> Result<Filter, FilterError> {
         let tokens = lexer::tokenize(text)?;
         let expr = parser::Parser::new(tokens).parse()?;

@@ -41,6 +41,10 @@ pub fn router(store: Store) -> Router {
 }
 
 /// Serves the console on `listener` until `shutdown` completes.
+///
+/// # Errors
+///
+/// The I/O error that ends the server.
 pub async fn serve(
     listener: TcpListener,
     store: Store,
@@ -67,6 +71,10 @@ impl Console {
     /// Binds `addr` and serves the console on the current Tokio runtime. An address beyond
     /// loopback is allowed (the caller asked for it) and logged as a warning: anyone who
     /// reaches it can read the traces.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error when `addr` cannot be bound.
     pub async fn bind(addr: SocketAddr, store: Store) -> io::Result<Console> {
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             io::Error::new(
@@ -107,6 +115,10 @@ impl Console {
     }
 
     /// Stops accepting, lets open requests finish, and waits for the server to end.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error the server ended with, or one saying its task panicked.
     pub async fn shutdown(mut self) -> io::Result<()> {
         self.expiry.abort();
         if let Some(stop) = self.stop.take() {

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_xray::Client;
+use aws_sdk_xray::config::http::HttpResponse;
 use aws_sdk_xray::config::retry::RetryConfig;
 use aws_sdk_xray::config::timeout::TimeoutConfig;
 use aws_sdk_xray::error::{DisplayErrorContext, SdkError};
@@ -17,6 +19,7 @@ use xray_model::limits::MAX_DOCUMENTS_PER_PUT;
 
 use crate::item::Document;
 use crate::metrics::DropReason;
+use crate::transport::limit::AdaptiveLimit;
 use crate::transport::{SendContext, SendFuture, Transport};
 
 /// Settings for [`ApiTransport`].
@@ -30,6 +33,8 @@ pub struct ApiConfig {
     pub endpoint_url: Option<String>,
     /// Most `PutTraceSegments` calls in flight at once (default 4).
     pub max_in_flight: Option<usize>,
+    /// Where failed calls are counted by kind (for the daemon's telemetry records).
+    pub backend_errors: Option<Arc<BackendErrors>>,
 }
 
 impl fmt::Debug for ApiConfig {
@@ -39,7 +44,81 @@ impl fmt::Debug for ApiConfig {
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
             .field("max_in_flight", &self.max_in_flight)
+            .field("backend_errors", &self.backend_errors.is_some())
             .finish()
+    }
+}
+
+/// Failed X-Ray API calls by kind: the six counters of the daemon's
+/// `BackendConnectionErrors` telemetry.
+#[derive(Debug, Default)]
+pub struct BackendErrors {
+    /// Answers with a 4xx status.
+    pub http_4xx: AtomicU64,
+    /// Answers with a 5xx status.
+    pub http_5xx: AtomicU64,
+    /// Connections refused.
+    pub connection_refused: AtomicU64,
+    /// Calls that timed out.
+    pub timeout: AtomicU64,
+    /// Host names that did not resolve.
+    pub unknown_host: AtomicU64,
+    /// Every other failure.
+    pub other: AtomicU64,
+}
+
+impl BackendErrors {
+    /// Counts one failed call by its kind.
+    pub fn record<E>(&self, err: &SdkError<E, HttpResponse>) {
+        let counter = match err {
+            SdkError::TimeoutError(_) => &self.timeout,
+            SdkError::ServiceError(e) => self.by_status(e.raw().status().as_u16()),
+            SdkError::ResponseError(e) => self.by_status(e.raw().status().as_u16()),
+            SdkError::DispatchFailure(e) if e.is_timeout() => &self.timeout,
+            SdkError::DispatchFailure(e) => {
+                let mut source: Option<&(dyn std::error::Error + 'static)> =
+                    e.as_connector_error().map(|c| c as _);
+                let mut counter = &self.other;
+                while let Some(err) = source {
+                    if let Some(io) = err.downcast_ref::<std::io::Error>()
+                        && io.kind() == std::io::ErrorKind::ConnectionRefused
+                    {
+                        counter = &self.connection_refused;
+                        break;
+                    }
+                    let text = err.to_string().to_ascii_lowercase();
+                    if text.contains("dns error") || text.contains("failed to lookup address") {
+                        counter = &self.unknown_host;
+                        break;
+                    }
+                    source = err.source();
+                }
+                counter
+            }
+            _ => &self.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn by_status(&self, status: u16) -> &AtomicU64 {
+        match status {
+            400..=499 => &self.http_4xx,
+            500..=599 => &self.http_5xx,
+            _ => &self.other,
+        }
+    }
+
+    /// The six counts: 4xx, 5xx, connection refused, timeout, unknown host, other.
+    pub fn counts(&self) -> [u64; 6] {
+        [
+            &self.http_4xx,
+            &self.http_5xx,
+            &self.connection_refused,
+            &self.timeout,
+            &self.unknown_host,
+            &self.other,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -48,19 +127,23 @@ impl fmt::Debug for ApiConfig {
 /// Throttling (429), 5xx answers, timeouts and connection errors are retried with
 /// backoff, resending only the documents not yet accepted; retryable
 /// `UnprocessedTraceSegments` entries likewise. The AWS SDK's own retries are off so the
-/// retry policy and the counters see every attempt.
+/// retry policy and the counters see every attempt. Throttling halves the calls allowed in
+/// flight (each success allows one more again, up to `max_in_flight`).
 pub struct ApiTransport {
     config: ApiConfig,
     client: Option<Client>,
+    limit: Arc<AdaptiveLimit>,
 }
 
 impl ApiTransport {
     /// A transport that builds its client on first use (in the worker, never on the
     /// caller's thread).
     pub fn new(config: ApiConfig) -> Self {
+        let limit = AdaptiveLimit::new(config.max_in_flight.unwrap_or(4));
         ApiTransport {
             config,
             client: None,
+            limit,
         }
     }
 
@@ -113,7 +196,13 @@ impl ApiTransport {
             while tasks.len() >= max_in_flight {
                 tasks.join_next().await;
             }
-            tasks.spawn(put_group(client.clone(), group, cx.clone()));
+            tasks.spawn(put_group(
+                client.clone(),
+                group,
+                cx.clone(),
+                self.limit.clone(),
+                self.config.backend_errors.clone(),
+            ));
         }
         while tasks.join_next().await.is_some() {}
     }
@@ -153,6 +242,22 @@ pub fn is_retryable_code(code: &str) -> bool {
         || code.parse::<u16>().is_ok_and(|n| n == 429 || n >= 500)
 }
 
+/// Whether a failed call was throttled (429 or `ThrottledException`).
+fn is_throttled(err: &SdkError<PutTraceSegmentsError>) -> bool {
+    match err {
+        SdkError::ServiceError(e) => {
+            e.err().is_throttled_exception() || e.raw().status().as_u16() == 429
+        }
+        _ => false,
+    }
+}
+
+/// Whether an `UnprocessedTraceSegments` error code means throttling.
+fn is_throttling_code(code: &str) -> bool {
+    let code = code.to_ascii_lowercase();
+    code.contains("throttl") || code.contains("toomanyrequests") || code == "429"
+}
+
 /// A failed call: retry it, or drop its documents for this reason.
 fn classify(err: &SdkError<PutTraceSegmentsError>) -> Result<(), DropReason> {
     match err {
@@ -172,20 +277,38 @@ fn classify(err: &SdkError<PutTraceSegmentsError>) -> Result<(), DropReason> {
 }
 
 /// One group of at most 50 documents, through every attempt it is allowed.
-async fn put_group(client: Client, docs: Vec<Document>, cx: SendContext) {
+async fn put_group(
+    client: Client,
+    docs: Vec<Document>,
+    cx: SendContext,
+    limit: Arc<AdaptiveLimit>,
+    backend_errors: Option<Arc<BackendErrors>>,
+) {
     let mut pending = docs;
     let mut attempt = 1;
+    let first_try = std::time::Instant::now();
     loop {
-        cx.request();
         let texts: Vec<String> = pending.iter().map(|d| d.as_str().to_owned()).collect();
-        let result = client
-            .put_trace_segments()
-            .set_trace_segment_documents(Some(texts))
-            .send()
-            .await;
+        let result = {
+            let _permit = limit.acquire().await;
+            cx.request();
+            client
+                .put_trace_segments()
+                .set_trace_segment_documents(Some(texts))
+                .send()
+                .await
+        };
         let (retry, cause): (Vec<Document>, Arc<str>) = match result {
             Ok(out) => {
                 let unprocessed = out.unprocessed_trace_segments();
+                if unprocessed
+                    .iter()
+                    .any(|u| is_throttling_code(u.error_code().unwrap_or("")))
+                {
+                    limit.throttled();
+                } else {
+                    limit.succeeded();
+                }
                 if unprocessed.is_empty() {
                     pending.iter().for_each(|d| cx.delivered(d));
                     return;
@@ -236,6 +359,12 @@ async fn put_group(client: Client, docs: Vec<Document>, cx: SendContext) {
             }
             Err(err) => {
                 cx.send_error();
+                if let Some(errors) = &backend_errors {
+                    errors.record(&err);
+                }
+                if is_throttled(&err) {
+                    limit.throttled();
+                }
                 let cause: Arc<str> = DisplayErrorContext(&err).to_string().into();
                 if let Err(reason) = classify(&err) {
                     cx.dropped(&pending, reason, &cause);
@@ -244,7 +373,7 @@ async fn put_group(client: Client, docs: Vec<Document>, cx: SendContext) {
                 (std::mem::take(&mut pending), cause)
             }
         };
-        match cx.next_retry(attempt) {
+        match cx.next_retry(attempt, first_try) {
             Some(wait) => {
                 tracing::debug!(
                     target: "xray_export",

@@ -77,6 +77,8 @@ impl FromStr for HostPort {
 /// Parsed from `AWS_XRAY_DAEMON_ADDRESS` in its two forms: `host:port` (both protocols)
 /// or `tcp:host:port udp:host:port` (either order).
 ///
+/// # Examples
+///
 /// ```
 /// use xray_export::DaemonAddress;
 /// let a: DaemonAddress = "xray-daemon.local:3000".parse().unwrap();
@@ -141,6 +143,11 @@ impl FromStr for DaemonAddress {
 
 impl DaemonAddress {
     /// From `AWS_XRAY_DAEMON_ADDRESS`, or the default `127.0.0.1:2000` when unset or empty.
+    ///
+    /// # Errors
+    ///
+    /// [`AddressError`] when the variable is set but is neither `host:port` nor
+    /// `tcp:host:port udp:host:port`.
     pub fn from_env() -> Result<Self, AddressError> {
         match std::env::var(DAEMON_ADDRESS_ENV) {
             Ok(v) if !v.trim().is_empty() => v.parse(),
@@ -151,6 +158,10 @@ impl DaemonAddress {
 
 /// How often a resolved daemon host name is looked up again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(60);
+/// Most attempts per datagram, whatever the retry policy's time budget: the kernel
+/// reports a refusal only on a later send, and a daemon that is not there answers
+/// nothing, so long retries would only hold the queue up.
+const MAX_DATAGRAM_ATTEMPTS: u32 = 5;
 
 /// Sends documents to the daemon, one datagram each, many per system call on Linux
 /// (`sendmmsg`). A datagram that fails is retried by the retry policy without the others
@@ -243,6 +254,7 @@ impl UdpTransport {
             }
         }
         let mut attempt = 1;
+        let first_try = std::time::Instant::now();
         while !pending.is_empty() {
             cx.request();
             let (failed, err) = self.send_once(&batch, &pending);
@@ -261,7 +273,12 @@ impl UdpTransport {
                 attempt,
                 "X-Ray daemon datagrams failed: {err}"
             );
-            match cx.next_retry(attempt) {
+            let retry = if attempt < MAX_DATAGRAM_ATTEMPTS {
+                cx.next_retry(attempt, first_try)
+            } else {
+                None
+            };
+            match retry {
                 Some(wait) => {
                     tokio::time::sleep(wait).await;
                     pending = failed;

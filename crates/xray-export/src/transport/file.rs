@@ -35,6 +35,10 @@ impl WriterTransport {
     }
 
     /// Appends to a file, creating it when missing.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error when the file cannot be opened for appending or created.
     pub fn file(path: impl AsRef<Path>) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(WriterTransport {

@@ -16,10 +16,13 @@ use crate::metrics::{DropReason, Metrics};
 use crate::queue::Queue;
 
 #[cfg(feature = "xray-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "xray-api")))]
 pub mod api;
 pub mod daemon;
 pub mod file;
+pub mod limit;
 #[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub mod otlp;
 
 /// A boxed future returned by [`Transport::send`].
@@ -64,11 +67,16 @@ impl<I: Item> Transport<I> for Box<dyn Transport<I>> {
     }
 }
 
-/// How failed sends are retried: exponential backoff with jitter.
+/// How failed sends are retried: exponential backoff with jitter, within a time budget
+/// (the Collector's `retry_on_failure`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts per item, the first included (1 means no retry).
+    /// Attempts per item, the first included (1 means no retry; default unlimited: the
+    /// time budget decides).
     pub max_attempts: u32,
+    /// How long an item may be retried, from its first attempt (default 300 s, the
+    /// binary's `--retry-max-elapsed`).
+    pub max_elapsed: Duration,
     /// The first backoff's upper bound.
     pub initial_backoff: Duration,
     /// The largest backoff.
@@ -80,7 +88,8 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 5,
+            max_attempts: u32::MAX,
+            max_elapsed: Duration::from_secs(300),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
@@ -114,6 +123,12 @@ struct ContextInner {
     retry: RetryPolicy,
     deadline: Box<dyn Fn() -> Option<Instant> + Send + Sync>,
     accounted: AtomicU64,
+    /// With a spool: items that ran out of retries (or time) are kept to be sent again,
+    /// not dropped.
+    defer: bool,
+    deferred: AtomicU64,
+    /// The deferred items' spool records and span counts.
+    kept: std::sync::Mutex<Vec<(Vec<u8>, u32)>>,
 }
 
 impl fmt::Debug for SendContext {
@@ -125,13 +140,21 @@ impl fmt::Debug for SendContext {
 }
 
 impl SendContext {
-    pub(crate) fn new<I: Item>(metrics: Metrics, retry: RetryPolicy, queue: Arc<Queue<I>>) -> Self {
+    pub(crate) fn new<I: Item>(
+        metrics: Metrics,
+        retry: RetryPolicy,
+        queue: Arc<Queue<I>>,
+        defer: bool,
+    ) -> Self {
         SendContext {
             inner: Arc::new(ContextInner {
                 metrics,
                 retry,
                 deadline: Box::new(move || queue.lock().deadline),
                 accounted: AtomicU64::new(0),
+                defer,
+                deferred: AtomicU64::new(0),
+                kept: Default::default(),
             }),
         }
     }
@@ -144,6 +167,9 @@ impl SendContext {
                 retry,
                 deadline: Box::new(|| None),
                 accounted: AtomicU64::new(0),
+                defer: false,
+                deferred: AtomicU64::new(0),
+                kept: Default::default(),
             }),
         }
     }
@@ -163,14 +189,20 @@ impl SendContext {
         (self.inner.deadline)()
     }
 
-    /// Whether another attempt may follow failure number `attempt` (1-based), and after
-    /// how long: within `max_attempts` and before the shutdown deadline. Counts the retry.
-    pub fn next_retry(&self, attempt: u32) -> Option<Duration> {
-        if attempt >= self.inner.retry.max_attempts {
+    /// Whether another attempt may follow failure number `attempt` (1-based) of an item
+    /// first tried at `first_try`, and after how long: within `max_attempts`, within
+    /// `max_elapsed` of `first_try`, and before the shutdown deadline. Counts the retry.
+    pub fn next_retry(&self, attempt: u32, first_try: Instant) -> Option<Duration> {
+        let policy = &self.inner.retry;
+        if attempt >= policy.max_attempts {
             return None;
         }
-        let wait = self.inner.retry.backoff(attempt);
-        if self.deadline().is_some_and(|d| Instant::now() + wait >= d) {
+        let wait = policy.backoff(attempt);
+        let now = Instant::now();
+        if now + wait > first_try + policy.max_elapsed {
+            return None;
+        }
+        if self.deadline().is_some_and(|d| now + wait >= d) {
             return None;
         }
         self.inner.metrics.record_retry();
@@ -199,13 +231,35 @@ impl SendContext {
     }
 
     /// Reports items dropped, logging one line with the reason, the cause and the first
-    /// items' descriptions (trace ids).
+    /// items' descriptions (trace ids). With a spool, items out of retries or time are
+    /// kept there to be sent again instead (see [`crate::spool`]).
     pub fn dropped<'i, I: Item>(
         &self,
         items: impl IntoIterator<Item = &'i I>,
         reason: DropReason,
         cause: &dyn fmt::Display,
     ) {
+        if self.inner.defer && matches!(reason, DropReason::RetriesExhausted | DropReason::Deadline)
+        {
+            let mut count = 0u64;
+            let mut kept = self.inner.kept.lock().unwrap_or_else(|e| e.into_inner());
+            for item in items {
+                let mut record = Vec::with_capacity(item.size() + 17);
+                if item.write_record(&mut record) {
+                    kept.push((record, u32::try_from(item.spans()).unwrap_or(u32::MAX)));
+                }
+                count += 1;
+            }
+            drop(kept);
+            self.inner.accounted.fetch_add(count, Relaxed);
+            self.inner.deferred.fetch_add(count, Relaxed);
+            tracing::info!(
+                target: "xray_export",
+                items = count,
+                "not delivered yet ({cause}); kept in the spool to be sent again"
+            );
+            return;
+        }
         let mut count = 0u64;
         let mut first = Vec::new();
         for item in items {
@@ -223,6 +277,16 @@ impl SendContext {
 
     pub(crate) fn accounted(&self) -> u64 {
         self.inner.accounted.load(Relaxed)
+    }
+
+    /// Items kept for another try (with a spool).
+    pub(crate) fn deferred(&self) -> u64 {
+        self.inner.deferred.load(Relaxed)
+    }
+
+    /// The kept items' spool records and span counts.
+    pub(crate) fn take_kept(&self) -> Vec<(Vec<u8>, u32)> {
+        std::mem::take(&mut *self.inner.kept.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -268,9 +332,31 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(cx.next_retry(1).is_some());
-        assert!(cx.next_retry(2).is_some());
-        assert!(cx.next_retry(3).is_none());
+        let start = Instant::now();
+        assert!(cx.next_retry(1, start).is_some());
+        assert!(cx.next_retry(2, start).is_some());
+        assert!(cx.next_retry(3, start).is_none());
         assert_eq!(cx.metrics().snapshot().retries, 2);
+    }
+
+    #[test]
+    fn retries_stop_at_the_time_budget() {
+        let cx = SendContext::standalone(
+            Metrics::default(),
+            RetryPolicy {
+                max_elapsed: Duration::from_millis(500),
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_millis(10),
+                ..Default::default()
+            },
+        );
+        assert_eq!(RetryPolicy::default().max_elapsed, Duration::from_secs(300));
+        assert!(cx.next_retry(1, Instant::now()).is_some());
+        assert!(
+            cx.next_retry(40, Instant::now()).is_some(),
+            "attempts unlimited"
+        );
+        let long_ago = Instant::now() - Duration::from_millis(495);
+        assert!(cx.next_retry(2, long_ago).is_none());
     }
 }

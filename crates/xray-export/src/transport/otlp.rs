@@ -155,6 +155,34 @@ impl Item for OtlpSpans {
         u64::from(self.spans)
     }
 
+    fn write_record(&self, out: &mut Vec<u8>) -> bool {
+        match self.first_trace {
+            Some(t) => {
+                out.push(1);
+                out.extend_from_slice(&t);
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&self.bytes);
+        true
+    }
+
+    fn read_record(bytes: &[u8], spans: u32) -> Option<Self> {
+        let (first_trace, rest) = match bytes.split_first()? {
+            (1, rest) if rest.len() >= 16 => (Some(rest[..16].try_into().ok()?), &rest[16..]),
+            (0, rest) => (None, rest),
+            _ => return None,
+        };
+        // Only well-formed messages come back (a damaged record would be refused by
+        // the endpoint as a whole request).
+        ResourceSpans::decode(rest).ok()?;
+        Some(OtlpSpans {
+            bytes: rest.to_vec(),
+            spans,
+            first_trace,
+        })
+    }
+
     fn describe(&self) -> String {
         match self.first_trace {
             Some(t) => format!(
@@ -188,6 +216,8 @@ pub struct OtlpConfig {
     pub region: Option<String>,
     /// Overrides the endpoint (default `https://xray.<region>.amazonaws.com/v1/traces`).
     pub endpoint_url: Option<String>,
+    /// The HTTP client (e.g. with a proxy); a plain one when `None`.
+    pub http_client: Option<reqwest::Client>,
 }
 
 impl fmt::Debug for OtlpConfig {
@@ -196,6 +226,7 @@ impl fmt::Debug for OtlpConfig {
             .field("sdk_config", &self.sdk_config.is_some())
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
+            .field("http_client", &self.http_client.is_some())
             .finish()
     }
 }
@@ -225,7 +256,7 @@ impl OtlpTransport {
         }
     }
 
-    async fn ready(&mut self, cx: &SendContext) -> Result<&mut Ready, String> {
+    async fn ready(&mut self) -> Result<&mut Ready, String> {
         if self.ready.is_none() {
             let sdk = match &self.config.sdk_config {
                 Some(sdk) => sdk.clone(),
@@ -242,10 +273,12 @@ impl OtlpTransport {
                 .endpoint_url
                 .clone()
                 .unwrap_or_else(|| format!("https://xray.{region}.amazonaws.com/v1/traces"));
-            let http = reqwest::Client::builder()
-                .timeout(cx.retry_policy().request_timeout)
-                .build()
-                .map_err(|e| format!("HTTP client: {e}"))?;
+            let http = match &self.config.http_client {
+                Some(client) => client.clone(),
+                None => reqwest::Client::builder()
+                    .build()
+                    .map_err(|e| format!("HTTP client: {e}"))?,
+            };
             self.ready = Some(Ready {
                 http,
                 sdk,
@@ -258,7 +291,7 @@ impl OtlpTransport {
     }
 
     async fn send_batch(&mut self, batch: Vec<OtlpSpans>, cx: &SendContext) {
-        let ready = match self.ready(cx).await {
+        let ready = match self.ready().await {
             Ok(ready) => ready,
             Err(e) => {
                 cx.send_error();
@@ -372,6 +405,7 @@ fn signed_headers(
 async fn post(ready: &mut Ready, items: Vec<OtlpSpans>, cx: &SendContext) {
     let body = request_body(&items);
     let mut attempt = 1;
+    let first_try = std::time::Instant::now();
     loop {
         let cause = match attempt_post(ready, &body, cx).await {
             Ok(rejected) => {
@@ -392,7 +426,7 @@ async fn post(ready: &mut Ready, items: Vec<OtlpSpans>, cx: &SendContext) {
             }
             Err(Failure::Retryable(cause)) => cause,
         };
-        match cx.next_retry(attempt) {
+        match cx.next_retry(attempt, first_try) {
             Some(wait) => {
                 tokio::time::sleep(wait).await;
                 attempt += 1;
@@ -424,6 +458,7 @@ async fn attempt_post(
     let mut request = ready
         .http
         .post(&ready.url)
+        .timeout(cx.retry_policy().request_timeout)
         .header("content-type", "application/x-protobuf")
         .body(body.to_vec());
     for (k, v) in headers {

@@ -62,7 +62,18 @@ pub struct Stub {
 
 impl Stub {
     pub fn start(handler: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static) -> Stub {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0, handler)
+    }
+
+    /// Starts on a given loopback port (0: any free one). Once the stub is dropped, its
+    /// open connections close at their next request without an answer and new ones are
+    /// refused, like a server that went away; starting again on the same port brings
+    /// it back.
+    pub fn start_on(
+        port: u16,
+        handler: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static,
+    ) -> Stub {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -78,7 +89,8 @@ impl Stub {
                     let Ok(stream) = stream else { continue };
                     let requests = requests.clone();
                     let handler = handler.clone();
-                    std::thread::spawn(move || serve(stream, requests, handler));
+                    let stop = stop.clone();
+                    std::thread::spawn(move || serve(stream, requests, handler, stop));
                 }
             });
         }
@@ -105,7 +117,12 @@ impl Drop for Stub {
     }
 }
 
-fn serve(stream: TcpStream, requests: Arc<Mutex<Vec<Request>>>, handler: Arc<Handler>) {
+fn serve(
+    stream: TcpStream,
+    requests: Arc<Mutex<Vec<Request>>>,
+    handler: Arc<Handler>,
+    stop: Arc<AtomicBool>,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
@@ -138,6 +155,10 @@ fn serve(stream: TcpStream, requests: Arc<Mutex<Vec<Request>>>, handler: Arc<Han
             .unwrap_or(0);
         let mut body = vec![0; len];
         if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if stop.load(Ordering::SeqCst) {
+            // Gone: close without answering.
             return;
         }
         let request = Request {

@@ -157,6 +157,8 @@ pub struct Case {
     pub events: Vec<Event>,
     pub links: Vec<(u128, u64, Attrs)>,
     pub in_progress: bool,
+    /// End in epoch nanoseconds instead of start + 250 ms.
+    pub end_nanos: Option<u64>,
     pub scope: Option<(&'static str, Option<&'static str>)>,
     pub config: TranslatorConfig,
     pub expect: Vec<(String, Option<Json>)>,
@@ -177,6 +179,7 @@ pub fn case(name: &'static str) -> Case {
         events: Vec::new(),
         links: Vec::new(),
         in_progress: false,
+        end_nanos: None,
         scope: None,
         config: TranslatorConfig::default(),
         expect: Vec::new(),
@@ -250,6 +253,11 @@ impl Case {
         ));
         self
     }
+    /// Ends the span at `nanos` (epoch nanoseconds).
+    pub fn ends_at(mut self, nanos: u64) -> Self {
+        self.end_nanos = Some(nanos);
+        self
+    }
     pub fn running(mut self) -> Self {
         self.in_progress = true;
         self
@@ -281,7 +289,7 @@ impl Case {
         if self.in_progress {
             0
         } else {
-            START_NANOS + 250_000_000
+            self.end_nanos.unwrap_or(START_NANOS + 250_000_000)
         }
     }
 

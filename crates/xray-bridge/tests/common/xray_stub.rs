@@ -1,0 +1,203 @@
+//! A stub X-Ray API on loopback: `PutTraceSegments` (`POST /TraceSegments`) and
+//! `PutTelemetryRecords` (`POST /TelemetryRecords`). It keeps what it receives, measures
+//! how many calls are in flight at once, and can answer a status for the next calls.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::routing::post;
+
+#[derive(Default)]
+struct State {
+    delay: Duration,
+    documents: Mutex<Vec<String>>,
+    telemetry: Mutex<Vec<serde_json::Value>>,
+    /// `METHOD /path` of every other request (STS, sampling, OTLP).
+    others: Mutex<Vec<String>>,
+    /// (status, how many more PutTraceSegments calls get it).
+    failing: Mutex<Option<(u16, usize)>>,
+    /// Documents of calls answered with an error status.
+    refused_documents: AtomicUsize,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// The running stub; stops when dropped.
+pub struct XrayStub {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    state: Arc<State>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl XrayStub {
+    /// Starts the stub; every PutTraceSegments call takes `delay`.
+    pub fn start(delay: Duration) -> XrayStub {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(State {
+            delay,
+            ..State::default()
+        });
+        let puts = state.clone();
+        let telemetry = state.clone();
+        let others = state.clone();
+        let app = axum::Router::new()
+            .route(
+                "/TraceSegments",
+                post(move |body: Bytes| put_trace_segments(puts.clone(), body)),
+            )
+            .route(
+                "/TelemetryRecords",
+                post(move |body: Bytes| async move {
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        telemetry.telemetry.lock().unwrap().push(v);
+                    }
+                    ([("content-type", "application/json")], "{}")
+                }),
+            )
+            .fallback(
+                move |method: axum::http::Method, uri: axum::http::Uri| async move {
+                    others
+                        .others
+                        .lock()
+                        .unwrap()
+                        .push(format!("{method} {}", uri.path()));
+                    if uri.path() == "/" {
+                        // STS AssumeRole (--role-arn).
+                        ([("content-type", "text/xml")], ASSUME_ROLE.to_owned())
+                    } else {
+                        ([("content-type", "application/json")], "{}".to_owned())
+                    }
+                },
+            );
+        rt.spawn(async move { axum::serve(listener, app).await });
+        XrayStub {
+            url,
+            state,
+            _rt: rt,
+        }
+    }
+
+    /// The next `calls` PutTraceSegments calls are answered with `status`.
+    pub fn fail_next(&self, status: u16, calls: usize) {
+        *self.state.failing.lock().unwrap() = Some((status, calls));
+    }
+
+    /// The documents accepted so far.
+    pub fn documents(&self) -> Vec<String> {
+        self.state.documents.lock().unwrap().clone()
+    }
+
+    /// The documents of calls answered with an error status.
+    pub fn refused_documents(&self) -> usize {
+        self.state.refused_documents.load(Ordering::SeqCst)
+    }
+
+    /// `METHOD /path` of the requests that were neither PutTraceSegments nor
+    /// PutTelemetryRecords (STS is `POST /`).
+    pub fn others(&self) -> Vec<String> {
+        self.state.others.lock().unwrap().clone()
+    }
+
+    /// The PutTelemetryRecords request bodies so far.
+    pub fn telemetry(&self) -> Vec<serde_json::Value> {
+        self.state.telemetry.lock().unwrap().clone()
+    }
+
+    /// The most PutTraceSegments calls that were in flight at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.peak.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` documents arrived (or `timeout` passed); returns them.
+    pub fn wait_for_documents(&self, n: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let docs = self.documents();
+            if docs.len() >= n || Instant::now() >= deadline {
+                return docs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `pred` holds for the telemetry bodies (or `timeout` passed).
+    pub fn wait_for_telemetry(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = self.telemetry();
+            if pred(&t) || Instant::now() >= deadline {
+                return t;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+async fn put_trace_segments(
+    state: Arc<State>,
+    body: Bytes,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.peak.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(state.delay).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    let docs: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v["TraceSegmentDocuments"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let failing = {
+        let mut f = state.failing.lock().unwrap();
+        match *f {
+            Some((status, n)) if n > 0 => {
+                *f = if n > 1 { Some((status, n - 1)) } else { None };
+                Some(status)
+            }
+            _ => None,
+        }
+    };
+    let json = [("content-type", "application/json")];
+    match failing {
+        Some(status) => {
+            state
+                .refused_documents
+                .fetch_add(docs.len(), Ordering::SeqCst);
+            (
+                StatusCode::from_u16(status).unwrap(),
+                json,
+                r#"{"message":"stub failure"}"#.to_owned(),
+            )
+        }
+        None => {
+            state.documents.lock().unwrap().extend(docs);
+            (
+                StatusCode::OK,
+                json,
+                r#"{"UnprocessedTraceSegments":[]}"#.to_owned(),
+            )
+        }
+    }
+}
+
+const ASSUME_ROLE: &str = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>ASIAASSUMED</AccessKeyId><SecretAccessKey>assumed-secret</SecretAccessKey><SessionToken>assumed-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/xray/xray-bridge</Arn><AssumedRoleId>AROAEXAMPLE:xray-bridge</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></AssumeRoleResponse>"#;
