@@ -508,6 +508,15 @@ impl Backend {
         }
     }
 
+    /// Wakes the worker.
+    pub(crate) fn wake(&self) {
+        match self {
+            Backend::Documents { pipeline, .. } => pipeline.wake(),
+            #[cfg(feature = "otlp")]
+            Backend::Otlp(pipeline) => pipeline.wake(),
+        }
+    }
+
     fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         match self {
             Backend::Documents { pipeline, .. } => pipeline.flush(timeout),

@@ -313,11 +313,17 @@ impl<I: Item> Pipeline<I> {
         }
     }
 
-    /// Has the worker call `run` every `every` (between batches, and when idle), on its
-    /// own thread with telemetry suppressed: the span processor's time-based rules use it
-    /// so that they need no thread of their own. Replaces an earlier tick.
+    /// Has the worker call `run` before each batch and at least every `every` when idle,
+    /// on its own thread with telemetry suppressed: the span processor translates the
+    /// trees it hands over and applies its time-based rules there, so that it needs no
+    /// thread of its own. Replaces an earlier tick.
     pub(crate) fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
         self.queue.set_tick(every, run);
+    }
+
+    /// Wakes the worker (to run its tick now).
+    pub(crate) fn wake(&self) {
+        self.queue.wake.notify_one();
     }
 
     /// A snapshot of the counters.
@@ -429,7 +435,7 @@ async fn work<I: Item>(
             }
             return;
         }
-        let idle = queue.tick_if_due(Duration::from_millis(250));
+        let idle = queue.run_tick(Duration::from_millis(250));
         let limit = transport.batch_limit();
         if let Some(spool) = &spool {
             spool.tick();

@@ -2,9 +2,10 @@
 //! X-Ray SDKs' streaming rules for long and large requests.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use opentelemetry::Context;
@@ -15,7 +16,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 
 use crate::exporter::{XRayExporter, sdk_error};
 use crate::metrics::DropReason;
-use crate::open_trees::OpenTrees;
+use crate::open_trees::{OpenTrees, estimated_bytes};
 use crate::transport::log_drop;
 
 /// The rules of an [`XraySpanProcessor`]: when parts of a tree go out before its root
@@ -77,10 +78,12 @@ impl ProcessorConfig {
         self
     }
 
-    /// Most bytes (estimated) that open trees may hold. Beyond it, a tree's finished
-    /// spans are sent at once as standalone subsegments instead of waiting for their root
-    /// (so memory stays bounded without losing spans), and new roots are not copied for
-    /// in-progress documents. Default 16 MiB.
+    /// Most bytes (estimated) that open trees and finished trees waiting for the worker
+    /// may hold together. Beyond it, an open tree's finished spans are handed over at once
+    /// as standalone subsegments instead of waiting for their root, new roots are not
+    /// copied for in-progress documents, and a finished tree that finds the worker that
+    /// far behind is dropped, counted as [`DropReason::QueueFull`] in the exporter's
+    /// metrics and logged. Default 16 MiB.
     pub fn with_max_open_bytes(mut self, bytes: usize) -> Self {
         self.max_open_bytes = bytes;
         self
@@ -117,9 +120,10 @@ impl ProcessorConfig {
 
 /// An OpenTelemetry span processor for X-Ray: the spans of each local trace tree are
 /// gathered as they end, and when the tree's local root (a span without a parent, or
-/// with a remote one) ends, the whole tree is translated, nested into one document (split
-/// when over 64 kB) and queued for the exporter's worker at once. No batching delay, and
-/// no batch boundary cutting a request in two.
+/// with a remote one) ends, the whole tree is handed to the exporter's worker thread at
+/// once, which translates it, nests it into one document (split when over 64 kB) and
+/// sends it. No batching delay, no batch boundary cutting a request in two, and the
+/// application's thread only files spans and wakes the worker.
 ///
 /// The X-Ray SDKs' rules for long requests apply ([`ProcessorConfig`]): more than 100
 /// finished spans in an open tree are streamed as standalone subsegments; a root open
@@ -130,8 +134,9 @@ impl ProcessorConfig {
 ///
 /// `force_flush` sends every finished span (open trees' finished children included) and
 /// waits for the transport; `shutdown` does the same within its deadline, then stops the
-/// exporter and reports what it could not send. The time-based rules run on the
-/// exporter's worker thread; the processor has no thread of its own.
+/// exporter and reports what it could not send. Translation and the time-based rules run
+/// on the exporter's worker thread; the processor has no thread or queue of its own
+/// besides the trees it holds, under one byte budget.
 ///
 /// # Examples
 ///
@@ -161,6 +166,21 @@ struct Inner {
     shut_down: AtomicBool,
     /// Spans that ended after shutdown.
     late: AtomicU64,
+    /// Trees (and streamed spans) handed over, waiting for the worker to translate them.
+    ready: Mutex<Ready>,
+    /// Hand-overs the worker took and has not queued yet.
+    in_flight: AtomicUsize,
+    /// Trees dropped because the byte budget was spent.
+    over_budget: AtomicU64,
+    /// When the time-based rules last ran.
+    last_check: Mutex<Instant>,
+}
+
+/// Spans handed over to the worker, with their estimated bytes.
+#[derive(Default)]
+struct Ready {
+    batches: VecDeque<Vec<SpanData>>,
+    bytes: usize,
 }
 
 impl fmt::Debug for XraySpanProcessor {
@@ -187,6 +207,10 @@ impl XraySpanProcessor {
             resource: RwLock::new(Resource::builder_empty().build()),
             shut_down: AtomicBool::new(false),
             late: AtomicU64::new(0),
+            ready: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            over_budget: AtomicU64::new(0),
+            last_check: Mutex::new(Instant::now()),
             exporter,
         });
         let weak: Weak<Inner> = Arc::downgrade(&inner);
@@ -194,7 +218,7 @@ impl XraySpanProcessor {
             every,
             Box::new(move || {
                 if let Some(inner) = weak.upgrade() {
-                    inner.send_due();
+                    inner.work();
                 }
             }),
         );
@@ -213,7 +237,94 @@ fn is_local_root(span: &SpanData) -> bool {
 }
 
 impl Inner {
-    /// Translates, encodes and queues `batch` on the calling thread.
+    /// Hands `batch` to the worker (it translates and queues it), or drops it, counted,
+    /// when open trees and waiting batches are over the byte budget (nothing waiting is
+    /// never refused, so one large tree still goes).
+    fn hand_over(&self, batch: Vec<SpanData>) {
+        let size: usize = batch.iter().map(estimated_bytes).sum();
+        let refused = {
+            let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+            if !ready.batches.is_empty()
+                && ready.bytes + self.trees.bytes() + size > self.config.max_open_bytes
+            {
+                Some(batch)
+            } else {
+                ready.bytes += size;
+                ready.batches.push_back(batch);
+                None
+            }
+        };
+        match refused {
+            None => self.exporter.backend.wake(),
+            Some(batch) => {
+                let spans = batch.len() as u64;
+                self.exporter
+                    .metrics()
+                    .record_dropped(DropReason::QueueFull, spans);
+                let n = self.over_budget.fetch_add(1, Relaxed) + 1;
+                if n.is_power_of_two() {
+                    log_drop(
+                        1,
+                        DropReason::QueueFull,
+                        &format!(
+                            "span trees waiting for the exporter are over the processor's {} byte budget ({n} trees so far)",
+                            self.config.max_open_bytes
+                        ),
+                        &[format!("trace {}", batch[0].span_context.trace_id())],
+                    );
+                }
+            }
+        }
+    }
+
+    /// Takes what was handed over and translates it on this thread; returns whether
+    /// there was any.
+    fn drain_ready(&self) -> bool {
+        let batches = {
+            let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+            if ready.batches.is_empty() {
+                return false;
+            }
+            ready.bytes = 0;
+            self.in_flight.fetch_add(1, Relaxed);
+            std::mem::take(&mut ready.batches)
+        };
+        for batch in batches {
+            self.send(batch);
+        }
+        self.in_flight.fetch_sub(1, Relaxed);
+        true
+    }
+
+    /// The worker's turn: translate what was handed over, and apply the time-based rules
+    /// when they are due.
+    fn work(&self) {
+        self.drain_ready();
+        let due = {
+            let mut last = self.last_check.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.elapsed() >= self.config.check_every();
+            if due {
+                *last = Instant::now();
+            }
+            due
+        };
+        if due {
+            self.send_due();
+        }
+    }
+
+    /// Sends everything held now from the calling thread, and waits (until `deadline`)
+    /// for what the worker took to be queued.
+    fn send_everything(&self, deadline: Instant) {
+        self.drain_ready();
+        self.send_finished();
+        while self.in_flight.load(Relaxed) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Translates, encodes and queues `batch` on the calling thread (the worker, or a
+    /// flush).
     fn send(&self, batch: Vec<SpanData>) {
         if batch.is_empty() {
             return;
@@ -319,19 +430,19 @@ impl SpanProcessor for XraySpanProcessor {
         if is_local_root(&span) {
             let mut tree = inner.trees.root_ended(&span).spans;
             tree.push(span);
-            inner.send(tree);
+            inner.hand_over(tree);
         } else if let Some(batch) = inner
             .trees
             .child_ended(span, inner.config.streaming_threshold)
         {
-            inner.send(batch);
+            inner.hand_over(batch);
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
         let _suppressed = Context::enter_telemetry_suppressed_scope();
-        self.inner.send_finished();
         let timeout = self.inner.exporter.flush_timeout;
+        self.inner.send_everything(Instant::now() + timeout);
         self.inner
             .exporter
             .flush_queue(timeout)
@@ -344,7 +455,7 @@ impl SpanProcessor for XraySpanProcessor {
         if self.inner.shut_down.swap(true, Relaxed) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
-        self.inner.send_finished();
+        self.inner.send_everything(start + timeout);
         let open = self.inner.trees.open_roots();
         if open > 0 {
             tracing::warn!(

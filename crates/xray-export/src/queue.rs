@@ -39,10 +39,9 @@ pub(crate) struct State<I> {
     pub stopped: bool,
 }
 
-/// Periodic work for the worker thread.
+/// Work for the worker thread: before each batch, and at least every `every`.
 struct Tick {
     every: Duration,
-    last: Instant,
     run: Box<dyn Fn() + Send + Sync>,
 }
 
@@ -250,31 +249,24 @@ impl<I: Item> Queue<I> {
         true
     }
 
-    /// Installs the periodic work the worker runs between batches (replacing any).
+    /// Installs the work the worker runs before each batch and at least every `every`
+    /// when idle (replacing any).
     pub fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
-        *self.tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(Tick {
-            every,
-            last: Instant::now(),
-            run,
-        });
+        *self.tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(Tick { every, run });
         self.wake.notify_one();
     }
 
-    /// Runs the tick when it is due; returns how long the worker may sleep until the
-    /// next one (at most `idle`).
-    pub fn tick_if_due(&self, idle: Duration) -> Duration {
-        let mut tick = self.tick.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(tick) = tick.as_mut() else {
-            return idle;
-        };
-        let now = Instant::now();
-        if now.duration_since(tick.last) >= tick.every {
-            tick.last = now;
-            (tick.run)();
+    /// Runs the tick, if any; returns how long the worker may sleep when idle (at most
+    /// `idle`).
+    pub fn run_tick(&self, idle: Duration) -> Duration {
+        let tick = self.tick.lock().unwrap_or_else(|e| e.into_inner());
+        match tick.as_ref() {
+            Some(tick) => {
+                (tick.run)();
+                tick.every.min(idle)
+            }
+            None => idle,
         }
-        (tick.last + tick.every)
-            .saturating_duration_since(Instant::now())
-            .min(idle)
     }
 
     /// Items waiting, and whether the queue is closed.

@@ -394,3 +394,51 @@ fn spans_ending_after_shutdown_are_counted_as_dropped() {
     assert_eq!(m.dropped_spans(DropReason::Shutdown), 1);
     assert!(processor.shutdown().is_err(), "a second shutdown says so");
 }
+
+/// A writer that takes 5 ms per document.
+struct SlowWriter(Lines);
+
+impl Write for SlowWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(5));
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn trees_over_the_byte_budget_are_dropped_counted_and_the_rest_delivered() {
+    let lines = Lines::default();
+    let exporter = XRayExporter::builder()
+        .with_writer(SlowWriter(lines.clone()))
+        .build()
+        .unwrap();
+    let (provider, metrics) = provider(
+        exporter,
+        ProcessorConfig::default().with_max_open_bytes(4_000),
+    );
+    let tracer = provider.tracer("test");
+    for _ in 0..300 {
+        let request = root(&tracer, "GET /");
+        tracer
+            .span_builder("db")
+            .start_with_context(&tracer, &request)
+            .end();
+        request.span().end();
+    }
+    provider
+        .shutdown()
+        .unwrap_or_else(|e| eprintln!("shutdown: {e}"));
+    let m = metrics.snapshot();
+    assert_eq!(m.spans_in, 600);
+    assert!(m.dropped_spans(DropReason::QueueFull) > 0, "{m:?}");
+    assert_eq!(m.spans_sent + m.dropped_spans_total(), 600, "{m:?}");
+    let written: usize = lines
+        .documents()
+        .iter()
+        .map(|line| line.matches(r#""id":""#).count())
+        .sum();
+    assert_eq!(written as u64, m.spans_sent);
+}
