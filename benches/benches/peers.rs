@@ -33,7 +33,7 @@ fn ours_translate<'a>(r: &'a PreparedResource<'a>, batch: &'a [SpanData]) -> usi
     batch.len()
 }
 
-/// What `XRayExporter` does with a batch: prepare the resource, translate, nest each
+/// What `XrayExporter` does with a batch: prepare the resource, translate, nest each
 /// subsegment into its parent's document when the parent is in the batch, encode within
 /// 64 kB.
 fn ours_json(

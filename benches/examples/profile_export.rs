@@ -1,5 +1,5 @@
 //! The export path without the socket, for `valgrind --tool=callgrind`: the 100-span batch
-//! translated and encoded many times, ours as `XRayExporter` does it (resource prepared
+//! translated and encoded many times, ours as `XrayExporter` does it (resource prepared
 //! once per batch, translate, nest,
 //! encode within 64 kB) or opentelemetry-aws's (translate, then `to_writer` per document
 //! into one reused buffer, as its daemon client does before each send).

@@ -13,7 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_xray::XRayExporter;
+use tracing_xray::XrayExporter;
 use xray_propagation::lambda::XrayLambdaLayer;
 
 /// The example's handler.
@@ -66,7 +66,7 @@ async fn each_invocation_is_flushed_before_it_returns() {
     let layer = tracing_xray::builder()
         .with_service_name("hello")
         .with_resource_detection(false)
-        .with_exporter(XRayExporter::builder().with_writer(out.clone()))
+        .with_exporter(XrayExporter::builder().with_writer(out.clone()))
         .build()
         .unwrap();
     let _guard = layer.flush_guard();

@@ -16,7 +16,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use xray_export::{
-    DaemonAddress, ProcessorConfig, XRayExporter, XRayExporterBuilder, XraySpanProcessor,
+    DaemonAddress, ProcessorConfig, XrayExporter, XrayExporterBuilder, XraySpanProcessor,
 };
 use xray_sampling::XraySampler;
 use xray_translate::{Translator, TranslatorConfig};
@@ -34,7 +34,7 @@ type Vars = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 enum Transport {
     Default,
     Daemon(DaemonAddress),
-    Exporter(Box<XRayExporterBuilder>),
+    Exporter(Box<XrayExporterBuilder>),
 }
 
 /// Which span processor feeds the exporter.
@@ -173,7 +173,7 @@ impl XrayLayerBuilder {
     /// stdout, a writer, PutTraceSegments with feature `xray-api`, the OTLP endpoint with
     /// feature `otlp`), queue limits, retries. Its translator is replaced by the one
     /// configured here ([`with_translator`](Self::with_translator)).
-    pub fn with_exporter(mut self, exporter: XRayExporterBuilder) -> Self {
+    pub fn with_exporter(mut self, exporter: XrayExporterBuilder) -> Self {
         self.transport = Transport::Exporter(Box::new(exporter));
         self
     }
@@ -487,7 +487,7 @@ impl XrayLayerBuilder {
         };
         let exporter = match self.transport {
             Transport::Default | Transport::Daemon(_) => {
-                XRayExporter::builder().with_daemon_address(daemon.clone())
+                XrayExporter::builder().with_daemon_address(daemon.clone())
             }
             Transport::Exporter(builder) => *builder,
         }

@@ -24,7 +24,7 @@ pub use propagator::Propagator;
 pub use resource::DEFAULT_DETECTION_TIMEOUT;
 
 pub use xray_export::{
-    DaemonAddress, ProcessorConfig, XRayExporter, XRayExporterBuilder, XraySpanProcessor,
+    DaemonAddress, ProcessorConfig, XrayExporter, XrayExporterBuilder, XraySpanProcessor,
 };
 /// The header-propagation helpers (server layer, client middleware, AWS SDK interceptor,
 /// Lambda), by features `axum`/`reqwest`/`aws-sdk`/`lambda` of this crate.

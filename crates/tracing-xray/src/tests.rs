@@ -9,7 +9,7 @@ use tracing::field::Empty;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::resource::Paths;
-use crate::{ContextMissing, Error, XRayExporter, XrayLayerBuilder};
+use crate::{ContextMissing, Error, XrayExporter, XrayLayerBuilder};
 
 /// A writer the test can read back.
 #[derive(Clone, Default)]
@@ -66,7 +66,7 @@ fn builder(env: &[(&str, &str)], out: &Buffer) -> XrayLayerBuilder {
             dmi_dir: nowhere.join("d"),
             hypervisor_uuid: nowhere.join("e"),
         })
-        .with_exporter(XRayExporter::builder().with_writer(out.clone()))
+        .with_exporter(XrayExporter::builder().with_writer(out.clone()))
         .with_global_propagator(false)
         .with_global_provider(false)
 }
@@ -555,7 +555,7 @@ fn provider_force_flush_returns_only_once_the_documents_are_delivered() {
     for batch in [false, true] {
         let out = Buffer::default();
         let mut b = builder(&[("OTEL_SERVICE_NAME", "lambda-fn")], &out)
-            .with_exporter(XRayExporter::builder().with_writer(Slow(out.clone())));
+            .with_exporter(XrayExporter::builder().with_writer(Slow(out.clone())));
         if batch {
             b = b.with_batch_processor();
         }

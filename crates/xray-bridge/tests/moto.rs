@@ -58,9 +58,9 @@ fn rust_service_spans(udp_port: u16) -> String {
     use opentelemetry_sdk::trace::SdkTracerProvider;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     use tracing_subscriber::layer::SubscriberExt;
-    use xray_export::{DaemonAddress, XRayExporter};
+    use xray_export::{DaemonAddress, XrayExporter};
 
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_daemon_address(
             format!("127.0.0.1:{udp_port}")
                 .parse::<DaemonAddress>()

@@ -51,9 +51,9 @@ enum Destination {
     Writer(Box<dyn Write + Send>),
 }
 
-/// Builds an [`XRayExporter`]; see [`XRayExporter::builder`].
+/// Builds an [`XrayExporter`]; see [`XrayExporter::builder`].
 #[must_use]
-pub struct XRayExporterBuilder {
+pub struct XrayExporterBuilder {
     destination: Destination,
     pipeline: PipelineConfig,
     flush_timeout: Duration,
@@ -62,16 +62,16 @@ pub struct XRayExporterBuilder {
     metrics: Metrics,
 }
 
-impl fmt::Debug for XRayExporterBuilder {
+impl fmt::Debug for XrayExporterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("XRayExporterBuilder")
+        f.debug_struct("XrayExporterBuilder")
             .field("pipeline", &self.pipeline)
             .field("flush_timeout", &self.flush_timeout)
             .finish_non_exhaustive()
     }
 }
 
-impl XRayExporterBuilder {
+impl XrayExporterBuilder {
     /// Sends to the X-Ray daemon over UDP at `AWS_XRAY_DAEMON_ADDRESS` or `127.0.0.1:2000`
     /// (the default).
     pub fn with_daemon(mut self) -> Self {
@@ -145,7 +145,7 @@ impl XRayExporterBuilder {
     ///
     /// ```
     /// let dir = std::env::temp_dir().join(format!("xray-doc-spool-{}", std::process::id()));
-    /// let exporter = xray_export::XRayExporter::builder()
+    /// let exporter = xray_export::XrayExporter::builder()
     ///     .with_writer(std::io::sink())
     ///     .with_spool(xray_export::SpoolConfig::new(&dir).with_max_bytes(64 << 20))
     ///     .build()
@@ -197,19 +197,19 @@ impl XRayExporterBuilder {
     /// # Examples
     ///
     /// ```
-    /// use xray_export::XRayExporter;
+    /// use xray_export::XrayExporter;
     ///
     /// // JSON lines into any writer; `with_file`, `with_stdout`, `with_daemon_address`,
     /// // `with_xray_api` and `with_otlp_endpoint` choose the other destinations.
-    /// let exporter = XRayExporter::builder()
+    /// let exporter = XrayExporter::builder()
     ///     .with_writer(std::io::sink())
     ///     .with_max_queue_bytes(1 << 20)
     ///     .build()?;
     /// assert_eq!(exporter.metrics().snapshot().documents_sent, 0);
     /// # Ok::<(), xray_export::BuildError>(())
     /// ```
-    pub fn build(self) -> Result<XRayExporter, BuildError> {
-        let XRayExporterBuilder {
+    pub fn build(self) -> Result<XrayExporter, BuildError> {
+        let XrayExporterBuilder {
             destination,
             pipeline,
             flush_timeout,
@@ -249,7 +249,7 @@ impl XRayExporterBuilder {
             Destination::Stdout => documents(Box::new(WriterTransport::stdout()))?,
             Destination::Writer(w) => documents(Box::new(WriterTransport::new(w)))?,
         };
-        Ok(XRayExporter {
+        Ok(XrayExporter {
             backend: Arc::new(backend),
             resource: Resource::builder_empty().build(),
             metrics,
@@ -274,15 +274,15 @@ pub(crate) enum Backend {
 /// `export` translates each span into one segment document (trimmed to 64 kB when
 /// needed, never dropped for size), queues it and returns; a worker thread of its own
 /// sends through the chosen transport. Nothing is dropped without a counter
-/// ([`XRayExporter::metrics`]) and a log line.
+/// ([`XrayExporter::metrics`]) and a log line.
 ///
 /// # Examples
 ///
 /// ```no_run
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
-/// use xray_export::XRayExporter;
+/// use xray_export::XrayExporter;
 ///
-/// let exporter = XRayExporter::builder().with_daemon().build()?;
+/// let exporter = XrayExporter::builder().with_daemon().build()?;
 /// let metrics = exporter.metrics().clone();
 /// let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).build();
 /// // ... later
@@ -290,7 +290,7 @@ pub(crate) enum Backend {
 /// println!("sent {} documents", metrics.snapshot().documents_sent);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct XRayExporter {
+pub struct XrayExporter {
     pub(crate) backend: Arc<Backend>,
     resource: Resource,
     metrics: Metrics,
@@ -298,29 +298,29 @@ pub struct XRayExporter {
     scratch: Mutex<Vec<u8>>,
 }
 
-impl fmt::Debug for XRayExporter {
+impl fmt::Debug for XrayExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("XRayExporter")
+        f.debug_struct("XrayExporter")
             .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
 
-impl XRayExporter {
+impl XrayExporter {
     /// A builder; the default sends to the daemon named by `AWS_XRAY_DAEMON_ADDRESS`.
     ///
     /// # Examples
     ///
     /// ```
-    /// use xray_export::{DaemonAddress, XRayExporter};
+    /// use xray_export::{DaemonAddress, XrayExporter};
     ///
     /// let address: DaemonAddress = "127.0.0.1:2000".parse()?;
-    /// let exporter = XRayExporter::builder().with_daemon_address(address).build()?;
+    /// let exporter = XrayExporter::builder().with_daemon_address(address).build()?;
     /// # drop(exporter);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn builder() -> XRayExporterBuilder {
-        XRayExporterBuilder {
+    pub fn builder() -> XrayExporterBuilder {
+        XrayExporterBuilder {
             destination: Destination::Daemon(None),
             pipeline: PipelineConfig::default(),
             flush_timeout: Duration::from_secs(10),
@@ -359,7 +359,7 @@ impl XRayExporter {
     /// # Examples
     ///
     /// ```
-    /// let exporter = xray_export::XRayExporter::builder().with_writer(std::io::sink()).build()?;
+    /// let exporter = xray_export::XrayExporter::builder().with_writer(std::io::sink()).build()?;
     /// let flush = exporter.flush_handle();
     /// // ... exporter moved into a BatchSpanProcessor; after its force_flush:
     /// assert!(flush.flush().is_ok());
@@ -540,8 +540,8 @@ fn unencodable(metrics: &Metrics, failed: Unencodable) {
     log_drop(1, failed.reason, &cause, &[who]);
 }
 
-/// Waits for an [`XRayExporter`]'s queue to be delivered; see
-/// [`XRayExporter::flush_handle`]. Cheap to clone.
+/// Waits for an [`XrayExporter`]'s queue to be delivered; see
+/// [`XrayExporter::flush_handle`]. Cheap to clone.
 #[derive(Clone)]
 pub struct FlushHandle {
     backend: Arc<Backend>,
@@ -579,7 +579,7 @@ pub(crate) fn sdk_error(e: FlushError, timeout: Duration) -> OTelSdkError {
     }
 }
 
-impl SpanExporter for XRayExporter {
+impl SpanExporter for XrayExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         self.enqueue(batch);
         Ok(())

@@ -4,7 +4,7 @@
 //! - [`XraySpanProcessor`]: the span processor for X-Ray: each local trace tree is sent
 //!   as one document the moment its root ends, with the X-Ray SDKs' streaming rules for
 //!   long and large requests ([`ProcessorConfig`]).
-//! - [`XRayExporter`]: translate each span into one segment document (trimmed to 64 kB,
+//! - [`XrayExporter`]: translate each span into one segment document (trimmed to 64 kB,
 //!   never dropped for size), queue it, return. A worker thread of its own sends.
 //! - [`Pipeline`]: the bounded queue and worker, reusable for documents that arrive
 //!   already encoded ([`Document::from_json`]) and for OTLP spans.
@@ -33,7 +33,7 @@ mod queue;
 pub mod spool;
 pub mod transport;
 
-pub use exporter::{BuildError, FlushHandle, XRayExporter, XRayExporterBuilder};
+pub use exporter::{BuildError, FlushHandle, XrayExporter, XrayExporterBuilder};
 pub use item::{Document, Item, Unencodable};
 pub use metrics::{DropReason, Metrics, MetricsSnapshot};
 pub use pipeline::{FlushError, Pipeline, PipelineConfig};

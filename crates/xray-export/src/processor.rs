@@ -14,7 +14,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 
-use crate::exporter::{XRayExporter, sdk_error};
+use crate::exporter::{XrayExporter, sdk_error};
 use crate::metrics::DropReason;
 use crate::open_trees::{OpenTrees, estimated_bytes};
 use crate::transport::log_drop;
@@ -143,9 +143,9 @@ impl ProcessorConfig {
 /// ```
 /// use opentelemetry::trace::{Tracer, TracerProvider};
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
-/// use xray_export::{ProcessorConfig, XRayExporter, XraySpanProcessor};
+/// use xray_export::{ProcessorConfig, XrayExporter, XraySpanProcessor};
 ///
-/// let exporter = XRayExporter::builder().with_writer(std::io::sink()).build()?;
+/// let exporter = XrayExporter::builder().with_writer(std::io::sink()).build()?;
 /// let metrics = exporter.metrics().clone();
 /// let processor = XraySpanProcessor::new(exporter, ProcessorConfig::default());
 /// let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
@@ -159,7 +159,7 @@ pub struct XraySpanProcessor {
 }
 
 struct Inner {
-    exporter: XRayExporter,
+    exporter: XrayExporter,
     trees: OpenTrees,
     config: ProcessorConfig,
     resource: RwLock<Resource>,
@@ -199,7 +199,7 @@ thread_local! {
 
 impl XraySpanProcessor {
     /// A processor sending through `exporter` under `config`.
-    pub fn new(exporter: XRayExporter, config: ProcessorConfig) -> Self {
+    pub fn new(exporter: XrayExporter, config: ProcessorConfig) -> Self {
         let every = config.check_every();
         let inner = Arc::new(Inner {
             trees: OpenTrees::new(config.max_open_bytes),

@@ -12,7 +12,7 @@ use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::SpanExporter;
 use xray_export::transport::api::{ApiConfig, ApiTransport};
 use xray_export::{
-    Document, DropReason, Metrics, Pipeline, PipelineConfig, RetryPolicy, XRayExporter,
+    Document, DropReason, Metrics, Pipeline, PipelineConfig, RetryPolicy, XrayExporter,
 };
 use xray_model::TraceId;
 use xray_testkit::{assert_schema_valid, start_moto};
@@ -91,7 +91,7 @@ fn three_traces(traces: &[u128]) -> Vec<opentelemetry_sdk::trace::SpanData> {
 #[test]
 fn nested_batches_are_stored_as_one_document_per_trace() {
     let moto = start_moto();
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_xray_api(api(moto.url()))
         .build()
         .unwrap();
@@ -138,12 +138,12 @@ fn spans_come_back_through_batch_get_traces_intact_and_grouped_by_trace() {
     let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     // What the exporter encodes, captured through a second exporter on the same spans.
     // One document per span here, so the 213 documents take several calls.
-    let mirror = XRayExporter::builder()
+    let mirror = XrayExporter::builder()
         .with_writer(SharedBuf(out.clone()))
         .with_nested_subsegments(false)
         .build()
         .unwrap();
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_xray_api(api(moto.url()))
         .with_nested_subsegments(false)
         .build()

@@ -13,7 +13,7 @@ use opentelemetry_sdk::trace::SpanExporter;
 use xray_export::transport::SendFuture;
 use xray_export::{
     Document, DropReason, Metrics, Overflow, Pipeline, PipelineConfig, SendContext, Transport,
-    XRayExporter,
+    XrayExporter,
 };
 use xray_model::limits::MAX_DOCUMENT_BYTES;
 use xray_testkit::assert_schema_valid;
@@ -35,7 +35,7 @@ fn poll_once<F: std::future::Future>(f: F) -> F::Output {
 fn file_lines_are_schema_valid_documents_and_oversized_spans_are_trimmed_not_dropped() {
     let dir = xray_testkit::temp_dir("export-file");
     let path = dir.path().join("documents.jsonl");
-    let exporter = XRayExporter::builder().with_file(&path).build().unwrap();
+    let exporter = XrayExporter::builder().with_file(&path).build().unwrap();
     let t = trace_id(60);
     let mut root = span(t, 1, 0, SpanKind::Server, "GET /big");
     root.status = Status::error("boom");
@@ -205,7 +205,7 @@ fn spans_x_ray_cannot_take_are_dropped_as_rejected_counted_and_logged() {
     let dir = xray_testkit::temp_dir("export-invalid");
     let path = dir.path().join("documents.jsonl");
     let logs = logs();
-    let exporter = XRayExporter::builder().with_file(&path).build().unwrap();
+    let exporter = XrayExporter::builder().with_file(&path).build().unwrap();
     let t = trace_id(61);
     let good = span(t, 1, 0, SpanKind::Server, "GET /ok");
     let mut early = span(t, 2, 0, SpanKind::Server, "before-1970");

@@ -20,7 +20,7 @@ use prost::Message;
 use xray_export::transport::otlp::{
     MAX_REQUEST_BYTES, MAX_SPANS_PER_REQUEST, OtlpConfig, OtlpSpans, OtlpTransport,
 };
-use xray_export::{DropReason, Metrics, Pipeline, PipelineConfig, RetryPolicy, XRayExporter};
+use xray_export::{DropReason, Metrics, Pipeline, PipelineConfig, RetryPolicy, XrayExporter};
 
 use common::{Reply, Request, Stub, span, trace_id};
 
@@ -166,7 +166,7 @@ fn the_exporter_sends_sdk_spans_and_counts_partial_rejections() {
             .encode_to_vec(),
         )
     });
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_otlp_endpoint(config(stub.url()))
         .with_retry(retry())
         .build()

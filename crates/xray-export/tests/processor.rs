@@ -14,21 +14,21 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanProcessor};
 use serde_json::Value;
-use xray_export::{DropReason, Metrics, ProcessorConfig, XRayExporter, XraySpanProcessor};
+use xray_export::{DropReason, Metrics, ProcessorConfig, XrayExporter, XraySpanProcessor};
 use xray_model::limits::MAX_DOCUMENT_BYTES;
 use xray_testkit::{all_segments, assert_schema_valid, udp_listener};
 
 /// A provider whose processor sends to the UDP listener `udp`.
 fn udp_provider(udp: &UdpSocket, config: ProcessorConfig) -> (SdkTracerProvider, Metrics) {
     let address = format!("127.0.0.1:{}", udp.local_addr().unwrap().port());
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_daemon_address(address.parse().unwrap())
         .build()
         .unwrap();
     provider(exporter, config)
 }
 
-fn provider(exporter: XRayExporter, config: ProcessorConfig) -> (SdkTracerProvider, Metrics) {
+fn provider(exporter: XrayExporter, config: ProcessorConfig) -> (SdkTracerProvider, Metrics) {
     let metrics = exporter.metrics().clone();
     let provider = SdkTracerProvider::builder()
         .with_resource(Resource::builder_empty().with_service_name("svc").build())
@@ -63,7 +63,7 @@ impl Lines {
 
 fn writer_provider(config: ProcessorConfig) -> (SdkTracerProvider, Metrics, Lines) {
     let lines = Lines::default();
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_writer(lines.clone())
         .build()
         .unwrap();
@@ -373,7 +373,7 @@ fn the_streaming_threshold_is_settable() {
 #[test]
 fn spans_ending_after_shutdown_are_counted_as_dropped() {
     let lines = Lines::default();
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_writer(lines.clone())
         .build()
         .unwrap();
@@ -411,7 +411,7 @@ impl Write for SlowWriter {
 #[test]
 fn trees_over_the_byte_budget_are_dropped_counted_and_the_rest_delivered() {
     let lines = Lines::default();
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_writer(SlowWriter(lines.clone()))
         .build()
         .unwrap();

@@ -19,7 +19,7 @@ use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use xray_export::transport::api::ApiConfig;
-use xray_export::{DaemonAddress, RetryPolicy, XRayExporter};
+use xray_export::{DaemonAddress, RetryPolicy, XrayExporter};
 
 use common::{Reply, Stub};
 
@@ -78,7 +78,7 @@ fn run() {
         initial_backoff: Duration::from_millis(10),
         ..Default::default()
     };
-    let api = XRayExporter::builder()
+    let api = XrayExporter::builder()
         .with_xray_api(ApiConfig {
             sdk_config: Some(
                 SdkConfig::builder()
@@ -103,7 +103,7 @@ fn run() {
         .local_addr()
         .unwrap()
         .port();
-    let udp = XRayExporter::builder()
+    let udp = XrayExporter::builder()
         .with_daemon_address(
             format!("127.0.0.1:{closed}")
                 .parse::<DaemonAddress>()

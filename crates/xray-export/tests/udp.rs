@@ -11,7 +11,7 @@ use opentelemetry_sdk::trace::SpanExporter;
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::{
     DaemonAddress, Document, DropReason, HostPort, Pipeline, PipelineConfig, RetryPolicy,
-    XRayExporter,
+    XrayExporter,
 };
 use xray_model::limits::{MAX_DATAGRAM_BYTES, MAX_DOCUMENT_BYTES};
 use xray_model::{
@@ -63,7 +63,7 @@ fn documents(datagrams: &[Vec<u8>]) -> HashMap<String, serde_json::Value> {
 fn exporter_nests_a_batchs_subsegments_into_one_datagram() {
     let listener = udp_listener();
     let port = listener.local_addr().unwrap().port();
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_daemon_address(address(port))
         .build()
         .unwrap();
@@ -112,7 +112,7 @@ fn exporter_nests_a_batchs_subsegments_into_one_datagram() {
 fn exporter_sends_exactly_one_datagram_per_span_without_nesting() {
     let listener = udp_listener();
     let port = listener.local_addr().unwrap().port();
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_daemon_address(address(port))
         .with_nested_subsegments(false)
         .build()
@@ -317,7 +317,7 @@ fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
 #[test]
 fn a_300_subsegment_trace_from_the_exporter_arrives_complete() {
     let collector = Collector::start();
-    let exporter = XRayExporter::builder()
+    let exporter = XrayExporter::builder()
         .with_daemon_address(address(collector.port))
         .build()
         .unwrap();

@@ -448,7 +448,7 @@ pub struct Aws<'a> {
     pub lambda: Option<Lambda<'a>>,
     /// The SDK that produced the document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xray: Option<XRaySdk<'a>>,
+    pub xray: Option<XraySdk<'a>>,
     /// CloudWatch log groups of the service.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cloudwatch_logs: Vec<CloudWatchLogs<'a>>,
@@ -535,7 +535,7 @@ pub struct Lambda<'a> {
 
 /// `aws.xray`: the SDK that produced the document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct XRaySdk<'a> {
+pub struct XraySdk<'a> {
     /// SDK name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdk: Option<Cow<'a, str>>,
@@ -846,9 +846,9 @@ mod tests {
     fn sampling_rule_name_is_written_like_the_sdks() {
         let seg = Segment {
             aws: Some(Box::new(Aws {
-                xray: Some(XRaySdk {
+                xray: Some(XraySdk {
                     sampling_rule_name: Some("checkout-rule".into()),
-                    ..XRaySdk::default()
+                    ..XraySdk::default()
                 }),
                 ..Aws::default()
             })),

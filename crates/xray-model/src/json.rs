@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use crate::document::{
     AnnotationValue, AnyValue, Aws, Cause, CauseDetails, CloudWatchLogs, Ec2, Ecs, Eks,
     ElasticBeanstalk, Exception, Fields, Http, HttpRequest, HttpResponse, Lambda, Link, Segment,
-    Service, Sql, StackFrame, XRaySdk,
+    Service, Sql, StackFrame, XraySdk,
 };
 use crate::{SegmentId, TraceId};
 
@@ -521,8 +521,8 @@ fn lambda(out: &mut Vec<u8>, v: &Lambda<'_>) {
     o.close();
 }
 
-fn xray(out: &mut Vec<u8>, v: &XRaySdk<'_>) {
-    let XRaySdk {
+fn xray(out: &mut Vec<u8>, v: &XraySdk<'_>) {
+    let XraySdk {
         sdk,
         sdk_version,
         auto_instrumentation,
@@ -735,7 +735,7 @@ mod tests {
                 function_name: s("f"),
                 function_version: s("$LATEST"),
             }),
-            xray: Some(XRaySdk {
+            xray: Some(XraySdk {
                 sdk: s("sdk"),
                 sdk_version: s("0"),
                 auto_instrumentation: true,

@@ -45,7 +45,7 @@ pub use datagram::{DAEMON_HEADER, DatagramError, encode_datagram, parse_datagram
 pub use document::{
     AnnotationValue, AnyValue, Aws, Cause, CauseDetails, CloudWatchLogs, Ec2, Ecs, Eks,
     ElasticBeanstalk, Exception, Fields, Http, HttpRequest, HttpResponse, Lambda, Link, Metadata,
-    Segment, Service, Sql, StackFrame, XRaySdk, epoch_seconds, epoch_seconds_from_nanos, origin,
+    Segment, Service, Sql, StackFrame, XraySdk, epoch_seconds, epoch_seconds_from_nanos, origin,
 };
 pub use header::{
     HEADER_NAME, HeaderError, LAMBDA_ENV_VAR, LAMBDA_RUNTIME_HEADER, MAX_HEADER_LEN, Sampled,

@@ -340,16 +340,16 @@ impl IntoOwned for Lambda<'_> {
     }
 }
 
-impl IntoOwned for XRaySdk<'_> {
-    type Owned = XRaySdk<'static>;
+impl IntoOwned for XraySdk<'_> {
+    type Owned = XraySdk<'static>;
     fn owned(self) -> Self::Owned {
-        let XRaySdk {
+        let XraySdk {
             sdk,
             sdk_version,
             auto_instrumentation,
             sampling_rule_name,
         } = self;
-        XRaySdk {
+        XraySdk {
             sdk: sdk.owned(),
             sdk_version: sdk_version.owned(),
             auto_instrumentation,

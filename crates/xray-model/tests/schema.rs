@@ -74,7 +74,7 @@ fn full_segment() -> Segment<'static> {
             function_name: s("fn"),
             function_version: s("$LATEST"),
         }),
-        xray: Some(XRaySdk {
+        xray: Some(XraySdk {
             sdk: s("xray-bridge"),
             sdk_version: s("0.1.0"),
             ..Default::default()

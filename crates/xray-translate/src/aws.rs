@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use xray_model::{
-    Aws, CloudWatchLogs, Ec2, Ecs, Eks, ElasticBeanstalk, Lambda, Service, XRaySdk, origin,
+    Aws, CloudWatchLogs, Ec2, Ecs, Eks, ElasticBeanstalk, Lambda, Service, XraySdk, origin,
 };
 
 use crate::config::Exclude;
@@ -202,7 +202,7 @@ impl<'a> ResourceInfo<'a> {
             }
         }
         if self.sdk_name.is_some() || self.sdk_version.is_some() || self.auto_version.is_some() {
-            let xray = aws.xray.get_or_insert_with(XRaySdk::default);
+            let xray = aws.xray.get_or_insert_with(XraySdk::default);
             xray.sdk = sdk;
             xray.sdk_version = b(self.sdk_version);
             xray.auto_instrumentation = self.auto_version.is_some();
@@ -300,7 +300,7 @@ pub(crate) fn fill_call<'a>(known: &mut Known<'a>, aws: &mut Aws<'a>, aws_call: 
     }
     if let Some(rule) = known.first_str(&[K::XraySamplingRuleName]) {
         aws.xray
-            .get_or_insert_with(XRaySdk::default)
+            .get_or_insert_with(XraySdk::default)
             .sampling_rule_name = Some(Cow::Borrowed(rule));
     }
 }
