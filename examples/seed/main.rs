@@ -70,7 +70,7 @@ fn main() -> ExitCode {
             if let Some(url) = &report.console_url {
                 println!("local console: {url}");
                 println!(
-                    "it stopped with the demo; see these traces again with: cargo run -p xray-bridge -- --local --store {}",
+                    "it stopped with the demo; see these traces again with: cargo run -p xray-bridge -- --export local --store {}",
                     store.display()
                 );
             }

@@ -237,7 +237,14 @@ fn local_mode_needs_no_aws_and_a_busy_console_port_fails_the_start() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_xray-bridge"))
-        .args(["--local", "--udp", "127.0.0.1:0", "--otlp-grpc", "off"])
+        .args([
+            "--export",
+            "local",
+            "--udp",
+            "127.0.0.1:0",
+            "--otlp-grpc",
+            "off",
+        ])
         .args([
             "--otlp-http",
             "off",

@@ -217,15 +217,12 @@ settings! {
     telemetry_interval: Duration = Duration::from_secs(60),
         parse = |s: &str| parse_in::<u64>(s, 1..=86_400).map(Duration::from_secs);
 
-    /// Local mode, the same as `--export local` (and it wins over `--export`).
-    #[arg(long, env = "XRAY_BRIDGE_LOCAL", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    local: bool = false, parse = parse_bool;
-
-    /// Local mode: the console page's address (default 127.0.0.1:2020).
+    /// The local console (`--export local`): the page's address (default 127.0.0.1:2020).
     #[arg(long, env = "XRAY_BRIDGE_CONSOLE", value_name = "ADDR")]
     console: Listen = Listen::loopback(2020);
 
-    /// Local mode: the SQLite store file (default `$XDG_DATA_HOME/xray-bridge/local.db`).
+    /// The local console (`--export local`): the SQLite store file (default
+    /// `$XDG_DATA_HOME/xray-bridge/local.db`).
     #[arg(long, env = "XRAY_BRIDGE_STORE", value_name = "PATH")]
     store: PathBuf = xray_console::StoreConfig::default_path(), parse = parse_path;
 
@@ -438,12 +435,8 @@ impl Settings {
     /// each other.
     pub fn merge(flags: Options, file: Options) -> Result<Settings, ConfigError> {
         let mut merged = flags.or(file);
-        // `--local` (or its env/file key) is a shortcut for `--export local`.
-        if merged.local == Some(true) {
-            merged.export = Some(vec![ExportKind::Local]);
-        }
-        // Local mode needs no AWS account, so the sampling proxy (which signs calls to
-        // AWS) is off unless asked for.
+        // The local console needs no AWS account, so the sampling proxy (which signs calls
+        // to AWS) is off unless asked for.
         if merged.export.as_deref() == Some(&[ExportKind::Local]) && merged.tcp.is_none() {
             merged.tcp = Some(Listen::Off);
         }
@@ -779,19 +772,19 @@ mod tests {
         assert_eq!(s.store, xray_console::StoreConfig::default_path());
         assert_eq!("local".parse::<ExportKind>().unwrap(), ExportKind::Local);
 
-        let cli = parse(&["--local", "--export", "stdout", "--store", "/tmp/a.db"]);
+        let cli = parse(&["--export", "local", "--store", "/tmp/a.db"]);
         let s = Settings::merge(cli.options, Options::default()).unwrap();
         assert_eq!(s.export, [ExportKind::Local]);
         assert_eq!(s.store, PathBuf::from("/tmp/a.db"));
         assert_eq!(
             s.tcp,
             Listen::Off,
-            "no sampling proxy by default in local mode"
+            "no sampling proxy by default with the local console"
         );
 
         let file = Options::from_toml(
             r#"
-            local = true
+            export = "local"
             console = "127.0.0.1:3030"
             store = "/tmp/file.db"
             "#,
@@ -803,7 +796,7 @@ mod tests {
         assert_eq!(s.console.addr(), Some("127.0.0.1:4040".parse().unwrap()));
         assert_eq!(s.store, PathBuf::from("/tmp/file.db"));
 
-        let cli = parse(&["--local", "--console", "off"]);
+        let cli = parse(&["--export", "local", "--console", "off"]);
         assert_eq!(
             Settings::merge(cli.options, Options::default())
                 .unwrap()
@@ -812,7 +805,8 @@ mod tests {
         );
 
         let cli = parse(&[
-            "--local",
+            "--export",
+            "local",
             "--console",
             "127.0.0.1:9464",
             "--metrics",
@@ -822,9 +816,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("metrics and console"), "{err}");
-        // Without local mode the console address is unused, so no clash.
+        // Without the local console its address is unused, so no clash.
         let cli = parse(&["--console", "127.0.0.1:9464", "--metrics", "127.0.0.1:9464"]);
         assert!(Settings::merge(cli.options, Options::default()).is_ok());
+        // `--local` is gone: it read like `--local-mode` (the daemon's `-o`, no instance
+        // metadata), which is something else entirely.
+        assert!(Cli::try_parse_from(["xray-bridge", "--local"]).is_err());
     }
 
     #[test]
@@ -933,7 +930,7 @@ mod tests {
         let s = |args: &[&str]| Settings::merge(parse(args).options, Options::default());
         assert!(s(&[]).unwrap().telemetry);
         assert!(!s(&["--export", "stdout"]).unwrap().telemetry);
-        assert!(!s(&["--local"]).unwrap().telemetry);
+        assert!(!s(&["--export", "local"]).unwrap().telemetry);
         assert!(!s(&["--telemetry", "off"]).unwrap().telemetry);
         assert!(!s(&["-o"]).unwrap().telemetry);
         assert!(s(&["-o", "--telemetry", "on"]).unwrap().telemetry);
