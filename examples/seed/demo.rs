@@ -438,10 +438,13 @@ async fn settle(metrics_port: u16) {
             Err(_) => String::new(),
         };
         let received = metric(&text, "xray_bridge_udp_datagrams_received_total ");
-        let done = metric(
-            &text,
-            "xray_bridge_export_items_sent_total{pipeline=\"documents\"} ",
-        ) + metric(&text, "xray_bridge_udp_datagrams_rejected_total ");
+        // The one export's documents sent (whichever export it is).
+        let sent: u64 = text
+            .lines()
+            .filter(|l| l.starts_with("xray_bridge_export_items_sent_total{export="))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        let done = sent + metric(&text, "xray_bridge_udp_datagrams_rejected_total ");
         if (received, done) != last {
             last = (received, done);
             stable_since = Instant::now();

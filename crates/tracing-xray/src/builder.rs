@@ -578,6 +578,8 @@ impl XrayLayerBuilder {
     /// wiring). Keep the returned guard: it flushes and shuts down on drop. Nothing global
     /// is set when building fails or another subscriber is already installed.
     ///
+    /// # Examples
+    ///
     /// ```no_run
     /// let _guard = tracing_xray::builder().with_service_name("checkout").try_init()?;
     /// # Ok::<(), tracing_xray::Error>(())

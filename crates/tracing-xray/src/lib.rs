@@ -57,6 +57,8 @@ pub enum Error {
 /// subscriber, its propagator and tracer provider as OpenTelemetry's globals. The one-line
 /// setup; keep the guard, it flushes on drop. See [`XrayLayerBuilder::init`].
 ///
+/// # Examples
+///
 /// ```no_run
 /// let _guard = tracing_xray::init();
 /// tracing::info_span!("checkout").in_scope(|| { /* ... */ });
@@ -81,10 +83,6 @@ pub fn try_init() -> Result<FlushGuard, Error> {
 
 /// The layer with every setting from the environment, for composing with other layers;
 /// nothing global is installed (see [`init`] for that).
-///
-/// # Errors
-///
-/// As [`XrayLayerBuilder::build`].
 ///
 /// # Examples
 ///

@@ -205,39 +205,26 @@ mod tests {
     use super::*;
 
     /// A temporary folder removed on drop.
-    struct TempDir(PathBuf);
+    struct TempDir(xray_testkit::TempDir);
 
     impl TempDir {
         fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "tracing-xray-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
+            TempDir(xray_testkit::temp_dir(&format!("tracing-xray-{tag}")))
         }
 
         fn paths(&self) -> Paths {
             Paths {
-                k8s_namespace: self.0.join("k8s/namespace"),
-                k8s_token: self.0.join("k8s/token"),
-                beanstalk_conf: self.0.join("environment.conf"),
-                dmi_dir: self.0.join("dmi"),
-                hypervisor_uuid: self.0.join("hypervisor_uuid"),
+                k8s_namespace: self.0.path().join("k8s/namespace"),
+                k8s_token: self.0.path().join("k8s/token"),
+                beanstalk_conf: self.0.path().join("environment.conf"),
+                dmi_dir: self.0.path().join("dmi"),
+                hypervisor_uuid: self.0.path().join("hypervisor_uuid"),
             }
         }
 
         fn write(&self, path: &Path, text: &str) {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 

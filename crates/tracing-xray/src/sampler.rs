@@ -3,12 +3,14 @@
 //! no trace outside an invocation.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample};
+
+use xray_export::log_limit::LogLimiter;
 
 use crate::env::{ContextMissing, SamplerName};
 
@@ -117,21 +119,15 @@ impl ShouldSample for LambdaSampler {
     }
 }
 
-/// Seconds between two "context missing" log lines.
-const LOG_EVERY_SECS: u64 = 10;
+/// Time between two "context missing" log lines.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Applies [`ContextMissing`] before `inner` decides.
 #[derive(Debug, Clone)]
 pub(crate) struct ContextMissingSampler {
     inner: Box<dyn ShouldSample>,
     mode: ContextMissing,
-    log: Arc<LogState>,
-}
-
-#[derive(Debug, Default)]
-struct LogState {
-    last_second: AtomicU64,
-    since_last: AtomicU64,
+    log: Arc<LogLimiter>,
 }
 
 impl ContextMissingSampler {
@@ -139,24 +135,12 @@ impl ContextMissingSampler {
         ContextMissingSampler {
             inner,
             mode,
-            log: Arc::default(),
+            log: Arc::new(LogLimiter::new(LOG_EVERY)),
         }
     }
 
     fn report(&self, name: &str) {
-        let count = self.log.since_last.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let last = self.log.last_second.load(Ordering::Relaxed);
-        if (last == 0 || now >= last + LOG_EVERY_SECS)
-            && self
-                .log
-                .last_second
-                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.log.since_last.store(0, Ordering::Relaxed);
+        if let Some(count) = self.log.allow("context_missing") {
             // Safe under a tracing-opentelemetry layer: it samples outside extension locks
             // and ignores events raised while it starts a span.
             tracing::error!(
@@ -290,9 +274,17 @@ mod tests {
             );
         }
         // Logged once, then counted until the next line is due.
-        assert_eq!(log.log.since_last.load(Ordering::Relaxed), 1);
-        assert!(log.log.last_second.load(Ordering::Relaxed) > 0);
-        assert_eq!(ignore.log.last_second.load(Ordering::Relaxed), 0);
+        assert_eq!(log.log.take_pending(), [("context_missing", 1)]);
+        assert_eq!(
+            log.log.allow("context_missing"),
+            None,
+            "a line was written just now"
+        );
+        assert_eq!(
+            ignore.log.allow("context_missing"),
+            Some(1),
+            "IGNORE_ERROR never logs"
+        );
     }
 
     #[test]

@@ -463,8 +463,8 @@ fn xray_sampler_polls_the_daemon_address_given_in_code() {
 
 #[test]
 fn beanstalk_detected_from_its_file() {
-    let dir = std::env::temp_dir().join(format!("tracing-xray-eb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = xray_testkit::temp_dir("tracing-xray-eb");
+    let dir = temp.path();
     let conf = dir.join("environment.conf");
     std::fs::write(
         &conf,
@@ -485,7 +485,6 @@ fn beanstalk_detected_from_its_file() {
     let docs = run(b, &out, || {
         let _e = tracing::info_span!("root", otel.kind = "server").entered();
     });
-    let _ = std::fs::remove_dir_all(&dir);
     let seg = &docs[0];
     assert_eq!(
         seg["origin"], "AWS::ElasticBeanstalk::Environment",

@@ -31,6 +31,8 @@ pub enum Kind {
 impl Kind {
     /// The kind of `body` and the base64 after its prefix, if it is an ADOT body.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_bridge::adot::Kind;
     /// assert_eq!(Kind::of(b"T1SCgA="), Some((Kind::Sampled, &b"CgA="[..])));

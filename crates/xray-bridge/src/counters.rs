@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// One monotonically increasing counter.
 #[derive(Debug, Clone, Default)]
@@ -159,47 +158,8 @@ pub fn write_sample<K: AsRef<str>, V: AsRef<str>>(
     let _ = writeln!(out, " {value}");
 }
 
-/// Keeps repeated warnings (one per bad datagram or request) from flooding the log: the
-/// first one of each kind is logged at once, then at most one line per interval with the
-/// number seen meanwhile.
-#[derive(Debug)]
-pub struct LogLimiter {
-    interval: Duration,
-    state: Mutex<Vec<(&'static str, Option<Instant>, u64)>>,
-}
-
-impl LogLimiter {
-    /// At most one line per `interval` for each kind.
-    pub fn new(interval: Duration) -> Self {
-        LogLimiter {
-            interval,
-            state: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Returns `Some(n)` when a line should be logged now for `kind`, `n` being how many
-    /// occurrences (this one included) it stands for.
-    pub fn allow(&self, kind: &'static str) -> Option<u64> {
-        let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = match state.iter().position(|(k, _, _)| *k == kind) {
-            Some(i) => i,
-            None => {
-                state.push((kind, None, 0));
-                state.len() - 1
-            }
-        };
-        let (_, last, pending) = &mut state[slot];
-        *pending += 1;
-        match last {
-            Some(at) if now.duration_since(*at) < self.interval => None,
-            _ => {
-                *last = Some(now);
-                Some(std::mem::take(pending))
-            }
-        }
-    }
-}
+/// Keeps repeated warnings (one per bad datagram or request) from flooding the log.
+pub use xray_export::log_limit::LogLimiter;
 
 #[cfg(test)]
 mod tests {
@@ -225,17 +185,5 @@ mod tests {
         assert_eq!(r.value("x_total", &[("reason", "none")]), None);
         assert_eq!(r.sum("x_total"), 4);
         assert_eq!(r.sum("nothing_total"), 0);
-    }
-
-    #[test]
-    fn log_limiter_logs_first_then_summarizes() {
-        let l = LogLimiter::new(Duration::from_secs(3600));
-        assert_eq!(l.allow("a"), Some(1));
-        assert_eq!(l.allow("a"), None);
-        assert_eq!(l.allow("a"), None);
-        assert_eq!(l.allow("b"), Some(1));
-        let fast = LogLimiter::new(Duration::ZERO);
-        assert_eq!(fast.allow("a"), Some(1));
-        assert_eq!(fast.allow("a"), Some(1));
     }
 }

@@ -20,13 +20,18 @@ pub trait Sink: Send + Sync + 'static {
         self.submit(doc.json().to_vec())
     }
 
-    /// Whether OTLP spans go out as OTLP (`--export otlp`) instead of as documents.
+    /// Whether some export takes segment documents (OTLP spans are then translated).
+    fn wants_documents(&self) -> bool {
+        true
+    }
+
+    /// Whether some export takes OTLP spans as they are (`otlp`, `otlp:URL`).
     fn wants_otlp(&self) -> bool {
         false
     }
 
-    /// Queues OTLP spans as they are (only called when [`Sink::wants_otlp`]). Returns
-    /// whether they were queued.
+    /// Queues OTLP spans as they are on the exports that take them (only called when
+    /// [`Sink::wants_otlp`]). Returns whether they were queued.
     fn submit_otlp(&self, spans: &ResourceSpans) -> bool {
         let _ = spans;
         false
@@ -107,6 +112,10 @@ pub(crate) mod memory {
             }
             docs.push(json);
             true
+        }
+
+        fn wants_documents(&self) -> bool {
+            self.otlp.is_none()
         }
 
         fn wants_otlp(&self) -> bool {

@@ -11,8 +11,9 @@
 //! - [`outbound`]: the one HTTP client of every outbound call (proxy, TLS), also under
 //!   the AWS SDK; [`aws`]: region, credentials and role.
 //! - [`telemetry`]: `PutTelemetryRecords`, as the daemon sends them.
-//! - [`export`]: the seam to the export pipeline; [`pipeline`] implements it over
-//!   `xray-export`.
+//! - [`export`]: the seam to the export pipelines; [`pipeline`] implements it over
+//!   `xray-export`, one pipeline per `--export`; [`convert`] turns daemon documents into
+//!   OTLP spans for the OTLP exports; [`otlp_headers`] reads their headers.
 //! - [`local`]: local mode, the `xray-console` store and page instead of AWS.
 //! - [`run`]: binds everything, serves, and drains on SIGTERM/Ctrl-C.
 //! - [`counters`]: counters by reason, rendered as Prometheus text.
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod adot;
 pub mod aws;
 pub mod config;
+pub mod convert;
 pub mod counters;
 pub mod export;
 pub mod http_server;
@@ -30,6 +32,7 @@ pub mod local;
 pub mod logging;
 pub mod otlp;
 pub mod otlp_grpc;
+pub mod otlp_headers;
 pub mod otlp_http;
 pub mod outbound;
 pub mod pipeline;

@@ -27,6 +27,10 @@ pub const ROTATE_BYTES: u64 = 50 * 1000 * 1000;
 pub const ROTATED_FILES: u32 = 5;
 
 /// [`init`], rotating the file at `rotate_at` bytes when given.
+///
+/// # Errors
+///
+/// The I/O error when the log file cannot be opened.
 pub fn init_with_rotation(
     level: LogLevel,
     file: Option<&Path>,
@@ -61,6 +65,10 @@ pub struct RotatingFile {
 
 impl RotatingFile {
     /// Opens (appends to) `path`, rotating at `limit` bytes.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error when the file cannot be opened for appending or created.
     pub fn open(path: &Path, limit: u64) -> std::io::Result<RotatingFile> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();

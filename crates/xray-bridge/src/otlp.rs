@@ -221,8 +221,15 @@ impl Ingest {
     /// as the X-Ray SDKs send a segment), fits each document to 64 kB and queues it. Never
     /// panics; every span ends up accepted or rejected with a reason.
     pub fn ingest(&self, request: &ExportTraceServiceRequest, counters: &OtlpCounters) -> Outcome {
+        // OTLP exports take the spans as they came; document exports take them
+        // translated. With both, the translation's outcome answers the client (it rejects
+        // the same invalid ids) and counts the spans; each export counts its own drops.
+        let documents = self.sink.wants_documents();
         if self.sink.wants_otlp() {
-            return self.pass_through(request, counters);
+            let outcome = self.pass_through(request, counters, !documents);
+            if !documents {
+                return outcome;
+            }
         }
         let mut outcome = Outcome::default();
         let mut reject = |i: usize, spans: u64, name: &str| {
@@ -301,13 +308,16 @@ impl Ingest {
 }
 
 impl Ingest {
-    /// `--export otlp`: spans stay OTLP, one queued item per `ResourceSpans`; spans X-Ray
+    /// OTLP exports: spans stay OTLP, one queued item per `ResourceSpans`; spans X-Ray
     /// cannot take are taken out first, and so are the attributes the translator settings
-    /// exclude (`--metadata-exclude`), which never leave the process.
+    /// exclude (`--metadata-exclude`), which never leave the process. `count`: whether
+    /// this path counts and answers for the receiver's spans (not when the translation
+    /// for document exports does; each export counts its own drops).
     fn pass_through(
         &self,
         request: &ExportTraceServiceRequest,
         counters: &OtlpCounters,
+        count: bool,
     ) -> Outcome {
         let mut outcome = Outcome::default();
         let config = self.translator.config();
@@ -317,7 +327,9 @@ impl Ingest {
                 .iter()
                 .map(|s| s.spans.len() as u64)
                 .sum();
-            counters.spans_received.add(total);
+            if count {
+                counters.spans_received.add(total);
+            }
             let mut bad = [0u64; SPAN_REJECT_REASONS.len()];
             for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
                 if let Err(i) = check(span) {
@@ -325,7 +337,7 @@ impl Ingest {
                 }
             }
             let bad_total: u64 = bad.iter().sum();
-            for (i, &n) in bad.iter().enumerate().filter(|(_, n)| **n > 0) {
+            for (i, &n) in bad.iter().enumerate().filter(|(_, n)| **n > 0 && count) {
                 outcome.rejected[i] += n;
                 counters.span_rejects[i].1.add(n);
                 let (reason, why) = SPAN_REJECT_REASONS[i];
@@ -350,7 +362,11 @@ impl Ingest {
                 filtered = copy;
                 &filtered
             };
-            if self.sink.submit_otlp(to_send) {
+            let queued = self.sink.submit_otlp(to_send);
+            if !count {
+                continue;
+            }
+            if queued {
                 outcome.accepted += good;
                 counters.spans_accepted.add(good);
             } else {

@@ -40,6 +40,8 @@ impl ProxyPlan {
     /// The plan for `--proxy-address` (`explicit`) and the environment (`env` looks a
     /// variable up).
     ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_bridge::outbound::{METADATA_HOSTS, ProxyPlan};
     /// let env = |k: &str| (k == "HTTPS_PROXY").then(|| "http://proxy:3128".to_owned());
@@ -77,6 +79,11 @@ impl ProxyPlan {
 }
 
 /// Builds the client every outbound call uses.
+///
+/// # Errors
+///
+/// A message when a proxy address is not a valid URL (its password hidden) or the
+/// HTTP client cannot be built.
 pub fn client(plan: &ProxyPlan, no_verify_ssl: bool) -> Result<reqwest::Client, String> {
     // Proxies set here replace reqwest's own reading of the environment.
     let mut builder = reqwest::Client::builder()

@@ -1,48 +1,155 @@
-//! [`Sink`] over `xray-export`: one pipeline for documents (API, daemon, file or stdout)
-//! and, with `--export otlp`, a second one for OTLP spans to the X-Ray OTLP endpoint
-//! (daemon documents still go to `PutTraceSegments` then: the OTLP endpoint takes none).
+//! [`Sink`] over `xray-export`: one pipeline per export (`--export`, repeatable), each
+//! with its own queue (an equal share of the memory bound), retries and counters (label
+//! `export`). A slow or failing export fills only its own queue; the others go on.
+//!
+//! Document exports (`api`, `daemon:`, `file:`, `stdout`, `local`) take segment
+//! documents: daemon documents byte for byte, OTLP spans translated. OTLP exports (`otlp`,
+//! the X-Ray OTLP endpoint, and `otlp:URL`, any OTLP/HTTP backend) take OTLP spans as
+//! they came, and daemon documents converted ([`crate::convert`]).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
-use std::sync::Arc;
 use xray_console::{LocalTransport, Store};
 
 use xray_export::transport::api::{ApiConfig, ApiTransport, BackendErrors};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
-use xray_export::transport::otlp::{OtlpConfig, OtlpSpans, OtlpTransport};
+use xray_export::transport::otlp::{
+    OtlpCompression, OtlpConfig, OtlpSigning, OtlpSpans, OtlpTransport,
+};
 use xray_export::{
     Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig, RetryPolicy,
     SpoolConfig, SpoolStats,
 };
 
 use crate::config::{ExportKind, Settings};
+use crate::convert::{Converted, Converter};
 use crate::counters::{Counter, LogLimiter, Registry, write_family, write_sample};
 use crate::export::Sink;
 
+/// How long an in-progress daemon document is held for the OTLP exports by default.
+pub const DEFAULT_IN_PROGRESS_HOLD: Duration = Duration::from_secs(60);
+
+/// What the OTLP exports need besides their kinds.
+#[derive(Clone)]
+pub struct OtlpOptions {
+    /// Headers of `otlp:URL` requests (API keys: never logged).
+    pub headers: Vec<(String, String)>,
+    /// Body compression.
+    pub compression: OtlpCompression,
+    /// How long in-progress daemon documents are held.
+    pub in_progress_hold: Duration,
+}
+
+impl Default for OtlpOptions {
+    fn default() -> Self {
+        OtlpOptions {
+            headers: Vec::new(),
+            compression: OtlpCompression::Gzip,
+            in_progress_hold: DEFAULT_IN_PROGRESS_HOLD,
+        }
+    }
+}
+
+impl std::fmt::Debug for OtlpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("OtlpOptions")
+            .field("headers", &names)
+            .field("compression", &self.compression)
+            .field("in_progress_hold", &self.in_progress_hold)
+            .finish()
+    }
+}
+
+/// One export and its pipeline.
+struct Export {
+    /// The `export` label: the export as given, without credentials.
+    label: String,
+    channel: Channel,
+}
+
+enum Channel {
+    Documents(Pipeline<Document>),
+    Otlp(Pipeline<OtlpSpans>),
+}
+
+/// A spool directory name for an export label (`otlp:host:4318` -> `otlp_host_4318`).
+fn spool_dir_name(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Channel {
+    /// What it carries: `documents` or `otlp`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Channel::Documents(_) => "documents",
+            Channel::Otlp(_) => "otlp",
+        }
+    }
+
+    fn spool_stats(&self) -> Option<SpoolStats> {
+        match self {
+            Channel::Documents(p) => p.spool_stats(),
+            Channel::Otlp(p) => p.spool_stats(),
+        }
+    }
+
+    fn snapshot(&self) -> MetricsSnapshot {
+        match self {
+            Channel::Documents(p) => p.snapshot(),
+            Channel::Otlp(p) => p.snapshot(),
+        }
+    }
+
+    fn shutdown(&self, timeout: Duration) -> Result<(), String> {
+        match self {
+            Channel::Documents(p) => p.shutdown(timeout),
+            Channel::Otlp(p) => p.shutdown(timeout),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// The export pipelines behind the receivers.
 pub struct PipelineSink {
-    documents: Pipeline<Document>,
-    /// The documents queue's byte limit.
-    max_queue_bytes: usize,
-    otlp: Option<Pipeline<OtlpSpans>>,
+    exports: Vec<Export>,
+    /// Each export's queue byte limit.
+    share_bytes: usize,
+    /// Daemon documents for the OTLP exports, when there are any.
+    converter: Option<Arc<Converter>>,
+    /// Gives up held in-progress documents at their deadline.
+    expiry: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     invalid: Counter,
     limiter: LogLimiter,
 }
 
 impl std::fmt::Debug for PipelineSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let labels: Vec<&str> = self.exports.iter().map(|e| e.label.as_str()).collect();
         f.debug_struct("PipelineSink")
-            .field("documents", &self.documents)
-            .field("otlp", &self.otlp)
-            .finish()
+            .field("exports", &labels)
+            .finish_non_exhaustive()
     }
 }
 
-/// Starts the pipelines for `settings.export`. `sdk` is the AWS configuration (needed by
-/// `api` and `otlp`); `store` the local store (needed by `local`).
+/// Starts one pipeline per export of `exports`. `outbound` has the AWS configuration
+/// (needed by `api` and `otlp`) and the HTTP client; `store` the local store (needed by
+/// `local`).
 ///
 /// # Errors
 ///
@@ -50,99 +157,77 @@ impl std::fmt::Debug for PipelineSink {
 /// that cannot be opened, `local` without a store) or a worker cannot start.
 pub fn start(
     settings: &Settings,
-    sdk: Option<SdkConfig>,
-    http: reqwest::Client,
-    backend_errors: Arc<BackendErrors>,
+    exports: &[ExportKind],
+    otlp: &OtlpOptions,
+    outbound: &Outbound,
     store: Option<Store>,
     registry: &Registry,
 ) -> Result<PipelineSink, String> {
-    let both = settings.export == ExportKind::Otlp;
+    let count = exports.len().max(1);
     let config = PipelineConfig {
-        // With two pipelines the memory bound is shared between them.
-        max_queue_bytes: if both {
-            settings.buffer_bytes() / 2
-        } else {
-            settings.buffer_bytes()
-        },
+        // The memory bound is shared equally between the exports.
+        max_queue_bytes: (settings.buffer_bytes() / count).max(64 * 1024),
         retry: RetryPolicy {
             max_elapsed: settings.retry_max_elapsed,
             ..Default::default()
         },
         ..Default::default()
     };
-    // Each pipeline has a spool directory of its own under `--spool` (and, like the
-    // memory bound, its share of the budget).
-    let spool = |name: &str| {
-        settings.spool.as_ref().map(|dir| {
-            SpoolConfig::new(dir.join(name))
-                .with_max_bytes(if both {
-                    settings.spool_max_bytes / 2
-                } else {
-                    settings.spool_max_bytes
-                })
-                .with_fsync(settings.spool_fsync)
-        })
+    let mut started: Vec<Export> = Vec::with_capacity(exports.len());
+    for kind in exports {
+        // A second export of the same kind is told apart by its position (`file#2`).
+        let base = kind.label();
+        let same = started
+            .iter()
+            .filter(|e| e.label.split('#').next() == Some(base.as_str()))
+            .count();
+        let label = if same == 0 {
+            base
+        } else {
+            format!("{base}#{}", same + 1)
+        };
+        // Each export has a spool directory of its own under `--spool` (`documents` and
+        // `otlp` for the first of each kind of item, then named after the label) and,
+        // like the memory bound, its share of the budget.
+        let channel_kind = if kind.is_otlp() { "otlp" } else { "documents" };
+        let first_of_kind = !started.iter().any(|e| e.channel.kind() == channel_kind);
+        let dir_name = if first_of_kind {
+            channel_kind.to_owned()
+        } else {
+            format!("{channel_kind}-{}", spool_dir_name(&label))
+        };
+        let config = PipelineConfig {
+            spool: settings.spool.as_ref().map(|dir| {
+                SpoolConfig::new(dir.join(&dir_name))
+                    .with_max_bytes(settings.spool_max_bytes / count as u64)
+                    .with_fsync(settings.spool_fsync)
+            }),
+            ..config.clone()
+        };
+        let channel = start_one(kind, settings, otlp, outbound, &store, &config)?;
+        started.push(Export { label, channel });
+    }
+    let otlp_labels: Vec<String> = started
+        .iter()
+        .filter(|e| matches!(e.channel, Channel::Otlp(_)))
+        .map(|e| e.label.clone())
+        .collect();
+    let converter = (!otlp_labels.is_empty()).then(|| {
+        Arc::new(Converter::new(
+            &otlp_labels,
+            registry,
+            otlp.in_progress_hold,
+        ))
+    });
+    let expiry = match &converter {
+        Some(converter) => Some(spawn_expiry(converter.clone(), otlp.in_progress_hold)?),
+        None => None,
     };
-    let documents_config = PipelineConfig {
-        spool: spool("documents"),
-        ..config.clone()
-    };
-    let otlp_config = PipelineConfig {
-        spool: spool("otlp"),
-        ..config.clone()
-    };
-    let config = documents_config;
-    let api = || {
-        ApiTransport::new(ApiConfig {
-            sdk_config: sdk.clone(),
-            region: settings.region.clone(),
-            endpoint_url: settings.endpoint_url.clone(),
-            max_in_flight: Some(settings.concurrency),
-            backend_errors: Some(backend_errors.clone()),
-        })
-    };
-    let started = match &settings.export {
-        ExportKind::Api | ExportKind::Otlp => Pipeline::start(api(), config.clone()),
-        ExportKind::Daemon(address) => {
-            let address: HostPort = address
-                .parse()
-                .map_err(|e| format!("export daemon address {address:?}: {e}"))?;
-            Pipeline::start(UdpTransport::new(address), config.clone())
-        }
-        ExportKind::File(path) => {
-            let transport = WriterTransport::file(path)
-                .map_err(|e| format!("cannot open export file {}: {e}", path.display()))?;
-            Pipeline::start(transport, config.clone())
-        }
-        ExportKind::Stdout => Pipeline::start(WriterTransport::stdout(), config.clone()),
-        ExportKind::Local => {
-            let store = store.ok_or("--export local needs the local store")?;
-            Pipeline::start(LocalTransport::new(store), config.clone())
-        }
-    };
-    let documents = started.map_err(|e| format!("cannot start the export worker: {e}"))?;
-    let otlp = if both {
-        let transport = OtlpTransport::new(OtlpConfig {
-            sdk_config: sdk,
-            region: settings.region.clone(),
-            endpoint_url: settings
-                .endpoint_url
-                .as_ref()
-                .map(|u| format!("{}/v1/traces", u.trim_end_matches('/'))),
-            http_client: Some(http),
-        });
-        Some(
-            Pipeline::start(transport, otlp_config)
-                .map_err(|e| format!("cannot start the OTLP export worker: {e}"))?,
-        )
-    } else {
-        None
-    };
-    let max_queue_bytes = config.max_queue_bytes;
     Ok(PipelineSink {
-        documents,
-        max_queue_bytes,
-        otlp,
+        exports: started,
+        share_bytes: config.max_queue_bytes,
+        converter,
+        expiry,
         invalid: registry.counter(
             "xray_bridge_export_invalid_documents_total",
             "Documents the export pipeline refused as invalid (a receiver bug if ever non-zero).",
@@ -152,70 +237,248 @@ pub fn start(
     })
 }
 
+/// What the exports to AWS and OTLP backends share.
+#[derive(Clone)]
+pub struct Outbound {
+    /// The AWS configuration (needed by `api` and `otlp`).
+    pub sdk: Option<SdkConfig>,
+    /// The one outbound HTTP client (proxy, TLS).
+    pub http: reqwest::Client,
+    /// PutTraceSegments' backend errors, for the telemetry records.
+    pub backend_errors: Arc<BackendErrors>,
+}
+
+fn start_one(
+    kind: &ExportKind,
+    settings: &Settings,
+    otlp: &OtlpOptions,
+    outbound: &Outbound,
+    store: &Option<Store>,
+    config: &PipelineConfig,
+) -> Result<Channel, String> {
+    let sdk = &outbound.sdk;
+    let failed = |e: std::io::Error| format!("cannot start the {kind} export worker: {e}");
+    let documents = |started: std::io::Result<Pipeline<Document>>| {
+        started.map(Channel::Documents).map_err(failed)
+    };
+    let otlp_channel = |transport: OtlpTransport| {
+        Pipeline::start(transport, config.clone())
+            .map(Channel::Otlp)
+            .map_err(failed)
+    };
+    match kind {
+        ExportKind::Api => documents(Pipeline::start(
+            ApiTransport::new(ApiConfig {
+                sdk_config: sdk.clone(),
+                region: settings.region.clone(),
+                endpoint_url: settings.endpoint_url.clone(),
+                max_in_flight: Some(settings.concurrency),
+                backend_errors: Some(outbound.backend_errors.clone()),
+            }),
+            config.clone(),
+        )),
+        ExportKind::Otlp => otlp_channel(OtlpTransport::new(OtlpConfig {
+            sdk_config: sdk.clone(),
+            region: settings.region.clone(),
+            endpoint_url: settings
+                .endpoint_url
+                .as_ref()
+                .map(|u| format!("{}/v1/traces", u.trim_end_matches('/'))),
+            signing: OtlpSigning::SigV4,
+            compression: otlp.compression,
+            headers: Vec::new(),
+            http_client: Some(outbound.http.clone()),
+        })),
+        ExportKind::OtlpUrl(url) => otlp_channel(OtlpTransport::new(OtlpConfig {
+            sdk_config: sdk.clone(),
+            region: settings.region.clone(),
+            endpoint_url: Some(url.clone()),
+            signing: OtlpSigning::Auto,
+            compression: otlp.compression,
+            headers: otlp.headers.clone(),
+            http_client: Some(outbound.http.clone()),
+        })),
+        ExportKind::Daemon(address) => {
+            let address: HostPort = address
+                .parse()
+                .map_err(|e| format!("export daemon address {address:?}: {e}"))?;
+            documents(Pipeline::start(UdpTransport::new(address), config.clone()))
+        }
+        ExportKind::File(path) => {
+            let transport = WriterTransport::file(path)
+                .map_err(|e| format!("cannot open export file {}: {e}", path.display()))?;
+            documents(Pipeline::start(transport, config.clone()))
+        }
+        ExportKind::Stdout => documents(Pipeline::start(WriterTransport::stdout(), config.clone())),
+        ExportKind::Local => {
+            let store = store
+                .clone()
+                .ok_or("--export local needs the local store")?;
+            documents(Pipeline::start(LocalTransport::new(store), config.clone()))
+        }
+    }
+}
+
+/// A thread that gives up held in-progress documents at their deadline (checked ten
+/// times per hold period, at most every second).
+fn spawn_expiry(
+    converter: Arc<Converter>,
+    hold: Duration,
+) -> Result<(Arc<AtomicBool>, JoinHandle<()>), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let every = (hold / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let flag = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("xray-bridge-hold".into())
+        .spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(every);
+                converter.expire(Instant::now());
+            }
+        })
+        .map_err(|e| format!("cannot start the in-progress hold: {e}"))?;
+    Ok((stop, handle))
+}
+
 impl PipelineSink {
-    /// Each pipeline's spool counters (none without `--spool`).
-    fn spools(&self) -> Vec<(&'static str, SpoolStats)> {
-        let mut spools = Vec::new();
-        if let Some(s) = self.documents.spool_stats() {
-            spools.push(("documents", s));
+    /// Each export's spool counters (none without `--spool`).
+    fn spools(&self) -> Vec<(&str, SpoolStats)> {
+        self.exports
+            .iter()
+            .filter_map(|e| Some((e.label.as_str(), e.channel.spool_stats()?)))
+            .collect()
+    }
+
+    fn documents(&self) -> impl Iterator<Item = &Pipeline<Document>> {
+        self.exports.iter().filter_map(|e| match &e.channel {
+            Channel::Documents(p) => Some(p),
+            Channel::Otlp(_) => None,
+        })
+    }
+
+    fn otlp(&self) -> impl Iterator<Item = &Pipeline<OtlpSpans>> {
+        self.exports.iter().filter_map(|e| match &e.channel {
+            Channel::Otlp(p) => Some(p),
+            Channel::Documents(_) => None,
+        })
+    }
+
+    /// Queues a copy of each item on every OTLP export; says whether any took them all.
+    fn submit_otlp_items(&self, items: Vec<OtlpSpans>) -> bool {
+        let mut accepted = false;
+        for pipeline in self.otlp() {
+            let mut all = true;
+            for item in &items {
+                all &= pipeline.submit(item.clone());
+            }
+            accepted |= all;
         }
-        if let Some(s) = self.otlp.as_ref().and_then(|p| p.spool_stats()) {
-            spools.push(("otlp", s));
-        }
-        spools
+        accepted
     }
 }
 
 impl Sink for PipelineSink {
     fn submit(&self, json: Vec<u8>) -> bool {
+        let mut accepted = false;
+        if let Some(converter) = &self.converter {
+            accepted |= match converter.convert(&json) {
+                Converted::Spans(items) => self.submit_otlp_items(items),
+                Converted::Held => true,
+                Converted::Dropped => false,
+            };
+        }
+        if self.documents().next().is_none() {
+            return accepted;
+        }
         match Document::from_json(json) {
-            Ok(doc) => self.documents.submit(doc),
+            Ok(doc) => {
+                for pipeline in self.documents() {
+                    accepted |= pipeline.submit(doc.clone());
+                }
+                accepted
+            }
             Err(e) => {
                 self.invalid.inc();
                 if let Some(count) = self.limiter.allow("invalid") {
                     tracing::error!(count, "export refused a document as invalid: {e}");
                 }
-                false
+                accepted
             }
         }
     }
 
     fn submit_document(&self, doc: Document) -> bool {
         // Encoded once, straight into the queued document: no re-parsing.
-        self.documents.submit(doc)
-    }
-
-    fn wants_otlp(&self) -> bool {
-        self.otlp.is_some()
+        let mut accepted = false;
+        for pipeline in self.documents() {
+            accepted |= pipeline.submit(doc.clone());
+        }
+        accepted
     }
 
     fn documents_snapshot(&self) -> Option<MetricsSnapshot> {
-        Some(self.documents.snapshot())
+        // The telemetry records describe PutTraceSegments: the api export, else the first
+        // document export.
+        let api = self
+            .exports
+            .iter()
+            .find(|e| e.label == "api")
+            .map(|e| e.channel.snapshot());
+        api.or_else(|| {
+            self.exports.iter().find_map(|e| match &e.channel {
+                Channel::Documents(p) => Some(p.snapshot()),
+                Channel::Otlp(_) => None,
+            })
+        })
+    }
+
+    fn wants_documents(&self) -> bool {
+        self.documents().next().is_some()
+    }
+
+    fn wants_otlp(&self) -> bool {
+        self.otlp().next().is_some()
     }
 
     fn backlog(&self) -> f64 {
-        let queued = |p: &Pipeline<_>| p.metrics().snapshot().queued_bytes;
-        let mut bytes = queued(&self.documents);
-        if let Some(p) = &self.otlp {
-            bytes = bytes.max(p.metrics().snapshot().queued_bytes);
-        }
-        bytes as f64 / self.max_queue_bytes.max(1) as f64
+        // The emptiest queue: a slow or failing export fills (and drops from) its own
+        // queue, but never slows the clients, and so the other exports, down.
+        let emptiest = self
+            .exports
+            .iter()
+            .map(|e| e.channel.snapshot().queued_bytes)
+            .min()
+            .unwrap_or(0);
+        emptiest as f64 / self.share_bytes.max(1) as f64
     }
 
     fn submit_otlp(&self, spans: &ResourceSpans) -> bool {
-        match &self.otlp {
-            Some(p) => p.submit(OtlpSpans::from_resource_spans(spans)),
-            None => false,
-        }
+        self.submit_otlp_items(vec![OtlpSpans::from_resource_spans(spans)])
     }
 
     fn render_metrics(&self, out: &mut String) {
-        let mut pipelines = vec![("documents", self.documents.snapshot())];
-        if let Some(p) = &self.otlp {
-            pipelines.push(("otlp", p.snapshot()));
-        }
-        render(&pipelines, out);
+        let exports: Vec<(&str, MetricsSnapshot)> = self
+            .exports
+            .iter()
+            .map(|e| (e.label.as_str(), e.channel.snapshot()))
+            .collect();
+        render(&exports, out);
         render_spools(&self.spools(), out);
+        if let Some(converter) = &self.converter {
+            write_family(
+                out,
+                "xray_bridge_export_in_progress_held",
+                "In-progress daemon documents held for the OTLP exports until they complete.",
+                "gauge",
+            );
+            let none: [(&str, &str); 0] = [];
+            write_sample(
+                out,
+                "xray_bridge_export_in_progress_held",
+                &none,
+                converter.held() as u64,
+            );
+        }
     }
 
     fn degraded(&self) -> Option<String> {
@@ -239,20 +502,31 @@ impl Sink for PipelineSink {
     }
 
     fn shutdown(&self, timeout: Duration) -> Result<(), String> {
+        if let Some(converter) = &self.converter {
+            converter.drain();
+        }
+        if let Some((stop, handle)) = &self.expiry {
+            stop.store(true, Ordering::Relaxed);
+            handle.thread().unpark();
+        }
+        // Every export drains at once, each within the same deadline.
         std::thread::scope(|scope| {
-            let otlp = self
-                .otlp
-                .as_ref()
-                .map(|p| scope.spawn(move || p.shutdown(timeout)));
+            let handles: Vec<_> = self
+                .exports
+                .iter()
+                .map(|e| {
+                    (
+                        e.label.as_str(),
+                        scope.spawn(move || e.channel.shutdown(timeout)),
+                    )
+                })
+                .collect();
             let mut problems = Vec::new();
-            if let Err(e) = self.documents.shutdown(timeout) {
-                problems.push(format!("documents: {e}"));
-            }
-            if let Some(handle) = otlp {
+            for (label, handle) in handles {
                 match handle.join() {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => problems.push(format!("otlp: {e}")),
-                    Err(_) => problems.push("otlp: shutdown panicked".to_owned()),
+                    Ok(Err(e)) => problems.push(format!("{label}: {e}")),
+                    Err(_) => problems.push(format!("{label}: shutdown panicked")),
                 }
             }
             if problems.is_empty() {
@@ -264,16 +538,17 @@ impl Sink for PipelineSink {
     }
 
     fn dropped_total(&self) -> u64 {
-        self.documents.snapshot().dropped_total()
-            + self
-                .otlp
-                .as_ref()
-                .map_or(0, |p| p.snapshot().dropped_total())
+        let exporters: u64 = self
+            .exports
+            .iter()
+            .map(|e| e.channel.snapshot().dropped_total())
+            .sum();
+        exporters + self.converter.as_ref().map_or(0, |c| c.dropped_total())
     }
 }
 
-/// Writes the exporter's counters, one `pipeline` label per pipeline.
-fn render(pipelines: &[(&str, MetricsSnapshot)], out: &mut String) {
+/// Writes the exporters' counters, one `export` label per export.
+fn render(exports: &[(&str, MetricsSnapshot)], out: &mut String) {
     type Field = fn(&MetricsSnapshot) -> u64;
     let simple: [(&str, &str, &str, Field); 13] = [
         (
@@ -357,8 +632,8 @@ fn render(pipelines: &[(&str, MetricsSnapshot)], out: &mut String) {
     ];
     for (name, help, kind, field) in simple {
         write_family(out, name, help, kind);
-        for (pipeline, snap) in pipelines {
-            write_sample(out, name, &[("pipeline", *pipeline)], field(snap));
+        for (export, snap) in exports {
+            write_sample(out, name, &[("export", *export)], field(snap));
         }
     }
     write_family(
@@ -367,12 +642,12 @@ fn render(pipelines: &[(&str, MetricsSnapshot)], out: &mut String) {
         "Items dropped by the exporter, by reason.",
         "counter",
     );
-    for (pipeline, snap) in pipelines {
+    for (export, snap) in exports {
         for reason in DropReason::ALL {
             write_sample(
                 out,
                 "xray_bridge_export_dropped_total",
-                &[("pipeline", *pipeline), ("reason", reason.as_str())],
+                &[("export", *export), ("reason", reason.as_str())],
                 snap.dropped(reason),
             );
         }
@@ -383,19 +658,19 @@ fn render(pipelines: &[(&str, MetricsSnapshot)], out: &mut String) {
         "Spans dropped by the exporter, by reason.",
         "counter",
     );
-    for (pipeline, snap) in pipelines {
+    for (export, snap) in exports {
         for reason in DropReason::ALL {
             write_sample(
                 out,
                 "xray_bridge_export_dropped_spans_total",
-                &[("pipeline", *pipeline), ("reason", reason.as_str())],
+                &[("export", *export), ("reason", reason.as_str())],
                 snap.dropped_spans(reason),
             );
         }
     }
 }
 
-/// Writes the spools' gauges and counters, one `pipeline` label per pipeline. Their
+/// Writes the spools' gauges and counters, one `export` label per export. Their
 /// drops are in `xray_bridge_export_dropped_total` (`spool_full`, `spool_corrupt`).
 fn render_spools(spools: &[(&str, SpoolStats)], out: &mut String) {
     if spools.is_empty() {
@@ -460,8 +735,8 @@ fn render_spools(spools: &[(&str, SpoolStats)], out: &mut String) {
     ];
     for (name, help, kind, field) in families {
         write_family(out, name, help, kind);
-        for (pipeline, stats) in spools {
-            write_sample(out, name, &[("pipeline", *pipeline)], field(stats));
+        for (export, stats) in spools {
+            write_sample(out, name, &[("export", *export)], field(stats));
         }
     }
     let name = "xray_bridge_spool_damaged_total";
@@ -471,17 +746,17 @@ fn render_spools(spools: &[(&str, SpoolStats)], out: &mut String) {
         "Damaged spool records skipped: torn by a crash mid-write, or corrupt.",
         "counter",
     );
-    for (pipeline, stats) in spools {
+    for (export, stats) in spools {
         write_sample(
             out,
             name,
-            &[("pipeline", *pipeline), ("kind", "torn")],
+            &[("export", *export), ("kind", "torn")],
             stats.torn,
         );
         write_sample(
             out,
             name,
-            &[("pipeline", *pipeline), ("kind", "corrupt")],
+            &[("export", *export), ("kind", "corrupt")],
             stats.corrupt,
         );
     }

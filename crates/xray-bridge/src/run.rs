@@ -18,15 +18,17 @@ use xray_translate::Translator;
 use xray_export::transport::api::BackendErrors;
 
 use crate::adot::Adot;
-use crate::config::{ExportKind, SecretUrl, Settings};
+use crate::config::{Compression, ExportKind, SecretUrl, Settings};
 use crate::counters::Registry;
 use crate::export::Sink;
 use crate::otlp::{Ingest, OtlpCounters};
 use crate::outbound::{self, ProxyPlan};
+use crate::pipeline::OtlpOptions;
 use crate::sampling_proxy::Upstream;
 use crate::telemetry::{self, Telemetry};
 use crate::udp::UdpCounters;
 use crate::{admin, aws, http_server, local, otlp_grpc, otlp_http, pipeline, sampling_proxy, udp};
+use xray_export::transport::otlp::OtlpCompression;
 
 /// Process exit codes.
 pub mod exit {
@@ -110,9 +112,19 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let signals = Signals::install();
     // Local mode: the store and its page come first, so that once the other listeners
     // answer the console does too.
-    let store = match settings.export {
-        ExportKind::Local => Some(local::open_store(&settings).await?),
-        _ => None,
+    let exports = settings.export.clone();
+    let otlp_options = OtlpOptions {
+        headers: crate::otlp_headers::resolve(&settings.otlp_header)?,
+        compression: match settings.otlp_compression {
+            Compression::Gzip => OtlpCompression::Gzip,
+            Compression::None => OtlpCompression::None,
+        },
+        in_progress_hold: settings.in_progress_timeout,
+    };
+    let store = if exports.contains(&ExportKind::Local) {
+        Some(local::open_store(&settings).await?)
+    } else {
+        None
     };
     let console = match (&store, settings.console.addr()) {
         (Some(store), Some(addr)) => Some(
@@ -130,21 +142,27 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
             "--no-verify-ssl: TLS certificates of AWS and every other outbound call are NOT checked"
         );
     }
-    let needs_aws =
-        matches!(settings.export, ExportKind::Api | ExportKind::Otlp) || listeners.tcp.is_some();
+    let to_aws = |e: &ExportKind| match e {
+        ExportKind::Api | ExportKind::Otlp => true,
+        ExportKind::OtlpUrl(url) => xray_export::transport::otlp::aws_endpoint(url).is_some(),
+        _ => false,
+    };
+    let needs_region = exports
+        .iter()
+        .find(|e| matches!(e, ExportKind::Api | ExportKind::Otlp));
+    let needs_aws = exports.iter().any(to_aws) || listeners.tcp.is_some();
     let sdk = if needs_aws {
         Some(aws::load(&settings, &http).await)
     } else {
         None
     };
     if let Some(sdk) = &sdk
-        && matches!(settings.export, ExportKind::Api | ExportKind::Otlp)
+        && let Some(export) = needs_region
         && settings.region.is_none()
         && sdk.region().is_none()
     {
         return Err(format!(
-            "--export {} needs an AWS region: pass --region (or set AWS_REGION)",
-            settings.export
+            "--export {export} needs an AWS region: pass --region (or set AWS_REGION)"
         ));
     }
     let registry = Registry::default();
@@ -171,9 +189,13 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let backend_errors = Arc::new(BackendErrors::default());
     let sink: Arc<dyn Sink> = Arc::new(pipeline::start(
         &settings,
-        sdk.clone(),
-        http.clone(),
-        backend_errors.clone(),
+        &exports,
+        &otlp_options,
+        &pipeline::Outbound {
+            sdk: sdk.clone(),
+            http: http.clone(),
+            backend_errors: backend_errors.clone(),
+        },
         store,
         &registry,
     )?);
@@ -220,12 +242,12 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let ingest = Ingest::new(translator, sink.clone());
     if let Some(socket) = listeners.udp {
         // ADOT's T1S/T1U bodies go to PutTraceSegments untouched with the api export, as
-        // the daemon does, unless a translation setting must apply to them; otherwise
-        // they are translated like OTLP input.
+        // the daemon does, unless a translation setting must apply to them or other
+        // exports need them too; otherwise they are translated like OTLP input.
         let adot = Adot::new(
             &registry,
             ingest.clone(),
-            settings.export == ExportKind::Api && !settings.has_translation_settings(),
+            exports == [ExportKind::Api] && !settings.has_translation_settings(),
         );
         receivers.spawn(udp::serve(
             socket,
@@ -282,7 +304,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         udp = %udp_addr,
         tcp = %tcp_addr,
         metrics = %metrics_addr,
-        export = %settings.export,
+        export = %exports.iter().map(ExportKind::label).collect::<Vec<_>>().join(" "),
         resource_arn = settings.resource_arn.as_deref().unwrap_or(""),
         "xray-bridge ready"
     );

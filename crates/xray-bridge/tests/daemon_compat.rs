@@ -96,10 +96,7 @@ fn telemetry_records_count_what_happened() {
     }
     bridge.wait_metrics(Duration::from_secs(15), |t| {
         Bridge::metric(t, "xray_bridge_udp_datagrams_received_total") == 10
-            && Bridge::metric(
-                t,
-                "xray_bridge_export_send_errors_total{pipeline=\"documents\"}",
-            ) == 2
+            && Bridge::metric(t, "xray_bridge_export_send_errors_total{export=\"api\"}") == 2
     });
     // At least one periodic record before the stop.
     stub.wait_for_telemetry(Duration::from_secs(10), |t| !t.is_empty());
@@ -470,7 +467,7 @@ fn telemetry_spillover_counts_queue_overflow() {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    let overflow = "xray_bridge_export_dropped_total{pipeline=\"documents\",reason=\"queue_full\"}";
+    let overflow = "xray_bridge_export_dropped_total{export=\"api\",reason=\"queue_full\"}";
     let text = bridge.wait_metrics(Duration::from_secs(20), |t| Bridge::metric(t, overflow) > 0);
     let received = Bridge::metric(&text, "xray_bridge_udp_datagrams_received_total");
     let overflowed = Bridge::metric(&text, overflow);

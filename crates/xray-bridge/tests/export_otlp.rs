@@ -1,5 +1,6 @@
-//! `--export otlp`: OTLP input goes to the X-Ray OTLP endpoint as OTLP (signed, invalid
-//! spans taken out), daemon documents go to PutTraceSegments; both on a stub of our own.
+//! `--export otlp`: OTLP input goes to the X-Ray OTLP endpoint as OTLP (signed, gzip,
+//! invalid spans taken out), and daemon documents too, converted to OTLP spans; on a stub
+//! of our own.
 
 mod common;
 
@@ -17,7 +18,7 @@ use prost::Message;
 type Seen = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
 
 #[test]
-fn otlp_goes_out_as_otlp_and_datagrams_as_segments() {
+fn otlp_and_daemon_documents_go_out_as_otlp() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -94,34 +95,34 @@ fn otlp_goes_out_as_otlp_and_datagrams_as_segments() {
         )
         .unwrap();
     bridge.wait_metrics(Duration::from_secs(15), |t| {
-        Bridge::metric(t, "xray_bridge_export_spans_sent_total{pipeline=\"otlp\"}") == 2
-            && Bridge::metric(
-                t,
-                "xray_bridge_export_spans_sent_total{pipeline=\"documents\"}",
-            ) == 1
+        Bridge::metric(t, "xray_bridge_export_spans_sent_total{export=\"otlp\"}") == 3
     });
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
 
     let seen = seen.lock().unwrap().clone();
-    let (_, auth, body) = seen
-        .iter()
-        .find(|(p, _, _)| p == "/v1/traces")
-        .expect("OTLP request");
-    assert!(auth.contains("/us-east-1/xray/aws4_request"), "{auth}");
-    let forwarded = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
-    let names: Vec<&str> = forwarded
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .map(|s| s.name.as_str())
-        .collect();
-    assert_eq!(names, ["kept-1", "kept-2"]);
-    let (_, auth, body) = seen
-        .iter()
-        .find(|(p, _, _)| p == "/TraceSegments")
-        .expect("PutTraceSegments");
-    assert!(auth.contains("/us-east-1/xray/aws4_request"), "{auth}");
-    let put: serde_json::Value = serde_json::from_slice(body).unwrap();
-    assert_eq!(put["TraceSegmentDocuments"], serde_json::json!([doc]));
+    assert!(
+        seen.iter().all(|(p, _, _)| p == "/v1/traces"),
+        "only OTLP requests"
+    );
+    let mut names = Vec::new();
+    for (_, auth, body) in &seen {
+        assert!(auth.contains("/us-east-1/xray/aws4_request"), "{auth}");
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(body.as_slice()),
+            &mut plain,
+        )
+        .expect("gzip body");
+        let forwarded = ExportTraceServiceRequest::decode(plain.as_slice()).unwrap();
+        names.extend(
+            forwarded
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| s.name.clone()),
+        );
+    }
+    names.sort();
+    assert_eq!(names, ["daemon-doc", "kept-1", "kept-2"]);
 }

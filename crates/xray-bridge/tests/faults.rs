@@ -319,10 +319,7 @@ fn a_minute_outage_with_a_sigkill_in_it_loses_nothing_accepted() {
             // After the restart the spool replays what the first run left.
             let (status, body) = bridge.get("/healthz");
             assert_eq!(status, 200);
-            assert!(
-                body.starts_with("degraded: documents: spool replaying"),
-                "{body}"
-            );
+            assert!(body.starts_with("degraded: api: spool replaying"), "{body}");
             degraded_seen = true;
         }
         if state == 2 && t >= up_at {
@@ -369,10 +366,7 @@ fn a_minute_outage_with_a_sigkill_in_it_loses_nothing_accepted() {
         udp_uncertain,
         arrived.len(),
         duplicates,
-        metric(
-            &text,
-            "xray_bridge_spool_replayed_total{pipeline=\"documents\"}"
-        ),
+        metric(&text, "xray_bridge_spool_replayed_total{export=\"api\"}"),
         max_rss / 1024
     );
     let missing: Vec<&String> = want
@@ -387,19 +381,14 @@ fn a_minute_outage_with_a_sigkill_in_it_loses_nothing_accepted() {
     // The memory queue (16 MiB), the spool read-ahead (a segment, at most 8 MiB) and the
     // rest of a debug build.
     assert!(max_rss < 128 * 1024, "RSS {max_rss} KiB");
-    assert!(
-        metric(
-            &text,
-            "xray_bridge_spool_replayed_total{pipeline=\"documents\"}"
-        ) > 0
-    );
+    assert!(metric(&text, "xray_bridge_spool_replayed_total{export=\"api\"}") > 0);
     wait_until("the spool to drain", Duration::from_secs(10), || {
         let (_, body) = bridge.get("/healthz");
         body == "ok\n"
     });
     let text = bridge.metrics_text();
     assert_eq!(
-        metric(&text, "xray_bridge_spool_records{pipeline=\"documents\"}"),
+        metric(&text, "xray_bridge_spool_records{export=\"api\"}"),
         0
     );
     assert_eq!(bridge.stop(Duration::from_secs(15)), 0, "{}", bridge.logs());
@@ -436,16 +425,13 @@ fn thirty_seconds_of_throttling_lose_nothing() {
     let text = bridge.metrics_text();
     let errors = metric(
         &text,
-        "xray_bridge_export_send_errors_total{pipeline=\"documents\"}",
+        "xray_bridge_export_send_errors_total{export=\"api\"}",
     );
     eprintln!(
         "throttling: {} spans, {} send errors, {} retries",
         want.len(),
         errors,
-        metric(
-            &text,
-            "xray_bridge_export_retries_total{pipeline=\"documents\"}"
-        )
+        metric(&text, "xray_bridge_export_retries_total{export=\"api\"}")
     );
     assert!(errors >= 10, "throttled for 30 s: {errors}");
     assert_eq!(sent.otlp_failed, 0);
@@ -491,10 +477,10 @@ fn a_tiny_spool_budget_drops_the_oldest_counted_and_never_grows() {
     });
     let full = metric(
         &text,
-        "xray_bridge_export_dropped_total{pipeline=\"documents\",reason=\"spool_full\"}",
+        "xray_bridge_export_dropped_total{export=\"api\",reason=\"spool_full\"}",
     );
     assert!(full > 500, "{full}\n{text}");
-    assert!(metric(&text, "xray_bridge_spool_bytes{pipeline=\"documents\"}") <= 65536);
+    assert!(metric(&text, "xray_bridge_spool_bytes{export=\"api\"}") <= 65536);
     let logs = bridge.logs();
     assert!(
         logs.contains("spool over its budget") && logs.contains("spool_full"),
@@ -523,10 +509,7 @@ fn an_unusable_spool_directory_falls_back_to_memory_and_says_so() {
     });
     let text = bridge.metrics_text();
     assert_eq!(
-        metric(
-            &text,
-            "xray_bridge_spool_unwritable{pipeline=\"documents\"}"
-        ),
+        metric(&text, "xray_bridge_spool_unwritable{export=\"api\"}"),
         1
     );
     let (status, body) = bridge.get("/healthz");
@@ -560,7 +543,7 @@ fn a_damaged_spool_still_delivers_the_good_records_around_the_damage() {
             .unwrap();
     }
     bridge.wait_metrics(Duration::from_secs(10), |t| {
-        metric(t, "xray_bridge_spool_written_total{pipeline=\"documents\"}") == 30
+        metric(t, "xray_bridge_spool_written_total{export=\"api\"}") == 30
     });
     // Kept in the spool, not lost: a clean exit.
     assert_eq!(bridge.stop(Duration::from_secs(15)), 0, "{}", bridge.logs());
@@ -608,21 +591,21 @@ fn a_damaged_spool_still_delivers_the_good_records_around_the_damage() {
     assert_eq!(
         metric(
             &text,
-            "xray_bridge_export_dropped_total{pipeline=\"documents\",reason=\"spool_corrupt\"}"
+            "xray_bridge_export_dropped_total{export=\"api\",reason=\"spool_corrupt\"}"
         ),
         2
     );
     assert_eq!(
         metric(
             &text,
-            "xray_bridge_spool_damaged_total{pipeline=\"documents\",kind=\"torn\"}"
+            "xray_bridge_spool_damaged_total{export=\"api\",kind=\"torn\"}"
         ),
         1
     );
     assert_eq!(
         metric(
             &text,
-            "xray_bridge_spool_damaged_total{pipeline=\"documents\",kind=\"corrupt\"}"
+            "xray_bridge_spool_damaged_total{export=\"api\",kind=\"corrupt\"}"
         ),
         1
     );
@@ -639,7 +622,7 @@ fn two_bridges_never_share_a_spool_directory() {
     let mut first = Bridge::start(options(&api, vec!["--spool", spool_arg]));
     // Listening is not yet exporting: wait until the first one's spool is open.
     first.wait_metrics(Duration::from_secs(10), |t| {
-        t.contains("xray_bridge_spool_bytes{pipeline=\"documents\"}")
+        t.contains("xray_bridge_spool_bytes{export=\"api\"}")
     });
     let log = scratch.path("second.log");
     let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_xray-bridge"))

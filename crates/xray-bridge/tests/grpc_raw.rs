@@ -107,10 +107,7 @@ fn malformed_grpc_messages_are_refused_and_counted() {
     // Close the client's connection, so the drain does not wait for it.
     drop(rt);
     let text = bridge.wait_metrics(Duration::from_secs(10), |t| {
-        Bridge::metric(
-            t,
-            "xray_bridge_export_items_sent_total{pipeline=\"documents\"}",
-        ) == 1
+        Bridge::metric(t, "xray_bridge_export_items_sent_total{export=\"file\"}") == 1
     });
     let rejected: u64 = text
         .lines()

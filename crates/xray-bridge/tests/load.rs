@@ -107,6 +107,7 @@ fn run(
             ..Options::export(format!("file:{}", out.display()))
         },
     };
+    let export = if stub.is_some() { "api" } else { "file" };
     let mut bridge = Bridge::start(options);
     let url = bridge.url(bridge.http, "/v1/traces");
     let client = reqwest::Client::new();
@@ -136,15 +137,20 @@ fn run(
         let text = bridge.metrics_text();
         max_queue_bytes = max_queue_bytes.max(Bridge::metric(
             &text,
-            "xray_bridge_export_queue_bytes{pipeline=\"documents\"}",
+            &format!("xray_bridge_export_queue_bytes{{export=\"{export}\"}}"),
         ));
     }
     let text = bridge.wait_metrics(Duration::from_secs(60), |t| {
         let m = |s: &str| Bridge::metric(t, s);
-        m("xray_bridge_export_queue_items{pipeline=\"documents\"}") == 0
+        m(&format!(
+            "xray_bridge_export_queue_items{{export=\"{export}\"}}"
+        )) == 0
             && m("xray_bridge_otlp_spans_received_total{protocol=\"http\"}") == total
-            && m("xray_bridge_export_items_in_total{pipeline=\"documents\"}")
-                <= m("xray_bridge_export_items_sent_total{pipeline=\"documents\"}") + dropped(t)
+            && m(&format!(
+                "xray_bridge_export_items_in_total{{export=\"{export}\"}}"
+            )) <= m(&format!(
+                "xray_bridge_export_items_sent_total{{export=\"{export}\"}}"
+            )) + dropped(t)
     });
     let m = |s: &str| Bridge::metric(&text, s);
     let received = m("xray_bridge_otlp_spans_received_total{protocol=\"http\"}");
@@ -154,7 +160,9 @@ fn run(
         m("xray_bridge_otlp_spans_rejected_total{protocol=\"http\",reason=\"too_large\"}");
     let failed =
         m("xray_bridge_otlp_spans_rejected_total{protocol=\"http\",reason=\"translate_failed\"}");
-    let sent = m("xray_bridge_export_spans_sent_total{pipeline=\"documents\"}");
+    let sent = m(&format!(
+        "xray_bridge_export_spans_sent_total{{export=\"{export}\"}}"
+    ));
     let export_dropped = dropped(&text);
     assert_eq!(received, total);
     assert_eq!(invalid, total / 50);
@@ -199,7 +207,7 @@ fn run(
 
 fn dropped(text: &str) -> u64 {
     text.lines()
-        .filter(|l| l.starts_with("xray_bridge_export_dropped_spans_total{pipeline=\"documents\""))
+        .filter(|l| l.starts_with("xray_bridge_export_dropped_spans_total{export="))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -236,7 +244,7 @@ fn a_slow_export_drops_with_a_reason_and_memory_stays_bounded() {
         report.export_dropped,
         Bridge::metric(
             &report.text,
-            "xray_bridge_export_dropped_spans_total{pipeline=\"documents\",reason=\"queue_full\"}"
+            "xray_bridge_export_dropped_spans_total{export=\"api\",reason=\"queue_full\"}"
         )
     );
     assert!(report.max_queue_bytes > 0, "the queue was seen in use");

@@ -147,15 +147,13 @@ fn otlp_and_daemon_traffic_show_on_the_console_and_survive_a_restart() {
     // Every span delivered into the store (none dropped; a datagram counts as one), then
     // listed by the console.
     let metrics = bridge.wait_metrics(Duration::from_secs(15), |t| {
-        Bridge::metric(
-            t,
-            "xray_bridge_export_spans_sent_total{pipeline=\"documents\"}",
-        ) >= 4 * 2 + 3 * 2 + 3
+        Bridge::metric(t, "xray_bridge_export_spans_sent_total{export=\"local\"}")
+            >= 4 * 2 + 3 * 2 + 3
     });
     assert_eq!(
         Bridge::metric(
             &metrics,
-            "xray_bridge_export_spans_sent_total{pipeline=\"documents\"}"
+            "xray_bridge_export_spans_sent_total{export=\"local\"}"
         ),
         4 * 2 + 3 * 2 + 3,
         "{metrics}"

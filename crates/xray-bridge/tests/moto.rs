@@ -122,17 +122,9 @@ fn otlp_and_daemon_traffic_reach_the_xray_api_and_come_back() {
     // datagram (the exporter embeds the client span in its segment); a datagram counts as
     // one span.
     let text = bridge.wait_metrics(Duration::from_secs(20), |t| {
-        Bridge::metric(
-            t,
-            "xray_bridge_export_spans_sent_total{pipeline=\"documents\"}",
-        ) == 7
+        Bridge::metric(t, "xray_bridge_export_spans_sent_total{export=\"api\"}") == 7
     });
-    assert!(
-        Bridge::metric(
-            &text,
-            "xray_bridge_export_requests_total{pipeline=\"documents\"}"
-        ) >= 1
-    );
+    assert!(Bridge::metric(&text, "xray_bridge_export_requests_total{export=\"api\"}") >= 1);
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
 
     let ids: Vec<String> = otel

@@ -73,10 +73,7 @@ fn python_sdk_http_and_grpc_exporters_reach_the_file_as_valid_documents() {
         serde_json::from_str(xray_testkit::run_python(PY_OTEL, &["grpc", &grpc, "3"], "").trim())
             .unwrap();
     let text = bridge.wait_metrics(Duration::from_secs(10), |t| {
-        Bridge::metric(
-            t,
-            "xray_bridge_export_spans_sent_total{pipeline=\"documents\"}",
-        ) == 14
+        Bridge::metric(t, "xray_bridge_export_spans_sent_total{export=\"file\"}") == 14
     });
     for protocol in ["http", "grpc"] {
         let spans = if protocol == "http" { 8 } else { 6 };
@@ -157,15 +154,12 @@ fn a_requests_subsegments_travel_inside_their_segment() {
         });
     assert_eq!(status, 200);
     let text = bridge.wait_metrics(Duration::from_secs(10), |t| {
-        Bridge::metric(
-            t,
-            "xray_bridge_export_spans_sent_total{pipeline=\"documents\"}",
-        ) == 3
+        Bridge::metric(t, "xray_bridge_export_spans_sent_total{export=\"file\"}") == 3
     });
     assert_eq!(
         Bridge::metric(
             &text,
-            "xray_bridge_export_items_sent_total{pipeline=\"documents\"}"
+            "xray_bridge_export_items_sent_total{export=\"file\"}"
         ),
         2,
         "{text}"
@@ -298,10 +292,7 @@ fn bad_requests_get_otlp_errors_and_good_ones_next_to_them_are_delivered() {
     });
 
     let text = bridge.wait_metrics(Duration::from_secs(10), |t| {
-        Bridge::metric(
-            t,
-            "xray_bridge_export_items_sent_total{pipeline=\"documents\"}",
-        ) == 4
+        Bridge::metric(t, "xray_bridge_export_items_sent_total{export=\"file\"}") == 4
     });
     let rejected = |protocol: &str, reason: &str| {
         Bridge::metric(

@@ -62,8 +62,10 @@ fn proxy_address_carries_every_outbound_call() {
     let proxy = ForwardProxy::start(false);
     let mut options = api_options(
         &stub.url,
-        "otlp",
+        "api",
         vec![
+            "--export",
+            "otlp",
             "-p",
             &proxy.url,
             "--role-arn",
@@ -73,7 +75,8 @@ fn proxy_address_carries_every_outbound_call() {
     options.tcp = true;
     options.env.push(("AWS_ENDPOINT_URL_STS", stub.url.clone()));
     let mut bridge = Bridge::start(options);
-    // Daemon datagrams go to PutTraceSegments, OTLP spans to the OTLP endpoint.
+    // Daemon datagrams and OTLP spans go to PutTraceSegments (api) and to the OTLP
+    // endpoint (otlp).
     send_segments(bridge.udp, 3);
     let request = otlp_request("svc", vec![otlp_span(1, 1, "GET /")]);
     let status = post(
@@ -89,7 +92,8 @@ fn proxy_address_carries_every_outbound_call() {
         b"{}".to_vec(),
     );
     assert_eq!(status, 200, "{}", bridge.logs());
-    assert_eq!(stub.wait_for_documents(3, Duration::from_secs(15)).len(), 3);
+    // Three datagrams and the OTLP span, translated, at PutTraceSegments.
+    assert_eq!(stub.wait_for_documents(4, Duration::from_secs(15)).len(), 4);
     wait_until(Duration::from_secs(15), "the OTLP export", || {
         stub.others().iter().any(|r| r == "POST /v1/traces")
     });
@@ -152,7 +156,7 @@ fn https_calls_tunnel_through_https_proxy() {
 
 fn dropped(text: &str) -> u64 {
     text.lines()
-        .filter(|l| l.starts_with("xray_bridge_export_dropped_total{pipeline=\"documents\""))
+        .filter(|l| l.starts_with("xray_bridge_export_dropped_total{export=\"api\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -171,7 +175,7 @@ fn a_refusing_proxy_makes_counted_drops_not_a_crash() {
     assert!(
         Bridge::metric(
             &text,
-            "xray_bridge_export_send_errors_total{pipeline=\"documents\"}"
+            "xray_bridge_export_send_errors_total{export=\"api\"}"
         ) > 0
     );
     assert!(stub.documents().is_empty());
@@ -244,10 +248,7 @@ fn no_verify_ssl_turns_certificate_checks_off_and_they_stay_on_without_it() {
     ));
     send_segments(checked.udp, 1);
     checked.wait_metrics(Duration::from_secs(30), |t| {
-        Bridge::metric(
-            t,
-            "xray_bridge_export_send_errors_total{pipeline=\"documents\"}",
-        ) >= 1
+        Bridge::metric(t, "xray_bridge_export_send_errors_total{export=\"api\"}") >= 1
     });
     checked.stop(Duration::from_secs(30));
     assert!(!reached(), "a self-signed certificate was accepted");

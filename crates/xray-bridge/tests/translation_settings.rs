@@ -79,10 +79,7 @@ fn send(bridge: &mut Bridge) {
         )
         .unwrap();
     bridge.wait_metrics(Duration::from_secs(15), |t| {
-        Bridge::metric(
-            t,
-            "xray_bridge_export_spans_sent_total{pipeline=\"documents\"}",
-        ) >= 3
+        Bridge::metric(t, "xray_bridge_export_spans_sent_total{export=\"file\"}") >= 3
     });
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
 }

@@ -98,10 +98,8 @@ fn python_sdk_segments_arrive_intact_and_bad_datagrams_are_counted() {
     let total = (sent.len() + bad.len() + 2) as u64;
     let text = bridge.wait_metrics(Duration::from_secs(10), |t| {
         Bridge::metric(t, "xray_bridge_udp_datagrams_received_total") == total
-            && Bridge::metric(
-                t,
-                "xray_bridge_export_items_sent_total{pipeline=\"documents\"}",
-            ) == expected.len() as u64
+            && Bridge::metric(t, "xray_bridge_export_items_sent_total{export=\"file\"}")
+                == expected.len() as u64
     });
     let rejected = |reason: &str| {
         Bridge::metric(

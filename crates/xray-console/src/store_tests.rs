@@ -1,5 +1,4 @@
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 use crate::demo::{Outcome, seed_traces};
@@ -9,29 +8,21 @@ fn test_now() -> f64 {
     (now_secs() - 60.0).floor()
 }
 
-/// A fresh folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+/// A fresh temporary folder (removed on drop) and a store path inside a folder of it that
+/// does not exist yet.
+struct TempDir(xray_testkit::TempDir);
 
 impl TempDir {
     fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xray-console-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempDir(dir)
+        TempDir(xray_testkit::temp_dir("console-store"))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
     }
 
     fn db(&self) -> PathBuf {
-        self.0.join("nested/local.db")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.path().join("nested/local.db")
     }
 }
 
@@ -189,16 +180,16 @@ fn a_document_sent_again_replaces_the_first_and_bad_ones_are_refused() {
 #[test]
 fn errors_are_reported_not_panicked() {
     let dir = TempDir::new();
-    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::create_dir_all(dir.path()).unwrap();
     // A folder where the database file should be.
-    let err = Store::open(StoreConfig::at(&dir.0)).unwrap_err();
+    let err = Store::open(StoreConfig::at(dir.path())).unwrap_err();
     assert!(err.to_string().starts_with("local store"), "{err}");
     // A file that is not a database.
-    let not_db = dir.0.join("not.db");
+    let not_db = dir.path().join("not.db");
     std::fs::write(&not_db, vec![b'x'; 4096]).unwrap();
     assert!(Store::open(StoreConfig::at(&not_db)).is_err());
     // A newer schema.
-    let db = dir.0.join("newer.db");
+    let db = dir.path().join("newer.db");
     Connection::open(&db)
         .unwrap()
         .pragma_update(None, "user_version", 99)

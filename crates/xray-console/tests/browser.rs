@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Fixture, TempDir, now};
+use common::{Fixture, now, temp_dir};
 use serde_json::{Value, json};
 use xray_console::demo::{Outcome, seed_trace};
 use xray_console::{Console, Store, StoreConfig};
@@ -256,8 +256,8 @@ fn strings(v: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_shows_the_map_filters_traces_and_a_timeline() {
     let fx = Fixture::start(12).await;
-    let profile = TempDir::new("chromium-profile");
-    let (_driver, browser) = start_browser(&profile.0).await;
+    let profile = temp_dir("chromium-profile");
+    let (_driver, browser) = start_browser(profile.path()).await;
     browser.goto(&fx.url("/")).await;
 
     // The map: every node and edge of the seed shape.
@@ -429,8 +429,8 @@ const STATUSES: [u16; 4] = [200, 500, 429, 404];
 /// A 30+ node map: a gateway fanning out to six services, each calling four downstreams.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_map_is_laid_out_without_overlaps() {
-    let dir = TempDir::new("large-map");
-    let store = Store::open(StoreConfig::at(dir.0.join("local.db"))).unwrap();
+    let dir = temp_dir("large-map");
+    let store = Store::open(StoreConfig::at(dir.path().join("local.db"))).unwrap();
     let t0 = now() - 60.0;
     let mut docs = Vec::new();
     for s in 0..6u32 {
@@ -470,8 +470,8 @@ async fn a_large_map_is_laid_out_without_overlaps() {
         .await
         .unwrap();
 
-    let profile = TempDir::new("chromium-profile");
-    let (_driver, browser) = start_browser(&profile.0).await;
+    let profile = temp_dir("chromium-profile");
+    let (_driver, browser) = start_browser(profile.path()).await;
     browser
         .goto(&format!("http://{}/", console.local_addr()))
         .await;

@@ -24,6 +24,7 @@
 
 mod exporter;
 mod item;
+pub mod log_limit;
 mod metrics;
 mod open_trees;
 mod pipeline;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::Context;
 
 use crate::item::Item;
+use crate::log_limit::LogLimiter;
 use crate::metrics::{DropReason, Metrics, MetricsSnapshot};
 use crate::queue::{Overflow, Queue};
 use crate::spool::{AppendError, Spool, SpoolConfig, SpoolError, SpoolStats};
@@ -356,43 +357,30 @@ impl<I: Item> Drop for Pipeline<I> {
 /// Log lines for items refused or evicted by the queue, at most one per reason a
 /// second: under sustained overload every drop is still counted, and each line says how
 /// many drops it stands for.
-#[derive(Default)]
-struct DropLog {
-    state: Mutex<DropLogState>,
-}
+struct DropLog(LogLimiter);
 
-#[derive(Default)]
-struct DropLogState {
-    /// Per reason: drops not yet logged, and when a line was last written.
-    pending: [(u64, Option<Instant>); DropReason::ALL.len()],
+impl Default for DropLog {
+    fn default() -> Self {
+        DropLog(LogLimiter::new(Duration::from_secs(1)))
+    }
 }
 
 impl DropLog {
-    const EVERY: Duration = Duration::from_secs(1);
-
     fn record<I: Item>(&self, dropped: &[(I, DropReason)]) {
         if dropped.is_empty() {
             return;
         }
         let _suppressed = Context::enter_telemetry_suppressed_scope();
-        for (index, reason) in DropReason::ALL.into_iter().enumerate() {
-            let mut matching = dropped.iter().filter(|(_, r)| *r == reason).peekable();
-            if matching.peek().is_none() {
+        for reason in DropReason::ALL {
+            let items: Vec<&I> = dropped
+                .iter()
+                .filter(|(_, r)| *r == reason)
+                .map(|(i, _)| i)
+                .collect();
+            if items.is_empty() {
                 continue;
             }
-            let items: Vec<&I> = matching.map(|(i, _)| i).collect();
-            let line = {
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                let (pending, last) = &mut state.pending[index];
-                *pending += items.len() as u64;
-                if last.is_none_or(|t| t.elapsed() >= Self::EVERY) {
-                    *last = Some(Instant::now());
-                    Some(std::mem::take(pending))
-                } else {
-                    None
-                }
-            };
-            if let Some(count) = line {
+            if let Some(count) = self.0.allow_n(reason.as_str(), items.len() as u64) {
                 let first: Vec<String> = items.iter().rev().take(5).map(|i| i.describe()).collect();
                 log_drop(count, reason, &queue_cause(reason), &first);
             }
@@ -402,16 +390,10 @@ impl DropLog {
     /// Logs what is still unlogged (at flush and shutdown).
     fn flush(&self) {
         let _suppressed = Context::enter_telemetry_suppressed_scope();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let counts: Vec<(DropReason, u64)> = DropReason::ALL
-            .into_iter()
-            .zip(state.pending.iter_mut())
-            .filter(|(_, (n, _))| *n > 0)
-            .map(|(r, (n, _))| (r, std::mem::take(n)))
-            .collect();
-        drop(state);
-        for (reason, count) in counts {
-            log_drop(count, reason, &queue_cause(reason), &[]);
+        for (kind, count) in self.0.take_pending() {
+            if let Some(reason) = DropReason::ALL.into_iter().find(|r| r.as_str() == kind) {
+                log_drop(count, reason, &queue_cause(reason), &[]);
+            }
         }
     }
 }

@@ -33,11 +33,8 @@ fn poll_once<F: std::future::Future>(f: F) -> F::Output {
 
 #[test]
 fn file_lines_are_schema_valid_documents_and_oversized_spans_are_trimmed_not_dropped() {
-    let path = std::env::temp_dir().join(format!(
-        "xray-export-test-{}-{}.jsonl",
-        std::process::id(),
-        trace_id(0)
-    ));
+    let dir = xray_testkit::temp_dir("export-file");
+    let path = dir.path().join("documents.jsonl");
     let exporter = XRayExporter::builder().with_file(&path).build().unwrap();
     let t = trace_id(60);
     let mut root = span(t, 1, 0, SpanKind::Server, "GET /big");
@@ -52,7 +49,6 @@ fn file_lines_are_schema_valid_documents_and_oversized_spans_are_trimmed_not_dro
     exporter.shutdown().unwrap();
 
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::remove_file(&path).ok();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 10);
     for line in &lines {
@@ -206,11 +202,8 @@ fn a_panicking_transport_neither_hangs_nor_loses_items_silently() {
 
 #[test]
 fn spans_x_ray_cannot_take_are_dropped_as_rejected_counted_and_logged() {
-    let path = std::env::temp_dir().join(format!(
-        "xray-export-invalid-{}-{}.jsonl",
-        std::process::id(),
-        trace_id(0)
-    ));
+    let dir = xray_testkit::temp_dir("export-invalid");
+    let path = dir.path().join("documents.jsonl");
     let logs = logs();
     let exporter = XRayExporter::builder().with_file(&path).build().unwrap();
     let t = trace_id(61);
@@ -228,7 +221,6 @@ fn spans_x_ray_cannot_take_are_dropped_as_rejected_counted_and_logged() {
     assert!(report.contains("rejected=2"), "{report}");
 
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::remove_file(&path).ok();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     for line in &lines {

@@ -223,6 +223,71 @@ fn client_errors_drop_the_request_with_a_reason() {
     assert_eq!(stub.requests().len(), 1);
 }
 
+/// Any OTLP/HTTP backend: no signature for a host that is not AWS's (and no AWS
+/// configuration needed), gzip bodies, the configured headers.
+#[test]
+fn other_backends_get_unsigned_gzip_requests_with_their_headers() {
+    use std::io::Read as _;
+    use xray_export::transport::otlp::{OtlpCompression, OtlpSigning};
+    let stub = Stub::start(|_, _| Reply::Respond(200, vec![], Vec::new()));
+    let metrics = Metrics::default();
+    let pipeline = Pipeline::start_with_metrics(
+        OtlpTransport::new(OtlpConfig {
+            endpoint_url: Some(format!("{}/v1/traces", stub.url())),
+            signing: OtlpSigning::Auto,
+            compression: OtlpCompression::Gzip,
+            headers: vec![("x-api-key".into(), "secret-key".into())],
+            ..Default::default()
+        }),
+        PipelineConfig {
+            retry: retry(),
+            ..Default::default()
+        },
+        metrics.clone(),
+    )
+    .unwrap();
+    let rs = ResourceSpans {
+        scope_spans: vec![ScopeSpans {
+            spans: vec![Span {
+                trace_id: vec![1; 16],
+                span_id: vec![2; 8],
+                name: "gzipped".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    pipeline.submit(OtlpSpans::from_resource_spans(&rs));
+    pipeline.flush(Duration::from_secs(5)).unwrap();
+    assert_eq!(metrics.snapshot().spans_sent, 1);
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.path, "/v1/traces");
+    assert_eq!(request.header("authorization"), None);
+    assert_eq!(request.header("x-api-key"), Some("secret-key"));
+    assert_eq!(request.header("content-encoding"), Some("gzip"));
+    let mut body = Vec::new();
+    flate2::read::GzDecoder::new(request.body.as_slice())
+        .read_to_end(&mut body)
+        .unwrap();
+    let decoded = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+    assert_eq!(decoded.resource_spans, vec![rs]);
+    // The header value never shows in the configuration's debug text.
+    let debug = format!(
+        "{:?}",
+        OtlpConfig {
+            headers: vec![("x-api-key".into(), "secret-key".into())],
+            ..Default::default()
+        }
+    );
+    assert!(
+        debug.contains("x-api-key") && !debug.contains("secret-key"),
+        "{debug}"
+    );
+}
+
 #[test]
 fn otlp_spans_wait_in_the_spool_through_an_outage_and_a_restart() {
     let dir = std::env::temp_dir().join(format!("xray-export-otlp-spool-{}", std::process::id()));

@@ -72,6 +72,28 @@ pub mod origin {
             _ => return None,
         })
     }
+
+    /// The OpenTelemetry `cloud.platform` of an origin, and for ECS the
+    /// `aws.ecs.launchtype` it implies: the inverse of [`from_cloud_platform`].
+    ///
+    /// ```
+    /// use xray_model::origin;
+    /// assert_eq!(origin::to_cloud_platform(origin::ECS_FARGATE), Some(("aws_ecs", Some("fargate"))));
+    /// assert_eq!(origin::to_cloud_platform("AWS::Other"), None);
+    /// ```
+    pub fn to_cloud_platform(origin: &str) -> Option<(&'static str, Option<&'static str>)> {
+        Some(match origin {
+            EC2_INSTANCE => ("aws_ec2", None),
+            ECS_CONTAINER => ("aws_ecs", None),
+            ECS_EC2 => ("aws_ecs", Some("ec2")),
+            ECS_FARGATE => ("aws_ecs", Some("fargate")),
+            EKS_CONTAINER => ("aws_eks", None),
+            ELASTIC_BEANSTALK => ("aws_elastic_beanstalk", None),
+            LAMBDA_FUNCTION => ("aws_lambda", None),
+            APP_RUNNER => ("aws_app_runner", None),
+            _ => return None,
+        })
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -778,6 +800,10 @@ mod tests {
                 want,
                 "{platform} {launch:?}"
             );
+            if let Some(origin) = want {
+                let (p, l) = to_cloud_platform(origin).unwrap();
+                assert_eq!(from_cloud_platform(p, l), Some(origin));
+            }
         }
     }
 

@@ -38,6 +38,8 @@ pub fn invocation_header(xray_trace_id: Option<&str>) -> Option<TraceHeader> {
 /// [`invocation_header`] with the environment read through `var` (a test's or an
 /// embedding program's own variables).
 ///
+/// # Examples
+///
 /// ```
 /// use xray_model::LAMBDA_ENV_VAR;
 /// use xray_propagation::lambda::invocation_header_from;

@@ -15,30 +15,18 @@ use xray_model::Sampled;
 use xray_model::carry::{HopState, TRACE_STATE_KEY};
 use xray_sampling::{Error, SAMPLING_RULE_NAME_ATTRIBUTE, XraySampler};
 
-fn write_rules(text: &str) -> tempfile_path::TempPath {
-    tempfile_path::TempPath::new(text)
+fn write_rules(text: &str) -> RulesFile {
+    let dir = xray_testkit::temp_dir("sampling-rules");
+    let path = dir.path().join("rules.json");
+    std::fs::write(&path, text).unwrap();
+    RulesFile(path, dir)
 }
 
-/// A rules file in the system temp folder, removed on drop.
-mod tempfile_path {
-    pub struct TempPath(pub std::path::PathBuf);
-    impl TempPath {
-        pub fn new(text: &str) -> Self {
-            let path = std::env::temp_dir().join(format!(
-                "xray-sampling-{}-{}.json",
-                std::process::id(),
-                fastrand::u64(..)
-            ));
-            std::fs::write(&path, text).unwrap();
-            TempPath(path)
-        }
-    }
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
+/// A rules file in a temporary folder, removed on drop.
+struct RulesFile(
+    std::path::PathBuf,
+    #[allow(dead_code)] xray_testkit::TempDir,
+);
 
 const V2: &str = r#"{
   "version": 2,

@@ -12,6 +12,17 @@ use std::time::{Duration, Instant};
 
 pub mod peers;
 
+pub use tempfile::TempDir;
+
+/// A fresh temporary directory named after `tag` (made by `tempfile`), removed with
+/// everything in it when dropped.
+pub fn temp_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("xray-bridge-{tag}-"))
+        .tempdir()
+        .expect("create a temporary directory")
+}
+
 /// The segment-document JSON schema AWS published (draft-04), as shipped in `xray-model`.
 pub const SEGMENT_SCHEMA: &str =
     include_str!("../../xray-model/schema/xray-segmentdocument-schema-v1.0.0.json");

@@ -18,6 +18,51 @@ pub const RESOURCE_NAMESPACE: &str = "otel.resource";
 /// Metadata namespace of OpenTelemetry details with no X-Ray field (span name, scope,
 /// events other than exceptions).
 pub const OTEL_NAMESPACE: &str = "otel";
+/// Prefix of a span attribute holding a whole metadata namespace as a map:
+/// `aws.xray.metadata.<namespace>` becomes that namespace (how
+/// [`crate::reverse::to_otlp`] carries namespaces other than `default` and `otel`).
+pub const METADATA_ATTRIBUTE_PREFIX: &str = "aws.xray.metadata.";
+
+/// Moves the `aws.xray.metadata.<namespace>` maps out of the `default` namespace into
+/// namespaces of their own (not `default`, `otel` or `otel.resource`, which the
+/// translator writes itself).
+pub(crate) fn split_namespaces<'a>(
+    default: &mut Fields<'a, AnyValue<'a>>,
+) -> Vec<(Cow<'a, str>, Fields<'a, AnyValue<'a>>)> {
+    let first = METADATA_ATTRIBUTE_PREFIX.as_bytes()[0];
+    if !default
+        .0
+        .iter()
+        .any(|(k, _)| k.as_bytes().first() == Some(&first))
+    {
+        return Vec::new();
+    }
+    let mut namespaces = Vec::new();
+    let mut kept = Vec::with_capacity(default.0.len());
+    for (key, value) in std::mem::take(&mut default.0) {
+        let namespace = key
+            .strip_prefix(METADATA_ATTRIBUTE_PREFIX)
+            .filter(|ns| {
+                !ns.is_empty()
+                    && ![
+                        xray_model::document::METADATA_DEFAULT,
+                        OTEL_NAMESPACE,
+                        RESOURCE_NAMESPACE,
+                    ]
+                    .contains(ns)
+            })
+            .map(|ns| match &key {
+                Cow::Borrowed(k) => Cow::Borrowed(&k[METADATA_ATTRIBUTE_PREFIX.len()..]),
+                Cow::Owned(_) => Cow::Owned(ns.to_owned()),
+            });
+        match (namespace, value) {
+            (Some(ns), AnyValue::Object(fields)) => namespaces.push((ns, fields)),
+            (_, value) => kept.push((key, value)),
+        }
+    }
+    default.0 = kept;
+    namespaces
+}
 
 /// Metadata fields being built: keys stay unique, and the scan for an earlier equal key
 /// is skipped when a small fingerprint of the key (length, first and last byte) is new,

@@ -148,6 +148,8 @@ impl TranslatorConfig {
     /// [`from_env`](Self::from_env) with the variables read through `var` (a test's or an
     /// embedding program's own environment).
     ///
+    /// # Examples
+    ///
     /// ```
     /// use xray_translate::{TRACING_NAME_ENV, TranslatorConfig};
     /// let config = TranslatorConfig::from_vars(|n| (n == TRACING_NAME_ENV).then(|| " shop ".into()));

@@ -25,6 +25,8 @@
 //!   leave the process; [`check`] refuses spans X-Ray cannot take (bad ids, impossible
 //!   times) before translation.
 //!
+//! The other way, [`reverse::to_otlp`] turns segment documents back into OTLP spans.
+//!
 //! Documents borrow from the span; serialize them and apply `xray_model::trim_to_fit`
 //! before sending.
 #![warn(missing_docs)]
@@ -39,13 +41,14 @@ mod http;
 mod keys;
 mod otlp;
 mod resource;
+pub mod reverse;
 mod sdk;
 mod sql;
 mod stack;
 mod translate;
 mod view;
 
-pub use attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE};
+pub use attributes::{METADATA_ATTRIBUTE_PREFIX, OTEL_NAMESPACE, RESOURCE_NAMESPACE};
 pub use check::{Invalid, LATEST_TIME, check, check_otlp, check_sdk};
 pub use config::{
     DEFAULT_ANNOTATION_PREFIX, INDEX_ALL_ATTRIBUTES_ENV, INDEXED_ATTRIBUTES_ENV, InvalidGlob,

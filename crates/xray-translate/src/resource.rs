@@ -4,21 +4,16 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
-use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SpanData;
 use xray_model::limits::sanitize_name_cow;
-use xray_model::{AnyValue, Fields, Segment};
+use xray_model::{AnyValue, Fields};
 
 use crate::attributes::to_fields;
 use crate::aws::ResourceInfo;
+use crate::config::Exclude;
 use crate::config::TranslatorConfig;
-use crate::otlp::OtlpSpan;
-use crate::sdk::SdkSpan;
-use crate::translate::{Res, sdk_language, translate};
-use crate::view::{Attributes, SpanView};
+use crate::view::Attributes;
 
 /// A resource prepared for one [`crate::Translator`]: its service name, origin, `aws`
 /// details, SDK and `otel.resource` metadata are derived once and shared by every span
@@ -76,6 +71,14 @@ pub(crate) fn resource_metadata<'a>(
         .filter(|f| !f.is_empty())
 }
 
+/// `telemetry.sdk.language` of a subsegment's resource (segments read it with the rest).
+pub(crate) fn sdk_language<'a>(resource: Attributes<'a>, exclude: &Exclude) -> Option<&'a str> {
+    resource
+        .iter()
+        .find(|(k, _)| *k == "telemetry.sdk.language" && !exclude.matches(k))
+        .and_then(|(_, v)| v.as_str())
+}
+
 impl<'a> PreparedResource<'a> {
     pub(crate) fn new(config: Arc<TranslatorConfig>, attrs: Attributes<'a>) -> Self {
         let info = ResourceInfo::collect(attrs, config.exclude());
@@ -95,32 +98,10 @@ impl<'a> PreparedResource<'a> {
     pub fn attributes(&self) -> Attributes<'a> {
         self.attrs
     }
-
-    /// One SDK span made under this resource -> one document (see
-    /// [`crate::Translator::translate_sdk`]).
-    pub fn translate_sdk(&'a self, span: &'a SpanData) -> Segment<'a> {
-        self.translate(&SdkSpan::new(span, empty_sdk_resource()))
-    }
-
-    /// One OTLP span of this resource's `ResourceSpans` -> one document (see
-    /// [`crate::Translator::translate_otlp`]).
-    pub fn translate_otlp(
-        &'a self,
-        span: &'a ProtoSpan,
-        scope: Option<&'a InstrumentationScope>,
-    ) -> Segment<'a> {
-        self.translate(&OtlpSpan::new(span, None, scope))
-    }
-
-    /// One span of any source, made under this resource, -> one document. The view's own
-    /// [`SpanView::resource`] is not read: this resource takes its place.
-    pub fn translate<V: SpanView<'a>>(&'a self, span: &V) -> Segment<'a> {
-        translate(&self.config, span, Res::Prepared(self))
-    }
 }
 
 /// An empty SDK resource, for views whose resource is not read.
-fn empty_sdk_resource() -> &'static Resource {
+pub(crate) fn empty_sdk_resource() -> &'static Resource {
     static EMPTY: std::sync::OnceLock<Resource> = std::sync::OnceLock::new();
     EMPTY.get_or_init(|| Resource::builder_empty().build())
 }

@@ -418,6 +418,215 @@ fn parse_go(text: &str) -> ParsedStack<'_> {
     out
 }
 
+/// One exception for [`write_stack`]: its type, message and frames (innermost first).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExceptionText<'s> {
+    pub(crate) kind: Option<&'s str>,
+    pub(crate) message: Option<&'s str>,
+    pub(crate) frames: &'s [StackFrame<'s>],
+}
+
+/// The format a stack trace is written in for `language`: the one [`parse_stack`] reads
+/// for it, Python's when the language is unknown (recognised from the text alone).
+fn write_format(language: Option<&str>) -> Option<Format> {
+    format_of(language, "")
+}
+
+/// Whether `s` fits on one line of a stack trace and reads back unchanged once trimmed.
+fn one_line(s: &str) -> bool {
+    !s.contains(['\n', '\r']) && s.trim() == s
+}
+
+/// Writes `top`'s frames and its chain of `causes` (direct cause first) as the stack
+/// trace text [`parse_stack`] reads back into the same frames and causes for `language`:
+/// the inverse of the parser, for converting X-Ray causes back to `exception` events.
+/// Returns `None` when the causes cannot be written in that format (then each exception
+/// needs an event of its own); frames are always written.
+pub(crate) fn write_stack(
+    language: Option<&str>,
+    top: ExceptionText<'_>,
+    causes: &[ExceptionText<'_>],
+) -> Option<String> {
+    match write_format(language) {
+        Some(format) => write_in(format, top, causes),
+        // The parser recognises the format from the text: Python's, else Rust's (whose
+        // causes are messages alone, as `anyhow` writes them) when it holds the causes.
+        None => write_in(Format::Python, top, causes).or_else(|| {
+            let rust_frames = top.frames.iter().all(|f| f.label.is_some());
+            rust_frames
+                .then(|| write_in(Format::Rust, top, causes))
+                .flatten()
+        }),
+    }
+}
+
+fn write_in(
+    format: Format,
+    top: ExceptionText<'_>,
+    causes: &[ExceptionText<'_>],
+) -> Option<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    match format {
+        Format::Python => {
+            let fits = |c: &ExceptionText<'_>| {
+                c.kind
+                    .is_some_and(|k| one_line(k) && !k.contains(": ") && !k.is_empty())
+                    && c.message.is_none_or(one_line)
+            };
+            if !causes.iter().all(fits) {
+                return None;
+            }
+            // Printed as Python does: the deepest cause first, the raised exception last.
+            for (i, e) in causes.iter().rev().chain([&top]).enumerate() {
+                if i > 0 {
+                    out.push_str(
+                        "\nThe above exception was the direct cause of the following exception:\n\n",
+                    );
+                }
+                out.push_str("Traceback (most recent call last):\n");
+                for f in e.frames.iter().rev() {
+                    let _ = write!(out, "  File \"{}\", line ", f.path.as_deref().unwrap_or(""));
+                    if let Some(line) = f.line {
+                        let _ = write!(out, "{line}");
+                    }
+                    if let Some(label) = &f.label {
+                        let _ = write!(out, ", in {label}");
+                    }
+                    out.push('\n');
+                }
+                match (
+                    e.kind.filter(|k| one_line(k)),
+                    e.message.filter(|m| one_line(m)),
+                ) {
+                    (Some(k), Some(m)) if !m.is_empty() => {
+                        let _ = writeln!(out, "{k}: {m}");
+                    }
+                    (Some(k), _) => {
+                        let _ = writeln!(out, "{k}");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Format::Java => {
+            let fits = |c: &ExceptionText<'_>| {
+                c.kind
+                    .is_some_and(|k| one_line(k) && !k.contains(": ") && !k.is_empty())
+                    && c.message.is_none_or(one_line)
+            };
+            if !causes.iter().all(fits) {
+                return None;
+            }
+            let frames = |out: &mut String, frames: &[StackFrame<'_>]| {
+                for f in frames {
+                    let _ = write!(
+                        out,
+                        "\tat {}({}",
+                        f.label.as_deref().unwrap_or(""),
+                        f.path.as_deref().unwrap_or("")
+                    );
+                    if let Some(line) = f.line {
+                        let _ = write!(out, ":{line}");
+                    }
+                    out.push_str(")\n");
+                }
+            };
+            let _ = writeln!(
+                out,
+                "{}: {}",
+                top.kind.unwrap_or("Exception"),
+                top.message.unwrap_or("").replace(['\n', '\r'], " ")
+            );
+            frames(&mut out, top.frames);
+            for c in causes {
+                let _ = write!(out, "Caused by: {}", c.kind.unwrap_or(""));
+                if let Some(m) = c.message.filter(|m| !m.is_empty()) {
+                    let _ = write!(out, ": {m}");
+                }
+                out.push('\n');
+                frames(&mut out, c.frames);
+            }
+        }
+        Format::Rust => {
+            let fits = |c: &ExceptionText<'_>| {
+                c.kind.is_none() && c.frames.is_empty() && c.message.is_some_and(one_line)
+            };
+            if !causes.iter().all(fits) {
+                return None;
+            }
+            for (i, f) in top.frames.iter().enumerate() {
+                let _ = writeln!(out, "  {i:2}: {}", f.label.as_deref().unwrap_or("?"));
+                if let Some(path) = &f.path {
+                    let _ = write!(out, "             at {path}");
+                    if let Some(line) = f.line {
+                        let _ = write!(out, ":{line}");
+                    }
+                    out.push('\n');
+                }
+            }
+            if !causes.is_empty() {
+                out.push_str("\nCaused by:\n");
+                for (i, c) in causes.iter().enumerate() {
+                    let _ = writeln!(out, "    {i}: {}", c.message.unwrap_or(""));
+                }
+            }
+        }
+        Format::JavaScript | Format::DotNet | Format::Go if !causes.is_empty() => return None,
+        Format::Go => {
+            out.push_str("goroutine 1 [running]:\n");
+            for f in top.frames {
+                let _ = writeln!(out, "{}(...)", f.label.as_deref().unwrap_or("?"));
+                let _ = write!(out, "\t{}", f.path.as_deref().unwrap_or("?"));
+                if let Some(line) = f.line {
+                    let _ = write!(out, ":{line}");
+                }
+                out.push_str(" +0x0\n");
+            }
+        }
+        Format::JavaScript => {
+            let _ = writeln!(
+                out,
+                "{}: {}",
+                top.kind.unwrap_or("Error"),
+                top.message.unwrap_or("").replace(['\n', '\r'], " ")
+            );
+            for f in top.frames {
+                let mut location = f.path.as_deref().unwrap_or("").to_owned();
+                if let Some(line) = f.line {
+                    let _ = write!(location, ":{line}");
+                }
+                match &f.label {
+                    Some(label) => {
+                        let _ = writeln!(out, "    at {label} ({location})");
+                    }
+                    None => {
+                        let _ = writeln!(out, "    at {location}");
+                    }
+                }
+            }
+        }
+        Format::DotNet => {
+            for f in top.frames {
+                let label = f.label.as_deref().unwrap_or("");
+                match &f.path {
+                    Some(path) => {
+                        let _ = write!(out, "   at {label} in {path}");
+                        if let Some(line) = f.line {
+                            let _ = write!(out, ":line {line}");
+                        }
+                        out.push('\n');
+                    }
+                    None => {
+                        let _ = writeln!(out, "   at {label}");
+                    }
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,5 +763,61 @@ mod tests {
                 let _ = parse_stack(lang, junk);
             }
         }
+    }
+    #[test]
+    fn written_stacks_parse_back_to_the_same_frames_and_causes() {
+        let frames = [
+            f(Some("src/app.rs"), Some(12), Some("app::handler")),
+            f(Some("/usr/lib/x.py"), Some(3), Some("main")),
+            f(Some("lib.js"), None, Some("run")),
+        ];
+        let cause_frames = [f(Some("Deep.java"), Some(7), Some("com.x.Deep.go"))];
+        let top = ExceptionText {
+            kind: Some("ValueError"),
+            message: Some("bad value"),
+            frames: &frames,
+        };
+        let typed = [ExceptionText {
+            kind: Some("KeyError"),
+            message: Some("'k'"),
+            frames: &cause_frames,
+        }];
+        let untyped = [ExceptionText {
+            kind: None,
+            message: Some("connection refused"),
+            frames: &[],
+        }];
+        for (language, causes) in [
+            (None, &typed[..]),
+            (Some("python"), &typed[..]),
+            (Some("java"), &typed[..]),
+            (Some("rust"), &untyped[..]),
+            (Some("nodejs"), &[][..]),
+            (Some("dotnet"), &[][..]),
+            (Some("go"), &[][..]),
+        ] {
+            let text = write_stack(language, top, causes).unwrap();
+            let parsed = parse_stack(language, &text);
+            assert_eq!(parsed.frames.frames, frames, "{language:?}\n{text}");
+            assert_eq!(parsed.causes.len(), causes.len(), "{language:?}\n{text}");
+            for (got, want) in parsed.causes.iter().zip(causes) {
+                assert_eq!(got.kind, want.kind, "{language:?}\n{text}");
+                assert_eq!(got.message.as_deref(), want.message, "{language:?}\n{text}");
+                assert_eq!(got.frames.frames, want.frames, "{language:?}\n{text}");
+            }
+        }
+        // Causes a format cannot carry are refused, so they get events of their own.
+        assert!(write_stack(Some("rust"), top, &typed).is_none());
+        assert!(write_stack(Some("nodejs"), top, &typed).is_none());
+        assert!(write_stack(Some("python"), top, &untyped).is_none());
+        // With no language, message-only causes are written as Rust's `Caused by:` list,
+        // which the parser recognises.
+        let text = write_stack(None, top, &untyped).unwrap();
+        let parsed = parse_stack(None, &text);
+        assert_eq!(parsed.frames.frames, frames, "{text}");
+        assert_eq!(
+            parsed.causes[0].message.as_deref(),
+            Some("connection refused")
+        );
     }
 }

@@ -14,14 +14,19 @@ use xray_model::document::{METADATA_DEFAULT, NAMESPACE_AWS, NAMESPACE_REMOTE, TY
 use xray_model::limits::{MAX_STRING_CHARS, limit_string, sanitize_name_cow};
 use xray_model::{AnnotationValue, AnyValue, Aws, Fields, Link, Segment, SegmentId};
 
-use crate::attributes::{OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, to_fields};
+use crate::attributes::{
+    OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, split_namespaces, to_fields,
+};
 use crate::aws::{AWS_API, ResourceInfo, fill_call};
 use crate::cause::{CauseContext, EXCEPTION_EVENT, HTTP_FAILURE_EVENT, cause, flags, is_exception};
-use crate::config::{Exclude, TranslatorConfig};
+use crate::config::TranslatorConfig;
 use crate::http::http_block;
 use crate::keys::{K, Known};
 use crate::otlp::OtlpSpan;
-use crate::resource::{PreparedResource, otlp_attributes, resource_metadata, segment_name};
+use crate::resource::{
+    PreparedResource, empty_sdk_resource, otlp_attributes, resource_metadata, sdk_language,
+    segment_name,
+};
 use crate::sdk::SdkSpan;
 use crate::sql::{connection_host, sql_block, sql_system};
 use crate::view::{Attributes, SpanKind, SpanStatus, SpanView};
@@ -219,14 +224,6 @@ fn downstream_name<'a>(known: &mut Known<'a>, aws_call: bool) -> Option<Cow<'a, 
     known.first_str(&[K::RpcService]).map(Cow::Borrowed)
 }
 
-/// `telemetry.sdk.language` of a subsegment's resource (segments read it with the rest).
-pub(crate) fn sdk_language<'a>(resource: Attributes<'a>, exclude: &Exclude) -> Option<&'a str> {
-    resource
-        .iter()
-        .find(|(k, _)| *k == "telemetry.sdk.language" && !exclude.matches(k))
-        .and_then(|(_, v)| v.as_str())
-}
-
 /// Where the resource's part of a document comes from.
 #[derive(Clone, Copy)]
 pub(crate) enum Res<'a> {
@@ -234,6 +231,30 @@ pub(crate) enum Res<'a> {
     Prepared(&'a PreparedResource<'a>),
     /// Derived for this span from the view's [`SpanView::resource`].
     Raw,
+}
+
+impl<'a> PreparedResource<'a> {
+    /// One SDK span made under this resource -> one document (see
+    /// [`crate::Translator::translate_sdk`]).
+    pub fn translate_sdk(&'a self, span: &'a SpanData) -> Segment<'a> {
+        self.translate(&SdkSpan::new(span, empty_sdk_resource()))
+    }
+
+    /// One OTLP span of this resource's `ResourceSpans` -> one document (see
+    /// [`crate::Translator::translate_otlp`]).
+    pub fn translate_otlp(
+        &'a self,
+        span: &'a ProtoSpan,
+        scope: Option<&'a InstrumentationScope>,
+    ) -> Segment<'a> {
+        self.translate(&OtlpSpan::new(span, None, scope))
+    }
+
+    /// One span of any source, made under this resource, -> one document. The view's own
+    /// [`SpanView::resource`] is not read: this resource takes its place.
+    pub fn translate<V: SpanView<'a>>(&'a self, span: &V) -> Segment<'a> {
+        translate(&self.config, span, Res::Prepared(self))
+    }
 }
 
 /// The resource's part of a segment.
@@ -263,7 +284,7 @@ pub(crate) const END_BEFORE_START_KEY: &str = "end_time_before_start";
 /// The id of the service segment made for a local-root Client or Producer span (the span
 /// keeps its own id on the call's subsegment, where its children attach): derived from the
 /// span id, so a document is reproducible.
-fn service_segment_id(span: SegmentId) -> SegmentId {
+pub(crate) fn service_segment_id(span: SegmentId) -> SegmentId {
     crate::cause::exception_id(span, u64::MAX - 1)
 }
 
@@ -536,7 +557,8 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     if known.has(K::XrayAnnotations) {
         known.mark(K::XrayAnnotations);
     }
-    let default = annotations_and_metadata(config, &mut seg, attrs, &known);
+    let mut default = annotations_and_metadata(config, &mut seg, attrs, &known);
+    let own_namespaces = split_namespaces(&mut default);
 
     // `otel` and the metadata namespaces are written in this order, each key once, into
     // vectors of their final size.
@@ -604,6 +626,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             }
         }
     }
+    seg.metadata.0.extend(own_namespaces);
 
     seg.links = span
         .links()

@@ -7,7 +7,7 @@
 //! ```text
 //! /// Help text (also the field's doc comment).
 //! #[arg(long, short = 'n', env = "XRAY_BRIDGE_REGION", value_name = "R")]
-//! region: String [= DEFAULT] [, parse = PARSER] [, yaml = "DaemonKey.Path"];
+//! region: String [= DEFAULT] [, list = ITEM] [, parse = PARSER] [, yaml = "DaemonKey.Path"];
 //! ```
 //!
 //! - `#[arg(...)]`: clap's attributes (flag names, the environment variable).
@@ -15,6 +15,9 @@
 //!   Without it the merged field is `Option<T>`.
 //! - `parse = PARSER`: an `fn(&str) -> Result<T, String>` that reads and checks the value,
 //!   from the flag, the environment and both files alike; the default is `T`'s `FromStr`.
+//! - `list = ITEM`: a repeatable setting of type `Vec<ITEM>` (its `#[arg]` says
+//!   `action = Append`): the parser reads one item, a file gives a list (a TOML array, or
+//!   items separated by `,`), and a higher source's list replaces a lower one's.
 //! - `yaml = "..."`: the key in the X-Ray daemon's `cfg.yaml` (nested keys joined with
 //!   `.`), when the daemon has one. The TOML key is always the long flag name.
 
@@ -26,6 +29,7 @@ macro_rules! settings {
             #[arg($($arg:tt)*)]
             $name:ident : $ty:ty
                 $(= $default:expr)?
+                $(, list = $item:ty)?
                 $(, parse = $parse:expr)?
                 $(, yaml = $yaml:literal)?
             ;
@@ -39,7 +43,7 @@ macro_rules! settings {
             $(
                 $(#[doc = $doc])*
                 #[arg($($arg)*)]
-                #[arg(value_parser = settings!(@parser $ty $(, $parse)?))]
+                #[arg(value_parser = settings!(@parser [$($item)?] $ty $(, $parse)?))]
                 pub $name: Option<$ty>,
             )*
         }
@@ -69,8 +73,8 @@ macro_rules! settings {
                 match field {
                     $(
                         stringify!($name) => {
-                            let parse = settings!(@parser $ty $(, $parse)?);
-                            self.$name = Some(parse(text)?);
+                            let parse = settings!(@parser [$($item)?] $ty $(, $parse)?);
+                            self.$name = Some(settings!(@read [$($item)?] parse, text));
                         }
                     )*
                     other => return Err(format!("`{other}` is not a setting")),
@@ -110,14 +114,32 @@ macro_rules! settings {
     };
     // A fn pointer of the field's type: a parser of another type fails to compile (clap
     // would only find out at run time).
-    (@parser $ty:ty) => {{
+    (@parser [] $ty:ty) => {{
         let parse: fn(&str) -> Result<$ty, String> = $crate::config::values::parse_from_str::<$ty>;
         parse
     }};
-    (@parser $ty:ty, $parse:expr) => {{
+    (@parser [] $ty:ty, $parse:expr) => {{
         let parse: fn(&str) -> Result<$ty, String> = $parse;
         parse
     }};
+    // A list's parser reads one item.
+    (@parser [$item:ty] $ty:ty) => {{
+        let parse: fn(&str) -> Result<$item, String> = $crate::config::values::parse_from_str::<$item>;
+        parse
+    }};
+    (@parser [$item:ty] $ty:ty, $parse:expr) => {{
+        let parse: fn(&str) -> Result<$item, String> = $parse;
+        parse
+    }};
+    (@read [] $parse:ident, $text:expr) => { $parse($text)? };
+    (@read [$item:ty] $parse:ident, $text:expr) => {
+        $text
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map($parse)
+            .collect::<Result<Vec<_>, String>>()?
+    };
     (@merged $ty:ty) => { Option<$ty> };
     (@merged $ty:ty, $default:expr) => { $ty };
     (@value $v:expr) => { $v };

@@ -16,6 +16,8 @@ impl Format {
     /// The format by extension (`.yaml`/`.yml`, `.toml`), else by content: a file whose
     /// first setting line is `Key: value` is YAML, `key = value` is TOML.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use std::path::Path;
     /// use xray_bridge::config::Format;

@@ -36,7 +36,9 @@ use xray_export::FsyncPolicy;
 
 use declare::settings;
 pub use file::Format;
-pub use values::{ExportKind, List, Listen, LogLevel, SecretUrl};
+pub use values::{Compression, ExportKind, List, Listen, LogLevel, SecretUrl};
+
+use crate::otlp_headers::OtlpHeader;
 use values::{
     parse_bool, parse_globs, parse_http_url, parse_in, parse_list, parse_path, parse_secret_url,
     parse_secs, parse_text,
@@ -115,10 +117,27 @@ settings! {
     #[arg(long, short = 't', visible_alias = "bind-tcp", env = "XRAY_BRIDGE_TCP", value_name = "ADDR")]
     tcp: Listen = Listen::loopback(2000), yaml = "Socket.TCPAddress";
 
-    /// Where documents go: `api`, `otlp`, `daemon:HOST:PORT`, `file:PATH`, `stdout` or
+    /// Where documents go; repeatable (`--export api --export local`, or `api,local`),
+    /// each export with its own queue: `api`, `otlp` (the X-Ray OTLP endpoint),
+    /// `otlp:URL` (any OTLP/HTTP backend), `daemon:HOST:PORT`, `file:PATH`, `stdout` or
     /// `local` (kept in the local store and shown on the console page).
-    #[arg(long, env = "XRAY_BRIDGE_EXPORT", value_name = "KIND")]
-    export: ExportKind = ExportKind::Api;
+    #[arg(long, env = "XRAY_BRIDGE_EXPORT", value_name = "KIND", action = clap::ArgAction::Append, value_delimiter = ',')]
+    export: Vec<ExportKind> = vec![ExportKind::Api], list = ExportKind;
+
+    /// A request header of the `otlp:URL` exports, `KEY=VALUE`, repeatable; over those of
+    /// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_EXPORTER_OTLP_TRACES_HEADERS`. Values (API
+    /// keys) are never logged.
+    #[arg(long, value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    otlp_header: Vec<OtlpHeader> = Vec::new(), list = OtlpHeader;
+
+    /// Compression of OTLP export requests: `gzip` or `none`.
+    #[arg(long, env = "XRAY_BRIDGE_OTLP_COMPRESSION", value_name = "KIND")]
+    otlp_compression: Compression = Compression::Gzip;
+
+    /// Seconds an in-progress daemon document is held for the OTLP exports until its
+    /// complete version arrives; after that it is counted as never completed.
+    #[arg(long, env = "XRAY_BRIDGE_IN_PROGRESS_TIMEOUT", value_name = "SECS")]
+    in_progress_timeout: Duration = Duration::from_secs(60), parse = parse_secs;
 
     /// AWS region (daemon: -n/--region); else the AWS chain (`AWS_REGION`, profile, IMDS).
     #[arg(long, short = 'n', env = "XRAY_BRIDGE_REGION", value_name = "R")]
@@ -421,17 +440,20 @@ impl Settings {
         let mut merged = flags.or(file);
         // `--local` (or its env/file key) is a shortcut for `--export local`.
         if merged.local == Some(true) {
-            merged.export = Some(ExportKind::Local);
+            merged.export = Some(vec![ExportKind::Local]);
         }
         // Local mode needs no AWS account, so the sampling proxy (which signs calls to
         // AWS) is off unless asked for.
-        if merged.export == Some(ExportKind::Local) && merged.tcp.is_none() {
+        if merged.export.as_deref() == Some(&[ExportKind::Local]) && merged.tcp.is_none() {
             merged.tcp = Some(Listen::Off);
         }
         // Telemetry goes with the X-Ray API export, and is off in local mode (`-o`)
         // unless asked for.
         if merged.telemetry.is_none() {
-            let api = merged.export.as_ref().is_none_or(|e| *e == ExportKind::Api);
+            let api = merged
+                .export
+                .as_ref()
+                .is_none_or(|e| e.contains(&ExportKind::Api));
             merged.telemetry = Some(api && merged.local_mode != Some(true));
         }
         let settings = merged.with_defaults();
@@ -454,6 +476,10 @@ impl Settings {
     /// ADOT's T1S datagrams): `AWS_XRAY_TRACING_NAME` as the X-Ray SDKs read it, then
     /// `indexed-attributes`, `index-all-attributes`, `log-group-names` and
     /// `metadata-exclude`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a `metadata-exclude` pattern that does not parse.
     pub fn translator_config(&self) -> Result<TranslatorConfig, ConfigError> {
         TranslatorConfig::from_env()
             .with_annotation_keys(self.indexed_attributes.items().iter().cloned())
@@ -486,7 +512,17 @@ impl Settings {
         let console = self
             .console
             .addr()
-            .filter(|_| self.export == ExportKind::Local);
+            .filter(|_| self.export.contains(&ExportKind::Local));
+        if self.export.is_empty() {
+            return Err(ConfigError::Invalid("--export: no export given".into()));
+        }
+        for (i, export) in self.export.iter().enumerate() {
+            if self.export[..i].contains(export) {
+                return Err(ConfigError::Invalid(format!(
+                    "--export {export} is given twice"
+                )));
+            }
+        }
         let tcp_listeners = [
             ("otlp-grpc", self.otlp_grpc.addr()),
             ("otlp-http", self.otlp_http.addr()),
@@ -506,9 +542,14 @@ impl Settings {
                 }
             }
         }
-        if self.telemetry && !matches!(self.export, ExportKind::Api | ExportKind::Otlp) {
+        if self.telemetry
+            && !self
+                .export
+                .iter()
+                .any(|e| matches!(e, ExportKind::Api | ExportKind::Otlp))
+        {
             return Err(ConfigError::Invalid(format!(
-                "--telemetry on needs the X-Ray API: --export api (or otlp), not {}",
+                "--telemetry on needs the X-Ray API: --export api (or otlp), not {:?}",
                 self.export
             )));
         }
@@ -544,6 +585,48 @@ mod tests {
     }
 
     #[test]
+    fn exports_repeat_from_every_source_and_otlp_urls_keep_no_secret_in_sight() {
+        let cli = parse(&[
+            "--export",
+            "api",
+            "--export",
+            "otlp:https://u:pw@otel.example.com:4318/v1/traces?key=k",
+            "--export",
+            "file:/tmp/a.jsonl,local",
+            "--otlp-header",
+            "x-api-key=secret-1",
+        ]);
+        let s = Settings::merge(cli.options, Options::default()).unwrap();
+        assert_eq!(
+            s.export,
+            [
+                ExportKind::Api,
+                ExportKind::OtlpUrl("https://u:pw@otel.example.com:4318/v1/traces?key=k".into()),
+                ExportKind::File("/tmp/a.jsonl".into()),
+                ExportKind::Local,
+            ]
+        );
+        assert_eq!(s.export[1].label(), "otlp:otel.example.com:4318");
+        assert_eq!(s.otlp_header[0].value, "secret-1");
+        let shown = s.describe();
+        for secret in ["pw", "key=k", "secret-1"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        let file = Options::from_toml("export = [\"stdout\", \"otlp\"]\n").unwrap();
+        let s = Settings::merge(Options::default(), file.clone()).unwrap();
+        assert_eq!(s.export, [ExportKind::Stdout, ExportKind::Otlp]);
+        // A higher source's list replaces a lower one's.
+        let s = Settings::merge(parse(&["--export", "api"]).options, file).unwrap();
+        assert_eq!(s.export, [ExportKind::Api]);
+        let twice = parse(&["--export", "api", "--export", "api"]);
+        assert!(Settings::merge(twice.options, Options::default()).is_err());
+        for bad in ["otlp:", "otlp:ftp://x", "otlp:http://"] {
+            assert!(bad.parse::<ExportKind>().is_err(), "{bad}");
+        }
+        assert!(Cli::try_parse_from(["xray-bridge", "--otlp-header", "no-value"]).is_err());
+    }
+
+    #[test]
     fn defaults_are_loopback() {
         let s = Settings::merge(Options::default(), Options::default()).unwrap();
         assert_eq!(s.otlp_grpc.addr(), Some("127.0.0.1:4317".parse().unwrap()));
@@ -551,7 +634,7 @@ mod tests {
         assert_eq!(s.udp.addr(), Some("127.0.0.1:2000".parse().unwrap()));
         assert_eq!(s.tcp.addr(), Some("127.0.0.1:2000".parse().unwrap()));
         assert_eq!(s.metrics, Listen::Off);
-        assert_eq!(s.export, ExportKind::Api);
+        assert_eq!(s.export, [ExportKind::Api]);
         assert_eq!(s.buffer_bytes(), 16 * 1024 * 1024);
         assert_eq!(s.log_level, LogLevel::Info);
         assert!(!s.local_mode);
@@ -614,7 +697,7 @@ mod tests {
         .unwrap();
         let cli = parse(&["--export", "stdout", "--otlp-grpc", "127.0.0.1:5317"]);
         let s = Settings::merge(cli.options, file).unwrap();
-        assert_eq!(s.export, ExportKind::Stdout);
+        assert_eq!(s.export, [ExportKind::Stdout]);
         assert_eq!(s.otlp_grpc.addr(), Some("127.0.0.1:5317".parse().unwrap()));
         assert_eq!(s.otlp_http.addr(), Some("127.0.0.1:5318".parse().unwrap()));
         assert_eq!(s.udp, Listen::Off);
@@ -698,7 +781,7 @@ mod tests {
 
         let cli = parse(&["--local", "--export", "stdout", "--store", "/tmp/a.db"]);
         let s = Settings::merge(cli.options, Options::default()).unwrap();
-        assert_eq!(s.export, ExportKind::Local);
+        assert_eq!(s.export, [ExportKind::Local]);
         assert_eq!(s.store, PathBuf::from("/tmp/a.db"));
         assert_eq!(
             s.tcp,
@@ -716,7 +799,7 @@ mod tests {
         .unwrap();
         let cli = parse(&["--console", "127.0.0.1:4040"]);
         let s = Settings::merge(cli.options, file).unwrap();
-        assert_eq!(s.export, ExportKind::Local);
+        assert_eq!(s.export, [ExportKind::Local]);
         assert_eq!(s.console.addr(), Some("127.0.0.1:4040".parse().unwrap()));
         assert_eq!(s.store, PathBuf::from("/tmp/file.db"));
 

@@ -57,13 +57,18 @@ impl Listen {
     }
 }
 
-/// Where the bridge sends what it receives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the bridge sends what it receives (`--export`, repeatable). Its debug form is
+/// its display form: an `otlp:URL` never shows user info or a query.
+#[derive(Clone, PartialEq, Eq)]
 pub enum ExportKind {
     /// `PutTraceSegments` on the X-Ray API.
     Api,
-    /// The X-Ray OTLP endpoint (`/v1/traces`, SigV4).
+    /// The X-Ray OTLP endpoint (`/v1/traces`, SigV4): OTLP input as it came, daemon
+    /// documents converted.
     Otlp,
+    /// Any OTLP/HTTP backend (`otlp:URL`): protobuf, unsigned unless the host is an AWS
+    /// endpoint.
+    OtlpUrl(String),
     /// Another X-Ray daemon (or bridge) over UDP.
     Daemon(String),
     /// A file, one document per line (appended).
@@ -102,9 +107,22 @@ impl FromStr for ExportKind {
                     }
                 } else if let Some(rest) = s.strip_prefix("file:") {
                     Ok(ExportKind::File(PathBuf::from(nonempty(rest, "PATH")?)))
+                } else if let Some(rest) = s.strip_prefix("otlp:") {
+                    let url = nonempty(rest, "URL")?;
+                    let valid = ["http://", "https://"]
+                        .iter()
+                        .any(|p| url.strip_prefix(p).is_some_and(|h| !h.is_empty()));
+                    if valid {
+                        Ok(ExportKind::OtlpUrl(url))
+                    } else {
+                        Err(format!(
+                            "`otlp:{}`: expected otlp:http(s)://HOST[:PORT]/PATH",
+                            redact_url(&url)
+                        ))
+                    }
                 } else {
                     Err(format!(
-                        "`{s}` is not an export kind: api, otlp, daemon:HOST:PORT, file:PATH, stdout or local"
+                        "`{s}` is not an export kind: api, otlp, otlp:URL, daemon:HOST:PORT, file:PATH, stdout or local"
                     ))
                 }
             }
@@ -117,10 +135,82 @@ impl fmt::Display for ExportKind {
         match self {
             ExportKind::Api => f.write_str("api"),
             ExportKind::Otlp => f.write_str("otlp"),
+            ExportKind::OtlpUrl(url) => write!(f, "otlp:{}", redact_url(url)),
             ExportKind::Daemon(a) => write!(f, "daemon:{a}"),
             ExportKind::File(p) => write!(f, "file:{}", p.display()),
             ExportKind::Stdout => f.write_str("stdout"),
             ExportKind::Local => f.write_str("local"),
+        }
+    }
+}
+
+impl fmt::Debug for ExportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl ExportKind {
+    /// The export's `export` metric label: its kind (`api`, `otlp`, `daemon`, `file`,
+    /// `stdout`, `local`), or `otlp:HOST[:PORT]` for an OTLP/HTTP backend.
+    pub fn label(&self) -> String {
+        match self {
+            ExportKind::Api => "api".into(),
+            ExportKind::Otlp => "otlp".into(),
+            ExportKind::OtlpUrl(url) => {
+                let clean = redact_url(url);
+                let rest = clean.split_once("://").map_or(clean.as_str(), |(_, r)| r);
+                format!("otlp:{}", rest.split('/').next().unwrap_or(rest))
+            }
+            ExportKind::Daemon(_) => "daemon".into(),
+            ExportKind::File(_) => "file".into(),
+            ExportKind::Stdout => "stdout".into(),
+            ExportKind::Local => "local".into(),
+        }
+    }
+
+    /// Whether it takes OTLP spans (`otlp`, `otlp:URL`) rather than segment documents.
+    pub fn is_otlp(&self) -> bool {
+        matches!(self, ExportKind::Otlp | ExportKind::OtlpUrl(_))
+    }
+}
+
+/// A URL without what may be secret: user info (`user:password@`) and the query.
+///
+/// ```
+/// use xray_bridge::config::values::redact_url;
+/// assert_eq!(redact_url("https://u:p@otel.example.com:4318/v1/traces?key=s"), "https://otel.example.com:4318/v1/traces");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    }
+}
+
+/// How OTLP request bodies are compressed (`--otlp-compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip (the default).
+    Gzip,
+    /// None.
+    None,
+}
+
+impl FromStr for Compression {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "gzip" => Ok(Compression::Gzip),
+            "none" | "off" => Ok(Compression::None),
+            other => Err(format!("`{other}` is not a compression: gzip or none")),
         }
     }
 }
@@ -199,6 +289,8 @@ impl fmt::Debug for SecretUrl {
 
 /// `scheme://user:***@host...` for `scheme://user:password@host...`.
 ///
+/// # Examples
+///
 /// ```
 /// use xray_bridge::config::values::redact_password;
 /// assert_eq!(redact_password("http://me:pw@proxy:3128"), "http://me:***@proxy:3128");
@@ -220,6 +312,11 @@ pub fn redact_password(url: &str) -> String {
 }
 
 /// An `http://` or `https://` URL that may carry a password.
+///
+/// # Errors
+///
+/// Text that does not start with `http://` or `https://` (the message hides the
+/// password).
 pub fn parse_secret_url(s: &str) -> Result<SecretUrl, String> {
     parse_http_url(s).map(SecretUrl).map_err(|_| {
         format!(
@@ -268,11 +365,19 @@ impl fmt::Debug for List {
 }
 
 /// A comma-separated list.
+///
+/// # Errors
+///
+/// Never; the `Result` fits the other value parsers.
 pub fn parse_list(s: &str) -> Result<List, String> {
     Ok(List(xray_translate::split_list(s)))
 }
 
 /// A comma-separated list of glob patterns, each checked.
+///
+/// # Errors
+///
+/// A message naming the first pattern that does not parse.
 pub fn parse_globs(s: &str) -> Result<List, String> {
     let list = parse_list(s)?;
     xray_translate::TranslatorConfig::default()

@@ -19,6 +19,8 @@ struct State {
     others: Mutex<Vec<String>>,
     /// (status, how many more PutTraceSegments calls get it).
     failing: Mutex<Option<(u16, usize)>>,
+    /// (status, until when every PutTraceSegments call gets it).
+    failing_until: Mutex<Option<(u16, Instant)>>,
     /// Documents of calls answered with an error status.
     refused_documents: AtomicUsize,
     in_flight: AtomicUsize,
@@ -94,6 +96,11 @@ impl XrayStub {
         *self.state.failing.lock().unwrap() = Some((status, calls));
     }
 
+    /// Every PutTraceSegments call is answered with `status` for `duration` from now.
+    pub fn fail_for(&self, status: u16, duration: Duration) {
+        *self.state.failing_until.lock().unwrap() = Some((status, Instant::now() + duration));
+    }
+
     /// The documents accepted so far.
     pub fn documents(&self) -> Vec<String> {
         self.state.documents.lock().unwrap().clone()
@@ -167,7 +174,12 @@ async fn put_trace_segments(
             })
         })
         .unwrap_or_default();
-    let failing = {
+    let until = *state.failing_until.lock().unwrap();
+    let failing = match until {
+        Some((status, until)) if Instant::now() < until => Some(status),
+        _ => None,
+    };
+    let failing = failing.or_else(|| {
         let mut f = state.failing.lock().unwrap();
         match *f {
             Some((status, n)) if n > 0 => {
@@ -176,7 +188,7 @@ async fn put_trace_segments(
             }
             _ => None,
         }
-    };
+    });
     let json = [("content-type", "application/json")];
     match failing {
         Some(status) => {

@@ -2,34 +2,16 @@
 //! seed-shaped sample traces, and a console on a free loopback port.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use xray_console::demo::{DemoTrace, seed_traces};
 use xray_console::{Console, Store, StoreConfig};
 
-/// A folder under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
+pub use xray_testkit::TempDir;
 
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xray-console-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh temporary folder, removed on drop.
+pub fn temp_dir(tag: &str) -> TempDir {
+    xray_testkit::temp_dir(&format!("console-{tag}"))
 }
 
 pub fn now() -> f64 {
@@ -50,8 +32,8 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn start(count: u32) -> Fixture {
-        let dir = TempDir::new("fixture");
-        let store = Store::open(StoreConfig::at(dir.0.join("local.db"))).expect("open store");
+        let dir = temp_dir("fixture");
+        let store = Store::open(StoreConfig::at(dir.path().join("local.db"))).expect("open store");
         let traces = seed_traces(count, now() - 600.0);
         for t in &traces {
             let report = store

@@ -1,5 +1,7 @@
-//! The X-Ray OTLP endpoint (`https://xray.<region>.amazonaws.com/v1/traces`): OTLP/HTTP
-//! protobuf signed with SigV4 for service `xray`, for accounts with Transaction Search.
+//! OTLP/HTTP protobuf exports: the X-Ray OTLP endpoint
+//! (`https://xray.<region>.amazonaws.com/v1/traces`, signed with SigV4 for service `xray`,
+//! for accounts with Transaction Search) and any other OTLP/HTTP backend (unsigned unless
+//! it is an AWS endpoint, with extra headers such as a vendor's API key, gzip bodies).
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -207,36 +209,123 @@ fn request_body(items: &[OtlpSpans]) -> Vec<u8> {
     body
 }
 
+/// Whether requests are signed with SigV4.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OtlpSigning {
+    /// Always, for service `xray` (the X-Ray OTLP endpoint, also behind a custom URL).
+    #[default]
+    SigV4,
+    /// Only when the URL's host is an AWS endpoint (`*.amazonaws.com`,
+    /// `*.amazonaws.com.cn`), for the service its host names; never for other hosts.
+    Auto,
+}
+
+impl OtlpSigning {
+    /// Whether requests to `url` (`None`: the X-Ray OTLP endpoint of the region) are
+    /// signed.
+    ///
+    /// ```
+    /// use xray_export::transport::otlp::OtlpSigning;
+    /// assert!(OtlpSigning::Auto.signs(Some("https://xray.us-east-1.amazonaws.com/v1/traces")));
+    /// assert!(!OtlpSigning::Auto.signs(Some("http://127.0.0.1:4318/v1/traces")));
+    /// assert!(!OtlpSigning::Auto.signs(Some("https://api.honeycomb.io/v1/traces")));
+    /// assert!(OtlpSigning::SigV4.signs(Some("http://127.0.0.1:4318/v1/traces")));
+    /// assert!(OtlpSigning::Auto.signs(None));
+    /// ```
+    pub fn signs(self, url: Option<&str>) -> bool {
+        match self {
+            OtlpSigning::SigV4 => true,
+            OtlpSigning::Auto => url.is_none_or(|u| aws_endpoint(u).is_some()),
+        }
+    }
+}
+
+/// How request bodies are compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OtlpCompression {
+    /// Sent as they are.
+    #[default]
+    None,
+    /// gzip, with `content-encoding: gzip`.
+    Gzip,
+}
+
 /// Settings for [`OtlpTransport`].
 #[derive(Clone, Default)]
 pub struct OtlpConfig {
-    /// A ready `aws-config` configuration; loaded from the environment when `None`.
+    /// A ready `aws-config` configuration; loaded from the environment when `None` (and
+    /// only when requests are signed).
     pub sdk_config: Option<SdkConfig>,
     /// Overrides the region used for the endpoint and the signature.
     pub region: Option<String>,
     /// Overrides the endpoint (default `https://xray.<region>.amazonaws.com/v1/traces`).
     pub endpoint_url: Option<String>,
+    /// Whether requests are signed (default: always, for the X-Ray OTLP endpoint).
+    pub signing: OtlpSigning,
+    /// Body compression (default none).
+    pub compression: OtlpCompression,
+    /// Extra request headers (e.g. a vendor's API key). Their values are never logged.
+    pub headers: Vec<(String, String)>,
     /// The HTTP client (e.g. with a proxy); a plain one when `None`.
     pub http_client: Option<reqwest::Client>,
 }
 
 impl fmt::Debug for OtlpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values carry API keys: only their names are shown.
+        let headers: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("OtlpConfig")
             .field("sdk_config", &self.sdk_config.is_some())
             .field("region", &self.region)
             .field("endpoint_url", &self.endpoint_url)
+            .field("signing", &self.signing)
+            .field("compression", &self.compression)
+            .field("headers", &headers)
             .field("http_client", &self.http_client.is_some())
             .finish()
     }
 }
 
-struct Ready {
-    http: reqwest::Client,
+/// The SigV4 service and region of an AWS endpoint URL
+/// (`https://xray.us-west-2.amazonaws.com/v1/traces` -> `("xray", Some("us-west-2"))`),
+/// or `None` for any other host.
+///
+/// ```
+/// use xray_export::transport::otlp::aws_endpoint;
+/// assert_eq!(aws_endpoint("https://xray.eu-west-1.amazonaws.com/v1/traces"), Some(("xray".into(), Some("eu-west-1".into()))));
+/// assert_eq!(aws_endpoint("http://127.0.0.1:4318/v1/traces"), None);
+/// assert_eq!(aws_endpoint("https://amazonaws.com.example.org/v1/traces"), None);
+/// ```
+pub fn aws_endpoint(url: &str) -> Option<(String, Option<String>)> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    let base = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
+    let mut labels = base.split('.');
+    let service = labels.next().filter(|s| !s.is_empty())?.to_owned();
+    let region = labels
+        .find(|l| l.matches('-').count() >= 2)
+        .map(str::to_owned);
+    Some((service, region))
+}
+
+/// What signing needs, loaded on first use.
+struct Signer {
     sdk: SdkConfig,
     region: String,
-    url: String,
+    service: String,
     credentials: Option<(Credentials, SystemTime)>,
+}
+
+struct Ready {
+    http: reqwest::Client,
+    url: String,
+    signer: Option<Signer>,
+    compression: OtlpCompression,
+    headers: Vec<(String, String)>,
 }
 
 /// Posts OTLP spans to the X-Ray OTLP endpoint, signed with SigV4 (`xray`), at most
@@ -258,21 +347,42 @@ impl OtlpTransport {
 
     async fn ready(&mut self) -> Result<&mut Ready, String> {
         if self.ready.is_none() {
-            let sdk = match &self.config.sdk_config {
-                Some(sdk) => sdk.clone(),
-                None => aws_config::defaults(BehaviorVersion::latest()).load().await,
+            let configured = self.config.endpoint_url.clone();
+            let endpoint = configured.as_deref().and_then(aws_endpoint);
+            let sign = self.config.signing.signs(configured.as_deref());
+            let signer = if sign {
+                let sdk = match &self.config.sdk_config {
+                    Some(sdk) => sdk.clone(),
+                    None => aws_config::defaults(BehaviorVersion::latest()).load().await,
+                };
+                let host_region = endpoint.as_ref().and_then(|(_, r)| r.clone());
+                let region = self
+                    .config
+                    .region
+                    .clone()
+                    .or(host_region)
+                    .or_else(|| sdk.region().map(|r| r.to_string()))
+                    .ok_or("no AWS region configured (set AWS_REGION)")?;
+                let service = match (self.config.signing, &endpoint) {
+                    (OtlpSigning::Auto, Some((service, _))) => service.clone(),
+                    _ => "xray".to_owned(),
+                };
+                Some(Signer {
+                    sdk,
+                    region,
+                    service,
+                    credentials: None,
+                })
+            } else {
+                None
             };
-            let region = self
-                .config
-                .region
-                .clone()
-                .or_else(|| sdk.region().map(|r| r.to_string()))
-                .ok_or("no AWS region configured (set AWS_REGION)")?;
-            let url = self
-                .config
-                .endpoint_url
-                .clone()
-                .unwrap_or_else(|| format!("https://xray.{region}.amazonaws.com/v1/traces"));
+            let url = match (configured, &signer) {
+                (Some(url), _) => url,
+                (None, Some(signer)) => {
+                    format!("https://xray.{}.amazonaws.com/v1/traces", signer.region)
+                }
+                (None, None) => return Err("no OTLP endpoint configured".to_owned()),
+            };
             let http = match &self.config.http_client {
                 Some(client) => client.clone(),
                 None => reqwest::Client::builder()
@@ -281,10 +391,10 @@ impl OtlpTransport {
             };
             self.ready = Some(Ready {
                 http,
-                sdk,
-                region,
                 url,
-                credentials: None,
+                signer,
+                compression: self.config.compression,
+                headers: self.config.headers.clone(),
             });
         }
         Ok(self.ready.as_mut().expect("set above"))
@@ -329,7 +439,10 @@ impl OtlpTransport {
 
 impl Transport<OtlpSpans> for OtlpTransport {
     fn name(&self) -> &'static str {
-        "xray-otlp"
+        match self.config.signing {
+            OtlpSigning::SigV4 => "xray-otlp",
+            OtlpSigning::Auto => "otlp",
+        }
     }
 
     fn linger(&self) -> Duration {
@@ -345,14 +458,14 @@ impl Transport<OtlpSpans> for OtlpTransport {
     }
 }
 
-async fn credentials(ready: &mut Ready) -> Result<Credentials, String> {
+async fn credentials(signer: &mut Signer) -> Result<Credentials, String> {
     let now = SystemTime::now();
-    if let Some((creds, refresh_at)) = &ready.credentials
+    if let Some((creds, refresh_at)) = &signer.credentials
         && now < *refresh_at
     {
         return Ok(creds.clone());
     }
-    let provider = ready
+    let provider = signer
         .sdk
         .credentials_provider()
         .ok_or("no AWS credentials provider configured")?;
@@ -365,29 +478,30 @@ async fn credentials(ready: &mut Ready) -> Result<Credentials, String> {
         .expiry()
         .map(|e| e.checked_sub(Duration::from_secs(300)).unwrap_or(e))
         .unwrap_or(now + Duration::from_secs(3600));
-    ready.credentials = Some((creds.clone(), refresh_at));
+    signer.credentials = Some((creds.clone(), refresh_at));
     Ok(creds)
 }
 
 fn signed_headers(
-    ready: &Ready,
+    signer: &Signer,
+    url: &str,
     creds: Credentials,
+    headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Vec<(String, String)>, String> {
     let identity = creds.into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region(&ready.region)
-        .name("xray")
+        .region(&signer.region)
+        .name(&signer.service)
         .time(SystemTime::now())
         .settings(SigningSettings::default())
         .build()
         .map_err(|e| format!("SigV4 parameters: {e}"))?
         .into();
-    let headers = [("content-type", "application/x-protobuf")];
     let signable = SignableRequest::new(
         "POST",
-        &ready.url,
+        url,
         headers.iter().copied(),
         SignableBody::Bytes(body),
     )
@@ -401,9 +515,33 @@ fn signed_headers(
         .collect())
 }
 
+/// The body as sent: compressed when configured.
+fn encode_body(body: Vec<u8>, compression: OtlpCompression) -> Result<Vec<u8>, String> {
+    match compression {
+        OtlpCompression::None => Ok(body),
+        OtlpCompression::Gzip => {
+            use std::io::Write as _;
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4 + 64),
+                flate2::Compression::fast(),
+            );
+            encoder
+                .write_all(&body)
+                .and_then(|()| encoder.finish())
+                .map_err(|e| format!("gzip: {e}"))
+        }
+    }
+}
+
 /// One request's items, through every attempt allowed.
 async fn post(ready: &mut Ready, items: Vec<OtlpSpans>, cx: &SendContext) {
-    let body = request_body(&items);
+    let body = match encode_body(request_body(&items), ready.compression) {
+        Ok(body) => body,
+        Err(e) => {
+            cx.dropped(&items, DropReason::Rejected, &e);
+            return;
+        }
+    };
     let mut attempt = 1;
     let first_try = std::time::Instant::now();
     loop {
@@ -450,18 +588,32 @@ async fn attempt_post(
     body: &[u8],
     cx: &SendContext,
 ) -> Result<Option<(u64, String)>, Failure> {
-    let creds = credentials(ready)
-        .await
-        .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e))?;
-    let headers = signed_headers(ready, creds, body)
-        .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e))?;
+    let mut headers = vec![("content-type", "application/x-protobuf")];
+    if ready.compression == OtlpCompression::Gzip {
+        headers.push(("content-encoding", "gzip"));
+    }
+    let signed = match &mut ready.signer {
+        Some(signer) => {
+            let creds = credentials(signer)
+                .await
+                .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e))?;
+            signed_headers(signer, &ready.url, creds, &headers, body)
+                .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e))?
+        }
+        None => Vec::new(),
+    };
     let mut request = ready
         .http
         .post(&ready.url)
         .timeout(cx.retry_policy().request_timeout)
-        .header("content-type", "application/x-protobuf")
         .body(body.to_vec());
     for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    for (k, v) in &ready.headers {
+        request = request.header(k.as_str(), v.as_str());
+    }
+    for (k, v) in signed {
         request = request.header(k, v);
     }
     cx.request();
