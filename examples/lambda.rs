@@ -36,7 +36,7 @@ async fn main() -> Result<(), Error> {
 
 /// The function: tracing-xray's layer, the invocation layer with the flush hook, the
 /// handler.
-pub async fn run() -> Result<(), Error> {
+pub(crate) async fn run() -> Result<(), Error> {
     let layer = tracing_xray::layer()?;
     let _guard = layer.flush_guard();
     let provider = layer.provider().cloned();

@@ -10,6 +10,7 @@
 //! `cargo bench -p xray-bridge-benches --bench latency` runs 5 s per rate and side (about
 //! 40 s with the batch processor's drain). Without `--bench` (`cargo test --benches`) it
 //! runs a quick mode that measures nothing.
+#![allow(unsafe_code)] // FFI or a std API that is unsafe to call; each block says why it is sound.
 
 use std::collections::HashMap;
 use std::net::UdpSocket;

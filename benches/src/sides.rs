@@ -149,3 +149,9 @@ pub fn start(side: Side, address: SocketAddr) -> Running {
         }
     }
 }
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").finish_non_exhaustive()
+    }
+}

@@ -1,6 +1,7 @@
 //! The orchestrator: moto (DynamoDB), the bridge and the four services as child processes
 //! on free loopback ports, a bounded burst, a summary from the local console, then a clean
 //! stop of everything it started.
+#![allow(unsafe_code)] // FFI or a std API that is unsafe to call; each block says why it is sound.
 
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -17,7 +18,7 @@ use crate::services::{Faults, TABLE};
 
 /// What the demo does.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Requests in the burst.
     pub requests: usize,
     /// Requests in flight at once.
@@ -56,7 +57,7 @@ impl Default for Options {
 
 /// What happened.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Burst answers by HTTP status (0: no answer).
     pub statuses: BTreeMap<u16, usize>,
     /// Health checks answered 200.
@@ -166,7 +167,7 @@ fn python() -> Result<String, String> {
 }
 
 /// Runs the demo; `Err` says what could not start.
-pub async fn run(options: Options) -> Result<Report, String> {
+pub(crate) async fn run(options: Options) -> Result<Report, String> {
     let mut children = Children::default();
     let result = run_with(&options, &mut children).await;
     // Whatever happened, nothing started here outlives the demo.
@@ -459,7 +460,7 @@ async fn settle(metrics_port: u16) {
 }
 
 /// Prints the burst's answers and the service map's nodes.
-pub fn print_summary(report: &Report) {
+pub(crate) fn print_summary(report: &Report) {
     let answers: Vec<String> = report
         .statuses
         .iter()

@@ -9,10 +9,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::services::{self, Faults};
 
 /// The environment variable that names a child's role.
-pub const ROLE: &str = "SEED_ROLE";
+pub(crate) const ROLE: &str = "SEED_ROLE";
 
 /// Runs the role named by `SEED_ROLE`, if any, and returns its exit code.
-pub fn run_if_asked() -> Option<ExitCode> {
+pub(crate) fn run_if_asked() -> Option<ExitCode> {
     let role = std::env::var(ROLE).ok()?;
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = if role == "bridge" {
@@ -109,7 +109,7 @@ fn bridge(runtime: tokio::runtime::Runtime) -> ExitCode {
 }
 
 /// SIGTERM or Ctrl-C.
-pub async fn terminated() {
+pub(crate) async fn terminated() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

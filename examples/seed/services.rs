@@ -26,11 +26,11 @@ use tracing_xray::propagation::server::XrayServerLayer;
 use xray_propagation::aws_sdk::XrayInterceptor;
 
 /// The DynamoDB table the backends write to (key `service`, string).
-pub const TABLE: &str = "seed-last-access";
+pub(crate) const TABLE: &str = "seed-last-access";
 
 /// Which faults are on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Faults {
+pub(crate) struct Faults {
     /// backend1 is slow.
     pub slow: bool,
     /// backend2 fails half of the time with 500.
@@ -41,14 +41,14 @@ pub struct Faults {
 
 impl Faults {
     /// Every fault on.
-    pub const ALL: Faults = Faults {
+    pub(crate) const ALL: Faults = Faults {
         slow: true,
         flaky: true,
         client_errors: true,
     };
 
     /// Parses `slow,flaky,client-errors` (or `all`, `none`).
-    pub fn parse(text: &str) -> Result<Faults, String> {
+    pub(crate) fn parse(text: &str) -> Result<Faults, String> {
         let mut f = Faults::default();
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
             match word {
@@ -68,7 +68,7 @@ impl Faults {
     }
 
     /// The `SEED_FAULTS` form.
-    pub fn to_env(self) -> String {
+    pub(crate) fn to_env(self) -> String {
         let mut on = Vec::new();
         if self.slow {
             on.push("slow");
@@ -109,7 +109,7 @@ struct Front {
 }
 
 /// The frontend: `GET /` calls the BFF and answers with its status and JSON.
-pub fn frontend(bff_url: &str, propagator: Propagator) -> Router {
+pub(crate) fn frontend(bff_url: &str, propagator: Propagator) -> Router {
     let state = Arc::new(Front {
         client: traced_client(&propagator),
         bff: format!("{}/api/combined", bff_url.trim_end_matches('/')),
@@ -136,7 +136,12 @@ struct Bff {
 }
 
 /// The BFF: `GET /api/combined` calls backend1 then backend2 and answers both JSONs.
-pub fn bff(backend1: &str, backend2: &str, faults: Faults, propagator: Propagator) -> Router {
+pub(crate) fn bff(
+    backend1: &str,
+    backend2: &str,
+    faults: Faults,
+    propagator: Propagator,
+) -> Router {
     let url = |b: &str| format!("{}/work", b.trim_end_matches('/'));
     let state = Arc::new(Bff {
         client: traced_client(&propagator),
@@ -190,7 +195,7 @@ struct Backend {
 
 /// A DynamoDB client with the X-Ray interceptor, from the standard AWS configuration
 /// (`AWS_ENDPOINT_URL_DYNAMODB` points it at moto in the demo).
-pub async fn dynamodb(traced: bool) -> aws_sdk_dynamodb::Client {
+pub(crate) async fn dynamodb(traced: bool) -> aws_sdk_dynamodb::Client {
     let shared = aws_config::load_from_env().await;
     let mut config = aws_sdk_dynamodb::config::Builder::from(&shared);
     if traced {
@@ -200,7 +205,7 @@ pub async fn dynamodb(traced: bool) -> aws_sdk_dynamodb::Client {
 }
 
 /// A backend: `GET /work` writes its last-access time to DynamoDB and answers it.
-pub fn backend(
+pub(crate) fn backend(
     name: &str,
     dynamodb: aws_sdk_dynamodb::Client,
     slow: bool,

@@ -1,5 +1,6 @@
 //! Child processes under measurement: started on free loopback ports (retried on a port
 //! race), measured from `/proc/PID` (CPU time, RSS), killed and reaped on drop.
+#![allow(unsafe_code)] // FFI or a std API that is unsafe to call; each block says why it is sound.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -185,5 +186,17 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
     }
 }

@@ -166,6 +166,12 @@ fn serve(stream: TcpStream, received: &Received) {
     }
 }
 
+impl std::fmt::Debug for StubApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StubApi").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,12 +112,12 @@ pub(crate) struct EnvSettings {
 
 impl EnvSettings {
     /// Reads the process environment.
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
     /// Reads through `var` (name -> value).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let get = |name: &str| {
             var(name)
                 .map(|v| v.trim().to_owned())

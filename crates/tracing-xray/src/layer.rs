@@ -1,4 +1,5 @@
 //! [`XrayLayer`]: the `tracing-subscriber` layer, and its [`FlushGuard`].
+#![allow(unsafe_code)] // FFI or a std API that is unsafe to call; each block says why it is sound.
 
 use std::any::TypeId;
 use std::fmt;

@@ -48,7 +48,7 @@ pub(crate) struct Evidence {
 
 impl Evidence {
     /// Looks at environment variables (through `var`) and files only.
-    pub fn gather(var: impl Fn(&str) -> Option<String>, paths: &Paths) -> Evidence {
+    pub(crate) fn gather(var: impl Fn(&str) -> Option<String>, paths: &Paths) -> Evidence {
         let set = |name: &str| var(name).is_some_and(|v| !v.trim().is_empty());
         let ec2 = is_ec2(paths);
         let lambda = set("AWS_LAMBDA_FUNCTION_NAME");
@@ -80,7 +80,7 @@ impl Evidence {
     }
 
     /// Whether any detector would run.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.lambda || self.ecs || self.eks || self.beanstalk.is_some() || self.ec2
     }
 }

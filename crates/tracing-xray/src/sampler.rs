@@ -23,7 +23,7 @@ pub(crate) struct XrayParentBased {
 }
 
 impl XrayParentBased {
-    pub fn new(root: Sampler) -> Self {
+    pub(crate) fn new(root: Sampler) -> Self {
         XrayParentBased { root }
     }
 }
@@ -81,7 +81,7 @@ impl Clone for LambdaSampler {
 }
 
 impl LambdaSampler {
-    pub fn new(inner: Box<dyn ShouldSample>) -> Self {
+    pub(crate) fn new(inner: Box<dyn ShouldSample>) -> Self {
         LambdaSampler {
             inner,
             logged: Default::default(),
@@ -131,7 +131,7 @@ pub(crate) struct ContextMissingSampler {
 }
 
 impl ContextMissingSampler {
-    pub fn new(inner: Box<dyn ShouldSample>, mode: ContextMissing) -> Self {
+    pub(crate) fn new(inner: Box<dyn ShouldSample>, mode: ContextMissing) -> Self {
         ContextMissingSampler {
             inner,
             mode,

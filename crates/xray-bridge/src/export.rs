@@ -78,7 +78,7 @@ pub(crate) mod memory {
 
     /// Keeps every submitted document; refuses once `capacity` is reached.
     #[derive(Debug, Default)]
-    pub struct MemorySink {
+    pub(crate) struct MemorySink {
         pub docs: Mutex<Vec<Vec<u8>>>,
         pub otlp: Option<Mutex<Vec<ResourceSpans>>>,
         pub capacity: Option<usize>,
@@ -86,7 +86,7 @@ pub(crate) mod memory {
     }
 
     impl MemorySink {
-        pub fn texts(&self) -> Vec<String> {
+        pub(crate) fn texts(&self) -> Vec<String> {
             self.docs
                 .lock()
                 .unwrap()

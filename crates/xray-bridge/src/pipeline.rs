@@ -761,3 +761,9 @@ fn render_spools(spools: &[(&str, SpoolStats)], out: &mut String) {
         );
     }
 }
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound").finish_non_exhaustive()
+    }
+}

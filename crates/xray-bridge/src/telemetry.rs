@@ -284,3 +284,9 @@ pub async fn identity(local_mode: bool, resource_arn: Option<&str>) -> Identity 
         resource_arn: resource_arn.unwrap_or_default().to_owned(),
     }
 }
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}

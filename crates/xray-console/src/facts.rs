@@ -14,7 +14,7 @@ pub(crate) struct Status {
 
 impl Status {
     /// The status of one segment or subsegment object.
-    pub fn of(node: &Value) -> Status {
+    pub(crate) fn of(node: &Value) -> Status {
         let flag = |k: &str| node.get(k).and_then(Value::as_bool).unwrap_or(false);
         let http = http_status(node);
         Status {
@@ -25,7 +25,7 @@ impl Status {
     }
 
     /// Both statuses together.
-    pub fn or(self, other: Status) -> Status {
+    pub(crate) fn or(self, other: Status) -> Status {
         Status {
             error: self.error || other.error,
             throttle: self.throttle || other.throttle,
@@ -63,7 +63,7 @@ pub(crate) struct DocFacts {
 
 impl DocFacts {
     /// Reads a document's JSON text; the error says why it is not a segment document.
-    pub fn parse(json: &str) -> Result<DocFacts, String> {
+    pub(crate) fn parse(json: &str) -> Result<DocFacts, String> {
         let summary = summarize_document(json).map_err(|e| e.to_string())?;
         let value: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
         let str_field =

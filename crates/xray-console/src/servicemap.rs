@@ -339,3 +339,9 @@ impl ServiceMap {
 #[cfg(test)]
 #[path = "servicemap_tests.rs"]
 mod tests;
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder").finish_non_exhaustive()
+    }
+}

@@ -64,7 +64,7 @@ pub(crate) fn estimated_bytes(span: &SpanData) -> usize {
 }
 
 impl OpenTrees {
-    pub fn new(max_bytes: usize) -> Self {
+    pub(crate) fn new(max_bytes: usize) -> Self {
         OpenTrees {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             bytes: AtomicUsize::new(0),
@@ -85,13 +85,18 @@ impl OpenTrees {
     }
 
     /// Estimated bytes held now.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes.load(Relaxed)
     }
 
     /// Registers a local root that started (with its snapshot when in-progress documents
     /// are wanted). Returns false (and keeps nothing) when the budget is spent.
-    pub fn root_started(&self, span: SpanId, trace: TraceId, snapshot: Option<SpanData>) -> bool {
+    pub(crate) fn root_started(
+        &self,
+        span: SpanId,
+        trace: TraceId,
+        snapshot: Option<SpanData>,
+    ) -> bool {
         let size = snapshot.as_ref().map_or(64, estimated_bytes);
         if self.bytes() + size > self.max_bytes {
             return false;
@@ -110,7 +115,7 @@ impl OpenTrees {
 
     /// A local root ended: takes its finished descendants out (the spans whose parent
     /// chain through finished spans reaches it). Descendants of spans still open stay.
-    pub fn root_ended(&self, root: &SpanData) -> Taken {
+    pub(crate) fn root_ended(&self, root: &SpanData) -> Taken {
         let trace = root.span_context.trace_id();
         let id = root.span_context.span_id();
         let mut shard = Self::lock(self.shard(trace));
@@ -139,7 +144,7 @@ impl OpenTrees {
     /// A span that is not a local root ended: keeps it with its trace. Returns the
     /// trace's finished spans instead when they are to be sent now: more than `stream_over`
     /// of them (the streaming rule), or the store over its budget.
-    pub fn child_ended(&self, span: SpanData, stream_over: usize) -> Option<Vec<SpanData>> {
+    pub(crate) fn child_ended(&self, span: SpanData, stream_over: usize) -> Option<Vec<SpanData>> {
         let trace = span.span_context.trace_id();
         let size = estimated_bytes(&span);
         let total = self.bytes.fetch_add(size, Relaxed) + size;
@@ -168,7 +173,7 @@ impl OpenTrees {
     }
 
     /// Takes every finished span out, per trace (for flush and shutdown); open roots stay.
-    pub fn take_all_finished(&self) -> Vec<Vec<SpanData>> {
+    pub(crate) fn take_all_finished(&self) -> Vec<Vec<SpanData>> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             let mut shard = Self::lock(shard);
@@ -183,7 +188,7 @@ impl OpenTrees {
     }
 
     /// Local roots still open.
-    pub fn open_roots(&self) -> usize {
+    pub(crate) fn open_roots(&self) -> usize {
         self.shards
             .iter()
             .map(|s| Self::lock(s).values().map(|e| e.roots.len()).sum::<usize>())
@@ -192,7 +197,7 @@ impl OpenTrees {
 
     /// Takes what the time-based rules say is due: roots open for `in_progress_after`
     /// (each once) and finished spans older than `max_age`.
-    pub fn take_due(&self, in_progress_after: Option<Duration>, max_age: Duration) -> Due {
+    pub(crate) fn take_due(&self, in_progress_after: Option<Duration>, max_age: Duration) -> Due {
         let now = Instant::now();
         let mut due = Due::default();
         for shard in self.shards.iter() {

@@ -58,7 +58,7 @@ pub(crate) struct Queue<I> {
 }
 
 impl<I: Item> Queue<I> {
-    pub fn new(max_bytes: usize, overflow: Overflow, metrics: Metrics) -> Self {
+    pub(crate) fn new(max_bytes: usize, overflow: Overflow, metrics: Metrics) -> Self {
         Queue {
             state: Mutex::new(State {
                 items: VecDeque::new(),
@@ -78,14 +78,14 @@ impl<I: Item> Queue<I> {
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, State<I>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<I>> {
         // A panic while holding the lock cannot leave the state inconsistent (every
         // update is a few plain assignments), so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds an item, dropping by the overflow policy when over the byte limit.
-    pub fn push(&self, item: I) -> Pushed<I> {
+    pub(crate) fn push(&self, item: I) -> Pushed<I> {
         let size = item.size();
         let mut dropped = Vec::new();
         let mut accepted = false;
@@ -135,13 +135,13 @@ impl<I: Item> Queue<I> {
 
     /// Counts `n` items accepted outside the memory queue (written to the spool), so
     /// flushes wait for them, and wakes the worker.
-    pub fn count_external(&self, n: u64) {
+    pub(crate) fn count_external(&self, n: u64) {
         self.lock().pushed += n;
         self.wake.notify_one();
     }
 
     /// Takes up to `max` items from the front.
-    pub fn take(&self, max: usize) -> Vec<I> {
+    pub(crate) fn take(&self, max: usize) -> Vec<I> {
         let mut s = self.lock();
         let n = max.max(1).min(s.items.len());
         let batch: Vec<I> = s.items.drain(..n).collect();
@@ -151,12 +151,12 @@ impl<I: Item> Queue<I> {
     }
 
     /// Takes everything (used when the deadline has passed).
-    pub fn take_all(&self) -> Vec<I> {
+    pub(crate) fn take_all(&self) -> Vec<I> {
         self.take(usize::MAX)
     }
 
     /// Marks `n` taken items as resolved.
-    pub fn finish(&self, n: usize) {
+    pub(crate) fn finish(&self, n: usize) {
         self.lock().done += n as u64;
         self.progress.notify_all();
     }
@@ -164,7 +164,7 @@ impl<I: Item> Queue<I> {
     /// After a worker failure: closes the queue, counts every accepted item never
     /// resolved (queued or in flight) as dropped for `reason`, marks them resolved and
     /// returns how many there were.
-    pub fn abandon(&self, reason: DropReason) -> u64 {
+    pub(crate) fn abandon(&self, reason: DropReason) -> u64 {
         let lost = {
             let mut s = self.lock();
             s.closed = true;
@@ -187,13 +187,13 @@ impl<I: Item> Queue<I> {
     }
 
     /// Marks the worker as stopped.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.lock().stopped = true;
         self.progress.notify_all();
     }
 
     /// Closes the queue: later pushes are refused, the worker drains until `deadline`.
-    pub fn close(&self, deadline: Instant) {
+    pub(crate) fn close(&self, deadline: Instant) {
         {
             let mut s = self.lock();
             s.closed = true;
@@ -202,13 +202,13 @@ impl<I: Item> Queue<I> {
         self.wake.notify_one();
     }
 
-    pub fn deadline_passed(&self) -> bool {
+    pub(crate) fn deadline_passed(&self) -> bool {
         self.lock().deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Waits until every item accepted before the call is resolved, or `timeout`.
     /// Returns how many are still unresolved.
-    pub fn wait_resolved(&self, timeout: Duration) -> u64 {
+    pub(crate) fn wait_resolved(&self, timeout: Duration) -> u64 {
         let deadline = Instant::now() + timeout;
         let mut s = self.lock();
         let target = s.pushed;
@@ -232,7 +232,7 @@ impl<I: Item> Queue<I> {
     }
 
     /// Waits until the worker has stopped, or `timeout`. Returns whether it stopped.
-    pub fn wait_stopped(&self, timeout: Duration) -> bool {
+    pub(crate) fn wait_stopped(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut s = self.lock();
         while !s.stopped {
@@ -251,14 +251,14 @@ impl<I: Item> Queue<I> {
 
     /// Installs the work the worker runs before each batch and at least every `every`
     /// when idle (replacing any).
-    pub fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
+    pub(crate) fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
         *self.tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(Tick { every, run });
         self.wake.notify_one();
     }
 
     /// Runs the tick, if any; returns how long the worker may sleep when idle (at most
     /// `idle`).
-    pub fn run_tick(&self, idle: Duration) -> Duration {
+    pub(crate) fn run_tick(&self, idle: Duration) -> Duration {
         let tick = self.tick.lock().unwrap_or_else(|e| e.into_inner());
         match tick.as_ref() {
             Some(tick) => {
@@ -270,7 +270,7 @@ impl<I: Item> Queue<I> {
     }
 
     /// Items waiting, and whether the queue is closed.
-    pub fn is_empty_and_closed(&self) -> (bool, bool) {
+    pub(crate) fn is_empty_and_closed(&self) -> (bool, bool) {
         let s = self.lock();
         (s.items.is_empty(), s.closed)
     }

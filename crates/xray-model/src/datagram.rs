@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn round_trip_through_encode() {
-        let doc: Segment = serde_json::from_str(DOC).unwrap();
+        let doc: Segment<'_> = serde_json::from_str(DOC).unwrap();
         let mut out = Vec::new();
         encode_datagram(&doc, &mut out);
         let parsed = parse_datagram(&out).unwrap();

@@ -859,7 +859,7 @@ mod tests {
             json["aws"]["xray"],
             serde_json::json!({"sampling_rule_name": "checkout-rule"})
         );
-        let back: Segment = serde_json::from_value(json).unwrap();
+        let back: Segment<'_> = serde_json::from_value(json).unwrap();
         assert_eq!(back, seg);
     }
 
@@ -868,6 +868,6 @@ mod tests {
         let id = Cause::ExceptionId(SegmentId::from_u64(7));
         let text = serde_json::to_string(&id).unwrap();
         assert_eq!(text, r#""0000000000000007""#);
-        assert_eq!(serde_json::from_str::<Cause>(&text).unwrap(), id);
+        assert_eq!(serde_json::from_str::<Cause<'_>>(&text).unwrap(), id);
     }
 }

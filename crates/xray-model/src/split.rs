@@ -217,7 +217,7 @@ mod tests {
         assert_eq!(docs[0].id, SegmentId::from_u64(1));
         assert!(report.detached > 0);
         let mut count = 0;
-        fn walk(s: &Segment, count: &mut usize) {
+        fn walk(s: &Segment<'_>, count: &mut usize) {
             *count += 1;
             s.subsegments.iter().for_each(|c| walk(c, count));
         }

@@ -183,7 +183,7 @@ fn a_document_with_every_block_is_schema_valid() {
     let seg = full_segment();
     assert_schema_valid(&seg.to_json());
     // And it reads back to the same value.
-    let back: Segment = serde_json::from_str(&seg.to_json()).unwrap();
+    let back: Segment<'_> = serde_json::from_str(&seg.to_json()).unwrap();
     assert_eq!(back, seg);
     assert_eq!(seg.clone().into_owned(), seg);
 }

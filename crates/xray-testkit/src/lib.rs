@@ -272,6 +272,12 @@ pub fn start_moto() -> Server {
     Server::start(cmd, port, Duration::from_secs(30))
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -429,3 +429,9 @@ pub trait SpanView<'a> {
         !self.trace_id().is_zero() && !self.span_id().is_zero()
     }
 }
+
+impl<'a> std::fmt::Debug for AttributesIter<'a> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttributesIter").finish_non_exhaustive()
+    }
+}

@@ -1562,7 +1562,7 @@ fn every_document_converts_back_to_the_same_document() {
         let (sdk_span, sdk_resource) = case.sdk();
         let json = translator.translate_sdk(&sdk_span, &sdk_resource).to_json();
         // Through the wire form, as the binary receives it.
-        let doc: xray_model::Segment = serde_json::from_str(&json).unwrap();
+        let doc: xray_model::Segment<'_> = serde_json::from_str(&json).unwrap();
         let back = match xray_translate::reverse::to_otlp(&doc) {
             Ok(back) => back,
             Err(e) => {

@@ -25,7 +25,7 @@ const ZERO_IS_DEFAULT: [&str; 1] = ["Concurrency"];
 const DAEMON_DEFAULTS: [(&str, &str); 1] = [("TotalBufferSizeMB", "0")];
 
 /// Reads a daemon config file into the options it sets.
-pub fn options(text: &str) -> Result<Options, String> {
+pub(super) fn options(text: &str) -> Result<Options, String> {
     let entries = file::read_yaml(text)?;
     check_version(&entries)?;
     let mut options = Options::default();

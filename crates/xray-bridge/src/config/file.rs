@@ -54,7 +54,7 @@ fn yaml_key_line(line: &str) -> bool {
 
 /// One value from a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(super) struct Entry {
     /// The key as written (`Socket.UDPAddress` for a nested daemon key).
     pub key: String,
     /// The 1-based line of the key.
@@ -72,7 +72,7 @@ fn line_at(text: &str, offset: usize) -> usize {
 }
 
 /// Reads TOML: one entry per top-level key.
-pub fn read_toml(text: &str) -> Result<Vec<Entry>, String> {
+pub(super) fn read_toml(text: &str) -> Result<Vec<Entry>, String> {
     let table: std::collections::BTreeMap<String, toml::Spanned<toml::Value>> =
         toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())?;
     let mut entries = Vec::with_capacity(table.len());
@@ -103,7 +103,7 @@ fn toml_text(value: &toml::Value) -> Result<String, String> {
 }
 
 /// Reads the daemon's YAML: one entry per key, nested keys joined with `.`.
-pub fn read_yaml(text: &str) -> Result<Vec<Entry>, String> {
+pub(super) fn read_yaml(text: &str) -> Result<Vec<Entry>, String> {
     use serde_yaml_ng::Value;
     let root: Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
     let map = match root {

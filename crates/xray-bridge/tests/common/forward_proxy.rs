@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The running proxy; stops when dropped.
-pub struct ForwardProxy {
+pub(crate) struct ForwardProxy {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     seen: Arc<Mutex<Vec<String>>>,
@@ -17,7 +17,7 @@ pub struct ForwardProxy {
 
 impl ForwardProxy {
     /// Starts a proxy that forwards (`refuse` false) or answers 403 (`refuse` true).
-    pub fn start(refuse: bool) -> ForwardProxy {
+    pub(crate) fn start(refuse: bool) -> ForwardProxy {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -40,7 +40,7 @@ impl ForwardProxy {
 
     /// The request lines seen so far, e.g. `POST http://127.0.0.1:1/TraceSegments` or
     /// `CONNECT 127.0.0.1:1`.
-    pub fn seen(&self) -> Vec<String> {
+    pub(crate) fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
     }
 }

@@ -12,11 +12,11 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use xray_testkit::free_port;
 
-pub mod forward_proxy;
-pub mod xray_stub;
+pub(crate) mod forward_proxy;
+pub(crate) mod xray_stub;
 
 /// A free UDP port on 127.0.0.1.
-pub fn free_udp_port() -> u16 {
+pub(crate) fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("bind udp")
@@ -24,20 +24,20 @@ pub fn free_udp_port() -> u16 {
 }
 
 /// A scratch folder removed on drop.
-pub struct Scratch(xray_testkit::TempDir);
+pub(crate) struct Scratch(xray_testkit::TempDir);
 
 impl Scratch {
-    pub fn new(name: &str) -> Scratch {
+    pub(crate) fn new(name: &str) -> Scratch {
         Scratch(xray_testkit::temp_dir(name))
     }
 
-    pub fn path(&self, file: &str) -> PathBuf {
+    pub(crate) fn path(&self, file: &str) -> PathBuf {
         self.0.path().join(file)
     }
 }
 
 /// A running bridge.
-pub struct Bridge {
+pub(crate) struct Bridge {
     child: Option<Child>,
     pub udp: u16,
     pub http: u16,
@@ -52,7 +52,7 @@ pub struct Bridge {
 
 /// Options for [`Bridge::start`].
 #[derive(Clone)]
-pub struct Options<'a> {
+pub(crate) struct Options<'a> {
     pub export: String,
     pub args: Vec<&'a str>,
     pub env: Vec<(&'a str, String)>,
@@ -62,7 +62,7 @@ pub struct Options<'a> {
 }
 
 impl<'a> Options<'a> {
-    pub fn export(export: impl Into<String>) -> Self {
+    pub(crate) fn export(export: impl Into<String>) -> Self {
         Options {
             export: export.into(),
             args: Vec::new(),
@@ -80,7 +80,7 @@ impl Bridge {
     /// (tests run in parallel, and outgoing connections use the same port range): when
     /// the binary exits at start because an address is in use, it is started again on
     /// fresh ports. Any other early exit fails the test.
-    pub fn start(options: Options<'_>) -> Bridge {
+    pub(crate) fn start(options: Options<'_>) -> Bridge {
         const ATTEMPTS: usize = 5;
         for attempt in 1..=ATTEMPTS {
             match Self::try_start(&options) {
@@ -194,21 +194,21 @@ impl Bridge {
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
 
     /// The bridge's log so far.
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn url(&self, port: u16, path: &str) -> String {
+    pub(crate) fn url(&self, port: u16, path: &str) -> String {
         format!("http://127.0.0.1:{port}{path}")
     }
 
     /// `/metrics` text.
-    pub fn metrics_text(&self) -> String {
+    pub(crate) fn metrics_text(&self) -> String {
         let url = self.url(self.metrics, "/metrics");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -225,7 +225,7 @@ impl Bridge {
     }
 
     /// One sample's value (0 when absent), e.g. `metric(&text, "x_total{reason=\"a\"}")`.
-    pub fn metric(text: &str, sample: &str) -> u64 {
+    pub(crate) fn metric(text: &str, sample: &str) -> u64 {
         text.lines()
             .find_map(|l| {
                 l.strip_prefix(sample)?
@@ -238,7 +238,7 @@ impl Bridge {
     }
 
     /// Polls `/metrics` until `done` holds, or panics after `timeout`.
-    pub fn wait_metrics(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_metrics(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let text = self.metrics_text();
@@ -255,14 +255,14 @@ impl Bridge {
     }
 
     /// Kills the process with SIGKILL (no drain, no cleanup) and waits for it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let mut child = self.child.take().expect("running");
         child.kill().expect("SIGKILL");
         let _ = child.wait();
     }
 
     /// `GET path` on the metrics port: the status and the body.
-    pub fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let url = self.url(self.metrics, path);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -276,12 +276,12 @@ impl Bridge {
     }
 
     /// Sends SIGTERM and waits for the exit code.
-    pub fn stop(&mut self, timeout: Duration) -> i32 {
+    pub(crate) fn stop(&mut self, timeout: Duration) -> i32 {
         self.signal("-TERM", timeout)
     }
 
     /// Sends SIGINT (Ctrl-C) and waits for the exit code.
-    pub fn interrupt(&mut self, timeout: Duration) -> i32 {
+    pub(crate) fn interrupt(&mut self, timeout: Duration) -> i32 {
         self.signal("-INT", timeout)
     }
 
@@ -328,7 +328,7 @@ impl Drop for Bridge {
 }
 
 /// Reads a JSON-lines export file.
-pub fn read_lines(path: &std::path::Path) -> Vec<String> {
+pub(crate) fn read_lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -338,7 +338,7 @@ pub fn read_lines(path: &std::path::Path) -> Vec<String> {
 }
 
 /// A server span of 250 ms with ids filled from `trace` and `id` (0 gives an empty id).
-pub fn otlp_span(trace: u8, id: u8, name: &str) -> Span {
+pub(crate) fn otlp_span(trace: u8, id: u8, name: &str) -> Span {
     Span {
         trace_id: vec![trace; 16],
         span_id: vec![id; 8],
@@ -351,7 +351,7 @@ pub fn otlp_span(trace: u8, id: u8, name: &str) -> Span {
 }
 
 /// One OTLP export request: `spans` of one scope, from a resource named `service`.
-pub fn otlp_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+pub(crate) fn otlp_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
@@ -374,7 +374,7 @@ pub fn otlp_request(service: &str, spans: Vec<Span>) -> ExportTraceServiceReques
 }
 
 /// A daemon datagram carrying one valid segment (id `1000...` + `i`).
-pub fn segment_datagram(i: u32) -> String {
+pub(crate) fn segment_datagram(i: u32) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -389,7 +389,7 @@ pub fn segment_datagram(i: u32) -> String {
 }
 
 /// Sends `n` segment datagrams to `port` on loopback.
-pub fn send_segments(port: u16, n: u32) {
+pub(crate) fn send_segments(port: u16, n: u32) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..n {
         socket

@@ -28,7 +28,7 @@ struct State {
 }
 
 /// The running stub; stops when dropped.
-pub struct XrayStub {
+pub(crate) struct XrayStub {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     state: Arc<State>,
@@ -37,7 +37,7 @@ pub struct XrayStub {
 
 impl XrayStub {
     /// Starts the stub; every PutTraceSegments call takes `delay`.
-    pub fn start(delay: Duration) -> XrayStub {
+    pub(crate) fn start(delay: Duration) -> XrayStub {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -92,43 +92,43 @@ impl XrayStub {
     }
 
     /// The next `calls` PutTraceSegments calls are answered with `status`.
-    pub fn fail_next(&self, status: u16, calls: usize) {
+    pub(crate) fn fail_next(&self, status: u16, calls: usize) {
         *self.state.failing.lock().unwrap() = Some((status, calls));
     }
 
     /// Every PutTraceSegments call is answered with `status` for `duration` from now.
-    pub fn fail_for(&self, status: u16, duration: Duration) {
+    pub(crate) fn fail_for(&self, status: u16, duration: Duration) {
         *self.state.failing_until.lock().unwrap() = Some((status, Instant::now() + duration));
     }
 
     /// The documents accepted so far.
-    pub fn documents(&self) -> Vec<String> {
+    pub(crate) fn documents(&self) -> Vec<String> {
         self.state.documents.lock().unwrap().clone()
     }
 
     /// The documents of calls answered with an error status.
-    pub fn refused_documents(&self) -> usize {
+    pub(crate) fn refused_documents(&self) -> usize {
         self.state.refused_documents.load(Ordering::SeqCst)
     }
 
     /// `METHOD /path` of the requests that were neither PutTraceSegments nor
     /// PutTelemetryRecords (STS is `POST /`).
-    pub fn others(&self) -> Vec<String> {
+    pub(crate) fn others(&self) -> Vec<String> {
         self.state.others.lock().unwrap().clone()
     }
 
     /// The PutTelemetryRecords request bodies so far.
-    pub fn telemetry(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn telemetry(&self) -> Vec<serde_json::Value> {
         self.state.telemetry.lock().unwrap().clone()
     }
 
     /// The most PutTraceSegments calls that were in flight at once.
-    pub fn peak_in_flight(&self) -> usize {
+    pub(crate) fn peak_in_flight(&self) -> usize {
         self.state.peak.load(Ordering::SeqCst)
     }
 
     /// Waits until `n` documents arrived (or `timeout` passed); returns them.
-    pub fn wait_for_documents(&self, n: usize, timeout: Duration) -> Vec<String> {
+    pub(crate) fn wait_for_documents(&self, n: usize, timeout: Duration) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         loop {
             let docs = self.documents();
@@ -140,7 +140,7 @@ impl XrayStub {
     }
 
     /// Waits until `pred` holds for the telemetry bodies (or `timeout` passed).
-    pub fn wait_for_telemetry(
+    pub(crate) fn wait_for_telemetry(
         &self,
         timeout: Duration,
         pred: impl Fn(&[serde_json::Value]) -> bool,

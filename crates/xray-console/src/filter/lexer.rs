@@ -23,7 +23,7 @@ pub(crate) enum Tok {
 
 impl Tok {
     /// How the token is named in messages.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Tok::Word(w) => format!("`{w}`"),
             Tok::Number(n) => format!("number {n}"),

@@ -102,7 +102,7 @@ pub(crate) struct Parser {
 const FIELDS: &str = "`responsetime`, `duration`, `http.status`, `http.url`, `http.method`, `annotation.KEY`, `service(\"name\")`, `ok`, `error`, `fault`, `throttle`, `!` or `(`";
 
 impl Parser {
-    pub fn new(tokens: Vec<Token>) -> Parser {
+    pub(super) fn new(tokens: Vec<Token>) -> Parser {
         Parser { tokens, at: 0 }
     }
 
@@ -130,7 +130,7 @@ impl Parser {
         matches!(&self.peek().tok, Tok::Word(w) if w.eq_ignore_ascii_case(kw))
     }
 
-    pub fn parse(mut self) -> Result<Expr, FilterError> {
+    pub(super) fn parse(mut self) -> Result<Expr, FilterError> {
         if self.peek().tok == Tok::Eof {
             return self.fail(&format!("an expression: {FIELDS}"));
         }

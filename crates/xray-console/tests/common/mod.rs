@@ -7,14 +7,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use xray_console::demo::{DemoTrace, seed_traces};
 use xray_console::{Console, Store, StoreConfig};
 
-pub use xray_testkit::TempDir;
+pub(crate) use xray_testkit::TempDir;
 
 /// A fresh temporary folder, removed on drop.
-pub fn temp_dir(tag: &str) -> TempDir {
+pub(crate) fn temp_dir(tag: &str) -> TempDir {
     xray_testkit::temp_dir(&format!("console-{tag}"))
 }
 
-pub fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -23,7 +23,7 @@ pub fn now() -> f64 {
 }
 
 /// A console over a store holding `count` sample traces that started in the last minutes.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub dir: TempDir,
     pub store: Store,
     pub traces: Vec<DemoTrace>,
@@ -31,7 +31,7 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    pub async fn start(count: u32) -> Fixture {
+    pub(crate) async fn start(count: u32) -> Fixture {
         let dir = temp_dir("fixture");
         let store = Store::open(StoreConfig::at(dir.path().join("local.db"))).expect("open store");
         let traces = seed_traces(count, now() - 600.0);
@@ -52,7 +52,7 @@ impl Fixture {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.console.local_addr())
     }
 }

@@ -394,6 +394,12 @@ async fn put_group(
     }
 }
 
+impl std::fmt::Debug for ApiTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiTransport").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
 //! The X-Ray daemon's UDP protocol: one document per datagram, header line first.
+#![allow(unsafe_code)] // FFI or a std API that is unsafe to call; each block says why it is sound.
 
 use std::fmt;
 use std::io;
@@ -374,6 +375,12 @@ fn send_all(socket: &UdpSocket, datagrams: &[&[u8]]) -> (Vec<usize>, Option<io::
         }
     }
     (failed, last_err)
+}
+
+impl std::fmt::Debug for UdpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpTransport").finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

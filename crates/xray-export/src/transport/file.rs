@@ -97,6 +97,12 @@ impl Transport<Document> for WriterTransport {
     }
 }
 
+impl std::fmt::Debug for WriterTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterTransport").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

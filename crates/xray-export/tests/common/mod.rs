@@ -1,5 +1,6 @@
 //! Test helpers: a small scripted HTTP/1.1 stub server on loopback, spans, log capture.
 #![allow(dead_code)]
+#![allow(unsafe_code)] // FFI or a std API that is unsafe to call; each block says why it is sound.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,7 +16,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 /// One request the stub received.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -23,7 +24,7 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -32,7 +33,7 @@ impl Request {
 }
 
 /// What the stub does with a request.
-pub enum Reply {
+pub(crate) enum Reply {
     /// Answer with this status, extra headers and body.
     Respond(u16, Vec<(String, String)>, Vec<u8>),
     /// Wait, then answer (the client should have given up by then).
@@ -42,7 +43,7 @@ pub enum Reply {
 }
 
 impl Reply {
-    pub fn json(status: u16, body: &str) -> Reply {
+    pub(crate) fn json(status: u16, body: &str) -> Reply {
         Reply::Respond(
             status,
             vec![("content-type".into(), "application/json".into())],
@@ -54,14 +55,16 @@ impl Reply {
 type Handler = dyn Fn(usize, &Request) -> Reply + Send + Sync;
 
 /// A scripted HTTP server; the handler gets the request's sequence number (0-based).
-pub struct Stub {
+pub(crate) struct Stub {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Stub {
-    pub fn start(handler: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static) -> Stub {
+    pub(crate) fn start(
+        handler: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static,
+    ) -> Stub {
         Self::start_on(0, handler)
     }
 
@@ -69,7 +72,7 @@ impl Stub {
     /// open connections close at their next request without an answer and new ones are
     /// refused, like a server that went away; starting again on the same port brings
     /// it back.
-    pub fn start_on(
+    pub(crate) fn start_on(
         port: u16,
         handler: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static,
     ) -> Stub {
@@ -101,11 +104,11 @@ impl Stub {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    pub fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
 }
@@ -200,7 +203,7 @@ fn serve(
 }
 
 /// A finished SDK span.
-pub fn span(trace: u128, id: u64, parent: u64, kind: SpanKind, name: &str) -> SpanData {
+pub(crate) fn span(trace: u128, id: u64, parent: u64, kind: SpanKind, name: &str) -> SpanData {
     let now = SystemTime::now();
     SpanData {
         span_context: SpanContext::new(
@@ -226,7 +229,7 @@ pub fn span(trace: u128, id: u64, parent: u64, kind: SpanKind, name: &str) -> Sp
 }
 
 /// A time-prefixed trace id, as X-Ray's own ids are.
-pub fn trace_id(n: u32) -> u128 {
+pub(crate) fn trace_id(n: u32) -> u128 {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -235,7 +238,7 @@ pub fn trace_id(n: u32) -> u128 {
 }
 
 /// Log lines written by `tracing` in this test binary (any thread).
-pub fn logs() -> &'static Mutex<String> {
+pub(crate) fn logs() -> &'static Mutex<String> {
     static LOGS: OnceLock<Mutex<String>> = OnceLock::new();
     static INSTALLED: OnceLock<()> = OnceLock::new();
     let logs = LOGS.get_or_init(|| Mutex::new(String::new()));
@@ -266,13 +269,13 @@ pub fn logs() -> &'static Mutex<String> {
 
 /// A UDP listener with a large receive buffer, read by a thread of its own so bursts of
 /// datagrams are not lost in the kernel before the test reads them.
-pub struct Collector {
+pub(crate) struct Collector {
     pub port: u16,
     received: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Collector {
-    pub fn start() -> Collector {
+    pub(crate) fn start() -> Collector {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         set_big_receive_buffer(&socket);
         socket
@@ -298,7 +301,7 @@ impl Collector {
     }
 
     /// Waits until `n` datagrams arrived (or 5 s), then a little longer for extras.
-    pub fn wait_for(&self, n: usize) -> Vec<Vec<u8>> {
+    pub(crate) fn wait_for(&self, n: usize) -> Vec<Vec<u8>> {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while self.received.lock().unwrap().len() < n && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));

@@ -8,14 +8,14 @@ use tracing_subscriber::layer::SubscriberExt;
 
 /// Spans end up in `exporter` while `_guard` is alive (this thread only: run tests on a
 /// current-thread runtime).
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     pub exporter: InMemorySpanExporter,
     pub provider: SdkTracerProvider,
     _guard: tracing::subscriber::DefaultGuard,
 }
 
 impl Telemetry {
-    pub fn new(sampler: Sampler) -> Self {
+    pub(crate) fn new(sampler: Sampler) -> Self {
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
             .with_sampler(sampler)
@@ -31,14 +31,14 @@ impl Telemetry {
         }
     }
 
-    pub fn spans(&self) -> Vec<SpanData> {
+    pub(crate) fn spans(&self) -> Vec<SpanData> {
         let _ = self.provider.force_flush();
         self.exporter.get_finished_spans().expect("spans")
     }
 
     /// The one finished span of `kind`, waiting up to 5 s for it (a server task may end
     /// its span just after the client has the response).
-    pub async fn one(&self, kind: SpanKind) -> SpanData {
+    pub(crate) async fn one(&self, kind: SpanKind) -> SpanData {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             let spans: Vec<SpanData> = self
@@ -56,7 +56,7 @@ impl Telemetry {
 }
 
 /// The value of attribute `key` as a string.
-pub fn attr(span: &SpanData, key: &str) -> Option<String> {
+pub(crate) fn attr(span: &SpanData, key: &str) -> Option<String> {
     span.attributes
         .iter()
         .find(|kv: &&KeyValue| kv.key.as_str() == key)

@@ -18,7 +18,7 @@ use xray_sampling::{SAMPLING_RULE_NAME_ATTRIBUTE, XraySampler};
 
 /// What the stub serves and what it saw.
 #[derive(Debug, Default)]
-pub struct StubState {
+pub(crate) struct StubState {
     /// `SamplingRule` objects served by GetSamplingRules.
     pub rules: Vec<Value>,
     /// Rules per page (0: all in one page).
@@ -38,14 +38,14 @@ pub struct StubState {
 }
 
 /// The stub server; stops on drop.
-pub struct Stub {
+pub(crate) struct Stub {
     pub port: u16,
     state: Arc<Mutex<StubState>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-pub fn now_secs() -> f64 {
+pub(crate) fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -53,7 +53,7 @@ pub fn now_secs() -> f64 {
 }
 
 /// A version 1 rule as X-Ray serves it, matching everything but what `fields` set.
-pub fn rule(name: &str, priority: i64, reservoir: i64, rate: f64, fields: Value) -> Value {
+pub(crate) fn rule(name: &str, priority: i64, reservoir: i64, rate: f64, fields: Value) -> Value {
     let mut r = json!({
         "RuleName": name, "RuleARN": format!("arn:aws:xray:us-east-1:123456789012:sampling-rule/{name}"),
         "ResourceARN": "*", "Priority": priority, "FixedRate": rate, "ReservoirSize": reservoir,
@@ -69,12 +69,12 @@ pub fn rule(name: &str, priority: i64, reservoir: i64, rate: f64, fields: Value)
 }
 
 /// X-Ray's own default rule: 1 per second plus 5 %.
-pub fn default_rule() -> Value {
+pub(crate) fn default_rule() -> Value {
     rule("Default", 10000, 1, 0.05, json!({}))
 }
 
 impl Stub {
-    pub fn start(state: StubState) -> Stub {
+    pub(crate) fn start(state: StubState) -> Stub {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind stub");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().unwrap().port();
@@ -101,20 +101,20 @@ impl Stub {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    pub fn state(&self) -> MutexGuard<'_, StubState> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, StubState> {
         self.state.lock().unwrap()
     }
 
-    pub fn targets_count(&self) -> usize {
+    pub(crate) fn targets_count(&self) -> usize {
         self.state().targets_calls.len()
     }
 
     /// Sums of reported statistics per rule: (requests, sampled, borrowed).
-    pub fn reported(&self) -> HashMap<String, (u64, u64, u64)> {
+    pub(crate) fn reported(&self) -> HashMap<String, (u64, u64, u64)> {
         let mut out: HashMap<String, (u64, u64, u64)> = HashMap::new();
         for call in &self.state().targets_calls {
             for doc in call["SamplingStatisticsDocuments"].as_array().unwrap() {
@@ -242,7 +242,7 @@ fn answer(path: &str, body: Value, s: &mut StubState) -> (&'static str, Value) {
 }
 
 /// Decides a root span with these attributes: (sampled, rule name).
-pub fn decide(sampler: &XraySampler, attributes: &[KeyValue]) -> (bool, String) {
+pub(crate) fn decide(sampler: &XraySampler, attributes: &[KeyValue]) -> (bool, String) {
     let r = sampler.should_sample(
         None,
         TraceId::from(fastrand::u128(1..)),
@@ -261,7 +261,7 @@ pub fn decide(sampler: &XraySampler, attributes: &[KeyValue]) -> (bool, String) 
 }
 
 /// HTTP server span attributes (current semantic conventions).
-pub fn http(method: &str, path: &str) -> Vec<KeyValue> {
+pub(crate) fn http(method: &str, path: &str) -> Vec<KeyValue> {
     vec![
         KeyValue::new("http.request.method", method.to_owned()),
         KeyValue::new("url.path", path.to_owned()),
@@ -269,7 +269,7 @@ pub fn http(method: &str, path: &str) -> Vec<KeyValue> {
 }
 
 /// Polls `cond` every 10 ms until it holds or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -284,22 +284,22 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// A log sink for a `tracing` subscriber; `lines()` gives what was logged.
 #[derive(Clone, Default)]
-pub struct LogSink(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct LogSink(Arc<Mutex<Vec<u8>>>);
 
 impl LogSink {
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         String::from_utf8_lossy(&self.0.lock().unwrap())
             .lines()
             .map(str::to_owned)
             .collect()
     }
 
-    pub fn count(&self, needle: &str) -> usize {
+    pub(crate) fn count(&self, needle: &str) -> usize {
         self.lines().iter().filter(|l| l.contains(needle)).count()
     }
 
     /// Runs `f` with a subscriber writing here (the sampler's poller inherits it).
-    pub fn capture<T>(&self, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn capture<T>(&self, f: impl FnOnce() -> T) -> T {
         let sink = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)

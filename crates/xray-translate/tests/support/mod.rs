@@ -20,16 +20,16 @@ use serde_json::Value as Json;
 use xray_translate::{Translator, TranslatorConfig};
 
 /// Start of every case: 2023-11-14T22:13:20.123456Z.
-pub const START_NANOS: u64 = 1_700_000_000_123_456_000;
-pub const START: f64 = 1_700_000_000.123_456;
-pub const END: f64 = 1_700_000_000.373_456;
-pub const TRACE: u128 = 0x6553_f100_bd86_2e3f_e1be_46a9_9427_2793;
-pub const SPAN: u64 = 0x53995c3f42cd8ad8;
-pub const PARENT: u64 = 0x0102030405060708;
+pub(crate) const START_NANOS: u64 = 1_700_000_000_123_456_000;
+pub(crate) const START: f64 = 1_700_000_000.123_456;
+pub(crate) const END: f64 = 1_700_000_000.373_456;
+pub(crate) const TRACE: u128 = 0x6553_f100_bd86_2e3f_e1be_46a9_9427_2793;
+pub(crate) const SPAN: u64 = 0x53995c3f42cd8ad8;
+pub(crate) const PARENT: u64 = 0x0102030405060708;
 
 /// An attribute value, written once for both sources.
 #[derive(Clone, Debug)]
-pub enum V {
+pub(crate) enum V {
     S(String),
     I(i64),
     F(f64),
@@ -128,14 +128,14 @@ fn proto_attrs(attrs: &Attrs) -> Vec<pc::KeyValue> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Parent {
+pub(crate) enum Parent {
     None,
     Local,
     Remote,
 }
 
 #[derive(Clone, Debug)]
-pub struct Event {
+pub(crate) struct Event {
     pub name: String,
     pub offset_ms: u64,
     pub attrs: Attrs,
@@ -143,7 +143,7 @@ pub struct Event {
 
 /// One conformance case: an input span and the exact field values expected.
 #[derive(Clone)]
-pub struct Case {
+pub(crate) struct Case {
     pub name: &'static str,
     pub kind: SpanKind,
     pub span_name: String,
@@ -164,7 +164,7 @@ pub struct Case {
     pub expect: Vec<(String, Option<Json>)>,
 }
 
-pub fn case(name: &'static str) -> Case {
+pub(crate) fn case(name: &'static str) -> Case {
     Case {
         name,
         kind: SpanKind::Internal,
@@ -187,50 +187,50 @@ pub fn case(name: &'static str) -> Case {
 }
 
 impl Case {
-    pub fn kind(mut self, kind: SpanKind) -> Self {
+    pub(crate) fn kind(mut self, kind: SpanKind) -> Self {
         self.kind = kind;
         self
     }
-    pub fn named(mut self, name: impl Into<String>) -> Self {
+    pub(crate) fn named(mut self, name: impl Into<String>) -> Self {
         self.span_name = name.into();
         self
     }
-    pub fn trace(mut self, id: u128) -> Self {
+    pub(crate) fn trace(mut self, id: u128) -> Self {
         self.trace_id = id;
         self
     }
-    pub fn parent(mut self, parent: Parent) -> Self {
+    pub(crate) fn parent(mut self, parent: Parent) -> Self {
         self.parent = parent;
         self
     }
-    pub fn parent_id(mut self, id: u64) -> Self {
+    pub(crate) fn parent_id(mut self, id: u64) -> Self {
         self.parent_id = id;
         self
     }
-    pub fn state(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn state(mut self, key: &str, value: &str) -> Self {
         self.trace_state.push((key.into(), value.into()));
         self
     }
-    pub fn attr(mut self, key: &str, value: impl Into<V>) -> Self {
+    pub(crate) fn attr(mut self, key: &str, value: impl Into<V>) -> Self {
         self.attrs.push((key.into(), value.into()));
         self
     }
-    pub fn res(mut self, key: &str, value: impl Into<V>) -> Self {
+    pub(crate) fn res(mut self, key: &str, value: impl Into<V>) -> Self {
         self.resource.push((key.into(), value.into()));
         self
     }
-    pub fn no_resource(mut self) -> Self {
+    pub(crate) fn no_resource(mut self) -> Self {
         self.resource.clear();
         self
     }
-    pub fn status(mut self, status: Status) -> Self {
+    pub(crate) fn status(mut self, status: Status) -> Self {
         self.status = status;
         self
     }
-    pub fn error(self, description: &'static str) -> Self {
+    pub(crate) fn error(self, description: &'static str) -> Self {
         self.status(Status::error(description))
     }
-    pub fn event(mut self, name: &str, attrs: &[(&str, V)]) -> Self {
+    pub(crate) fn event(mut self, name: &str, attrs: &[(&str, V)]) -> Self {
         let offset_ms = 10 + self.events.len() as u64;
         self.events.push(Event {
             name: name.into(),
@@ -242,7 +242,7 @@ impl Case {
         });
         self
     }
-    pub fn link(mut self, trace: u128, span: u64, attrs: &[(&str, V)]) -> Self {
+    pub(crate) fn link(mut self, trace: u128, span: u64, attrs: &[(&str, V)]) -> Self {
         self.links.push((
             trace,
             span,
@@ -254,29 +254,29 @@ impl Case {
         self
     }
     /// Ends the span at `nanos` (epoch nanoseconds).
-    pub fn ends_at(mut self, nanos: u64) -> Self {
+    pub(crate) fn ends_at(mut self, nanos: u64) -> Self {
         self.end_nanos = Some(nanos);
         self
     }
-    pub fn running(mut self) -> Self {
+    pub(crate) fn running(mut self) -> Self {
         self.in_progress = true;
         self
     }
-    pub fn scope(mut self, name: &'static str, version: Option<&'static str>) -> Self {
+    pub(crate) fn scope(mut self, name: &'static str, version: Option<&'static str>) -> Self {
         self.scope = Some((name, version));
         self
     }
-    pub fn config(mut self, config: TranslatorConfig) -> Self {
+    pub(crate) fn config(mut self, config: TranslatorConfig) -> Self {
         self.config = config;
         self
     }
     /// Expects the JSON value at `pointer` (RFC 6901) to be exactly `value`.
-    pub fn expect(mut self, pointer: &str, value: Json) -> Self {
+    pub(crate) fn expect(mut self, pointer: &str, value: Json) -> Self {
         self.expect.push((pointer.into(), Some(value)));
         self
     }
     /// Expects nothing at `pointer`.
-    pub fn absent(mut self, pointer: &str) -> Self {
+    pub(crate) fn absent(mut self, pointer: &str) -> Self {
         self.expect.push((pointer.into(), None));
         self
     }
@@ -293,7 +293,7 @@ impl Case {
         }
     }
 
-    pub fn sdk(&self) -> (SpanData, Resource) {
+    pub(crate) fn sdk(&self) -> (SpanData, Resource) {
         let mut state = TraceState::default();
         for (k, v) in self.trace_state.iter().rev() {
             state = state
@@ -374,7 +374,7 @@ impl Case {
     }
 
     /// The OTLP span, built from the case description (not from the SDK span).
-    pub fn otlp(
+    pub(crate) fn otlp(
         &self,
         sdk_resource: &Resource,
     ) -> (
@@ -475,7 +475,7 @@ impl Case {
     }
 
     /// Runs the case through every source and checks everything; returns the JSON.
-    pub fn run(&self) -> Json {
+    pub(crate) fn run(&self) -> Json {
         let translator = Translator::new(self.config.clone());
         let (span, resource) = self.sdk();
         let (otlp, otlp_resource, scope) = self.otlp(&resource);
