@@ -450,6 +450,10 @@ impl XrayLayerBuilder {
     ///
     /// A malformed `AWS_XRAY_DAEMON_ADDRESS`, sampler argument or exclusion pattern, or an
     /// exporter that cannot start; see [`Error`].
+    ///
+    /// # Panics
+    ///
+    /// Never: the one `expect` follows the match arm that took the `xray` sampler.
     pub fn build<S>(self) -> Result<XrayLayer<S>, Error>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,

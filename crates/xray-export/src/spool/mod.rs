@@ -458,6 +458,11 @@ impl Spool {
     /// [`AppendError::TooLarge`] for a record larger than the whole budget, and
     /// [`AppendError::Unwritable`] when the disk fails (or failed before): the spool then
     /// takes no more writes and the caller keeps the item in memory.
+    ///
+    /// # Panics
+    ///
+    /// Never: the `expect`s state what the lines above them checked (an open writer, a
+    /// write segment).
     pub fn append(&self, payload: &[u8], spans: u32) -> Result<Vec<u32>, AppendError> {
         let size = (record::HEADER + payload.len()) as u64;
         if size > self.max_bytes || payload.len() > record::MAX_PAYLOAD {

@@ -61,6 +61,11 @@ pub enum Parsed {
 }
 
 /// Parses the record starting at `at` in `buf`.
+///
+/// # Panics
+///
+/// Never: the fixed-size header fields are read only after the length was checked (the
+/// `expect`s convert slices of a known length to arrays).
 pub fn parse(buf: &[u8], at: usize) -> Parsed {
     let rest = buf.get(at..).unwrap_or_default();
     if rest.is_empty() {
