@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub mod peers;
+pub mod stub;
 
 pub use tempfile::TempDir;
 

@@ -3,11 +3,8 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::KeyValue;
@@ -15,6 +12,7 @@ use opentelemetry::trace::{SpanKind, TraceId};
 use opentelemetry_sdk::trace::{SamplingDecision, ShouldSample};
 use serde_json::{Value, json};
 use xray_sampling::{SAMPLING_RULE_NAME_ATTRIBUTE, XraySampler};
+use xray_testkit::stub::Reply;
 
 /// What the stub serves and what it saw.
 #[derive(Debug, Default)]
@@ -37,12 +35,12 @@ pub(crate) struct StubState {
     pub authorization: Vec<String>,
 }
 
-/// The stub server; stops on drop.
+/// The stub server (xray-testkit's scripted HTTP stub answering as X-Ray does); stops on
+/// drop.
 pub(crate) struct Stub {
     pub port: u16,
     state: Arc<Mutex<StubState>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: xray_testkit::stub::Stub,
 }
 
 pub(crate) fn now_secs() -> f64 {
@@ -75,29 +73,22 @@ pub(crate) fn default_rule() -> Value {
 
 impl Stub {
     pub(crate) fn start(state: StubState) -> Stub {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind stub");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(state));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (state, stop) = (state.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let _ = handle(stream, &state);
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                    }
-                }
-            })
-        };
+        let shared = state.clone();
+        let server = xray_testkit::stub::Stub::start(move |_, request| {
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            let (status, answer) = {
+                let mut state = shared.lock().unwrap();
+                let authorization = request.header("authorization").unwrap_or_default();
+                state.authorization.push(authorization.to_owned());
+                answer(&request.path, body, &mut state)
+            };
+            Reply::json(status, &answer.to_string())
+        });
         Stub {
-            port,
+            port: server.port,
             state,
-            stop,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -130,67 +121,13 @@ impl Stub {
     }
 }
 
-impl Drop for Stub {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn handle(stream: TcpStream, state: &Mutex<StubState>) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut length = 0usize;
-    let mut authorization = String::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap_or(0);
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("authorization")
-        {
-            authorization = v.trim().to_owned();
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body)?;
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let path = request_line.split(' ').nth(1).unwrap_or("").to_owned();
-    let (status, answer) = {
-        let mut state = state.lock().unwrap();
-        state.authorization.push(authorization);
-        answer(&path, body, &mut state)
-    };
-    let text = answer.to_string();
-    let mut stream = stream;
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    )?;
-    stream.flush()
-}
-
-fn answer(path: &str, body: Value, s: &mut StubState) -> (&'static str, Value) {
+fn answer(path: &str, body: Value, s: &mut StubState) -> (u16, Value) {
     match path {
         "/GetSamplingRules" => {
             let token = body["NextToken"].as_str().map(str::to_owned);
             s.rules_calls.push(token.clone());
             if s.fail {
-                return ("500 Internal Server Error", json!({"message": "down"}));
+                return (500, json!({"message": "down"}));
             }
             let page: usize = token
                 .as_deref()
@@ -213,12 +150,12 @@ fn answer(path: &str, body: Value, s: &mut StubState) -> (&'static str, Value) {
             if (page + 1) * size < s.rules.len() {
                 answer["NextToken"] = json!(format!("page-{}", page + 1));
             }
-            ("200 OK", answer)
+            (200, answer)
         }
         "/SamplingTargets" => {
             s.targets_calls.push(body.clone());
             if s.fail {
-                return ("500 Internal Server Error", json!({"message": "down"}));
+                return (500, json!({"message": "down"}));
             }
             let docs: Vec<Value> = body["SamplingStatisticsDocuments"]
                 .as_array()
@@ -229,7 +166,7 @@ fn answer(path: &str, body: Value, s: &mut StubState) -> (&'static str, Value) {
                 })
                 .unwrap_or_default();
             (
-                "200 OK",
+                200,
                 json!({
                     "SamplingTargetDocuments": docs,
                     "LastRuleModification": s.last_rule_modification,
@@ -237,7 +174,7 @@ fn answer(path: &str, body: Value, s: &mut StubState) -> (&'static str, Value) {
                 }),
             )
         }
-        _ => ("404 Not Found", json!({})),
+        _ => (404, json!({})),
     }
 }
 

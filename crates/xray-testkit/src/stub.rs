@@ -1,0 +1,224 @@
+//! A small scripted HTTP/1.1 stub server on loopback, for tests of clients (exporters,
+//! proxies): a handler decides each answer from the request and its sequence number, and
+//! every request is kept for the test to inspect. Std only, one thread per connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request the stub received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The request target, e.g. `/TraceSegments`.
+    pub path: String,
+    /// Header names and values, as received.
+    pub headers: Vec<(String, String)>,
+    /// The body (by `content-length`).
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first value of header `name`, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the stub does with a request.
+pub enum Reply {
+    /// Answer with this status, extra headers and body.
+    Respond(u16, Vec<(String, String)>, Vec<u8>),
+    /// Wait, then answer (the client should have given up by then).
+    Delay(Duration, Box<Reply>),
+    /// Close the connection without answering.
+    Close,
+}
+
+impl Reply {
+    /// A JSON answer with `status`.
+    pub fn json(status: u16, body: &str) -> Reply {
+        Reply::Respond(
+            status,
+            vec![("content-type".into(), "application/json".into())],
+            body.as_bytes().to_vec(),
+        )
+    }
+}
+
+type Handler = dyn Fn(usize, &Request) -> Reply + Send + Sync;
+
+/// A scripted HTTP server; the handler gets the request's sequence number (0-based).
+pub struct Stub {
+    /// The loopback port it listens on.
+    pub port: u16,
+    /// Every request received, in order.
+    pub requests: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Stub {
+    /// Starts on a free loopback port; see [`start_on`](Self::start_on).
+    pub fn start(handler: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static) -> Stub {
+        Self::start_on(0, handler)
+    }
+
+    /// Starts on a given loopback port (0: any free one). Once the stub is dropped, its
+    /// open connections close at their next request without an answer and new ones are
+    /// refused, like a server that went away; starting again on the same port brings
+    /// it back.
+    pub fn start_on(
+        port: u16,
+        handler: impl Fn(usize, &Request) -> Reply + Send + Sync + 'static,
+    ) -> Stub {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        {
+            let requests = requests.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let requests = requests.clone();
+                    let handler = handler.clone();
+                    let stop = stop.clone();
+                    std::thread::spawn(move || serve(stream, requests, handler, stop));
+                }
+            });
+        }
+        Stub {
+            port,
+            requests,
+            stop,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A copy of every request received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    requests: Arc<Mutex<Vec<Request>>>,
+    handler: Arc<Handler>,
+    stop: Arc<AtomicBool>,
+) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let path = parts.next().unwrap_or("").to_owned();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if stop.load(Ordering::SeqCst) {
+            // Gone: close without answering.
+            return;
+        }
+        let request = Request {
+            method,
+            path,
+            headers,
+            body,
+        };
+        let n = {
+            let mut all = requests.lock().unwrap();
+            all.push(request.clone());
+            all.len() - 1
+        };
+        let mut reply = handler(n, &request);
+        loop {
+            match reply {
+                Reply::Delay(d, next) => {
+                    std::thread::sleep(d);
+                    reply = *next;
+                }
+                Reply::Close => return,
+                Reply::Respond(status, extra, body) => {
+                    let mut out =
+                        format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+                    for (k, v) in extra {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    let mut bytes = out.into_bytes();
+                    bytes.extend_from_slice(&body);
+                    if writer.write_all(&bytes).is_err() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Stub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stub")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Respond(status, _, body) => write!(f, "Respond({status}, {} bytes)", body.len()),
+            Reply::Delay(d, next) => write!(f, "Delay({d:?}, {next:?})"),
+            Reply::Close => f.write_str("Close"),
+        }
+    }
+}
