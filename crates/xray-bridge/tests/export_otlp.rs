@@ -74,17 +74,7 @@ fn otlp_and_daemon_documents_go_out_as_otlp() {
             ..Default::default()
         }],
     };
-    let url = bridge.url(bridge.http, "/v1/traces");
-    let status = rt.block_on(async {
-        reqwest::Client::new()
-            .post(url)
-            .header("content-type", "application/x-protobuf")
-            .body(request.encode_to_vec())
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
+    let (status, _) = bridge.post_otlp(&request);
     assert_eq!(status, 200);
     let doc = r#"{"name":"daemon-doc","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.0,"end_time":2.0}"#;
     std::net::UdpSocket::bind("127.0.0.1:0")

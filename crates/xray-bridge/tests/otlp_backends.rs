@@ -593,23 +593,9 @@ fn otlp_input_reaches_document_and_otlp_exports_alike() {
             common::otlp_span(2, 3, "kept-2"),
         ],
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let answer = rt.block_on(async {
-        reqwest::Client::new()
-            .post(bridge.url(bridge.http, "/v1/traces"))
-            .header("content-type", "application/x-protobuf")
-            .body(request.encode_to_vec())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-    });
-    let answer = ExportTraceServiceResponse::decode(answer.as_ref()).unwrap();
+    let (status, answer) = bridge.post_otlp(&request);
+    assert_eq!(status, 200);
+    let answer = ExportTraceServiceResponse::decode(answer.as_slice()).unwrap();
     assert_eq!(answer.partial_success.unwrap().rejected_spans, 1);
     let text = bridge.wait_metrics(Duration::from_secs(15), |t| {
         Bridge::metric(t, "xray_bridge_export_spans_sent_total{export=\"file\"}") == 2

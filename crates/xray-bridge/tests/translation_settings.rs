@@ -12,7 +12,6 @@ use common::xray_stub::XrayStub;
 use common::{Bridge, Options, Scratch, otlp_request, otlp_span, read_lines};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::span::Event;
-use prost::Message;
 use serde_json::{Value, json};
 
 fn kv(key: &str, value: &str) -> KeyValue {
@@ -55,21 +54,7 @@ fn send(bridge: &mut Bridge) {
         .unwrap()
         .attributes
         .push(kv("user.home", "/home/ada"));
-    let url = bridge.url(bridge.http, "/v1/traces");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let status = rt.block_on(async {
-        reqwest::Client::new()
-            .post(url)
-            .header("content-type", "application/x-protobuf")
-            .body(request.encode_to_vec())
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
+    let (status, _) = bridge.post_otlp(&request);
     assert_eq!(status, 200, "{}", bridge.logs());
     std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()

@@ -275,6 +275,28 @@ impl Bridge {
         })
     }
 
+    /// `POST /v1/traces` on the OTLP/HTTP port with `request` as protobuf: the status and
+    /// the body.
+    pub(crate) fn post_otlp(&self, request: &ExportTraceServiceRequest) -> (u16, Vec<u8>) {
+        use prost::Message as _;
+        let url = self.url(self.http, "/v1/traces");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-protobuf")
+                .body(request.encode_to_vec())
+                .send()
+                .await
+                .expect("POST /v1/traces");
+            let status = response.status().as_u16();
+            (status, response.bytes().await.expect("body").to_vec())
+        })
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub(crate) fn stop(&mut self, timeout: Duration) -> i32 {
         self.signal("-TERM", timeout)
