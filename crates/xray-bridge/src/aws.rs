@@ -8,11 +8,66 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
+use xray_export::transport::LazySdkConfig;
+
 use crate::config::Settings;
 use crate::outbound::SdkHttpClient;
 
+/// What the AWS configuration depends on, copied from the settings so that it can be
+/// loaded later, on first use.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// `--profile`.
+    pub profile: Option<String>,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--local-mode`.
+    pub local_mode: bool,
+    /// `--role-arn`.
+    pub role_arn: Option<String>,
+}
+
+impl AwsSettings {
+    /// The AWS part of `settings`.
+    pub fn of(settings: &Settings) -> AwsSettings {
+        AwsSettings {
+            profile: settings.profile.clone(),
+            region: settings.region.clone(),
+            local_mode: settings.local_mode,
+            role_arn: settings.role_arn.clone(),
+        }
+    }
+
+    /// Whether a region is certain without loading the configuration: `--region`, or
+    /// `AWS_REGION` / `AWS_DEFAULT_REGION` (`env` looks a variable up), which the chain
+    /// reads before the profile and instance metadata.
+    ///
+    /// ```
+    /// use xray_bridge::aws::AwsSettings;
+    /// let none = |_: &str| None;
+    /// assert!(!AwsSettings::default().region_given(none));
+    /// assert!(AwsSettings::default().region_given(|k| (k == "AWS_DEFAULT_REGION").then(|| "eu-west-1".into())));
+    /// ```
+    pub fn region_given(&self, env: impl Fn(&str) -> Option<String>) -> bool {
+        self.region.is_some()
+            || ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .any(|k| env(k).is_some_and(|v| !v.trim().is_empty()))
+    }
+}
+
+/// The AWS configuration for `settings`, loaded when an export, the telemetry records or
+/// the sampling proxy first need it: until then none of the AWS SDK's code runs, which
+/// keeps an idle bridge small.
+pub fn lazy(settings: AwsSettings, http: reqwest::Client) -> LazySdkConfig {
+    LazySdkConfig::new(move || {
+        let (settings, http) = (settings.clone(), http.clone());
+        async move { load(&settings, &http).await }
+    })
+}
+
 /// Loads the AWS configuration for `settings`.
-pub async fn load(settings: &Settings, http: &reqwest::Client) -> SdkConfig {
+pub async fn load(settings: &AwsSettings, http: &reqwest::Client) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(SdkHttpClient::new(http.clone()));
     if let Some(profile) = &settings.profile {

@@ -243,7 +243,7 @@ mod tests {
         let metrics = Metrics::default();
         let pipeline = Pipeline::start_with_metrics(
             ApiTransport::new(ApiConfig {
-                sdk_config: Some(sdk),
+                sdk_config: Some(sdk.into()),
                 endpoint_url: Some(format!("http://{closed}")),
                 backend_errors: Some(errors.clone()),
                 http_client: Some(http),

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use xray_console::{LocalTransport, Store};
 
+use xray_export::transport::LazySdkConfig;
 use xray_export::transport::api::{ApiConfig, ApiTransport, BackendErrors};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
@@ -251,8 +251,8 @@ pub fn start(
 /// What the exports to AWS and OTLP backends share.
 #[derive(Clone)]
 pub struct Outbound {
-    /// The AWS configuration (needed by `api` and `otlp`).
-    pub sdk: Option<SdkConfig>,
+    /// The AWS configuration (needed by `api` and `otlp`), loaded on first use.
+    pub sdk: Option<LazySdkConfig>,
     /// The one outbound HTTP client (proxy, TLS).
     pub http: reqwest::Client,
     /// PutTraceSegments' backend errors, for the telemetry records.

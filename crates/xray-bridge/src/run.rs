@@ -151,15 +151,14 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         .iter()
         .find(|e| matches!(e, ExportKind::Api | ExportKind::Otlp));
     let needs_aws = exports.iter().any(to_aws) || listeners.tcp.is_some();
-    let sdk = if needs_aws {
-        Some(aws::load(&settings, &http).await)
-    } else {
-        None
-    };
+    let aws_settings = aws::AwsSettings::of(&settings);
+    // Loaded on first use, unless the start needs it: to find a region that neither
+    // `--region` nor the environment gives, and for the sampling proxy.
+    let sdk = needs_aws.then(|| aws::lazy(aws_settings.clone(), http.clone()));
     if let Some(sdk) = &sdk
         && let Some(export) = needs_region
-        && settings.region.is_none()
-        && sdk.region().is_none()
+        && !aws_settings.region_given(|k| std::env::var(k).ok())
+        && sdk.get().await.region().is_none()
     {
         return Err(format!(
             "--export {export} needs an AWS region: pass --region (or set AWS_REGION)"
@@ -168,6 +167,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let registry = Registry::default();
     let upstream = match (&listeners.tcp, &sdk) {
         (Some(_), Some(sdk)) => {
+            let sdk = sdk.get().await;
             let region = settings
                 .region
                 .clone()
@@ -202,24 +202,20 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let (telemetry_stop_tx, telemetry_stop) = watch::channel(false);
     let telemetry_task = match (&sdk, settings.telemetry) {
         (Some(sdk), true) => {
-            let client = telemetry::client(
-                sdk,
-                settings.region.as_deref(),
-                settings.endpoint_url.as_deref(),
-            );
-            let (sink, registry, backend_errors) =
-                (sink.clone(), registry.clone(), backend_errors.clone());
-            let (local_mode, resource_arn, interval) = (
-                settings.local_mode,
-                settings.resource_arn.clone(),
+            let telemetry = Telemetry::new(
+                telemetry::Destination {
+                    sdk: sdk.clone(),
+                    region: settings.region.clone(),
+                    endpoint: settings.endpoint_url.clone(),
+                    local_mode: settings.local_mode,
+                    resource_arn: settings.resource_arn.clone(),
+                },
+                &registry,
+                sink.clone(),
+                backend_errors.clone(),
                 settings.telemetry_interval,
             );
-            Some(tokio::spawn(async move {
-                let identity = telemetry::identity(local_mode, resource_arn.as_deref()).await;
-                Telemetry::new(client, &registry, sink, backend_errors, identity, interval)
-                    .run(telemetry_stop)
-                    .await;
-            }))
+            Some(tokio::spawn(telemetry.run(telemetry_stop)))
         }
         _ => None,
     };

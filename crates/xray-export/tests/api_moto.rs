@@ -31,7 +31,7 @@ fn sdk_config() -> SdkConfig {
 
 fn api(url: String) -> ApiConfig {
     ApiConfig {
-        sdk_config: Some(sdk_config()),
+        sdk_config: Some(sdk_config().into()),
         endpoint_url: Some(url),
         ..Default::default()
     }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 use xray_model::limits::MAX_DOCUMENTS_PER_PUT;
@@ -21,7 +20,7 @@ use xray_model::limits::MAX_DOCUMENTS_PER_PUT;
 use crate::item::Document;
 use crate::metrics::DropReason;
 use crate::transport::limit::AdaptiveLimit;
-use crate::transport::sigv4::{Signer, regional_endpoint, sdk_config};
+use crate::transport::sigv4::{LazySdkConfig, Signer, regional_endpoint, sdk_config};
 use crate::transport::{SendContext, SendFuture, Transport};
 
 /// Most bytes in one `PutTraceSegments` request body.
@@ -39,9 +38,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
 /// Settings for [`ApiTransport`].
 #[derive(Clone, Default)]
 pub struct ApiConfig {
-    /// A ready `aws-config` configuration; loaded from the environment on first use when
-    /// `None`.
-    pub sdk_config: Option<SdkConfig>,
+    /// The `aws-config` configuration (ready, or loaded on first use: `SdkConfig::into`);
+    /// loaded from the environment on first use when `None`.
+    pub sdk_config: Option<LazySdkConfig>,
     /// Overrides the region (else `AWS_REGION` and the rest of the chain).
     pub region: Option<String>,
     /// A custom endpoint (VPC endpoint, test server), e.g. `http://127.0.0.1:4566`; else

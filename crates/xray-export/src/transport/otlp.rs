@@ -6,7 +6,6 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
@@ -18,7 +17,7 @@ use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
 use crate::item::Item;
 use crate::metrics::DropReason;
-use crate::transport::sigv4::{Signer, regional_endpoint, sdk_config};
+use crate::transport::sigv4::{LazySdkConfig, Signer, regional_endpoint, sdk_config};
 use crate::transport::{SendContext, SendFuture, Transport};
 
 /// Most spans the endpoint takes in one request.
@@ -250,9 +249,9 @@ pub enum OtlpCompression {
 /// Settings for [`OtlpTransport`].
 #[derive(Clone, Default)]
 pub struct OtlpConfig {
-    /// A ready `aws-config` configuration; loaded from the environment when `None` (and
-    /// only when requests are signed).
-    pub sdk_config: Option<SdkConfig>,
+    /// The `aws-config` configuration (ready, or loaded on first use: `SdkConfig::into`);
+    /// loaded from the environment when `None` (only when requests are signed).
+    pub sdk_config: Option<LazySdkConfig>,
     /// Overrides the region used for the endpoint and the signature.
     pub region: Option<String>,
     /// Overrides the endpoint (default `https://xray.<region>.amazonaws.com/v1/traces`).

@@ -2,6 +2,10 @@
 //! `aws-config` configuration loaded on first use, credentials from its provider chain
 //! cached until five minutes before they expire, and the signed headers of one request.
 
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -10,11 +14,85 @@ use aws_credential_types::provider::ProvideCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 
-/// `given`, else the configuration `aws-config` loads from the environment (region,
-/// credential chain); only called when a request is about to be signed.
-pub(crate) async fn sdk_config(given: Option<&SdkConfig>) -> SdkConfig {
+type Load = dyn Fn() -> Pin<Box<dyn Future<Output = SdkConfig> + Send>> + Send + Sync;
+
+/// An `aws-config` configuration that is loaded when a transport first needs it (to sign
+/// its first request), once, and shared by its clones: a process that has nothing to
+/// send yet never sets up the credential chain. A ready configuration converts into one
+/// (`SdkConfig::into`).
+///
+/// # Examples
+///
+/// ```
+/// use aws_config::{BehaviorVersion, Region, SdkConfig};
+/// use xray_export::transport::LazySdkConfig;
+///
+/// let lazy = LazySdkConfig::new(|| async {
+///     SdkConfig::builder()
+///         .behavior_version(BehaviorVersion::latest())
+///         .region(Region::new("eu-west-1"))
+///         .build()
+/// });
+/// assert!(lazy.loaded().is_none());
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let region = runtime.block_on(lazy.get()).region().map(|r| r.to_string());
+/// assert_eq!(region.as_deref(), Some("eu-west-1"));
+/// assert!(lazy.clone().loaded().is_some(), "clones share it");
+/// ```
+#[derive(Clone)]
+pub struct LazySdkConfig {
+    cell: Arc<tokio::sync::OnceCell<SdkConfig>>,
+    load: Arc<Load>,
+}
+
+impl LazySdkConfig {
+    /// A configuration that `load` makes on first use.
+    pub fn new<F, Fut>(load: F) -> LazySdkConfig
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = SdkConfig> + Send + 'static,
+    {
+        LazySdkConfig {
+            cell: Arc::new(tokio::sync::OnceCell::new()),
+            load: Arc::new(move || Box::pin(load())),
+        }
+    }
+
+    /// The configuration, loaded now if it was not yet (callers at the same time wait
+    /// for the one load).
+    pub async fn get(&self) -> &SdkConfig {
+        self.cell.get_or_init(|| (self.load)()).await
+    }
+
+    /// The configuration if it is loaded.
+    pub fn loaded(&self) -> Option<&SdkConfig> {
+        self.cell.get()
+    }
+}
+
+impl From<SdkConfig> for LazySdkConfig {
+    fn from(sdk: SdkConfig) -> LazySdkConfig {
+        LazySdkConfig {
+            cell: Arc::new(tokio::sync::OnceCell::new_with(Some(sdk))),
+            load: Arc::new(|| Box::pin(aws_config::defaults(BehaviorVersion::latest()).load())),
+        }
+    }
+}
+
+impl fmt::Debug for LazySdkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazySdkConfig")
+            .field("loaded", &self.loaded().is_some())
+            .finish()
+    }
+}
+
+/// `given` (loaded now if it was not yet), else the configuration `aws-config` loads from
+/// the environment (region, credential chain); only called when a request is about to be
+/// signed.
+pub(crate) async fn sdk_config(given: Option<&LazySdkConfig>) -> SdkConfig {
     match given {
-        Some(sdk) => sdk.clone(),
+        Some(sdk) => sdk.get().await.clone(),
         None => aws_config::defaults(BehaviorVersion::latest()).load().await,
     }
 }
