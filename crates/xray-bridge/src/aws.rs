@@ -6,7 +6,8 @@
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 
 use xray_export::transport::LazySdkConfig;
 
@@ -38,21 +39,24 @@ impl AwsSettings {
         }
     }
 
-    /// Whether a region is certain without loading the configuration: `--region`, or
-    /// `AWS_REGION` / `AWS_DEFAULT_REGION` (`env` looks a variable up), which the chain
-    /// reads before the profile and instance metadata.
+    /// The region, when it is certain without loading the configuration: `--region`,
+    /// else `AWS_REGION`, else `AWS_DEFAULT_REGION` (`env` looks a variable up), which the
+    /// chain reads, in this order, before the profile and instance metadata.
     ///
     /// ```
     /// use xray_bridge::aws::AwsSettings;
-    /// let none = |_: &str| None;
-    /// assert!(!AwsSettings::default().region_given(none));
-    /// assert!(AwsSettings::default().region_given(|k| (k == "AWS_DEFAULT_REGION").then(|| "eu-west-1".into())));
+    /// let env = |k: &str| (k == "AWS_DEFAULT_REGION").then(|| "eu-west-1".to_owned());
+    /// assert_eq!(AwsSettings::default().given_region(|_| None), None);
+    /// assert_eq!(AwsSettings::default().given_region(env).as_deref(), Some("eu-west-1"));
     /// ```
-    pub fn region_given(&self, env: impl Fn(&str) -> Option<String>) -> bool {
-        self.region.is_some()
-            || ["AWS_REGION", "AWS_DEFAULT_REGION"]
+    pub fn given_region(&self, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        self.region.clone().or_else(|| {
+            ["AWS_REGION", "AWS_DEFAULT_REGION"]
                 .iter()
-                .any(|k| env(k).is_some_and(|v| !v.trim().is_empty()))
+                .filter_map(|k| env(k))
+                .map(|v| v.trim().to_owned())
+                .find(|v| !v.is_empty())
+        })
     }
 }
 
@@ -125,11 +129,35 @@ pub async fn load(settings: &AwsSettings, http: &reqwest::Client) -> SdkConfig {
     }
 }
 
-/// The X-Ray API base URL: `--endpoint-url`, else the regional endpoint.
-pub fn xray_endpoint(settings: &Settings, sdk: &SdkConfig) -> Option<String> {
-    if let Some(url) = &settings.endpoint_url {
-        return Some(url.clone());
+/// The X-Ray API base URL: `--endpoint-url`, else the endpoint of `region`.
+pub fn xray_endpoint(settings: &Settings, region: &str) -> String {
+    settings
+        .endpoint_url
+        .clone()
+        .unwrap_or_else(|| xray_export::transport::regional_endpoint(region))
+}
+
+/// The credentials provider of `sdk`, which it loads when credentials are first asked
+/// for.
+pub fn lazy_credentials(sdk: LazySdkConfig) -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(LazyCredentials(sdk))
+}
+
+#[derive(Debug)]
+struct LazyCredentials(LazySdkConfig);
+
+impl ProvideCredentials for LazyCredentials {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            match self.0.get().await.credentials_provider() {
+                Some(provider) => provider.provide_credentials().await,
+                None => Err(CredentialsError::not_loaded(
+                    "no AWS credentials provider is configured",
+                )),
+            }
+        })
     }
-    let region = sdk.region()?;
-    Some(format!("https://xray.{region}.amazonaws.com"))
 }

@@ -152,12 +152,13 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         .find(|e| matches!(e, ExportKind::Api | ExportKind::Otlp));
     let needs_aws = exports.iter().any(to_aws) || listeners.tcp.is_some();
     let aws_settings = aws::AwsSettings::of(&settings);
-    // Loaded on first use, unless the start needs it: to find a region that neither
-    // `--region` nor the environment gives, and for the sampling proxy.
+    // Loaded on first use, unless the start needs it to find a region that neither
+    // `--region` nor the environment gives.
     let sdk = needs_aws.then(|| aws::lazy(aws_settings.clone(), http.clone()));
+    let given_region = aws_settings.given_region(|k| std::env::var(k).ok());
     if let Some(sdk) = &sdk
         && let Some(export) = needs_region
-        && !aws_settings.region_given(|k| std::env::var(k).ok())
+        && given_region.is_none()
         && sdk.get().await.region().is_none()
     {
         return Err(format!(
@@ -167,20 +168,17 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let registry = Registry::default();
     let upstream = match (&listeners.tcp, &sdk) {
         (Some(_), Some(sdk)) => {
-            let sdk = sdk.get().await;
-            let region = settings
-                .region
-                .clone()
-                .or_else(|| sdk.region().map(|r| r.to_string()))
-                .ok_or(
-                    "the sampling proxy needs an AWS region: pass --region (or AWS_REGION), or --tcp off",
-                )?;
-            let endpoint = aws::xray_endpoint(&settings, sdk)
-                .unwrap_or_else(|| format!("https://xray.{region}.amazonaws.com"));
+            let region = match &given_region {
+                Some(region) => Some(region.clone()),
+                None => sdk.get().await.region().map(|r| r.to_string()),
+            }
+            .ok_or(
+                "the sampling proxy needs an AWS region: pass --region (or AWS_REGION), or --tcp off",
+            )?;
             Some(Upstream {
-                endpoint,
+                endpoint: aws::xray_endpoint(&settings, &region),
                 region,
-                credentials: sdk.credentials_provider(),
+                credentials: Some(aws::lazy_credentials(sdk.clone())),
                 client: http.clone(),
             })
         }
