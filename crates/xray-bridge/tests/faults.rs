@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use common::{Bridge, Options, Scratch, otlp_request};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+use xray_testkit::stub::{Reply, Stub};
 
 const UP: u8 = 0;
 const UNAVAILABLE: u8 = 1;
@@ -27,67 +28,42 @@ struct Api {
     url: String,
     mode: Arc<AtomicU8>,
     arrived: Arc<Mutex<HashMap<String, u32>>>,
-    _rt: tokio::runtime::Runtime,
+    _stub: Stub,
 }
 
 impl Api {
     fn start() -> Api {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let mode = Arc::new(AtomicU8::new(UP));
         let arrived: Arc<Mutex<HashMap<String, u32>>> = Default::default();
         let (m, a) = (mode.clone(), arrived.clone());
-        let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-            let (m, a) = (m.clone(), a.clone());
-            async move {
-                let json = [("content-type", "application/json")];
-                match m.load(Ordering::SeqCst) {
-                    UNAVAILABLE => (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        json,
-                        r#"{"__type":"ServiceUnavailableException"}"#.to_owned(),
-                    ),
-                    THROTTLED => (
-                        axum::http::StatusCode::TOO_MANY_REQUESTS,
-                        json,
-                        r#"{"__type":"ThrottledException","message":"Rate exceeded"}"#.to_owned(),
-                    ),
-                    _ => {
-                        let request: serde_json::Value =
-                            serde_json::from_slice(&body).unwrap_or_default();
-                        // PutTelemetryRecords (on by default with --export api) is
-                        // answered, not counted.
-                        let Some(docs) = request["TraceSegmentDocuments"].as_array() else {
-                            return (axum::http::StatusCode::OK, json, "{}".to_owned());
-                        };
-                        let mut a = a.lock().unwrap();
-                        for doc in docs {
-                            let doc: serde_json::Value =
-                                serde_json::from_str(doc.as_str().unwrap()).unwrap();
-                            *a.entry(doc["id"].as_str().unwrap().to_owned()).or_default() += 1;
-                        }
-                        (
-                            axum::http::StatusCode::OK,
-                            json,
-                            r#"{"UnprocessedTraceSegments":[]}"#.to_owned(),
-                        )
-                    }
+        let stub = Stub::start(move |_, request| match m.load(Ordering::SeqCst) {
+            UNAVAILABLE => Reply::json(503, r#"{"__type":"ServiceUnavailableException"}"#),
+            THROTTLED => Reply::json(
+                429,
+                r#"{"__type":"ThrottledException","message":"Rate exceeded"}"#,
+            ),
+            _ => {
+                let request: serde_json::Value =
+                    serde_json::from_slice(&request.body).unwrap_or_default();
+                // PutTelemetryRecords (on by default with --export api) is answered, not
+                // counted.
+                let Some(docs) = request["TraceSegmentDocuments"].as_array() else {
+                    return Reply::json(200, "{}");
+                };
+                let mut a = a.lock().unwrap();
+                for doc in docs {
+                    let doc: serde_json::Value =
+                        serde_json::from_str(doc.as_str().unwrap()).unwrap();
+                    *a.entry(doc["id"].as_str().unwrap().to_owned()).or_default() += 1;
                 }
+                Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)
             }
         });
-        rt.spawn(async move { axum::serve(listener, app).await });
         Api {
-            url,
+            url: stub.url(),
             mode,
             arrived,
-            _rt: rt,
+            _stub: stub,
         }
     }
 

@@ -73,22 +73,14 @@ fn run(
         .build()
         .unwrap();
     let stub = slow_api.map(|delay| {
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new().fallback(move || async move {
-            tokio::time::sleep(delay).await;
-            (
-                [("content-type", "application/json")],
-                r#"{"UnprocessedTraceSegments":[]}"#,
-            )
-        });
-        rt.spawn(async move { axum::serve(listener, app).await });
-        url
+        xray_testkit::stub::Stub::start(move |_, _| {
+            std::thread::sleep(delay);
+            xray_testkit::stub::Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)
+        })
     });
+    let stub_url = stub.as_ref().map(|s| s.url());
     let mut args = vec!["--buffer-memory", &buffer, "--log-level", "warn"];
-    let options = match &stub {
+    let options = match &stub_url {
         Some(url) => {
             // One call in flight, so the stub's delay really makes the export slow.
             args.extend(["--region", "us-east-1", "--endpoint-url", url]);
