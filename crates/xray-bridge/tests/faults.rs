@@ -43,17 +43,14 @@ impl Api {
                 r#"{"__type":"ThrottledException","message":"Rate exceeded"}"#,
             ),
             _ => {
-                let request: serde_json::Value =
-                    serde_json::from_slice(&request.body).unwrap_or_default();
                 // PutTelemetryRecords (on by default with --export api) is answered, not
                 // counted.
-                let Some(docs) = request["TraceSegmentDocuments"].as_array() else {
+                let Some(docs) = request.trace_segment_documents() else {
                     return Reply::json(200, "{}");
                 };
                 let mut a = a.lock().unwrap();
                 for doc in docs {
-                    let doc: serde_json::Value =
-                        serde_json::from_str(doc.as_str().unwrap()).unwrap();
+                    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
                     *a.entry(doc["id"].as_str().unwrap().to_owned()).or_default() += 1;
                 }
                 Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)
@@ -134,14 +131,6 @@ fn otlp_body(first: u64, n: u64) -> Vec<u8> {
         })
         .collect();
     otlp_request("faults", spans).encode_to_vec()
-}
-
-fn vm_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Where the sender sends: the current bridge's ports (`None` while it is down).
@@ -302,7 +291,7 @@ fn a_minute_outage_with_a_sigkill_in_it_loses_nothing_accepted() {
             api.set(UP);
             state = 3;
         }
-        if let Some(rss) = vm_rss_kib(bridge.pid()) {
+        if let Some(rss) = xray_testkit::proc_status_kib(bridge.pid(), "VmRSS") {
             max_rss = max_rss.max(rss);
         }
         std::thread::sleep(Duration::from_millis(250));

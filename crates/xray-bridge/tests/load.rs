@@ -38,14 +38,6 @@ fn batch(start: u64, n: u64) -> Vec<u8> {
     otlp_request("load", spans).encode_to_vec()
 }
 
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// What a run saw.
 struct Report {
     sent: u64,
@@ -167,7 +159,7 @@ fn run(
         max_queue_bytes <= buffer_mb * 1024 * 1024,
         "queue {max_queue_bytes} bytes over its {buffer_mb} MiB bound"
     );
-    let hwm = vm_hwm_kib(bridge.pid()).unwrap_or(0);
+    let hwm = xray_testkit::proc_status_kib(bridge.pid(), "VmHWM").unwrap_or(0);
     let code = bridge.stop(Duration::from_secs(30));
     assert_eq!(code, if export_dropped == 0 { 0 } else { 3 });
     if stub.is_none() {
