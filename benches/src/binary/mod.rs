@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod load;
+pub mod pin;
 pub mod process;
 pub mod stub;
 pub mod workload;
