@@ -613,12 +613,12 @@ fn print(runs: &[Run], load: &Load) {
     );
     println!();
     println!(
-        "| scenario | server | sent spans/s | accepted spans/s | delivered spans/s | delivered / accepted | CPU s per 100k spans | idle RSS | peak RSS | RSS after | exit |"
+        "| scenario | server | sent spans/s | accepted spans/s | delivered spans/s | delivered / accepted | server CPU | CPU s per 100k spans | idle RSS | peak RSS | RSS after | exit |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in runs {
         println!(
-            "| {} | {} | {:.0} | {:.0} | **{:.0}** | {:.3} | {} | {:.1} MB | {:.1} MB | {:.1} MB | {} |",
+            "| {} | {} | {:.0} | {:.0} | **{:.0}** | {:.3} | {:.0} % | {} | {:.1} MB | {:.1} MB | {:.1} MB | {} |",
             r.scenario,
             r.server,
             r.per_second(r.sent, r.load_secs),
@@ -629,6 +629,7 @@ fn print(runs: &[Run], load: &Load) {
             } else {
                 0.0
             },
+            r.cpu_percent(),
             match r.cpu_per_100k() {
                 cpu if cpu.is_finite() => format!("{cpu:.2}"),
                 _ => "n/a".to_owned(),
@@ -639,6 +640,10 @@ fn print(runs: &[Run], load: &Load) {
             r.exit.map_or("-".to_owned(), |c| c.to_string()),
         );
     }
+    println!();
+    println!(
+        "server CPU: its utime + stime over the load's duration, in % of one core (pinned to one core, near 100 % means the server set the rate; well below, something else did)"
+    );
     let scenarios: Vec<&String> = runs
         .iter()
         .filter(|r| r.server == "rotel")
