@@ -595,10 +595,12 @@ fn print_daemon_reference(run: &Run) {
         "| X-Ray daemon (published) | 4,000 | 38 % of a t2.micro | 17 MB | 29.5 MB | t2.micro (1 vCPU) |"
     );
     println!(
-        "| xray-bridge, {} | {:.0} delivered of {:.0} sent | **{:.1} %** of one core | {:.1} MB | **{:.1} MB** | this machine |",
+        "| xray-bridge, {} | {:.0} sent/s for {:.1} s, {} of {} delivered | **{:.1} %** of one core | {:.1} MB | **{:.1} MB** | this machine |",
         run.scenario,
-        run.delivered_per_second(),
         run.per_second(run.sent, run.load_secs),
+        run.load_secs,
+        run.delivered,
+        run.sent,
         run.cpu_percent(),
         mb(run.idle_rss),
         mb(run.peak_rss),
