@@ -102,6 +102,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, …), in KiB; `None` when the
+/// process or the field is gone.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        let value = l.strip_prefix(field)?.strip_prefix(':')?;
+        value.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
 /// A UDP socket bound to a free port on 127.0.0.1 with a read timeout.
 pub fn udp_listener() -> UdpSocket {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
