@@ -500,11 +500,11 @@ impl Backend {
     }
 
     /// Installs the worker's periodic work (see `Pipeline::set_tick`).
-    pub(crate) fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
+    pub(crate) fn set_tick(&self, every: Duration, work: Box<dyn crate::queue::TickWork>) {
         match self {
-            Backend::Documents { pipeline, .. } => pipeline.set_tick(every, run),
+            Backend::Documents { pipeline, .. } => pipeline.set_tick(every, work),
             #[cfg(feature = "otlp")]
-            Backend::Otlp(pipeline) => pipeline.set_tick(every, run),
+            Backend::Otlp(pipeline) => pipeline.set_tick(every, work),
         }
     }
 

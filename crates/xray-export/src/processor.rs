@@ -17,6 +17,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use crate::exporter::{XrayExporter, sdk_error};
 use crate::metrics::DropReason;
 use crate::open_trees::{OpenTrees, estimated_bytes};
+use crate::queue::TickWork;
 use crate::transport::log_drop;
 
 /// The rules of an [`XraySpanProcessor`]: when parts of a tree go out before its root
@@ -213,21 +214,37 @@ impl XraySpanProcessor {
             last_check: Mutex::new(Instant::now()),
             exporter,
         });
-        let weak: Weak<Inner> = Arc::downgrade(&inner);
-        inner.exporter.backend.set_tick(
-            every,
-            Box::new(move || {
-                if let Some(inner) = weak.upgrade() {
-                    inner.work();
-                }
-            }),
-        );
+        let turn = WorkerTurn(Arc::downgrade(&inner));
+        inner.exporter.backend.set_tick(every, Box::new(turn));
         XraySpanProcessor { inner }
     }
 
     /// The exporter's counters.
     pub fn metrics(&self) -> &crate::Metrics {
         self.inner.exporter.metrics()
+    }
+}
+
+/// The processor's share of the exporter's worker: translating what was handed over, and
+/// the time-based rules.
+struct WorkerTurn(Weak<Inner>);
+
+impl TickWork for WorkerTurn {
+    fn run(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.work();
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.0.upgrade().is_some_and(|inner| {
+            !inner
+                .ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .batches
+                .is_empty()
+        })
     }
 }
 
