@@ -38,7 +38,7 @@ mod wake;
 
 pub use exporter::{BuildError, FlushHandle, XrayExporter, XrayExporterBuilder};
 pub use item::{Document, Item, Unencodable};
-pub use metrics::{DropReason, Metrics, MetricsSnapshot};
+pub use metrics::{CALL_DURATION_BOUNDS, CallDurations, DropReason, Metrics, MetricsSnapshot};
 pub use pipeline::{FlushError, Pipeline, PipelineConfig};
 pub use processor::{ProcessorConfig, XraySpanProcessor};
 pub use queue::Overflow;
