@@ -417,13 +417,13 @@ impl Backend {
                 nest,
             } => {
                 let resource = translator.prepare_sdk(resource);
-                for batch in batches {
+                for batch in batches.into_iter().filter(|b| !b.is_empty()) {
                     submit_documents(pipeline, &resource, *nest, metrics, &batch, scratch);
                 }
             }
             #[cfg(feature = "otlp")]
             Backend::Otlp(pipeline) => {
-                for batch in batches {
+                for batch in batches.into_iter().filter(|b| !b.is_empty()) {
                     let (items, too_large) = OtlpSpans::from_sdk(batch, resource);
                     for item in items {
                         pipeline.submit(item);
