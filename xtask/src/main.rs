@@ -11,14 +11,17 @@
 //!   `rust-version` (clippy's `incompatible_msrv` lint checks our own code against it).
 //! - `publish-check`: `cargo publish --workspace --dry-run` (every publishable crate is
 //!   packaged and built from its package, against the others' packages).
+//! - `fuzz [--quick | --runs N] [TARGET...]`: the cargo-fuzz targets on the stable
+//!   toolchain, each for a bounded number of inputs (see `fuzz.rs`).
+
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use xray_testkit::peers;
 
-const USAGE: &str =
-    "usage: cargo xtask <test [ARGS]|peers|name-chars [--check]|msrv|publish-check>";
+const USAGE: &str = "usage: cargo xtask <test [ARGS]|peers|name-chars [--check]|msrv|publish-check|fuzz [--quick|--runs N] [TARGET...]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
         Some("name-chars") => name_chars(args.get(1).is_some_and(|a| a == "--check")),
         Some("msrv") => msrv(),
         Some("publish-check") => publish_check(),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => Err(USAGE.to_owned()),
     };
     match result {
