@@ -35,8 +35,8 @@ use xray_bridge_benches::binary::load::{self, LoadResult};
 use xray_bridge_benches::binary::process::{
     Scratch, Server, Usage, free_port, free_udp_port, xray_bridge_bin,
 };
-use xray_bridge_benches::binary::stub::{self, StubApi};
 use xray_bridge_benches::binary::workload::{self, OtlpBody};
+use xray_testkit::counting_api::{self as stub, StubApi};
 
 /// How hard and how long each run pushes.
 #[derive(Debug, Clone, Copy)]

@@ -30,8 +30,8 @@ use xray_bridge_benches::binary::load;
 use xray_bridge_benches::binary::process::{
     Scratch, Server, free_port, free_udp_port, xray_bridge_bin,
 };
-use xray_bridge_benches::binary::stub::StubApi;
 use xray_bridge_benches::binary::workload;
+use xray_testkit::counting_api::StubApi;
 
 /// The soak's settings, from the environment.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,8 @@
-//! Test support shared by the workspace's tests: the published segment-document schema,
-//! free loopback ports, and real peers (moto's X-Ray server, Python scripts) started on
-//! loopback and stopped on drop.
+//! Test support shared by the workspace's tests and benchmarks: the published
+//! segment-document schema, free loopback ports, temporary directories, stub HTTP servers
+//! ([`stub`] scripted, [`counting_api`] a fast counting `PutTraceSegments`) over one
+//! HTTP/1.1 reader ([`http`]), and real peers (moto's X-Ray server, Python scripts) started
+//! on loopback and stopped on drop.
 #![warn(missing_docs)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,6 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod counting_api;
+pub mod http;
 pub mod peers;
 pub mod stub;
 
@@ -96,6 +100,16 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind a free port")
         .port()
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, …), in KiB; `None` when the
+/// process or the field is gone.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        let value = l.strip_prefix(field)?.strip_prefix(':')?;
+        value.trim().trim_end_matches("kB").trim().parse().ok()
+    })
 }
 
 /// A UDP socket bound to a free port on 127.0.0.1 with a read timeout.
