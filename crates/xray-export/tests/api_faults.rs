@@ -36,7 +36,7 @@ fn pipeline(url: String, retry: RetryPolicy) -> (Pipeline<Document>, Metrics) {
         )))
         .build();
     let config = ApiConfig {
-        sdk_config: Some(sdk),
+        sdk_config: Some(sdk.into()),
         endpoint_url: Some(url),
         max_in_flight: Some(2),
         ..Default::default()

@@ -68,7 +68,7 @@ fn pipeline(
     let metrics = Metrics::default();
     let p = Pipeline::start_with_metrics(
         ApiTransport::new(ApiConfig {
-            sdk_config: Some(sdk()),
+            sdk_config: Some(sdk().into()),
             endpoint_url: Some(url),
             max_in_flight: Some(max_in_flight),
             ..Default::default()

@@ -72,7 +72,7 @@ fn start(url: &str, spool: SpoolConfig, metrics: Metrics) -> std::io::Result<Pip
         .build();
     Pipeline::start_with_metrics(
         ApiTransport::new(ApiConfig {
-            sdk_config: Some(sdk),
+            sdk_config: Some(sdk.into()),
             endpoint_url: Some(url.to_owned()),
             ..Default::default()
         }),

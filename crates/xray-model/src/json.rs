@@ -294,6 +294,20 @@ fn clean_prefix(bytes: &[u8]) -> usize {
             .count()
 }
 
+/// Appends `s` as a quoted JSON string, escaped as `serde_json` escapes it: `"`, `\` and
+/// control characters only; everything else, non-ASCII included, is copied as it is.
+///
+/// # Examples
+///
+/// ```
+/// let mut out = Vec::new();
+/// xray_model::write_json_string(&mut out, "a\"b\\c\u{1}é");
+/// assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\u0001é""#);
+/// ```
+pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    string(out, s);
+}
+
 /// A quoted, escaped JSON string.
 fn string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
