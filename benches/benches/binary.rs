@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use xray_bridge_benches::binary::load::{self, LoadResult};
 use xray_bridge_benches::binary::process::{Scratch, Server, Usage, free_port, free_udp_port};
-use xray_bridge_benches::binary::stub::{self, StubApi};
 use xray_bridge_benches::binary::workload::{self, OtlpBody};
+use xray_testkit::counting_api::{self as stub, StubApi};
 
 /// How hard and how long each run pushes.
 #[derive(Debug, Clone, Copy)]

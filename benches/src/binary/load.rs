@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message as _;
 
-use super::http::{Message, read_message};
 use super::workload::OtlpBody;
+use xray_testkit::http::{Message, read_message};
 
 /// What a load run did.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,6 +1,8 @@
-//! Test support shared by the workspace's tests: the published segment-document schema,
-//! free loopback ports, and real peers (moto's X-Ray server, Python scripts) started on
-//! loopback and stopped on drop.
+//! Test support shared by the workspace's tests and benchmarks: the published
+//! segment-document schema, free loopback ports, temporary directories, stub HTTP servers
+//! ([`stub`] scripted, [`counting_api`] a fast counting `PutTraceSegments`) over one
+//! HTTP/1.1 reader ([`http`]), and real peers (moto's X-Ray server, Python scripts) started
+//! on loopback and stopped on drop.
 #![warn(missing_docs)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,6 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod counting_api;
+pub mod http;
 pub mod peers;
 pub mod stub;
 

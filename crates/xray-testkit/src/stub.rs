@@ -1,23 +1,27 @@
 //! A small scripted HTTP/1.1 stub server on loopback, for tests of clients (exporters,
 //! proxies): a handler decides each answer from the request and its sequence number, and
-//! every request is kept for the test to inspect. Std only, one thread per connection.
+//! every request is kept for the test to inspect. Std only, one thread per connection, so a
+//! handler that blocks holds only its own connection (calls in flight can be measured).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::http::{Message, read_message};
 
 /// One request the stub received.
 #[derive(Debug, Clone)]
 pub struct Request {
     /// `GET`, `POST`, …
     pub method: String,
-    /// The request target, e.g. `/TraceSegments`.
+    /// The request target in origin form, e.g. `/TraceSegments` (an absolute-form target,
+    /// as a proxy sends it, is reduced to its path and query).
     pub path: String,
-    /// Header names and values, as received.
+    /// Header names (lower case) and values.
     pub headers: Vec<(String, String)>,
-    /// The body (by `content-length`).
+    /// The body (by `content-length`, or de-chunked).
     pub body: Vec<u8>,
 }
 
@@ -129,49 +133,24 @@ fn serve(
     handler: Arc<Handler>,
     stop: Arc<AtomicBool>,
 ) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(300)));
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_owned();
-        let path = parts.next().unwrap_or("").to_owned();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_owned(), v.trim().to_owned()));
-            }
-        }
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    let mut msg = Message::default();
+    while let Ok(true) = read_message(&mut reader, &mut msg) {
         if stop.load(Ordering::SeqCst) {
             // Gone: close without answering.
             return;
         }
+        let close = msg
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let mut start = msg.start.split_whitespace();
         let request = Request {
-            method,
-            path,
-            headers,
-            body,
+            method: start.next().unwrap_or("").to_owned(),
+            path: origin_form(start.next().unwrap_or("")).to_owned(),
+            headers: std::mem::take(&mut msg.headers),
+            body: std::mem::take(&mut msg.body),
         };
         let n = {
             let mut all = requests.lock().unwrap();
@@ -192,16 +171,28 @@ fn serve(
                     for (k, v) in extra {
                         out.push_str(&format!("{k}: {v}\r\n"));
                     }
+                    if close {
+                        out.push_str("connection: close\r\n");
+                    }
                     out.push_str("\r\n");
                     let mut bytes = out.into_bytes();
                     bytes.extend_from_slice(&body);
-                    if writer.write_all(&bytes).is_err() {
+                    if writer.write_all(&bytes).is_err() || close {
                         return;
                     }
                     break;
                 }
             }
         }
+    }
+}
+
+/// The path of a request target: a proxy sends the absolute form
+/// (`http://host:port/path`), which a server must accept too (RFC 9112, 3.2.2).
+fn origin_form(target: &str) -> &str {
+    match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
     }
 }
 
@@ -220,5 +211,41 @@ impl std::fmt::Debug for Reply {
             Reply::Delay(d, next) => write!(f, "Delay({d:?}, {next:?})"),
             Reply::Close => f.write_str("Close"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_origin_absolute_and_chunked_requests_on_one_connection_until_close() {
+        let stub = Stub::start(|n, req| Reply::json(200 + n as u16, &req.path));
+        let mut conn = TcpStream::connect(("127.0.0.1", stub.port)).unwrap();
+        let url = stub.url();
+        let wire = format!(
+            "POST /a?x=1 HTTP/1.1\r\ncontent-length: 2\r\n\r\nhi\
+             POST {url}/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n\
+             GET /c HTTP/1.1\r\nConnection: close\r\n\r\n"
+        );
+        conn.write_all(wire.as_bytes()).unwrap();
+        let mut reader = BufReader::new(conn);
+        let mut msg = Message::default();
+        for (status, body) in [(200, "/a?x=1"), (201, "/b"), (202, "/c")] {
+            assert!(read_message(&mut reader, &mut msg).unwrap());
+            assert_eq!(
+                (msg.status(), msg.body.as_slice()),
+                (status, body.as_bytes())
+            );
+        }
+        assert_eq!(msg.header("connection"), Some("close"));
+        assert!(
+            !read_message(&mut reader, &mut msg).unwrap(),
+            "closed after the answer"
+        );
+        let seen = stub.requests();
+        assert_eq!(seen[0].body, b"hi");
+        assert_eq!(seen[1].body, b"xy");
+        assert_eq!(seen[1].header("TRANSFER-ENCODING"), Some("chunked"));
     }
 }

@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::StatusCode;
-use axum::routing::post;
+use xray_testkit::stub::{Reply, Request, Stub};
 
 #[derive(Default)]
 struct State {
@@ -27,67 +25,27 @@ struct State {
     peak: AtomicUsize,
 }
 
-/// The running stub; stops when dropped.
+/// The running stub (`xray_testkit::stub`, a thread per connection); stops when dropped.
 pub(crate) struct XrayStub {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     state: Arc<State>,
-    _rt: tokio::runtime::Runtime,
+    _stub: Stub,
 }
 
 impl XrayStub {
     /// Starts the stub; every PutTraceSegments call takes `delay`.
     pub(crate) fn start(delay: Duration) -> XrayStub {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(State {
             delay,
             ..State::default()
         });
-        let puts = state.clone();
-        let telemetry = state.clone();
-        let others = state.clone();
-        let app = axum::Router::new()
-            .route(
-                "/TraceSegments",
-                post(move |body: Bytes| put_trace_segments(puts.clone(), body)),
-            )
-            .route(
-                "/TelemetryRecords",
-                post(move |body: Bytes| async move {
-                    if let Ok(v) = serde_json::from_slice(&body) {
-                        telemetry.telemetry.lock().unwrap().push(v);
-                    }
-                    ([("content-type", "application/json")], "{}")
-                }),
-            )
-            .fallback(
-                move |method: axum::http::Method, uri: axum::http::Uri| async move {
-                    others
-                        .others
-                        .lock()
-                        .unwrap()
-                        .push(format!("{method} {}", uri.path()));
-                    if uri.path() == "/" {
-                        // STS AssumeRole (--role-arn).
-                        ([("content-type", "text/xml")], ASSUME_ROLE.to_owned())
-                    } else {
-                        ([("content-type", "application/json")], "{}".to_owned())
-                    }
-                },
-            );
-        rt.spawn(async move { axum::serve(listener, app).await });
+        let handler = state.clone();
+        let stub = Stub::start(move |_, request| handler.answer(request));
         XrayStub {
-            url,
+            url: stub.url(),
             state,
-            _rt: rt,
+            _stub: stub,
         }
     }
 
@@ -156,58 +114,73 @@ impl XrayStub {
     }
 }
 
-async fn put_trace_segments(
-    state: Arc<State>,
-    body: Bytes,
-) -> (StatusCode, [(&'static str, &'static str); 1], String) {
-    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    state.peak.fetch_max(now, Ordering::SeqCst);
-    tokio::time::sleep(state.delay).await;
-    state.in_flight.fetch_sub(1, Ordering::SeqCst);
-    let docs: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v["TraceSegmentDocuments"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|d| d.as_str().map(str::to_owned))
-                    .collect()
-            })
-        })
-        .unwrap_or_default();
-    let until = *state.failing_until.lock().unwrap();
-    let failing = match until {
-        Some((status, until)) if Instant::now() < until => Some(status),
-        _ => None,
-    };
-    let failing = failing.or_else(|| {
-        let mut f = state.failing.lock().unwrap();
-        match *f {
-            Some((status, n)) if n > 0 => {
-                *f = if n > 1 { Some((status, n - 1)) } else { None };
-                Some(status)
+impl State {
+    fn answer(&self, request: &Request) -> Reply {
+        match (request.method.as_str(), request.path.as_str()) {
+            ("POST", "/TraceSegments") => self.put_trace_segments(&request.body),
+            ("POST", "/TelemetryRecords") => {
+                if let Ok(v) = serde_json::from_slice(&request.body) {
+                    self.telemetry.lock().unwrap().push(v);
+                }
+                Reply::json(200, "{}")
             }
+            (method, target) => {
+                let path = target.split('?').next().unwrap_or_default();
+                self.others.lock().unwrap().push(format!("{method} {path}"));
+                if path == "/" {
+                    // STS AssumeRole (--role-arn).
+                    Reply::Respond(
+                        200,
+                        vec![("content-type".into(), "text/xml".into())],
+                        ASSUME_ROLE.as_bytes().to_vec(),
+                    )
+                } else {
+                    Reply::json(200, "{}")
+                }
+            }
+        }
+    }
+
+    fn put_trace_segments(&self, body: &[u8]) -> Reply {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let docs: Vec<String> = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v["TraceSegmentDocuments"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str().map(str::to_owned))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        let until = *self.failing_until.lock().unwrap();
+        let failing = match until {
+            Some((status, until)) if Instant::now() < until => Some(status),
             _ => None,
-        }
-    });
-    let json = [("content-type", "application/json")];
-    match failing {
-        Some(status) => {
-            state
-                .refused_documents
-                .fetch_add(docs.len(), Ordering::SeqCst);
-            (
-                StatusCode::from_u16(status).unwrap(),
-                json,
-                r#"{"message":"stub failure"}"#.to_owned(),
-            )
-        }
-        None => {
-            state.documents.lock().unwrap().extend(docs);
-            (
-                StatusCode::OK,
-                json,
-                r#"{"UnprocessedTraceSegments":[]}"#.to_owned(),
-            )
+        };
+        let failing = failing.or_else(|| {
+            let mut f = self.failing.lock().unwrap();
+            match *f {
+                Some((status, n)) if n > 0 => {
+                    *f = if n > 1 { Some((status, n - 1)) } else { None };
+                    Some(status)
+                }
+                _ => None,
+            }
+        });
+        match failing {
+            Some(status) => {
+                self.refused_documents
+                    .fetch_add(docs.len(), Ordering::SeqCst);
+                Reply::json(status, r#"{"message":"stub failure"}"#)
+            }
+            None => {
+                self.documents.lock().unwrap().extend(docs);
+                Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)
+            }
         }
     }
 }

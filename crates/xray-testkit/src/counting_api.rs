@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use super::http::{Message, read_message};
+use crate::http::{Message, read_message};
 
 const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 31\r\n\r\n{\"UnprocessedTraceSegments\":[]}";
 
