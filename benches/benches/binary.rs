@@ -6,30 +6,42 @@
 //! - the same ingest exported to a stub `PutTraceSegments` API on loopback (ours with
 //!   `--export api --endpoint-url`, rotel with `--exporter aws-xray
 //!   --xray-exporter-custom-endpoint`), counting what arrives at the stub;
-//! - daemon-protocol UDP ingest (paced datagrams of real segment documents) to a file.
+//! - daemon-protocol UDP ingest (paced datagrams of real segment documents) to a file;
+//! - the X-Ray daemon reference (`daemon_reference`): datagrams paced at the daemon's
+//!   published 4,000 segments/s, exported to the stub API as the daemon does, reported as
+//!   CPU % of one core and RSS beside the daemon's figures.
 //!
 //! Per run: spans/s sent, accepted and delivered (counted at the file or the stub), CPU
 //! seconds of the server per 100k delivered spans (utime + stime from `/proc/PID/stat`),
 //! idle RSS (before the load), peak RSS (`VmHWM`) and RSS after the load.
 //!
-//! `cargo bench -p xray-bridge-benches --bench binary` runs the full load (about a
-//! minute). Without `--bench` (`cargo test -p xray-bridge-benches --benches`, or
-//! `cargo bench ... -- --test`) it runs a quick mode: a few small requests per run,
-//! asserting only that spans arrive, nothing about speed.
+//! Under `cargo bench`, when `taskset` (util-linux) is installed and two CPUs are allowed,
+//! the bench pins itself (the load generator and the stub) to the first CPU and starts
+//! every server under `taskset` on the second, so that the server is the bottleneck and
+//! servers are compared on one core each; the output says whether it pinned
+//! (`BINARY_BENCH_PIN=0` turns it off).
 //!
-//! The binary: `XRAY_BRIDGE_BIN`, else `xray-bridge` next to this bench's profile folder
-//! (`target/release` under `cargo bench`, `target/debug` under `cargo test`), built first
-//! with `cargo build -p xray-bridge` in that profile (a no-op when it is fresh). rotel:
+//! `cargo bench -p xray-bridge-benches --bench binary` runs the full load (about two
+//! minutes). Without `--bench` (`cargo test -p xray-bridge-benches --benches`, or
+//! `cargo bench ... -- --test`) it runs a quick mode: a few small requests per run,
+//! unpinned, asserting only that spans arrive, nothing about speed.
+//!
+//! The binary: `XRAY_BRIDGE_BIN`, else `xray-bridge` built first in `target/release` with
+//! `cargo build --release -p xray-bridge` under `cargo bench` (the shipped binary, not the
+//! cheaper `bench` profile the benches themselves use), or in `target/debug` under
+//! `cargo test` (a no-op when it is fresh). rotel:
 //! `ROTEL_BIN`, else the `rotel-agent` executable of the `rotel` Python package; when
 //! neither is found the rotel column is skipped with a message.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use xray_bridge_benches::binary::load::{self, LoadResult};
+use xray_bridge_benches::binary::pin::Pinning;
 use xray_bridge_benches::binary::process::{Scratch, Server, Usage, free_port, free_udp_port};
 use xray_bridge_benches::binary::workload::{self, OtlpBody};
 use xray_testkit::counting_api::{self as stub, StubApi};
@@ -45,6 +57,8 @@ struct Load {
     spans_per_request: usize,
     udp_per_second: u64,
     udp_max: u64,
+    /// The rate of the X-Ray daemon reference run (its published 4,000 segments/s).
+    daemon_per_second: u64,
     /// How long idle RSS is left to settle after the start.
     settle: Duration,
 }
@@ -57,6 +71,7 @@ const FULL: Load = Load {
     spans_per_request: 500,
     udp_per_second: 100_000,
     udp_max: u64::MAX,
+    daemon_per_second: 4_000,
     settle: Duration::from_secs(1),
 };
 
@@ -68,6 +83,7 @@ const QUICK: Load = Load {
     spans_per_request: 100,
     udp_per_second: 5_000,
     udp_max: 500,
+    daemon_per_second: 4_000,
     settle: Duration::from_millis(100),
 };
 
@@ -102,6 +118,14 @@ impl Run {
     }
     fn delivered_per_second(&self) -> f64 {
         self.per_second(self.delivered, self.deliver_secs)
+    }
+    /// The server's CPU time over the load's wall time, in % of one core.
+    fn cpu_percent(&self) -> f64 {
+        if self.load_secs > 0.0 {
+            self.cpu_secs / self.load_secs * 100.0
+        } else {
+            f64::NAN
+        }
     }
     fn cpu_per_100k(&self) -> f64 {
         if self.delivered == 0 {
@@ -140,7 +164,9 @@ fn xray_bridge_bin() -> PathBuf {
     let dir = profile_dir();
     let profile = match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => "dev",
-        Some("release") => "bench",
+        // The shipped binary: `cargo bench` builds the benches in the cheaper `bench`
+        // profile, but what is measured here is what `cargo build --release` ships.
+        Some("release") => "release",
         Some(other) => other,
         None => "dev",
     };
@@ -190,6 +216,17 @@ fn rotel_bin() -> Option<PathBuf> {
     (out.status.success() && path.is_file()).then_some(path)
 }
 
+/// Where the harness and the servers run; set once in `main` before any thread starts.
+static PINNING: OnceLock<Pinning> = OnceLock::new();
+
+/// A command for a server under test: on its own CPU when the bench pinned the harness.
+fn server_command(program: &Path) -> Command {
+    match PINNING.get() {
+        Some(pinning) => pinning.command(program),
+        None => Command::new(program),
+    }
+}
+
 /// Where a run's output goes.
 enum Export<'a> {
     File(PathBuf),
@@ -211,7 +248,7 @@ fn start_ours(
             let http = free_port();
             let udp_port = udp.map(|_| free_udp_port());
             ports = (http, udp_port);
-            let mut cmd = Command::new(bin);
+            let mut cmd = server_command(bin);
             cmd.args(["--otlp-http", &format!("127.0.0.1:{http}")])
                 .args(["--otlp-grpc", "off", "--tcp", "off", "--log-level", "warn"]);
             match udp_port {
@@ -259,7 +296,7 @@ fn start_rotel(bin: &Path, scratch: &Scratch, stub: &StubApi) -> (Server, u16) {
         || {
             let (http, grpc) = (free_port(), free_port());
             port = http;
-            let mut cmd = Command::new(bin);
+            let mut cmd = server_command(bin);
             cmd.arg("start")
                 .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
                 .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
@@ -484,10 +521,24 @@ fn check_stub(stub: &StubApi, run: &Run) {
     }
 }
 
-fn ours_udp_file(bin: &Path, datagrams: &[Vec<u8>], load: &Load, scenario: String) -> Run {
-    let scratch = Scratch::new("udp-file");
+/// Paced daemon datagrams at `per_second` into our UDP listener, exported to a file or,
+/// as the X-Ray daemon does, to the (stub) `PutTraceSegments` API.
+fn ours_udp(
+    bin: &Path,
+    datagrams: &[Vec<u8>],
+    per_second: u64,
+    load: &Load,
+    scenario: String,
+    to_api: bool,
+) -> Run {
+    let scratch = Scratch::new(if to_api { "udp-api" } else { "udp-file" });
     let out = scratch.path("out.jsonl");
-    let (server, _, udp) = start_ours(bin, &scratch, &Export::File(out.clone()), Some(0));
+    let stub = to_api.then(|| StubApi::start().expect("stub API"));
+    let export = match &stub {
+        Some(stub) => Export::Api(stub),
+        None => Export::File(out.clone()),
+    };
+    let (server, _, udp) = start_ours(bin, &scratch, &export, Some(0));
     let udp = udp.expect("udp port");
     let mut run = Run {
         scenario,
@@ -497,20 +548,26 @@ fn ours_udp_file(bin: &Path, datagrams: &[Vec<u8>], load: &Load, scenario: Strin
     let before = idle(&server, load.settle);
     run.idle_rss = before.rss;
     let start = Instant::now();
-    let (sent, elapsed) = load::udp_paced(
-        udp,
-        datagrams,
-        load.udp_per_second,
-        load.duration,
-        load.udp_max,
-    );
+    let (sent, elapsed) = load::udp_paced(udp, datagrams, per_second, load.duration, load.udp_max);
     run.sent = sent;
     run.load_secs = elapsed.as_secs_f64();
-    let size = || std::fs::metadata(&out).map_or(0, |m| m.len());
-    let last = wait_delivered(size, u64::MAX, Duration::from_secs(1));
+    let last = match &stub {
+        Some(stub) => {
+            let spans = || stub.received.spans.load(Relaxed);
+            wait_delivered(spans, sent, Duration::from_secs(2));
+            stub.received.last_at.lock().unwrap().unwrap_or(start)
+        }
+        None => {
+            let size = || std::fs::metadata(&out).map_or(0, |m| m.len());
+            wait_delivered(size, u64::MAX, Duration::from_secs(1))
+        }
+    };
     let after = server.usage();
-    run.delivered = count_spans(&out);
-    // Datagrams the server read are not reported back; the file is what counts.
+    run.delivered = match &stub {
+        Some(stub) => stub.received.spans.load(Relaxed),
+        None => count_spans(&out),
+    };
+    // Datagrams the server read are not reported back; what arrived is what counts.
     run.accepted = run.delivered;
     run.deliver_secs = last
         .saturating_duration_since(start)
@@ -520,7 +577,34 @@ fn ours_udp_file(bin: &Path, datagrams: &[Vec<u8>], load: &Load, scenario: Strin
     run.peak_rss = after.peak_rss;
     run.after_rss = after.rss;
     run.exit = server.stop(Duration::from_secs(30));
+    if let Some(stub) = &stub {
+        check_stub(stub, &run);
+    }
     run
+}
+
+/// The X-Ray daemon's published figures (its README, "Performance"), beside ours at the
+/// same rate.
+fn print_daemon_reference(run: &Run) {
+    println!();
+    println!(
+        "| X-Ray daemon reference | segments/s | CPU | idle RSS | RSS under load (peak) | machine |"
+    );
+    println!("|---|---:|---:|---:|---:|---|");
+    println!(
+        "| X-Ray daemon (published) | 4,000 | 38 % of a t2.micro | 17 MB | 29.5 MB | t2.micro (1 vCPU) |"
+    );
+    println!(
+        "| xray-bridge, {} | {:.0} sent/s for {:.1} s, {} of {} delivered | **{:.1} %** of one core | {:.1} MB | **{:.1} MB** | this machine |",
+        run.scenario,
+        run.per_second(run.sent, run.load_secs),
+        run.load_secs,
+        run.delivered,
+        run.sent,
+        run.cpu_percent(),
+        mb(run.idle_rss),
+        mb(run.peak_rss),
+    );
 }
 
 fn print(runs: &[Run], load: &Load) {
@@ -531,12 +615,12 @@ fn print(runs: &[Run], load: &Load) {
     );
     println!();
     println!(
-        "| scenario | server | sent spans/s | accepted spans/s | delivered spans/s | delivered / accepted | CPU s per 100k spans | idle RSS | peak RSS | RSS after | exit |"
+        "| scenario | server | sent spans/s | accepted spans/s | delivered spans/s | delivered / accepted | server CPU | CPU s per 100k spans | idle RSS | peak RSS | RSS after | exit |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in runs {
         println!(
-            "| {} | {} | {:.0} | {:.0} | **{:.0}** | {:.3} | {} | {:.1} MB | {:.1} MB | {:.1} MB | {} |",
+            "| {} | {} | {:.0} | {:.0} | **{:.0}** | {:.3} | {:.0} % | {} | {:.1} MB | {:.1} MB | {:.1} MB | {} |",
             r.scenario,
             r.server,
             r.per_second(r.sent, r.load_secs),
@@ -547,6 +631,7 @@ fn print(runs: &[Run], load: &Load) {
             } else {
                 0.0
             },
+            r.cpu_percent(),
             match r.cpu_per_100k() {
                 cpu if cpu.is_finite() => format!("{cpu:.2}"),
                 _ => "n/a".to_owned(),
@@ -557,6 +642,10 @@ fn print(runs: &[Run], load: &Load) {
             r.exit.map_or("-".to_owned(), |c| c.to_string()),
         );
     }
+    println!();
+    println!(
+        "server CPU: its utime + stime over the load's duration, in % of one core (pinned to one core, near 100 % means the server set the rate; well below, something else did)"
+    );
     let scenarios: Vec<&String> = runs
         .iter()
         .filter(|r| r.server == "rotel")
@@ -618,6 +707,9 @@ fn main() {
     if let Some(n) = env("BINARY_BENCH_UDP_RATE") {
         load.udp_per_second = n;
     }
+    if let Some(n) = env("BINARY_BENCH_DAEMON_RATE") {
+        load.daemon_per_second = n;
+    }
     let bin = xray_bridge_bin();
     println!("xray-bridge: {}", bin.display());
     let rotel = rotel_bin();
@@ -627,6 +719,16 @@ fn main() {
             "rotel not found (`cargo xtask peers` installs it, or set ROTEL_BIN): the rotel column is skipped"
         ),
     }
+    // Pinned after the build above (which uses every CPU) and before any load.
+    let pinning = if quick {
+        Pinning::Unpinned("quick mode".to_owned())
+    } else if env("BINARY_BENCH_PIN") == Some(0) {
+        Pinning::Unpinned("BINARY_BENCH_PIN=0".to_owned())
+    } else {
+        Pinning::harness_and_server()
+    };
+    println!("{}", pinning.describe());
+    PINNING.set(pinning).expect("pinning is set once");
     let bodies = workload::otlp_bodies(load.bodies, load.spans_per_request);
     // rotel's X-Ray exporter sends at most 50 documents per call and drops what a
     // request splits into beyond its limit (it logs "Too many batch items split"), so
@@ -667,9 +769,21 @@ fn main() {
     }
     if wanted("udp_file") {
         let scenario = format!("daemon UDP at {}/s -> file", load.udp_per_second);
-        runs.push(ours_udp_file(&bin, &datagrams, &load, scenario));
+        let rate = load.udp_per_second;
+        runs.push(ours_udp(&bin, &datagrams, rate, &load, scenario, false));
+    }
+    if wanted("daemon_reference") {
+        let rate = load.daemon_per_second;
+        let scenario = format!("daemon UDP at {rate}/s -> stub API");
+        runs.push(ours_udp(&bin, &datagrams, rate, &load, scenario, true));
     }
     print(&runs, &load);
+    if let Some(run) = runs
+        .iter()
+        .find(|r| r.scenario == format!("daemon UDP at {}/s -> stub API", load.daemon_per_second))
+    {
+        print_daemon_reference(run);
+    }
 
     if quick {
         for r in &runs {

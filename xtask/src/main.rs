@@ -11,6 +11,10 @@
 //!   `rust-version` (clippy's `incompatible_msrv` lint checks our own code against it).
 //! - `publish-check`: `cargo publish --workspace --dry-run` (every publishable crate is
 //!   packaged and built from its package, against the others' packages).
+//! - `dist`: `cargo build --release -p xray-bridge`, then the binary to ship in
+//!   `target/dist/`: `xray-bridge` stripped of symbols and debug info, with a
+//!   `.gnu_debuglink` to `xray-bridge.debug`, which holds them (`objcopy`, binutils), so
+//!   `perf report` and `addr2line` still resolve functions and lines.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -18,7 +22,7 @@ use std::process::{Command, ExitCode};
 use xray_testkit::peers;
 
 const USAGE: &str =
-    "usage: cargo xtask <test [ARGS]|peers|name-chars [--check]|msrv|publish-check>";
+    "usage: cargo xtask <test [ARGS]|peers|name-chars [--check]|msrv|publish-check|dist>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
         Some("name-chars") => name_chars(args.get(1).is_some_and(|a| a == "--check")),
         Some("msrv") => msrv(),
         Some("publish-check") => publish_check(),
+        Some("dist") => dist(),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -73,6 +78,52 @@ fn publish_check() -> Result<(), String> {
             .args(["publish", "--workspace", "--dry-run", "--locked"])
             .env("CARGO_PROFILE_DEV_DEBUG", "false"),
     )
+}
+
+/// Builds the release binary and splits it into the stripped binary to ship and its debug
+/// file, both in `target/dist/`.
+fn dist() -> Result<(), String> {
+    status(cargo_command().args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "xray-bridge",
+        "--bin",
+        "xray-bridge",
+    ]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let built = target.join("release/xray-bridge");
+    let dir = target.join("dist");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (bin, debug) = (dir.join("xray-bridge"), dir.join("xray-bridge.debug"));
+    status(
+        Command::new("objcopy")
+            .arg("--only-keep-debug")
+            .arg(&built)
+            .arg(&debug),
+    )?;
+    // The link holds the debug file's name and CRC; debuggers, perf and addr2line look
+    // for it next to the binary, in its `.debug/` folder, or under /usr/lib/debug.
+    status(
+        Command::new("objcopy")
+            .arg("--strip-all")
+            .arg(format!("--add-gnu-debuglink={}", debug.display()))
+            .arg(&built)
+            .arg(&bin),
+    )?;
+    for path in [&built, &bin, &debug] {
+        let len = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!(
+            "{:>8.1} MB ({:>10} bytes)  {}",
+            len.len() as f64 / 1e6,
+            len.len(),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn status(cmd: &mut Command) -> Result<(), String> {

@@ -7,5 +7,6 @@
 //! xray-bridge, so the same workload drives every server compared.
 
 pub mod load;
+pub mod pin;
 pub mod process;
 pub mod workload;

@@ -164,34 +164,19 @@ pub fn free_udp_port() -> u16 {
         .expect("bind a free UDP port")
 }
 
-/// A scratch folder removed on drop.
-pub struct Scratch(pub PathBuf);
+/// A scratch folder (`xray_testkit::temp_dir`, made by `tempfile`) removed on drop.
+#[derive(Debug)]
+pub struct Scratch(xray_testkit::TempDir);
 
 impl Scratch {
     /// A new empty folder under the system temp dir.
     pub fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("xray-bridge-bench-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
+        Scratch(xray_testkit::temp_dir(&format!("xray-bridge-bench-{name}")))
     }
 
     /// A path inside it.
     pub fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl std::fmt::Debug for Scratch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scratch").finish_non_exhaustive()
+        self.0.path().join(file)
     }
 }
 

@@ -203,6 +203,7 @@ fn collect_within(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xray_testkit::vars;
 
     /// A temporary folder removed on drop.
     struct TempDir(xray_testkit::TempDir);
@@ -225,15 +226,6 @@ mod tests {
         fn write(&self, path: &Path, text: &str) {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
-        }
-    }
-
-    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
         }
     }
 

@@ -10,6 +10,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 use crate::resource::Paths;
 use crate::{ContextMissing, Error, XrayExporter, XrayLayerBuilder};
+use xray_testkit::vars;
 
 /// A writer the test can read back.
 #[derive(Clone, Default)]
@@ -37,19 +38,6 @@ impl Buffer {
             })
             .collect();
         xray_testkit::all_segments(&docs)
-    }
-}
-
-fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
-    let pairs: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |name| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
     }
 }
 

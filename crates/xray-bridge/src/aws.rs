@@ -6,13 +6,72 @@
 use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+
+use xray_export::transport::LazySdkConfig;
 
 use crate::config::Settings;
 use crate::outbound::SdkHttpClient;
 
+/// What the AWS configuration depends on, copied from the settings so that it can be
+/// loaded later, on first use.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// `--profile`.
+    pub profile: Option<String>,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--local-mode`.
+    pub local_mode: bool,
+    /// `--role-arn`.
+    pub role_arn: Option<String>,
+}
+
+impl AwsSettings {
+    /// The AWS part of `settings`.
+    pub fn of(settings: &Settings) -> AwsSettings {
+        AwsSettings {
+            profile: settings.profile.clone(),
+            region: settings.region.clone(),
+            local_mode: settings.local_mode,
+            role_arn: settings.role_arn.clone(),
+        }
+    }
+
+    /// The region, when it is certain without loading the configuration: `--region`,
+    /// else `AWS_REGION`, else `AWS_DEFAULT_REGION` (`env` looks a variable up), which the
+    /// chain reads, in this order, before the profile and instance metadata.
+    ///
+    /// ```
+    /// use xray_bridge::aws::AwsSettings;
+    /// let env = |k: &str| (k == "AWS_DEFAULT_REGION").then(|| "eu-west-1".to_owned());
+    /// assert_eq!(AwsSettings::default().given_region(|_| None), None);
+    /// assert_eq!(AwsSettings::default().given_region(env).as_deref(), Some("eu-west-1"));
+    /// ```
+    pub fn given_region(&self, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        self.region.clone().or_else(|| {
+            ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .filter_map(|k| env(k))
+                .map(|v| v.trim().to_owned())
+                .find(|v| !v.is_empty())
+        })
+    }
+}
+
+/// The AWS configuration for `settings`, loaded when an export, the telemetry records or
+/// the sampling proxy first need it: until then none of the AWS SDK's code runs, which
+/// keeps an idle bridge small.
+pub fn lazy(settings: AwsSettings, http: reqwest::Client) -> LazySdkConfig {
+    LazySdkConfig::new(move || {
+        let (settings, http) = (settings.clone(), http.clone());
+        async move { load(&settings, &http).await }
+    })
+}
+
 /// Loads the AWS configuration for `settings`.
-pub async fn load(settings: &Settings, http: &reqwest::Client) -> SdkConfig {
+pub async fn load(settings: &AwsSettings, http: &reqwest::Client) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(SdkHttpClient::new(http.clone()));
     if let Some(profile) = &settings.profile {
@@ -70,11 +129,35 @@ pub async fn load(settings: &Settings, http: &reqwest::Client) -> SdkConfig {
     }
 }
 
-/// The X-Ray API base URL: `--endpoint-url`, else the regional endpoint.
-pub fn xray_endpoint(settings: &Settings, sdk: &SdkConfig) -> Option<String> {
-    if let Some(url) = &settings.endpoint_url {
-        return Some(url.clone());
+/// The X-Ray API base URL: `--endpoint-url`, else the endpoint of `region`.
+pub fn xray_endpoint(settings: &Settings, region: &str) -> String {
+    settings
+        .endpoint_url
+        .clone()
+        .unwrap_or_else(|| xray_export::transport::regional_endpoint(region))
+}
+
+/// The credentials provider of `sdk`, which it loads when credentials are first asked
+/// for.
+pub fn lazy_credentials(sdk: LazySdkConfig) -> SharedCredentialsProvider {
+    SharedCredentialsProvider::new(LazyCredentials(sdk))
+}
+
+#[derive(Debug)]
+struct LazyCredentials(LazySdkConfig);
+
+impl ProvideCredentials for LazyCredentials {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            match self.0.get().await.credentials_provider() {
+                Some(provider) => provider.provide_credentials().await,
+                None => Err(CredentialsError::not_loaded(
+                    "no AWS credentials provider is configured",
+                )),
+            }
+        })
     }
-    let region = sdk.region()?;
-    Some(format!("https://xray.{region}.amazonaws.com"))
 }

@@ -132,7 +132,7 @@ pub fn write_sample<K: AsRef<str>, V: AsRef<str>>(
     out: &mut String,
     name: &str,
     labels: &[(K, V)],
-    value: u64,
+    value: impl std::fmt::Display,
 ) {
     out.push_str(name);
     if !labels.is_empty() {

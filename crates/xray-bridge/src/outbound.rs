@@ -1,6 +1,6 @@
-//! Every outbound HTTP call goes through one client built here: PutTraceSegments,
-//! PutTelemetryRecords and STS (through the AWS SDK, see [`SdkHttpClient`]), the OTLP
-//! endpoint and the sampling proxy's upstream.
+//! Every outbound HTTP call goes through one client built here (one connection pool):
+//! PutTraceSegments and the OTLP endpoint (signed by `xray-export`), PutTelemetryRecords
+//! and STS (through the AWS SDK, see [`SdkHttpClient`]) and the sampling proxy's upstream.
 //!
 //! - Proxy: `-p/--proxy-address URL` (the daemon's `ProxyAddress`) for every call, else
 //!   `HTTPS_PROXY` for `https://` and `HTTP_PROXY` for `http://` calls (lower-case names
@@ -216,33 +216,61 @@ mod tests {
         assert!(client(&ProxyPlan::new(Some("http://p:3"), env(&[])), true).is_ok());
     }
 
-    /// Failed calls through this client are told apart the way the telemetry records
-    /// count them: a closed port is "connection refused", an error status by its class.
-    #[tokio::test]
-    async fn backend_errors_are_classified_through_the_adapter() {
+    /// Failed PutTraceSegments calls through this client are told apart the way the
+    /// telemetry records count them: a closed port is "connection refused".
+    #[test]
+    fn backend_errors_are_classified_through_the_shared_client() {
         use aws_credential_types::Credentials;
-        use xray_export::transport::api::BackendErrors;
+        use std::sync::Arc;
+        use std::time::Duration;
+        use xray_export::transport::api::{ApiConfig, ApiTransport, BackendErrors};
+        use xray_export::{Document, Metrics, Pipeline, PipelineConfig, RetryPolicy};
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
         let http = client(&ProxyPlan::new(None, |_| None), false).unwrap();
-        let conf = aws_sdk_xray::Config::builder()
-            .behavior_version(aws_sdk_xray::config::BehaviorVersion::latest())
-            .region(aws_sdk_xray::config::Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
-            .retry_config(aws_sdk_xray::config::retry::RetryConfig::disabled())
-            .http_client(SdkHttpClient::new(http))
-            .endpoint_url(format!("http://{closed}"))
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                    "AKID", "SECRET", None, None, "test",
+                )),
+            )
             .build();
-        let errors = BackendErrors::default();
-        let err = aws_sdk_xray::Client::from_conf(conf)
-            .put_trace_segments()
-            .trace_segment_documents("{}")
-            .send()
-            .await
-            .unwrap_err();
-        errors.record(&err);
-        assert_eq!(errors.counts(), [0, 0, 1, 0, 0, 0], "{err:?}");
+        let errors = Arc::new(BackendErrors::default());
+        let metrics = Metrics::default();
+        let pipeline = Pipeline::start_with_metrics(
+            ApiTransport::new(ApiConfig {
+                sdk_config: Some(sdk.into()),
+                endpoint_url: Some(format!("http://{closed}")),
+                backend_errors: Some(errors.clone()),
+                http_client: Some(http),
+                ..Default::default()
+            }),
+            PipelineConfig {
+                retry: RetryPolicy {
+                    max_attempts: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            metrics.clone(),
+        )
+        .unwrap();
+        let doc = Document::from_json(
+            br#"{"name":"s","id":"0000000000000001","trace_id":"1-5759e988-bd862e3fe1be46a994272793","start_time":1,"end_time":2}"#
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(pipeline.submit(doc));
+        let _ = pipeline.shutdown(Duration::from_secs(10));
+        assert_eq!(errors.counts(), [0, 0, 1, 0, 0, 0]);
+        assert_eq!(
+            metrics.snapshot().calls.count,
+            1,
+            "the failed call is timed"
+        );
     }
 }

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use xray_console::{LocalTransport, Store};
 
+use xray_export::transport::LazySdkConfig;
 use xray_export::transport::api::{ApiConfig, ApiTransport, BackendErrors};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
@@ -23,8 +23,8 @@ use xray_export::transport::otlp::{
     OtlpCompression, OtlpConfig, OtlpSigning, OtlpSpans, OtlpTransport,
 };
 use xray_export::{
-    Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig, RetryPolicy,
-    SpoolConfig, SpoolStats,
+    CallDurations, Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig,
+    RetryPolicy, SpoolConfig, SpoolStats,
 };
 
 use crate::config::{ExportKind, Settings};
@@ -72,6 +72,9 @@ struct Export {
     /// The `export` label: the export as given, without credentials.
     label: String,
     channel: Channel,
+    /// Whether it makes HTTP calls (`api`, `otlp`, `otlp:URL`), timed in
+    /// `xray_bridge_export_call_duration_seconds`.
+    calls: bool,
 }
 
 enum Channel {
@@ -205,7 +208,15 @@ pub fn start(
             ..config.clone()
         };
         let channel = start_one(kind, settings, otlp, outbound, &store, &config)?;
-        started.push(Export { label, channel });
+        let calls = matches!(
+            kind,
+            ExportKind::Api | ExportKind::Otlp | ExportKind::OtlpUrl(_)
+        );
+        started.push(Export {
+            label,
+            channel,
+            calls,
+        });
     }
     let otlp_labels: Vec<String> = started
         .iter()
@@ -240,8 +251,8 @@ pub fn start(
 /// What the exports to AWS and OTLP backends share.
 #[derive(Clone)]
 pub struct Outbound {
-    /// The AWS configuration (needed by `api` and `otlp`).
-    pub sdk: Option<SdkConfig>,
+    /// The AWS configuration (needed by `api` and `otlp`), loaded on first use.
+    pub sdk: Option<LazySdkConfig>,
     /// The one outbound HTTP client (proxy, TLS).
     pub http: reqwest::Client,
     /// PutTraceSegments' backend errors, for the telemetry records.
@@ -274,6 +285,7 @@ fn start_one(
                 endpoint_url: settings.endpoint_url.clone(),
                 max_in_flight: Some(settings.concurrency),
                 backend_errors: Some(outbound.backend_errors.clone()),
+                http_client: Some(outbound.http.clone()),
             }),
             config.clone(),
         )),
@@ -463,6 +475,13 @@ impl Sink for PipelineSink {
             .map(|e| (e.label.as_str(), e.channel.snapshot()))
             .collect();
         render(&exports, out);
+        let calls: Vec<(&str, CallDurations)> = self
+            .exports
+            .iter()
+            .filter(|e| e.calls)
+            .map(|e| (e.label.as_str(), e.channel.snapshot().calls))
+            .collect();
+        render_calls(&calls, out);
         render_spools(&self.spools(), out);
         if let Some(converter) = &self.converter {
             write_family(
@@ -667,6 +686,38 @@ fn render(exports: &[(&str, MetricsSnapshot)], out: &mut String) {
                 snap.dropped_spans(reason),
             );
         }
+    }
+}
+
+/// Writes how long each HTTP export's calls took, as one Prometheus histogram.
+fn render_calls(exports: &[(&str, CallDurations)], out: &mut String) {
+    let name = "xray_bridge_export_call_duration_seconds";
+    if exports.is_empty() {
+        return;
+    }
+    write_family(
+        out,
+        name,
+        "How long calls to the backend took (each HTTP request, answered or failed).",
+        "histogram",
+    );
+    for (export, calls) in exports {
+        for (bound, count) in calls.cumulative() {
+            let le = if bound.is_infinite() {
+                "+Inf".to_owned()
+            } else {
+                bound.to_string()
+            };
+            write_sample(
+                out,
+                &format!("{name}_bucket"),
+                &[("export", *export), ("le", le.as_str())],
+                count,
+            );
+        }
+        let labels = [("export", *export)];
+        write_sample(out, &format!("{name}_sum"), &labels, calls.sum_seconds());
+        write_sample(out, &format!("{name}_count"), &labels, calls.count);
     }
 }
 

@@ -151,15 +151,15 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         .iter()
         .find(|e| matches!(e, ExportKind::Api | ExportKind::Otlp));
     let needs_aws = exports.iter().any(to_aws) || listeners.tcp.is_some();
-    let sdk = if needs_aws {
-        Some(aws::load(&settings, &http).await)
-    } else {
-        None
-    };
+    let aws_settings = aws::AwsSettings::of(&settings);
+    // Loaded on first use, unless the start needs it to find a region that neither
+    // `--region` nor the environment gives.
+    let sdk = needs_aws.then(|| aws::lazy(aws_settings.clone(), http.clone()));
+    let given_region = aws_settings.given_region(|k| std::env::var(k).ok());
     if let Some(sdk) = &sdk
         && let Some(export) = needs_region
-        && settings.region.is_none()
-        && sdk.region().is_none()
+        && given_region.is_none()
+        && sdk.get().await.region().is_none()
     {
         return Err(format!(
             "--export {export} needs an AWS region: pass --region (or set AWS_REGION)"
@@ -168,19 +168,17 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let registry = Registry::default();
     let upstream = match (&listeners.tcp, &sdk) {
         (Some(_), Some(sdk)) => {
-            let region = settings
-                .region
-                .clone()
-                .or_else(|| sdk.region().map(|r| r.to_string()))
-                .ok_or(
-                    "the sampling proxy needs an AWS region: pass --region (or AWS_REGION), or --tcp off",
-                )?;
-            let endpoint = aws::xray_endpoint(&settings, sdk)
-                .unwrap_or_else(|| format!("https://xray.{region}.amazonaws.com"));
+            let region = match &given_region {
+                Some(region) => Some(region.clone()),
+                None => sdk.get().await.region().map(|r| r.to_string()),
+            }
+            .ok_or(
+                "the sampling proxy needs an AWS region: pass --region (or AWS_REGION), or --tcp off",
+            )?;
             Some(Upstream {
-                endpoint,
+                endpoint: aws::xray_endpoint(&settings, &region),
                 region,
-                credentials: sdk.credentials_provider(),
+                credentials: Some(aws::lazy_credentials(sdk.clone())),
                 client: http.clone(),
             })
         }
@@ -202,24 +200,20 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
     let (telemetry_stop_tx, telemetry_stop) = watch::channel(false);
     let telemetry_task = match (&sdk, settings.telemetry) {
         (Some(sdk), true) => {
-            let client = telemetry::client(
-                sdk,
-                settings.region.as_deref(),
-                settings.endpoint_url.as_deref(),
-            );
-            let (sink, registry, backend_errors) =
-                (sink.clone(), registry.clone(), backend_errors.clone());
-            let (local_mode, resource_arn, interval) = (
-                settings.local_mode,
-                settings.resource_arn.clone(),
+            let telemetry = Telemetry::new(
+                telemetry::Destination {
+                    sdk: sdk.clone(),
+                    region: settings.region.clone(),
+                    endpoint: settings.endpoint_url.clone(),
+                    local_mode: settings.local_mode,
+                    resource_arn: settings.resource_arn.clone(),
+                },
+                &registry,
+                sink.clone(),
+                backend_errors.clone(),
                 settings.telemetry_interval,
             );
-            Some(tokio::spawn(async move {
-                let identity = telemetry::identity(local_mode, resource_arn.as_deref()).await;
-                Telemetry::new(client, &registry, sink, backend_errors, identity, interval)
-                    .run(telemetry_stop)
-                    .await;
-            }))
+            Some(tokio::spawn(telemetry.run(telemetry_stop)))
         }
         _ => None,
     };

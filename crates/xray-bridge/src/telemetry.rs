@@ -18,6 +18,7 @@ use aws_sdk_xray::Client;
 use aws_sdk_xray::types::{BackendConnectionErrors, TelemetryRecord};
 use tokio::sync::watch;
 use xray_export::DropReason;
+use xray_export::transport::LazySdkConfig;
 use xray_export::transport::api::BackendErrors;
 
 use crate::counters::{Counter, LogLimiter, Registry};
@@ -123,13 +124,40 @@ impl Totals {
     }
 }
 
+/// Where the records go: set up when the first one is due (after the first segment), so
+/// that an idle bridge loads neither the AWS configuration nor an X-Ray client, nor asks
+/// instance metadata for its identity.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// The AWS configuration, loaded on first use.
+    pub sdk: LazySdkConfig,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--endpoint-url`.
+    pub endpoint: Option<String>,
+    /// `--local-mode`: no instance metadata for the identity.
+    pub local_mode: bool,
+    /// `--resource-arn`.
+    pub resource_arn: Option<String>,
+}
+
+impl Destination {
+    /// The client and the identity, once.
+    async fn connect(&self) -> (Client, Identity) {
+        let sdk = self.sdk.get().await;
+        let client = client(sdk, self.region.as_deref(), self.endpoint.as_deref());
+        let identity = identity(self.local_mode, self.resource_arn.as_deref()).await;
+        (client, identity)
+    }
+}
+
 /// Sends the records; see the module documentation.
 pub struct Telemetry {
-    client: Client,
+    destination: Destination,
+    connected: Option<(Client, Identity)>,
     registry: Registry,
     sink: Arc<dyn Sink>,
     backend: Arc<BackendErrors>,
-    identity: Identity,
     interval: Duration,
     failures: Counter,
     records_sent: Counter,
@@ -137,21 +165,20 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Records from `registry`, `sink` and `backend`, sent with `client`.
+    /// Records from `registry`, `sink` and `backend`, sent to `destination`.
     pub fn new(
-        client: Client,
+        destination: Destination,
         registry: &Registry,
         sink: Arc<dyn Sink>,
         backend: Arc<BackendErrors>,
-        identity: Identity,
         interval: Duration,
     ) -> Telemetry {
         Telemetry {
-            client,
+            destination,
+            connected: None,
             registry: registry.clone(),
             sink,
             backend,
-            identity,
             interval,
             failures: registry.counter(
                 "xray_bridge_telemetry_failures_total",
@@ -168,7 +195,7 @@ impl Telemetry {
     }
 
     /// Sends a record every interval until `stop` turns true, then a last one.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut last = Totals::default();
         let mut queue = VecDeque::new();
         let mut started = false;
@@ -195,16 +222,21 @@ impl Telemetry {
         }
     }
 
-    async fn send(&self, queue: &mut VecDeque<TelemetryRecord>) {
+    async fn send(&mut self, queue: &mut VecDeque<TelemetryRecord>) {
+        if self.connected.is_none() {
+            self.connected = Some(self.destination.connect().await);
+        }
+        let Some((client, identity)) = &self.connected else {
+            return;
+        };
         while !queue.is_empty() {
             let batch: Vec<_> = queue.iter().take(PER_CALL).cloned().collect();
-            let result = self
-                .client
+            let result = client
                 .put_telemetry_records()
                 .set_telemetry_records(Some(batch.clone()))
-                .hostname(&self.identity.hostname)
-                .ec2_instance_id(&self.identity.instance_id)
-                .resource_arn(&self.identity.resource_arn)
+                .hostname(&identity.hostname)
+                .ec2_instance_id(&identity.instance_id)
+                .resource_arn(&identity.resource_arn)
                 .send()
                 .await;
             match result {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::forward_proxy::ForwardProxy;
 use common::xray_stub::XrayStub;
 use common::{Bridge, Options, send_segments};
+use xray_testkit::stub::{Reply, Stub};
 
 fn api_options<'a>(stub: &XrayStub, args: &[&'a str]) -> Options<'a> {
     let mut all = vec!["--region", "us-east-1"];
@@ -360,44 +361,30 @@ fn bad_daemon_files_exit_2_naming_the_key_and_line() {
 }
 
 /// A stub EC2 instance metadata service (IMDSv2) on loopback.
-fn imds_stub(rt: &tokio::runtime::Runtime) -> String {
-    use axum::routing::{get, put};
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new()
-        .route(
-            "/latest/api/token",
-            put(|| async {
-                (
-                    [("x-aws-ec2-metadata-token-ttl-seconds", "21600")],
-                    "imds-token",
-                )
-            }),
-        )
-        .route(
-            "/latest/meta-data/hostname",
-            get(|| async { "ip-10-0-0-7.ec2.internal" }),
-        )
-        .route(
-            "/latest/meta-data/instance-id",
-            get(|| async { "i-0feedfacecafe0001" }),
-        );
-    rt.spawn(async move { axum::serve(listener, app).await });
-    url
+fn imds_stub() -> Stub {
+    Stub::start(|_, request| {
+        let text = |body: &str| Reply::Respond(200, Vec::new(), body.as_bytes().to_vec());
+        match (request.method.as_str(), request.path.as_str()) {
+            ("PUT", "/latest/api/token") => Reply::Respond(
+                200,
+                vec![(
+                    "x-aws-ec2-metadata-token-ttl-seconds".into(),
+                    "21600".into(),
+                )],
+                b"imds-token".to_vec(),
+            ),
+            ("GET", "/latest/meta-data/hostname") => text("ip-10-0-0-7.ec2.internal"),
+            ("GET", "/latest/meta-data/instance-id") => text("i-0feedfacecafe0001"),
+            _ => Reply::Respond(404, Vec::new(), Vec::new()),
+        }
+    })
 }
 
 /// Without `AWS_HOSTNAME`/`AWS_INSTANCE_ID`, the records' `Hostname` and `EC2InstanceId`
 /// come from instance metadata, as the daemon fills them, and stay empty in local mode.
 #[test]
 fn telemetry_identity_comes_from_instance_metadata_unless_local_mode() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let imds = imds_stub(&rt);
+    let imds = imds_stub();
     for (local_mode, hostname, instance) in [
         (false, "ip-10-0-0-7.ec2.internal", "i-0feedfacecafe0001"),
         (true, "", ""),
@@ -414,7 +401,7 @@ fn telemetry_identity_comes_from_instance_metadata_unless_local_mode() {
             .push(("AWS_EC2_METADATA_DISABLED", "false".into()));
         options
             .env
-            .push(("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.clone()));
+            .push(("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url()));
         let mut bridge = Bridge::start(options);
         send_segments(bridge.udp, 1);
         let records = stub.wait_for_telemetry(Duration::from_secs(15), |t| !t.is_empty());

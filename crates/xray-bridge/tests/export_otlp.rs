@@ -4,54 +4,28 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Uri};
 use common::{Bridge, Options, otlp_span};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
-
-type Seen = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+use xray_testkit::stub::{Reply, Stub};
 
 #[test]
 fn otlp_and_daemon_documents_go_out_as_otlp() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let seen: Seen = Arc::default();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let upstream = format!("http://{}", listener.local_addr().unwrap());
-    let log = seen.clone();
-    let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-        let log = log.clone();
-        async move {
-            let auth = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
-            log.lock()
-                .unwrap()
-                .push((uri.path().to_owned(), auth, body.to_vec()));
-            if uri.path() == "/v1/traces" {
-                ([("content-type", "application/x-protobuf")], Vec::new())
-            } else {
-                (
-                    [("content-type", "application/json")],
-                    br#"{"UnprocessedTraceSegments":[]}"#.to_vec(),
-                )
-            }
+    let stub = Stub::start(|_, request| {
+        if request.path == "/v1/traces" {
+            Reply::Respond(
+                200,
+                vec![("content-type".into(), "application/x-protobuf".into())],
+                Vec::new(),
+            )
+        } else {
+            Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)
         }
     });
-    rt.spawn(async move { axum::serve(listener, app).await });
+    let upstream = stub.url();
 
     let mut bridge = Bridge::start(Options {
         args: vec!["--region", "us-east-1", "--endpoint-url", &upstream],
@@ -89,14 +63,16 @@ fn otlp_and_daemon_documents_go_out_as_otlp() {
     });
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = stub.requests();
     assert!(
-        seen.iter().all(|(p, _, _)| p == "/v1/traces"),
+        seen.iter().all(|r| r.path == "/v1/traces"),
         "only OTLP requests"
     );
     let mut names = Vec::new();
-    for (_, auth, body) in &seen {
+    for request in &seen {
+        let auth = request.header("authorization").unwrap_or("");
         assert!(auth.contains("/us-east-1/xray/aws4_request"), "{auth}");
+        let body = &request.body;
         let mut plain = Vec::new();
         std::io::Read::read_to_end(
             &mut flate2::read::GzDecoder::new(body.as_slice()),

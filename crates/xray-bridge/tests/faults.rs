@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use common::{Bridge, Options, Scratch, otlp_request};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+use xray_testkit::stub::{Reply, Stub};
 
 const UP: u8 = 0;
 const UNAVAILABLE: u8 = 1;
@@ -27,67 +28,39 @@ struct Api {
     url: String,
     mode: Arc<AtomicU8>,
     arrived: Arc<Mutex<HashMap<String, u32>>>,
-    _rt: tokio::runtime::Runtime,
+    _stub: Stub,
 }
 
 impl Api {
     fn start() -> Api {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let mode = Arc::new(AtomicU8::new(UP));
         let arrived: Arc<Mutex<HashMap<String, u32>>> = Default::default();
         let (m, a) = (mode.clone(), arrived.clone());
-        let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-            let (m, a) = (m.clone(), a.clone());
-            async move {
-                let json = [("content-type", "application/json")];
-                match m.load(Ordering::SeqCst) {
-                    UNAVAILABLE => (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        json,
-                        r#"{"__type":"ServiceUnavailableException"}"#.to_owned(),
-                    ),
-                    THROTTLED => (
-                        axum::http::StatusCode::TOO_MANY_REQUESTS,
-                        json,
-                        r#"{"__type":"ThrottledException","message":"Rate exceeded"}"#.to_owned(),
-                    ),
-                    _ => {
-                        let request: serde_json::Value =
-                            serde_json::from_slice(&body).unwrap_or_default();
-                        // PutTelemetryRecords (on by default with --export api) is
-                        // answered, not counted.
-                        let Some(docs) = request["TraceSegmentDocuments"].as_array() else {
-                            return (axum::http::StatusCode::OK, json, "{}".to_owned());
-                        };
-                        let mut a = a.lock().unwrap();
-                        for doc in docs {
-                            let doc: serde_json::Value =
-                                serde_json::from_str(doc.as_str().unwrap()).unwrap();
-                            *a.entry(doc["id"].as_str().unwrap().to_owned()).or_default() += 1;
-                        }
-                        (
-                            axum::http::StatusCode::OK,
-                            json,
-                            r#"{"UnprocessedTraceSegments":[]}"#.to_owned(),
-                        )
-                    }
+        let stub = Stub::start(move |_, request| match m.load(Ordering::SeqCst) {
+            UNAVAILABLE => Reply::json(503, r#"{"__type":"ServiceUnavailableException"}"#),
+            THROTTLED => Reply::json(
+                429,
+                r#"{"__type":"ThrottledException","message":"Rate exceeded"}"#,
+            ),
+            _ => {
+                // PutTelemetryRecords (on by default with --export api) is answered, not
+                // counted.
+                let Some(docs) = request.trace_segment_documents() else {
+                    return Reply::json(200, "{}");
+                };
+                let mut a = a.lock().unwrap();
+                for doc in docs {
+                    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+                    *a.entry(doc["id"].as_str().unwrap().to_owned()).or_default() += 1;
                 }
+                Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)
             }
         });
-        rt.spawn(async move { axum::serve(listener, app).await });
         Api {
-            url,
+            url: stub.url(),
             mode,
             arrived,
-            _rt: rt,
+            _stub: stub,
         }
     }
 
@@ -158,14 +131,6 @@ fn otlp_body(first: u64, n: u64) -> Vec<u8> {
         })
         .collect();
     otlp_request("faults", spans).encode_to_vec()
-}
-
-fn vm_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Where the sender sends: the current bridge's ports (`None` while it is down).
@@ -326,7 +291,7 @@ fn a_minute_outage_with_a_sigkill_in_it_loses_nothing_accepted() {
             api.set(UP);
             state = 3;
         }
-        if let Some(rss) = vm_rss_kib(bridge.pid()) {
+        if let Some(rss) = xray_testkit::proc_status_kib(bridge.pid(), "VmRSS") {
             max_rss = max_rss.max(rss);
         }
         std::thread::sleep(Duration::from_millis(250));

@@ -38,14 +38,6 @@ fn batch(start: u64, n: u64) -> Vec<u8> {
     otlp_request("load", spans).encode_to_vec()
 }
 
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// What a run saw.
 struct Report {
     sent: u64,
@@ -73,22 +65,14 @@ fn run(
         .build()
         .unwrap();
     let stub = slow_api.map(|delay| {
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new().fallback(move || async move {
-            tokio::time::sleep(delay).await;
-            (
-                [("content-type", "application/json")],
-                r#"{"UnprocessedTraceSegments":[]}"#,
-            )
-        });
-        rt.spawn(async move { axum::serve(listener, app).await });
-        url
+        xray_testkit::stub::Stub::start(move |_, _| {
+            std::thread::sleep(delay);
+            xray_testkit::stub::Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)
+        })
     });
+    let stub_url = stub.as_ref().map(|s| s.url());
     let mut args = vec!["--buffer-memory", &buffer, "--log-level", "warn"];
-    let options = match &stub {
+    let options = match &stub_url {
         Some(url) => {
             // One call in flight, so the stub's delay really makes the export slow.
             args.extend(["--region", "us-east-1", "--endpoint-url", url]);
@@ -175,7 +159,7 @@ fn run(
         max_queue_bytes <= buffer_mb * 1024 * 1024,
         "queue {max_queue_bytes} bytes over its {buffer_mb} MiB bound"
     );
-    let hwm = vm_hwm_kib(bridge.pid()).unwrap_or(0);
+    let hwm = xray_testkit::proc_status_kib(bridge.pid(), "VmHWM").unwrap_or(0);
     let code = bridge.stop(Duration::from_secs(30));
     assert_eq!(code, if export_dropped == 0 { 0 } else { 3 });
     if stub.is_none() {

@@ -124,7 +124,33 @@ fn otlp_and_daemon_traffic_reach_the_xray_api_and_come_back() {
     let text = bridge.wait_metrics(Duration::from_secs(20), |t| {
         Bridge::metric(t, "xray_bridge_export_spans_sent_total{export=\"api\"}") == 7
     });
-    assert!(Bridge::metric(&text, "xray_bridge_export_requests_total{export=\"api\"}") >= 1);
+    let requests = Bridge::metric(&text, "xray_bridge_export_requests_total{export=\"api\"}");
+    assert!(requests >= 1);
+    // Every PutTraceSegments call is timed in the histogram.
+    let calls = "xray_bridge_export_call_duration_seconds";
+    assert!(
+        text.contains(&format!("# TYPE {calls} histogram")),
+        "{text}"
+    );
+    assert_eq!(
+        Bridge::metric(&text, &format!("{calls}_count{{export=\"api\"}}")),
+        requests,
+        "{text}"
+    );
+    assert_eq!(
+        Bridge::metric(
+            &text,
+            &format!("{calls}_bucket{{export=\"api\",le=\"+Inf\"}}")
+        ),
+        requests,
+        "{text}"
+    );
+    let sum: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{calls}_sum{{export=\"api\"}} ")))
+        .and_then(|v| v.parse().ok())
+        .expect("the _sum sample");
+    assert!(sum > 0.0 && sum < 60.0, "{sum}");
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
 
     let ids: Vec<String> = otel

@@ -431,50 +431,38 @@ fn rotel_receives_the_spans_and_forwards_them_with_its_own_exporter() {
 struct Counting {
     url: String,
     spans: Arc<Mutex<Vec<String>>>,
-    _rt: tokio::runtime::Runtime,
+    _stub: xray_testkit::stub::Stub,
 }
 
 fn start_counting() -> Counting {
-    use axum::body::Bytes;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use prost::Message;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    use xray_testkit::stub::{Reply, Stub};
     let spans: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = spans.clone();
-    let app = axum::Router::new().fallback(move |body: Bytes| {
-        let seen = seen.clone();
-        async move {
-            let mut plain = Vec::new();
-            flate2::read::GzDecoder::new(body.as_ref())
-                .read_to_end(&mut plain)
-                .unwrap();
-            let request = ExportTraceServiceRequest::decode(plain.as_slice()).unwrap();
-            let names = request
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .flat_map(|s| &s.spans)
-                .map(|s| s.name.clone());
-            seen.lock().unwrap().extend(names);
-            (
-                [("content-type", "application/x-protobuf")],
-                Vec::<u8>::new(),
-            )
-        }
+    let stub = Stub::start(move |_, request| {
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(request.body.as_slice())
+            .read_to_end(&mut plain)
+            .unwrap();
+        let request = ExportTraceServiceRequest::decode(plain.as_slice()).unwrap();
+        let names = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.name.clone());
+        seen.lock().unwrap().extend(names);
+        Reply::Respond(
+            200,
+            vec![("content-type".into(), "application/x-protobuf".into())],
+            Vec::new(),
+        )
     });
-    rt.spawn(async move { axum::serve(listener, app).await });
     Counting {
-        url,
+        url: format!("{}/v1/traces", stub.url()),
         spans,
-        _rt: rt,
+        _stub: stub,
     }
 }
 

@@ -3,72 +3,43 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
 use common::{Bridge, Options};
+use xray_testkit::stub::{Reply, Request, Stub};
 
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    authorization: String,
-    amz_date: bool,
-    body: Vec<u8>,
+const NO_TARGETS: &str =
+    r#"{"SamplingTargetDocuments":[],"LastRuleModification":0,"UnprocessedStatistics":[]}"#;
+
+/// The stub X-Ray API: `rules` for GetSamplingRules, no targets for SamplingTargets, and a
+/// 400 for a body that says `fail`.
+fn sampling_api(rules: &'static str) -> Stub {
+    Stub::start(move |_, request| {
+        if request.body.windows(4).any(|w| w == b"fail") {
+            Reply::json(400, r#"{"Message":"bad statistics"}"#)
+        } else if request.path == "/GetSamplingRules" {
+            Reply::json(200, rules)
+        } else {
+            Reply::json(200, NO_TARGETS)
+        }
+    })
 }
 
-type Log = Arc<Mutex<Vec<Seen>>>;
-
-async fn stub(
-    State(log): State<Log>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    log.lock().unwrap().push(Seen {
-        path: uri.path().to_owned(),
-        authorization: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned(),
-        amz_date: headers.contains_key("x-amz-date"),
-        body: body.to_vec(),
-    });
-    if body.windows(4).any(|w| w == b"fail") {
-        return (
-            StatusCode::BAD_REQUEST,
-            r#"{"Message":"bad statistics"}"#.to_owned(),
-        );
-    }
-    let answer = match uri.path() {
-        "/GetSamplingRules" => {
-            r#"{"SamplingRuleRecords":[{"SamplingRule":{"RuleName":"Default","Priority":10000,"FixedRate":0.05,"ReservoirSize":1,"ServiceName":"*","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","ResourceARN":"*","Version":1}}]}"#
-        }
-        _ => {
-            r#"{"SamplingTargetDocuments":[],"LastRuleModification":0,"UnprocessedStatistics":[]}"#
-        }
-    };
-    (StatusCode::OK, answer.to_owned())
+/// The request's SigV4 `authorization` header (empty when absent).
+fn authorization(request: &Request) -> &str {
+    request.header("authorization").unwrap_or("")
 }
 
 #[test]
 fn only_sampling_paths_are_forwarded_and_they_are_signed() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let log: Log = Arc::default();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let upstream = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new().fallback(stub).with_state(log.clone());
-    rt.spawn(async move { axum::serve(listener, app).await });
+    let api = sampling_api(
+        r#"{"SamplingRuleRecords":[{"SamplingRule":{"RuleName":"Default","Priority":10000,"FixedRate":0.05,"ReservoirSize":1,"ServiceName":"*","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","ResourceARN":"*","Version":1}}]}"#,
+    );
+    let upstream = api.url();
 
     let mut bridge = Bridge::start(Options {
         tcp: true,
@@ -113,22 +84,21 @@ fn only_sampling_paths_are_forwarded_and_they_are_signed() {
         assert_eq!(big.status(), 413);
     });
 
-    let seen = log.lock().unwrap().clone();
+    let seen = api.requests();
     let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
     assert_eq!(
         paths,
         ["/GetSamplingRules", "/SamplingTargets", "/SamplingTargets"]
     );
     for s in &seen {
+        let authorization = authorization(s);
         assert!(
-            s.authorization
-                .starts_with("AWS4-HMAC-SHA256 Credential=AKIDBRIDGETEST/")
-                && s.authorization.contains("/us-east-1/xray/aws4_request")
-                && s.authorization.contains("Signature="),
-            "{}",
-            s.authorization
+            authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDBRIDGETEST/")
+                && authorization.contains("/us-east-1/xray/aws4_request")
+                && authorization.contains("Signature="),
+            "{authorization}"
         );
-        assert!(s.amz_date);
+        assert!(s.header("x-amz-date").is_some());
     }
     assert_eq!(seen[0].body, b"{}");
 
@@ -219,41 +189,12 @@ print(json.dumps({
 #[test]
 fn the_python_sdk_sampler_gets_its_rules_through_the_proxy() {
     xray_testkit::require_python(&["aws_xray_sdk"]);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let log: Log = Arc::default();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let upstream = format!("http://{}", listener.local_addr().unwrap());
-    let rules = r#"{"SamplingRuleRecords":[
+    let api = sampling_api(
+        r#"{"SamplingRuleRecords":[
         {"SamplingRule":{"RuleName":"Block","Priority":1,"FixedRate":0.0,"ReservoirSize":0,"ServiceName":"blocked-svc","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","ResourceARN":"*","Version":1,"Attributes":{}}},
-        {"SamplingRule":{"RuleName":"Default","Priority":10000,"FixedRate":1.0,"ReservoirSize":0,"ServiceName":"*","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","ResourceARN":"*","Version":1,"Attributes":{}}}]}"#;
-    let seen = log.clone();
-    let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-        let seen = seen.clone();
-        async move {
-            seen.lock().unwrap().push(Seen {
-                path: uri.path().to_owned(),
-                authorization: headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned(),
-                amz_date: headers.contains_key("x-amz-date"),
-                body: body.to_vec(),
-            });
-            if uri.path() == "/GetSamplingRules" {
-                rules.to_owned()
-            } else {
-                r#"{"SamplingTargetDocuments":[],"LastRuleModification":0,"UnprocessedStatistics":[]}"#.to_owned()
-            }
-        }
-    });
-    rt.spawn(async move { axum::serve(listener, app).await });
+        {"SamplingRule":{"RuleName":"Default","Priority":10000,"FixedRate":1.0,"ReservoirSize":0,"ServiceName":"*","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","ResourceARN":"*","Version":1,"Attributes":{}}}]}"#,
+    );
+    let upstream = api.url();
     let mut bridge = Bridge::start(Options {
         tcp: true,
         console: false,
@@ -285,15 +226,11 @@ fn the_python_sdk_sampler_gets_its_rules_through_the_proxy() {
         serde_json::json!([true, true, true, true, true]),
         "{out}"
     );
-    let seen = log.lock().unwrap().clone();
+    let seen = api.requests();
     let rules_call = seen
         .iter()
         .find(|s| s.path == "/GetSamplingRules")
         .expect("rules fetched through the proxy");
-    assert!(
-        rules_call
-            .authorization
-            .starts_with("AWS4-HMAC-SHA256 Credential=AKIDBRIDGETEST/")
-    );
+    assert!(authorization(rules_call).starts_with("AWS4-HMAC-SHA256 Credential=AKIDBRIDGETEST/"));
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0);
 }

@@ -35,7 +35,7 @@ pub mod transport;
 
 pub use exporter::{BuildError, FlushHandle, XrayExporter, XrayExporterBuilder};
 pub use item::{Document, Item, Unencodable};
-pub use metrics::{DropReason, Metrics, MetricsSnapshot};
+pub use metrics::{CALL_DURATION_BOUNDS, CallDurations, DropReason, Metrics, MetricsSnapshot};
 pub use pipeline::{FlushError, Pipeline, PipelineConfig};
 pub use processor::{ProcessorConfig, XraySpanProcessor};
 pub use queue::Overflow;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 /// Why a document (or a batch of OTLP spans) was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +77,67 @@ impl fmt::Display for DropReason {
 
 const REASONS: usize = DropReason::ALL.len();
 
+/// Upper bounds, in seconds, of the buckets of [`CallDurations`] (Prometheus' `le`); one
+/// more bucket, `+Inf`, takes the rest.
+pub const CALL_DURATION_BOUNDS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+const CALL_BUCKETS: usize = CALL_DURATION_BOUNDS.len() + 1;
+
+/// How long calls to a backend took (each HTTP request, answered or failed): a histogram
+/// over [`CALL_DURATION_BOUNDS`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let metrics = xray_export::Metrics::default();
+/// metrics.record_call(Duration::from_millis(20));
+/// let calls = metrics.snapshot().calls;
+/// assert_eq!(calls.count, 1);
+/// // Cumulative counts: not in the 10 ms bucket, in the 25 ms one and every later one.
+/// let buckets: Vec<(f64, u64)> = calls.cumulative().collect();
+/// assert_eq!(buckets[1], (0.01, 0));
+/// assert_eq!(buckets[2], (0.025, 1));
+/// assert_eq!(buckets.last(), Some(&(f64::INFINITY, 1)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallDurations {
+    /// Calls per bucket (not cumulative), indexed like [`CALL_DURATION_BOUNDS`], the last
+    /// one over the largest bound.
+    pub buckets: [u64; CALL_BUCKETS],
+    /// Calls timed.
+    pub count: u64,
+    /// Their durations added up, in microseconds.
+    pub sum_micros: u64,
+}
+
+impl CallDurations {
+    /// `(upper bound in seconds, calls at most that long)` for each bucket, the last
+    /// bound infinite: the `_bucket` samples of a Prometheus histogram.
+    pub fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let bounds = CALL_DURATION_BOUNDS.iter().copied().chain([f64::INFINITY]);
+        bounds.zip(self.buckets.iter().scan(0u64, |total, n| {
+            *total += n;
+            Some(*total)
+        }))
+    }
+
+    /// The durations added up, in seconds (the histogram's `_sum`).
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_micros as f64 / 1e6
+    }
+
+    fn since(&self, earlier: &CallDurations) -> CallDurations {
+        CallDurations {
+            buckets: std::array::from_fn(|i| self.buckets[i].saturating_sub(earlier.buckets[i])),
+            count: self.count.saturating_sub(earlier.count),
+            sum_micros: self.sum_micros.saturating_sub(earlier.sum_micros),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     spans_in: AtomicU64,
@@ -93,6 +155,9 @@ struct Counters {
     queued_bytes: AtomicU64,
     dropped_documents: [AtomicU64; REASONS],
     dropped_spans: [AtomicU64; REASONS],
+    call_buckets: [AtomicU64; CALL_BUCKETS],
+    calls: AtomicU64,
+    call_micros: AtomicU64,
 }
 
 /// A cheap, clonable handle on the exporter's counters.
@@ -147,6 +212,8 @@ pub struct MetricsSnapshot {
     pub dropped_documents: [u64; REASONS],
     /// Spans dropped, by [`DropReason`] (indexed like [`DropReason::ALL`]).
     pub dropped_spans: [u64; REASONS],
+    /// How long the calls to the backend took (HTTP transports).
+    pub calls: CallDurations,
 }
 
 impl MetricsSnapshot {
@@ -203,6 +270,7 @@ impl MetricsSnapshot {
             dropped_spans: std::array::from_fn(|i| {
                 d(self.dropped_spans[i], earlier.dropped_spans[i])
             }),
+            calls: self.calls.since(&earlier.calls),
         }
     }
 }
@@ -227,7 +295,25 @@ impl Metrics {
             queued_bytes: c.queued_bytes.load(Relaxed),
             dropped_documents: std::array::from_fn(|i| c.dropped_documents[i].load(Relaxed)),
             dropped_spans: std::array::from_fn(|i| c.dropped_spans[i].load(Relaxed)),
+            calls: CallDurations {
+                buckets: std::array::from_fn(|i| c.call_buckets[i].load(Relaxed)),
+                count: c.calls.load(Relaxed),
+                sum_micros: c.call_micros.load(Relaxed),
+            },
         }
+    }
+
+    /// Times one call to the backend (see [`CallDurations`]).
+    pub fn record_call(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = CALL_DURATION_BOUNDS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(CALL_DURATION_BOUNDS.len());
+        self.0.call_buckets[bucket].fetch_add(1, Relaxed);
+        self.0.calls.fetch_add(1, Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.0.call_micros.fetch_add(micros, Relaxed);
     }
 
     /// Counts spans handed to the exporter.

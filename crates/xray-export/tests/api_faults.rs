@@ -14,26 +14,10 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use xray_export::transport::api::{ApiConfig, ApiTransport};
 use xray_export::{Document, DropReason, Metrics, Pipeline, PipelineConfig, RetryPolicy};
 use xray_model::TraceId;
-use xray_testkit::assert_schema_valid;
 
-use common::{Reply, Request, Stub, logs, trace_id};
+use common::{Reply, Stub, document_ids, logs, trace_id};
 
 type Accepted = Arc<Mutex<HashMap<String, u32>>>;
-
-fn ids(request: &Request) -> Vec<String> {
-    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-    body["TraceSegmentDocuments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            let text = d.as_str().unwrap();
-            assert_schema_valid(text);
-            let v: serde_json::Value = serde_json::from_str(text).unwrap();
-            v["id"].as_str().unwrap().to_owned()
-        })
-        .collect()
-}
 
 fn accept(accepted: &Accepted, ids: &[String]) -> Reply {
     let mut a = accepted.lock().unwrap();
@@ -52,7 +36,7 @@ fn pipeline(url: String, retry: RetryPolicy) -> (Pipeline<Document>, Metrics) {
         )))
         .build();
     let config = ApiConfig {
-        sdk_config: Some(sdk),
+        sdk_config: Some(sdk.into()),
         endpoint_url: Some(url),
         max_in_flight: Some(2),
         ..Default::default()
@@ -117,7 +101,7 @@ fn throttling_and_server_errors_are_retried_without_duplicates() {
         ),
         2 => Reply::json(500, r#"{"__type":"InternalFailure","message":"boom"}"#),
         3 => Reply::Respond(503, vec![], b"<html>unavailable</html>".to_vec()),
-        _ => accept(&a, &ids(req)),
+        _ => accept(&a, &document_ids(req)),
     });
     let (p, metrics) = pipeline(stub.url(), fast());
     submit_all(&p, docs(30, 120));
@@ -129,7 +113,7 @@ fn throttling_and_server_errors_are_retried_without_duplicates() {
     assert!(m.retries >= 4, "{m:?}");
     // 120 documents need at least 3 calls of at most 50.
     let requests = stub.requests();
-    assert!(requests.iter().all(|r| ids(r).len() <= 50));
+    assert!(requests.iter().all(|r| document_ids(r).len() <= 50));
     assert!(
         requests
             .iter()
@@ -152,7 +136,7 @@ fn a_timed_out_call_is_retried() {
                 Box::new(Reply::json(500, "{}")),
             )
         } else {
-            accept(&a, &ids(req))
+            accept(&a, &document_ids(req))
         }
     });
     let (p, metrics) = pipeline(stub.url(), fast());
@@ -172,7 +156,7 @@ fn partial_unprocessed_retries_only_the_retryable_ones() {
     let (r, j) = (retry.clone(), reject.clone());
     let retried = Arc::new(Mutex::new(false));
     let stub = Stub::start(move |_, req| {
-        let ids = ids(req);
+        let ids = document_ids(req);
         let mut entries = Vec::new();
         let mut rest = Vec::new();
         for id in ids {
@@ -205,7 +189,7 @@ fn partial_unprocessed_retries_only_the_retryable_ones() {
     // Nothing that succeeded was sent again: only the retryable one appears twice.
     let mut sends: HashMap<String, u32> = HashMap::new();
     for request in stub.requests() {
-        for id in ids(&request) {
+        for id in document_ids(&request) {
             *sends.entry(id).or_default() += 1;
         }
     }
@@ -263,7 +247,7 @@ fn shutdown_sends_everything_queued() {
     let a = accepted.clone();
     let stub = Stub::start(move |_, req| {
         std::thread::sleep(Duration::from_millis(20));
-        accept(&a, &ids(req))
+        accept(&a, &document_ids(req))
     });
     let (p, metrics) = pipeline(stub.url(), fast());
     submit_all(&p, docs(35, 500));

@@ -31,7 +31,7 @@ fn sdk_config() -> SdkConfig {
 
 fn api(url: String) -> ApiConfig {
     ApiConfig {
-        sdk_config: Some(sdk_config()),
+        sdk_config: Some(sdk_config().into()),
         endpoint_url: Some(url),
         ..Default::default()
     }
@@ -253,6 +253,55 @@ fn documents_moto_cannot_store_come_back_unprocessed_and_are_counted_and_logged(
     let stored = get_traces(&moto.url(), std::slice::from_ref(&good));
     assert_eq!(stored[&good].len(), 2, "good documents stored exactly once");
     pipeline.shutdown(Duration::from_secs(1)).unwrap();
+}
+
+/// The request body is written here, each document escaped once: documents with quotes,
+/// backslashes, escaped control characters, raw whitespace and non-ASCII text arrive in
+/// moto as the same JSON, and every call is timed.
+#[test]
+fn documents_with_escapes_arrive_as_sent() {
+    let moto = start_moto();
+    let metrics = Metrics::default();
+    let pipeline = Pipeline::start_with_metrics(
+        ApiTransport::new(api(moto.url())),
+        PipelineConfig::default(),
+        metrics.clone(),
+    )
+    .unwrap();
+    let trace = TraceId::from_u128(trace_id(30)).to_string();
+    let texts: Vec<String> = (1..=3u64)
+        .map(|i| {
+            format!(
+                "{{\n\t\"name\":\"café {i}\",\"id\":\"{i:016x}\",\"trace_id\":\"{trace}\",\"start_time\":1700000000.{i},\"end_time\":1700000001.0,\r\n\"metadata\":{{\"default\":{{\"q\":\"say \\\"hi\\\" C:\\\\dir \\u0001 \\t ✓ 𝄞 ünï\"}}}}}}"
+            )
+        })
+        .collect();
+    for text in &texts {
+        assert_schema_valid(text);
+        assert!(pipeline.submit(Document::from_json(text.clone().into_bytes()).unwrap()));
+    }
+    pipeline.flush(Duration::from_secs(10)).unwrap();
+    let stored = get_traces(&moto.url(), std::slice::from_ref(&trace));
+    let segments = &stored[&trace];
+    assert_eq!(segments.len(), 3);
+    for (i, text) in texts.iter().enumerate() {
+        let sent: serde_json::Value = serde_json::from_str(text).unwrap();
+        let id = format!("{:016x}", i + 1);
+        let back: serde_json::Value = serde_json::from_str(&segments[&id]).unwrap();
+        assert_eq!(back, sent, "document {id} arrived as sent");
+    }
+    assert_eq!(
+        back_string(&segments["0000000000000001"]),
+        "say \"hi\" C:\\dir \u{1} \t ✓ 𝄞 ünï"
+    );
+    let m = metrics.snapshot();
+    assert!(m.calls.count >= 1 && m.calls.count == m.requests, "{m:?}");
+    pipeline.shutdown(Duration::from_secs(1)).unwrap();
+}
+
+fn back_string(doc: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(doc).unwrap();
+    v["metadata"]["default"]["q"].as_str().unwrap().to_owned()
 }
 
 struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

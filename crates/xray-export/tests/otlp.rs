@@ -37,7 +37,8 @@ fn config(url: String) -> OtlpConfig {
                     None,
                     "test",
                 )))
-                .build(),
+                .build()
+                .into(),
         ),
         endpoint_url: Some(format!("{url}/v1/traces")),
         ..Default::default()

@@ -19,26 +19,13 @@ use xray_export::transport::api::{ApiConfig, ApiTransport};
 use xray_export::{Document, DropReason, Metrics, Pipeline, PipelineConfig, RetryPolicy};
 use xray_model::TraceId;
 
-use common::{Reply, Request, Stub, trace_id};
+use common::{Reply, Stub, document_ids, trace_id};
 
 type Accepted = Arc<Mutex<HashMap<String, u32>>>;
 
 const UP: u8 = 0;
 const UNAVAILABLE: u8 = 1;
 const THROTTLED: u8 = 2;
-
-fn ids(request: &Request) -> Vec<String> {
-    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-    body["TraceSegmentDocuments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            let v: serde_json::Value = serde_json::from_str(d.as_str().unwrap()).unwrap();
-            v["id"].as_str().unwrap().to_owned()
-        })
-        .collect()
-}
 
 fn throttled() -> Reply {
     Reply::Respond(
@@ -55,7 +42,7 @@ fn api_stub(port: u16, mode: Arc<AtomicU8>, accepted: Accepted) -> Stub {
         THROTTLED => throttled(),
         _ => {
             let mut a = accepted.lock().unwrap();
-            for id in ids(req) {
+            for id in document_ids(req) {
                 *a.entry(id).or_default() += 1;
             }
             Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)
@@ -81,7 +68,7 @@ fn pipeline(
     let metrics = Metrics::default();
     let p = Pipeline::start_with_metrics(
         ApiTransport::new(ApiConfig {
-            sdk_config: Some(sdk()),
+            sdk_config: Some(sdk().into()),
             endpoint_url: Some(url),
             max_in_flight: Some(max_in_flight),
             ..Default::default()
@@ -211,7 +198,7 @@ fn throttling_lowers_the_calls_in_flight() {
             throttled()
         } else {
             let mut a = a.lock().unwrap();
-            for id in ids(req) {
+            for id in document_ids(req) {
                 *a.entry(id).or_default() += 1;
             }
             Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)

@@ -20,7 +20,7 @@ use xray_export::{
 };
 use xray_model::TraceId;
 
-use common::{Reply, Request, Stub, logs, trace_id};
+use common::{Reply, Stub, document_ids, logs, trace_id};
 
 /// Document ids in the order they arrived.
 type Arrived = Arc<Mutex<Vec<String>>>;
@@ -50,26 +50,13 @@ fn fastrand_u64() -> u64 {
         .as_nanos() as u64
 }
 
-fn ids(request: &Request) -> Vec<String> {
-    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-    body["TraceSegmentDocuments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            let v: serde_json::Value = serde_json::from_str(d.as_str().unwrap()).unwrap();
-            v["id"].as_str().unwrap().to_owned()
-        })
-        .collect()
-}
-
 /// Answers 503 while `down`, else accepts and records the ids.
 fn stub(down: Arc<AtomicBool>, arrived: Arrived) -> Stub {
     Stub::start(move |_, req| {
         if down.load(Ordering::SeqCst) {
             Reply::Respond(503, vec![], b"down".to_vec())
         } else {
-            arrived.lock().unwrap().extend(ids(req));
+            arrived.lock().unwrap().extend(document_ids(req));
             Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)
         }
     })
@@ -85,7 +72,7 @@ fn start(url: &str, spool: SpoolConfig, metrics: Metrics) -> std::io::Result<Pip
         .build();
     Pipeline::start_with_metrics(
         ApiTransport::new(ApiConfig {
-            sdk_config: Some(sdk),
+            sdk_config: Some(sdk.into()),
             endpoint_url: Some(url.to_owned()),
             ..Default::default()
         }),
@@ -296,7 +283,7 @@ fn a_partly_delivered_batch_sends_only_the_rest_again() {
     // Calls carrying document 1 (the first group of 50) succeed; the others fail until
     // the stub heals, long after the retry budget.
     let api = Stub::start(move |_, req| {
-        let ids = ids(req);
+        let ids = document_ids(req);
         if h.load(Ordering::SeqCst) || ids.contains(&id(1)) {
             a.lock().unwrap().extend(ids);
             Reply::json(200, r#"{"UnprocessedTraceSegments":[]}"#)

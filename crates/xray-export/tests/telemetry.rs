@@ -87,7 +87,8 @@ fn run() {
                     .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
                         "AKID", "SECRET", None, None, "test",
                     )))
-                    .build(),
+                    .build()
+                    .into(),
             ),
             endpoint_url: Some(stub.url()),
             ..Default::default()

@@ -298,6 +298,20 @@ fn word(bytes: &[u8], at: usize) -> [u8; 8] {
     w
 }
 
+/// Appends `s` as a quoted JSON string, escaped as `serde_json` escapes it: `"`, `\` and
+/// control characters only; everything else, non-ASCII included, is copied as it is.
+///
+/// # Examples
+///
+/// ```
+/// let mut out = Vec::new();
+/// xray_model::write_json_string(&mut out, "a\"b\\c\u{1}é");
+/// assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\u0001é""#);
+/// ```
+pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    string(out, s);
+}
+
 /// A quoted, escaped JSON string. Clean text (nearly all) is checked and copied eight
 /// bytes at a time, the last partial word as an overlapping word that rewrites bytes
 /// already copied with the same bytes; only strings with a byte to escape, and strings

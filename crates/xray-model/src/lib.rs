@@ -53,6 +53,7 @@ pub use header::{
     TraceHeader,
 };
 pub use id::{IdError, SegmentId, TRACE_ID_LEN, TraceId};
+pub use json::write_json_string;
 pub use namespace::{FieldSource, Namespace};
 pub use nest::{MAX_NESTING_DEPTH, nest_subsegments};
 pub use split::{SplitReport, encoded_len, split_to_document_limit, split_to_fit, trim_to_fit};

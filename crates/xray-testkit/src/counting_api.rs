@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::http::{Message, read_message};
 
@@ -45,27 +45,193 @@ pub struct StubApi {
     accept: Option<JoinHandle<()>>,
 }
 
-#[derive(Deserialize)]
-struct Put<'a> {
-    #[serde(rename = "TraceSegmentDocuments", borrow)]
-    documents: Vec<std::borrow::Cow<'a, str>>,
+/// Spans in one document: 1 plus its nested subsegments; 0 when it is not a JSON object.
+/// Counted in one streaming pass that allocates nothing, so that the stub's own CPU use
+/// stays well below the servers' it measures.
+pub fn spans_in(doc: &str) -> u64 {
+    serde_json::from_str::<SpanCount>(doc).map_or(0, |c| c.0)
 }
 
-/// Spans in one document: 1 plus its nested subsegments (the document is only parsed
-/// when it has any, to keep the stub's own CPU use small).
-pub fn spans_in(doc: &str) -> u64 {
-    if !doc.contains("\"subsegments\"") {
-        return u64::from(serde_json::from_str::<serde::de::IgnoredAny>(doc).is_ok());
+/// A segment or subsegment: 1 plus the spans of its `subsegments` array; every other
+/// value is skipped unparsed ([`IgnoredAny`]).
+struct SpanCount(u64);
+
+impl<'de> de::Deserialize<'de> for SpanCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = SpanCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a segment document")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SpanCount, A::Error> {
+                let mut spans = 1;
+                while let Some(key) = map.next_key::<IsSubsegments>()? {
+                    if key.0 {
+                        spans += map.next_value::<Subsegments>()?.0;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(SpanCount(spans))
+            }
+        }
+        d.deserialize_map(Object)
     }
-    fn count(v: &serde_json::Value) -> u64 {
-        1 + v
-            .get("subsegments")
-            .and_then(|s| s.as_array())
-            .map_or(0, |subs| subs.iter().map(count).sum())
+}
+
+/// Whether a key is `subsegments` (read without allocating).
+struct IsSubsegments(bool);
+
+impl<'de> de::Deserialize<'de> for IsSubsegments {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl Visitor<'_> for Key {
+            type Value = IsSubsegments;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<IsSubsegments, E> {
+                Ok(IsSubsegments(key == "subsegments"))
+            }
+        }
+        d.deserialize_str(Key)
     }
-    match serde_json::from_str::<serde_json::Value>(doc) {
-        Ok(v) => count(&v),
-        Err(_) => 0,
+}
+
+/// The spans of a `subsegments` array.
+struct Subsegments(u64);
+
+impl<'de> de::Deserialize<'de> for Subsegments {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Array;
+        impl<'de> Visitor<'de> for Array {
+            type Value = Subsegments;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of subsegments")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Subsegments, A::Error> {
+                let mut spans = 0;
+                while let Some(c) = seq.next_element::<SpanCount>()? {
+                    spans += c.0;
+                }
+                Ok(Subsegments(spans))
+            }
+        }
+        d.deserialize_seq(Array)
+    }
+}
+
+/// A `PutTraceSegments` body: its documents and their spans, each document unescaped into
+/// serde_json's scratch buffer and counted there (no copy per document); the first one is
+/// kept as a sample when `keep_first`.
+struct Put {
+    documents: u64,
+    spans: u64,
+    first: Option<String>,
+}
+
+impl Put {
+    fn read(body: &[u8], keep_first: bool) -> serde_json::Result<Put> {
+        let mut put = Put {
+            documents: 0,
+            spans: 0,
+            first: None,
+        };
+        let mut d = serde_json::Deserializer::from_slice(body);
+        d.deserialize_map(PutBody {
+            put: &mut put,
+            keep_first,
+        })?;
+        d.end()?;
+        Ok(put)
+    }
+}
+
+struct PutBody<'p> {
+    put: &'p mut Put,
+    keep_first: bool,
+}
+
+impl<'de> Visitor<'de> for PutBody<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a PutTraceSegments body")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut found = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "TraceSegmentDocuments" {
+                found = true;
+                map.next_value_seed(Documents {
+                    put: &mut *self.put,
+                    keep_first: self.keep_first,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(de::Error::missing_field("TraceSegmentDocuments"))
+        }
+    }
+}
+
+struct Documents<'p> {
+    put: &'p mut Put,
+    keep_first: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Documents<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Documents<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of document strings")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(Document {
+                put: &mut *self.put,
+                keep_first: self.keep_first,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+struct Document<'p> {
+    put: &'p mut Put,
+    keep_first: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for Document<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Document<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a document string")
+    }
+    fn visit_str<E: de::Error>(self, doc: &str) -> Result<(), E> {
+        if self.keep_first && self.put.first.is_none() {
+            self.put.first = Some(doc.to_owned());
+        }
+        self.put.documents += 1;
+        self.put.spans += spans_in(doc);
+        Ok(())
     }
 }
 
@@ -140,20 +306,15 @@ fn serve(stream: TcpStream, received: &Received) {
         } else {
             &msg.body
         };
-        match serde_json::from_slice::<Put<'_>>(body) {
+        let keep_first = received.first.lock().unwrap().is_none();
+        match Put::read(body, keep_first) {
             Ok(put) if msg.start.starts_with("POST /TraceSegments") => {
-                let spans: u64 = put.documents.iter().map(|d| spans_in(d)).sum();
-                if let Some(first) = put.documents.first() {
-                    let mut sample = received.first.lock().unwrap();
-                    if sample.is_none() {
-                        *sample = Some(first.to_string());
-                    }
+                if let Some(first) = put.first {
+                    received.first.lock().unwrap().get_or_insert(first);
                 }
                 received.calls.fetch_add(1, Relaxed);
-                received
-                    .documents
-                    .fetch_add(put.documents.len() as u64, Relaxed);
-                received.spans.fetch_add(spans, Relaxed);
+                received.documents.fetch_add(put.documents, Relaxed);
+                received.spans.fetch_add(put.spans, Relaxed);
                 *received.last_at.lock().unwrap() = Some(Instant::now());
             }
             _ => {
@@ -189,5 +350,20 @@ mod tests {
             1
         );
         assert_eq!(spans_in("not json"), 0);
+        assert_eq!(spans_in(r#"{"id":"a","subsegments":[{"id":"b"},"#), 0);
+        assert_eq!(spans_in(r#"{"id":"a","a\u0062c":{"subsegments":[{}]}}"#), 1);
+    }
+
+    #[test]
+    fn put_bodies_are_counted_per_document() {
+        let doc = r#"{"id":"a","subsegments":[{"id":"b","subsegments":[{"id":"c"}]}]}"#;
+        let body = serde_json::json!({"TraceSegmentDocuments": [doc, r#"{"id":"d"}"#]});
+        let put = Put::read(body.to_string().as_bytes(), true).unwrap();
+        assert_eq!((put.documents, put.spans), (2, 4));
+        assert_eq!(put.first.as_deref(), Some(doc));
+        let put = Put::read(body.to_string().as_bytes(), false).unwrap();
+        assert_eq!(put.first, None);
+        assert!(Put::read(br#"{"Other":[]}"#, true).is_err());
+        assert!(Put::read(br#"{"TraceSegmentDocuments":["{}"]} x"#, true).is_err());
     }
 }

@@ -33,6 +33,17 @@ impl Request {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The documents of a `PutTraceSegments` body (`{"TraceSegmentDocuments": [...]}`),
+    /// each still a JSON string; `None` when the body is not one.
+    pub fn trace_segment_documents(&self) -> Option<Vec<String>> {
+        let body: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        body["TraceSegmentDocuments"]
+            .as_array()?
+            .iter()
+            .map(|d| d.as_str().map(str::to_owned))
+            .collect()
+    }
 }
 
 /// What the stub does with a request.

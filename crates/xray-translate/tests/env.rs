@@ -1,11 +1,10 @@
 //! Settings from environment variables, read through the variable-map hooks (`from_vars`,
 //! `with_settings_from`): no test here changes the process environment.
 
-use std::collections::HashMap;
-
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
+use xray_testkit::vars;
 use xray_translate::{TRACING_NAME_ENV, Translator, TranslatorConfig};
 
 fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
@@ -51,15 +50,6 @@ fn tracing_name_overrides_service_name() {
 
     let blank = TranslatorConfig::from_vars(vars(&[(TRACING_NAME_ENV, "  ")]));
     assert_eq!(blank.service_name(), None);
-}
-
-/// A variable lookup over a fixed map.
-fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    move |name| map.get(name).cloned()
 }
 
 #[test]

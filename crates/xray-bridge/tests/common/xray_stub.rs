@@ -117,7 +117,7 @@ impl XrayStub {
 impl State {
     fn answer(&self, request: &Request) -> Reply {
         match (request.method.as_str(), request.path.as_str()) {
-            ("POST", "/TraceSegments") => self.put_trace_segments(&request.body),
+            ("POST", "/TraceSegments") => self.put_trace_segments(request),
             ("POST", "/TelemetryRecords") => {
                 if let Ok(v) = serde_json::from_slice(&request.body) {
                     self.telemetry.lock().unwrap().push(v);
@@ -141,21 +141,12 @@ impl State {
         }
     }
 
-    fn put_trace_segments(&self, body: &[u8]) -> Reply {
+    fn put_trace_segments(&self, request: &Request) -> Reply {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         std::thread::sleep(self.delay);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let docs: Vec<String> = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| {
-                v["TraceSegmentDocuments"].as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|d| d.as_str().map(str::to_owned))
-                        .collect()
-                })
-            })
-            .unwrap_or_default();
+        let docs = request.trace_segment_documents().unwrap_or_default();
         let until = *self.failing_until.lock().unwrap();
         let failing = match until {
             Some((status, until)) if Instant::now() < until => Some(status),

@@ -24,6 +24,12 @@ pub mod limit;
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub mod otlp;
+#[cfg(any(feature = "xray-api", feature = "otlp"))]
+mod sigv4;
+
+#[cfg(any(feature = "xray-api", feature = "otlp"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "xray-api", feature = "otlp"))))]
+pub use sigv4::{LazySdkConfig, regional_endpoint};
 
 /// A boxed future returned by [`Transport::send`].
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;

@@ -4,13 +4,8 @@
 //! it is an AWS endpoint, with extra headers such as a vendor's API key, gzip bodies).
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
@@ -22,6 +17,7 @@ use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
 use crate::item::Item;
 use crate::metrics::DropReason;
+use crate::transport::sigv4::{LazySdkConfig, Signer, regional_endpoint, sdk_config};
 use crate::transport::{SendContext, SendFuture, Transport};
 
 /// Most spans the endpoint takes in one request.
@@ -253,9 +249,9 @@ pub enum OtlpCompression {
 /// Settings for [`OtlpTransport`].
 #[derive(Clone, Default)]
 pub struct OtlpConfig {
-    /// A ready `aws-config` configuration; loaded from the environment when `None` (and
-    /// only when requests are signed).
-    pub sdk_config: Option<SdkConfig>,
+    /// The `aws-config` configuration (ready, or loaded on first use: `SdkConfig::into`);
+    /// loaded from the environment when `None` (only when requests are signed).
+    pub sdk_config: Option<LazySdkConfig>,
     /// Overrides the region used for the endpoint and the signature.
     pub region: Option<String>,
     /// Overrides the endpoint (default `https://xray.<region>.amazonaws.com/v1/traces`).
@@ -312,14 +308,6 @@ pub fn aws_endpoint(url: &str) -> Option<(String, Option<String>)> {
     Some((service, region))
 }
 
-/// What signing needs, loaded on first use.
-struct Signer {
-    sdk: SdkConfig,
-    region: String,
-    service: String,
-    credentials: Option<(Credentials, SystemTime)>,
-}
-
 struct Ready {
     http: reqwest::Client,
     url: String,
@@ -351,10 +339,7 @@ impl OtlpTransport {
             let endpoint = configured.as_deref().and_then(aws_endpoint);
             let sign = self.config.signing.signs(configured.as_deref());
             let signer = if sign {
-                let sdk = match &self.config.sdk_config {
-                    Some(sdk) => sdk.clone(),
-                    None => aws_config::defaults(BehaviorVersion::latest()).load().await,
-                };
+                let sdk = sdk_config(self.config.sdk_config.as_ref()).await;
                 let host_region = endpoint.as_ref().and_then(|(_, r)| r.clone());
                 let region = self
                     .config
@@ -367,19 +352,14 @@ impl OtlpTransport {
                     (OtlpSigning::Auto, Some((service, _))) => service.clone(),
                     _ => "xray".to_owned(),
                 };
-                Some(Signer {
-                    sdk,
-                    region,
-                    service,
-                    credentials: None,
-                })
+                Some(Signer::new(sdk, region, service))
             } else {
                 None
             };
             let url = match (configured, &signer) {
                 (Some(url), _) => url,
                 (None, Some(signer)) => {
-                    format!("https://xray.{}.amazonaws.com/v1/traces", signer.region)
+                    format!("{}/v1/traces", regional_endpoint(signer.region()))
                 }
                 (None, None) => return Err("no OTLP endpoint configured".to_owned()),
             };
@@ -458,63 +438,6 @@ impl Transport<OtlpSpans> for OtlpTransport {
     }
 }
 
-async fn credentials(signer: &mut Signer) -> Result<Credentials, String> {
-    let now = SystemTime::now();
-    if let Some((creds, refresh_at)) = &signer.credentials
-        && now < *refresh_at
-    {
-        return Ok(creds.clone());
-    }
-    let provider = signer
-        .sdk
-        .credentials_provider()
-        .ok_or("no AWS credentials provider configured")?;
-    let creds = provider
-        .provide_credentials()
-        .await
-        .map_err(|e| format!("AWS credentials: {e}"))?;
-    // Refresh five minutes before expiry; long-lived keys are read again hourly.
-    let refresh_at = creds
-        .expiry()
-        .map(|e| e.checked_sub(Duration::from_secs(300)).unwrap_or(e))
-        .unwrap_or(now + Duration::from_secs(3600));
-    signer.credentials = Some((creds.clone(), refresh_at));
-    Ok(creds)
-}
-
-fn signed_headers(
-    signer: &Signer,
-    url: &str,
-    creds: Credentials,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Result<Vec<(String, String)>, String> {
-    let identity = creds.into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&signer.region)
-        .name(&signer.service)
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| format!("SigV4 parameters: {e}"))?
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| format!("SigV4 request: {e}"))?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| format!("SigV4 signing: {e}"))?
-        .into_parts();
-    Ok(instructions
-        .headers()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect())
-}
-
 /// The body as sent: compressed when configured.
 fn encode_body(body: Vec<u8>, compression: OtlpCompression) -> Result<Vec<u8>, String> {
     match compression {
@@ -543,7 +466,7 @@ async fn post(ready: &mut Ready, items: Vec<OtlpSpans>, cx: &SendContext) {
         }
     };
     let mut attempt = 1;
-    let first_try = std::time::Instant::now();
+    let first_try = Instant::now();
     loop {
         let cause = match attempt_post(ready, &body, cx).await {
             Ok(rejected) => {
@@ -592,14 +515,11 @@ async fn attempt_post(
     if ready.compression == OtlpCompression::Gzip {
         headers.push(("content-encoding", "gzip"));
     }
-    let signed = match &mut ready.signer {
-        Some(signer) => {
-            let creds = credentials(signer)
-                .await
-                .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e))?;
-            signed_headers(signer, &ready.url, creds, &headers, body)
-                .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e))?
-        }
+    let signed = match &ready.signer {
+        Some(signer) => signer
+            .sign_post(&ready.url, &headers, body)
+            .await
+            .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e))?,
         None => Vec::new(),
     };
     let mut request = ready
@@ -617,15 +537,18 @@ async fn attempt_post(
         request = request.header(k, v);
     }
     cx.request();
+    let started = Instant::now();
     let response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
+            cx.metrics().record_call(started.elapsed());
             cx.send_error();
             return Err(Failure::Retryable(format!("{}: {e}", ready.url)));
         }
     };
     let status = response.status();
     let bytes = response.bytes().await.unwrap_or_default();
+    cx.metrics().record_call(started.elapsed());
     if status.is_success() {
         let rejected = ExportTraceServiceResponse::decode(bytes.as_ref())
             .ok()

@@ -42,6 +42,20 @@ pub(crate) fn span(trace: u128, id: u64, parent: u64, kind: SpanKind, name: &str
     }
 }
 
+/// The ids of a PutTraceSegments call's documents, each checked against the schema.
+pub(crate) fn document_ids(request: &Request) -> Vec<String> {
+    let docs = request
+        .trace_segment_documents()
+        .expect("a PutTraceSegments body");
+    docs.iter()
+        .map(|text| {
+            xray_testkit::assert_schema_valid(text);
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
 /// A time-prefixed trace id, as X-Ray's own ids are.
 pub(crate) fn trace_id(n: u32) -> u128 {
     let secs = SystemTime::now()
