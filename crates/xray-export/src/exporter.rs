@@ -458,6 +458,8 @@ impl Backend {
     /// true`, no `end_time`, no subsegments). It carries no span in the counters: the
     /// complete document sent when the span ends does. The OTLP endpoint has no
     /// in-progress form, so nothing is sent there.
+    // Without the `otlp` feature, documents are the only backend.
+    #[cfg_attr(not(feature = "otlp"), allow(irrefutable_let_patterns))]
     pub(crate) fn submit_in_progress(
         &self,
         metrics: &Metrics,
