@@ -20,7 +20,9 @@ use xray_model::limits::MAX_DOCUMENTS_PER_PUT;
 use crate::item::Document;
 use crate::metrics::DropReason;
 use crate::transport::limit::AdaptiveLimit;
-use crate::transport::sigv4::{LazySdkConfig, Signer, regional_endpoint, sdk_config};
+use crate::transport::sigv4::{
+    LazySdkConfig, Signer, configured_endpoint, regional_endpoint, sdk_config,
+};
 use crate::transport::{SendContext, SendFuture, Transport};
 
 /// Most bytes in one `PutTraceSegments` request body.
@@ -44,7 +46,8 @@ pub struct ApiConfig {
     /// Overrides the region (else `AWS_REGION` and the rest of the chain).
     pub region: Option<String>,
     /// A custom endpoint (VPC endpoint, test server), e.g. `http://127.0.0.1:4566`; else
-    /// the configuration's endpoint URL (`AWS_ENDPOINT_URL`), else the region's.
+    /// the configuration's endpoint URL (`AWS_ENDPOINT_URL_XRAY`, else `AWS_ENDPOINT_URL`),
+    /// else the region's.
     pub endpoint_url: Option<String>,
     /// Most `PutTraceSegments` calls in flight at once (default
     /// [`DEFAULT_MAX_IN_FLIGHT`]).
@@ -177,7 +180,7 @@ impl ApiTransport {
             .config
             .endpoint_url
             .clone()
-            .or_else(|| sdk.endpoint_url().map(str::to_owned))
+            .or_else(|| configured_endpoint(&sdk))
             .unwrap_or_else(|| regional_endpoint(&region));
         let http = match &self.config.http_client {
             Some(client) => client.clone(),

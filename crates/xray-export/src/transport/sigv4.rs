@@ -13,6 +13,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
+use aws_types::service_config::ServiceConfigKey;
 
 type Load = dyn Fn() -> Pin<Box<dyn Future<Output = SdkConfig> + Send>> + Send + Sync;
 
@@ -110,6 +111,21 @@ pub fn regional_endpoint(region: &str) -> String {
     format!("https://xray.{region}.amazonaws.com{suffix}")
 }
 
+/// The X-Ray endpoint the AWS configuration names, as the SDK's resolver reads it:
+/// `AWS_ENDPOINT_URL_XRAY` (or the profile's `services` section for `xray`) first, then
+/// `AWS_ENDPOINT_URL` (or the profile's `endpoint_url`).
+pub(crate) fn configured_endpoint(sdk: &SdkConfig) -> Option<String> {
+    let key = ServiceConfigKey::builder()
+        .service_id("XRay")
+        .env("AWS_ENDPOINT_URL_XRAY")
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk.service_config()
+        .and_then(|config| config.load_config(key))
+        .or_else(|| sdk.endpoint_url().map(str::to_owned))
+}
+
 /// Signs requests for one service and region; shared by the calls in flight.
 pub(crate) struct Signer {
     sdk: SdkConfig,
@@ -194,5 +210,46 @@ impl Signer {
             .headers()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_types::service_config::LoadServiceConfig;
+
+    /// The environment as aws-config reads it, from a fixed list.
+    #[derive(Debug)]
+    struct Env(&'static [(&'static str, &'static str)]);
+
+    impl LoadServiceConfig for Env {
+        fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+            let found = self.0.iter().find(|(k, _)| *k == key.env());
+            found.map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn the_xray_endpoint_comes_before_the_global_one() {
+        let config = |env: &'static [(&'static str, &'static str)], global: Option<&str>| {
+            let mut builder = SdkConfig::builder().service_config(Env(env));
+            builder.set_endpoint_url(global.map(str::to_owned));
+            builder.build()
+        };
+        let xray = &[("AWS_ENDPOINT_URL_XRAY", "http://xray.local:1")];
+        let sdk = config(xray, Some("http://all.local:2"));
+        assert_eq!(
+            configured_endpoint(&sdk).as_deref(),
+            Some("http://xray.local:1")
+        );
+        let sdk = config(
+            &[("AWS_ENDPOINT_URL_S3", "http://s3.local:3")],
+            Some("http://all.local:2"),
+        );
+        assert_eq!(
+            configured_endpoint(&sdk).as_deref(),
+            Some("http://all.local:2")
+        );
+        assert_eq!(configured_endpoint(&config(&[], None)), None);
     }
 }
