@@ -45,7 +45,6 @@ fn service(name: &str, udp: &UdpSocket, env: &[(&str, String)]) -> Server {
             "AWS_XRAY_DAEMON_ADDRESS",
             format!("127.0.0.1:{}", udp.local_addr().unwrap().port()),
         )
-        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true");

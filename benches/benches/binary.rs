@@ -7,6 +7,8 @@
 //!   `--export api --endpoint-url`, rotel with `--exporter aws-xray
 //!   --xray-exporter-custom-endpoint`), counting what arrives at the stub;
 //! - daemon-protocol UDP ingest (paced datagrams of real segment documents) to a file;
+//! - the spool's cost (`spool_api`): ours against the stub API with the spool off, on
+//!   with its default fsync (every 1000 ms) and on with an fsync after every record.
 //! - the X-Ray daemon reference (`daemon_reference`): datagrams paced at the daemon's
 //!   published 4,000 segments/s, exported to the stub API as the daemon does, reported as
 //!   CPU % of one core and RSS beside the daemon's figures.
@@ -42,7 +44,9 @@ use std::time::{Duration, Instant};
 
 use xray_bridge_benches::binary::load::{self, LoadResult};
 use xray_bridge_benches::binary::pin::Pinning;
-use xray_bridge_benches::binary::process::{Scratch, Server, Usage, free_port, free_udp_port};
+use xray_bridge_benches::binary::process::{
+    Scratch, Server, Usage, free_port, free_udp_port, xray_bridge_bin,
+};
 use xray_bridge_benches::binary::workload::{self, OtlpBody};
 use xray_testkit::counting_api::{self as stub, StubApi};
 
@@ -140,65 +144,6 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// The profile folder this bench binary was built into (`target/<profile>`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/binary-<hash>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("bench binary in target/<profile>/deps")
-        .to_path_buf()
-}
-
-/// Finds (and, unless `XRAY_BRIDGE_BIN` names one, builds) the xray-bridge binary.
-fn xray_bridge_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("XRAY_BRIDGE_BIN") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "XRAY_BRIDGE_BIN={} is not a file",
-            path.display()
-        );
-        return path;
-    }
-    let dir = profile_dir();
-    let profile = match dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev",
-        // The shipped binary: `cargo bench` builds the benches in the cheaper `bench`
-        // profile, but what is measured here is what `cargo build --release` ships.
-        Some("release") => "release",
-        Some(other) => other,
-        None => "dev",
-    };
-    let target = dir.parent().expect("target dir");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    eprintln!("building xray-bridge ({profile} profile) for the binary bench...");
-    let status = Command::new(&cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "xray-bridge",
-            "--bin",
-            "xray-bridge",
-        ])
-        .args(["--profile", profile])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", target)
-        .status();
-    let bin = dir.join("xray-bridge");
-    match status {
-        Ok(s) if s.success() => {}
-        other => panic!(
-            "cannot build xray-bridge ({other:?}); build it with `cargo build --profile {profile} -p xray-bridge` or set XRAY_BRIDGE_BIN"
-        ),
-    }
-    assert!(bin.is_file(), "no binary at {}", bin.display());
-    bin
-}
-
 /// `ROTEL_BIN`, else `rotel-agent` from the `rotel` Python package (in the peers' virtual
 /// environment that `cargo xtask test` makes).
 fn rotel_bin() -> Option<PathBuf> {
@@ -233,11 +178,13 @@ enum Export<'a> {
     Api(&'a StubApi),
 }
 
+/// Our binary with `export`, a UDP listener when `udp` is set, and `extra` flags.
 fn start_ours(
     bin: &Path,
     scratch: &Scratch,
     export: &Export<'_>,
     udp: Option<u16>,
+    extra: &[String],
 ) -> (Server, u16, Option<u16>) {
     let mut ports = (0, None);
     let server = Server::start(
@@ -274,6 +221,7 @@ fn start_ours(
                     .arg(stub.url());
                 }
             }
+            cmd.args(extra);
             for (k, _) in std::env::vars() {
                 if k.starts_with("XRAY_BRIDGE_") || k.starts_with("AWS_") || k == "RUST_LOG" {
                     cmd.env_remove(k);
@@ -414,7 +362,7 @@ fn otlp_run(
 fn ours_otlp_file(bin: &Path, bodies: &[OtlpBody], load: &Load, scenario: String) -> Run {
     let scratch = Scratch::new("otlp-file");
     let out = scratch.path("out.jsonl");
-    let (server, port, _) = start_ours(bin, &scratch, &Export::File(out.clone()), None);
+    let (server, port, _) = start_ours(bin, &scratch, &Export::File(out.clone()), None, &[]);
     let mut run = Run {
         scenario,
         server: "xray-bridge",
@@ -446,8 +394,30 @@ fn ours_otlp_file(bin: &Path, bodies: &[OtlpBody], load: &Load, scenario: String
 }
 
 fn ours_otlp_api(bin: &Path, bodies: &[OtlpBody], load: &Load, scenario: String) -> Run {
+    ours_otlp_api_with(bin, bodies, load, scenario, None)
+}
+
+/// Our binary against the stub API, with a disk spool when `spool_fsync` is set (`--spool`
+/// in the run's scratch folder, `--spool-fsync` that value): every accepted document is
+/// written there and removed once delivered.
+fn ours_otlp_api_with(
+    bin: &Path,
+    bodies: &[OtlpBody],
+    load: &Load,
+    scenario: String,
+    spool_fsync: Option<&str>,
+) -> Run {
     otlp_api_run("xray-bridge", bodies, load, scenario, |scratch, stub| {
-        let (server, port, _) = start_ours(bin, scratch, &Export::Api(stub), None);
+        let extra: Vec<String> = match spool_fsync {
+            Some(fsync) => vec![
+                "--spool".into(),
+                scratch.path("spool").display().to_string(),
+                "--spool-fsync".into(),
+                fsync.into(),
+            ],
+            None => Vec::new(),
+        };
+        let (server, port, _) = start_ours(bin, scratch, &Export::Api(stub), None, &extra);
         (server, port)
     })
 }
@@ -538,7 +508,7 @@ fn ours_udp(
         Some(stub) => Export::Api(stub),
         None => Export::File(out.clone()),
     };
-    let (server, _, udp) = start_ours(bin, &scratch, &export, Some(0));
+    let (server, _, udp) = start_ours(bin, &scratch, &export, Some(0), &[]);
     let udp = udp.expect("udp port");
     let mut run = Run {
         scenario,
@@ -646,6 +616,7 @@ fn print(runs: &[Run], load: &Load) {
     println!(
         "server CPU: its utime + stime over the load's duration, in % of one core (pinned to one core, near 100 % means the server set the rate; well below, something else did)"
     );
+    print_spool_cost(runs);
     let scenarios: Vec<&String> = runs
         .iter()
         .filter(|r| r.server == "rotel")
@@ -683,6 +654,31 @@ fn print(runs: &[Run], load: &Load) {
             ratio(theirs.cpu_per_100k(), ours.cpu_per_100k()),
             ours.peak_rss as f64 / theirs.peak_rss as f64,
             ours.idle_rss as f64 / theirs.idle_rss as f64,
+        );
+    }
+}
+
+/// The `spool_api` runs side by side: each against the run without a spool.
+fn print_spool_cost(runs: &[Run]) {
+    let spool: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.scenario.contains(", spool"))
+        .collect();
+    let Some(off) = spool.iter().find(|r| r.scenario.ends_with("spool off")) else {
+        return;
+    };
+    println!();
+    println!(
+        "| spool | delivered spans/s | delivered spans/s vs spool off | CPU per span vs spool off |"
+    );
+    println!("|---|---:|---:|---:|");
+    for r in &spool {
+        let label = r.scenario.rsplit(", ").next().unwrap_or_default();
+        println!(
+            "| {label} | {:.0} | **{:.2}x** | {:.2}x |",
+            r.delivered_per_second(),
+            r.delivered_per_second() / off.delivered_per_second(),
+            r.cpu_per_100k() / off.cpu_per_100k(),
         );
     }
 }
@@ -765,6 +761,18 @@ fn main() {
         runs.push(ours_otlp_api(&bin, &small, &load, scenario.clone()));
         if let Some(rotel) = &rotel {
             runs.push(rotel_otlp_api(rotel, &small, &load, scenario));
+        }
+    }
+    if wanted("spool_api") {
+        // The spool's cost: the same load and stub, spool off, on with the default fsync
+        // (every 1000 ms) and on with an fsync after every record.
+        for (label, fsync) in [
+            ("spool off", None),
+            ("spool, fsync every 1000 ms", Some("1000ms")),
+            ("spool, fsync always", Some("always")),
+        ] {
+            let scenario = format!("OTLP/HTTP {big}-span requests -> stub API, {label}");
+            runs.push(ours_otlp_api_with(&bin, &bodies, &load, scenario, fsync));
         }
     }
     if wanted("udp_file") {

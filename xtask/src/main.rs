@@ -15,14 +15,17 @@
 //!   `target/dist/`: `xray-bridge` stripped of symbols and debug info, with a
 //!   `.gnu_debuglink` to `xray-bridge.debug`, which holds them (`objcopy`, binutils), so
 //!   `perf report` and `addr2line` still resolve functions and lines.
+//! - `fuzz [--quick | --runs N] [TARGET...]`: the cargo-fuzz targets on the stable
+//!   toolchain, each for a bounded number of inputs (see `fuzz.rs`).
+
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use xray_testkit::peers;
 
-const USAGE: &str =
-    "usage: cargo xtask <test [ARGS]|peers|name-chars [--check]|msrv|publish-check|dist>";
+const USAGE: &str = "usage: cargo xtask <test [ARGS]|peers|name-chars [--check]|msrv|publish-check|dist|fuzz [--quick|--runs N] [TARGET...]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         Some("msrv") => msrv(),
         Some("publish-check") => publish_check(),
         Some("dist") => dist(),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => Err(USAGE.to_owned()),
     };
     match result {

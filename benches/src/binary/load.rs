@@ -49,15 +49,7 @@ pub fn otlp_http(
 ) -> LoadResult {
     let requests: Vec<(Vec<u8>, u64)> = bodies
         .iter()
-        .map(|b| {
-            let mut r = format!(
-                "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
-                b.bytes.len()
-            )
-            .into_bytes();
-            r.extend_from_slice(&b.bytes);
-            (r, b.spans)
-        })
+        .map(|b| (request_bytes(port, b), b.spans))
         .collect();
     let start = Instant::now();
     let deadline = start + duration;
@@ -74,6 +66,90 @@ pub fn otlp_http(
         }
     });
     total
+}
+
+/// Posts `bodies` (round robin) to `http://127.0.0.1:port/v1/traces` over one keep-alive
+/// connection, at about `spans_per_second` (open loop: a request is due at its time
+/// whatever the answers before it took, and goes as soon as the previous one is answered),
+/// until `duration` has passed.
+pub fn otlp_http_paced(
+    port: u16,
+    bodies: &[OtlpBody],
+    spans_per_second: u64,
+    duration: Duration,
+) -> LoadResult {
+    let spans = bodies.first().map_or(1, |b| b.spans.max(1));
+    let per_second = (spans_per_second as f64 / spans as f64).max(1e-3);
+    let requests: Vec<(Vec<u8>, u64)> = bodies
+        .iter()
+        .map(|b| (request_bytes(port, b), b.spans))
+        .collect();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut result = LoadResult::default();
+    let mut conn = connect(port);
+    let mut msg = Message::default();
+    let mut i = 0u64;
+    while Instant::now() < deadline {
+        let due = start + Duration::from_secs_f64(i as f64 / per_second);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        let (bytes, spans) = &requests[i as usize % requests.len()];
+        i += 1;
+        send_one(&mut conn, port, bytes, *spans, &mut msg, &mut result);
+    }
+    result.elapsed = start.elapsed();
+    result
+}
+
+fn request_bytes(port: u16, body: &OtlpBody) -> Vec<u8> {
+    let mut r = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+        body.bytes.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(&body.bytes);
+    r
+}
+
+/// Sends one request on `conn` (reconnecting when it is gone) and counts the answer.
+fn send_one(
+    conn: &mut Option<(TcpStream, BufReader<TcpStream>)>,
+    port: u16,
+    bytes: &[u8],
+    spans: u64,
+    msg: &mut Message,
+    result: &mut LoadResult,
+) {
+    let Some((stream, reader)) = conn.as_mut() else {
+        result.failed += 1;
+        std::thread::sleep(Duration::from_millis(10));
+        *conn = connect(port);
+        return;
+    };
+    let answered = stream
+        .write_all(bytes)
+        .and_then(|()| read_message(reader, msg));
+    match answered {
+        Ok(true) if msg.status() == 200 => {
+            result.requests += 1;
+            result.spans_sent += spans;
+            let rejected = ExportTraceServiceResponse::decode(&msg.body[..])
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map_or(0, |p| p.rejected_spans.max(0) as u64);
+            result.spans_accepted += spans.saturating_sub(rejected);
+        }
+        Ok(true) => result.failed += 1,
+        _ => {
+            result.failed += 1;
+            *conn = connect(port);
+        }
+    }
 }
 
 fn connect(port: u16) -> Option<(TcpStream, BufReader<TcpStream>)> {
@@ -99,33 +175,9 @@ fn connection(
     let mut msg = Message::default();
     let mut i = offset;
     while Instant::now() < deadline && result.requests + result.failed < max_requests {
-        let Some((stream, reader)) = conn.as_mut() else {
-            result.failed += 1;
-            std::thread::sleep(Duration::from_millis(10));
-            conn = connect(port);
-            continue;
-        };
         let (bytes, spans) = &requests[i % requests.len()];
         i += 1;
-        let answered = stream
-            .write_all(bytes)
-            .and_then(|()| read_message(reader, &mut msg));
-        match answered {
-            Ok(true) if msg.status() == 200 => {
-                result.requests += 1;
-                result.spans_sent += spans;
-                let rejected = ExportTraceServiceResponse::decode(&msg.body[..])
-                    .ok()
-                    .and_then(|r| r.partial_success)
-                    .map_or(0, |p| p.rejected_spans.max(0) as u64);
-                result.spans_accepted += spans.saturating_sub(rejected);
-            }
-            Ok(true) => result.failed += 1,
-            _ => {
-                result.failed += 1;
-                conn = connect(port);
-            }
-        }
+        send_one(&mut conn, port, bytes, *spans, &mut msg, &mut result);
     }
     result.elapsed = start.elapsed();
     result

@@ -185,3 +185,64 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server").finish_non_exhaustive()
     }
 }
+
+/// The profile folder this bench binary was built into (`target/<profile>`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/binary-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("bench binary in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Finds (and, unless `XRAY_BRIDGE_BIN` names one, builds) the xray-bridge binary: the
+/// one next to the running bench's profile folder (`target/release` under `cargo bench`,
+/// `target/debug` under `cargo test`), built first in that profile (a no-op when fresh).
+pub fn xray_bridge_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("XRAY_BRIDGE_BIN") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "XRAY_BRIDGE_BIN={} is not a file",
+            path.display()
+        );
+        return path;
+    }
+    let dir = profile_dir();
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        // The shipped binary: `cargo bench` builds the benches in the cheaper `bench`
+        // profile, but what is measured here is what `cargo build --release` ships.
+        Some("release") => "release",
+        Some(other) => other,
+        None => "dev",
+    };
+    let target = dir.parent().expect("target dir");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    eprintln!("building xray-bridge ({profile} profile) for the benchmark...");
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "xray-bridge",
+            "--bin",
+            "xray-bridge",
+        ])
+        .args(["--profile", profile])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target)
+        .status();
+    let bin = dir.join("xray-bridge");
+    match status {
+        Ok(s) if s.success() => {}
+        other => panic!(
+            "cannot build xray-bridge ({other:?}); build it with `cargo build --profile {profile} -p xray-bridge` or set XRAY_BRIDGE_BIN"
+        ),
+    }
+    assert!(bin.is_file(), "no binary at {}", bin.display());
+    bin
+}

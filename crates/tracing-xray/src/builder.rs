@@ -306,7 +306,9 @@ impl XrayLayerBuilder {
     /// Uses OpenTelemetry's batch span processor instead of [`XraySpanProcessor`]: spans
     /// wait up to its schedule delay (5 s) and a batch may cut a request's tree in two.
     /// Its settings come from `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE` and
-    /// the like.
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (read like every other variable: through
+    /// [`with_env`](Self::with_env) when given). With the default processor they have no
+    /// effect.
     pub fn with_batch_processor(mut self) -> Self {
         self.processing = Processing::Batch(None);
         self
@@ -538,7 +540,7 @@ impl XrayLayerBuilder {
             }
             Processing::Batch(config) => provider.with_span_processor(FlushingProcessor::new(
                 BatchSpanProcessor::builder(exporter)
-                    .with_batch_config(config.unwrap_or_default())
+                    .with_batch_config(config.unwrap_or_else(|| env.batch.config()))
                     .build(),
                 exporter_flush,
             )),

@@ -4,7 +4,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use std::time::Duration;
+
 use opentelemetry::KeyValue;
+use opentelemetry_sdk::trace::{BatchConfig, BatchConfigBuilder};
 
 /// `AWS_XRAY_SDK_ENABLED`: `false` turns the layer into a no-op.
 pub const SDK_ENABLED_ENV: &str = "AWS_XRAY_SDK_ENABLED";
@@ -27,6 +30,15 @@ pub const SAMPLER_ENV: &str = "OTEL_TRACES_SAMPLER";
 pub const SAMPLER_ARG_ENV: &str = "OTEL_TRACES_SAMPLER_ARG";
 /// `AWS_REGION` (or `AWS_DEFAULT_REGION`): the region, recorded as `cloud.region`.
 pub const REGION_ENV: &str = "AWS_REGION";
+/// `OTEL_BSP_SCHEDULE_DELAY`: milliseconds between the batch processor's exports (with
+/// `with_batch_processor()` only).
+pub const BSP_SCHEDULE_DELAY_ENV: &str = "OTEL_BSP_SCHEDULE_DELAY";
+/// `OTEL_BSP_MAX_QUEUE_SIZE`: the batch processor's queue, in spans (with
+/// `with_batch_processor()` only).
+pub const BSP_MAX_QUEUE_SIZE_ENV: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+/// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: the most spans per export of the batch processor
+/// (with `with_batch_processor()` only).
+pub const BSP_MAX_EXPORT_BATCH_SIZE_ENV: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 
 /// What happens when a downstream call (a Client or Producer span: an HTTP call, an AWS
 /// SDK call) starts outside any trace, so that X-Ray SDKs would have no segment to attach
@@ -107,7 +119,30 @@ pub(crate) struct EnvSettings {
     pub tracing_name: Option<String>,
     pub context_missing: Option<ContextMissing>,
     pub region: Option<String>,
+    pub batch: BatchSettings,
     pub warnings: Vec<String>,
+}
+
+/// The `OTEL_BSP_*` settings of OpenTelemetry's batch processor (each `None` when unset
+/// or invalid: the specification's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BatchSettings {
+    pub schedule_delay: Option<Duration>,
+    pub max_queue_size: Option<usize>,
+    pub max_export_batch_size: Option<usize>,
+}
+
+impl BatchSettings {
+    /// The batch processor's configuration: these settings over the specification's
+    /// defaults (5 s, 2,048 spans, 512 per export; the batch never over the queue). Read
+    /// through the builder's variable lookup, never the process environment directly.
+    pub(crate) fn config(&self) -> BatchConfig {
+        BatchConfigBuilder::default()
+            .with_scheduled_delay(self.schedule_delay.unwrap_or(Duration::from_millis(5_000)))
+            .with_max_queue_size(self.max_queue_size.unwrap_or(2_048))
+            .with_max_export_batch_size(self.max_export_batch_size.unwrap_or(512))
+            .build()
+    }
 }
 
 impl EnvSettings {
@@ -148,6 +183,23 @@ impl EnvSettings {
                 None
             }
         });
+        let mut number = |name: &str, min: u64| {
+            let v = get(name)?;
+            match v.parse::<u64>() {
+                Ok(n) if n >= min => Some(n),
+                _ => {
+                    warnings.push(format!(
+                        "{name}={v:?} is not a whole number of at least {min}; using the default"
+                    ));
+                    None
+                }
+            }
+        };
+        let batch = BatchSettings {
+            schedule_delay: number(BSP_SCHEDULE_DELAY_ENV, 0).map(Duration::from_millis),
+            max_queue_size: number(BSP_MAX_QUEUE_SIZE_ENV, 1).map(saturating_usize),
+            max_export_batch_size: number(BSP_MAX_EXPORT_BATCH_SIZE_ENV, 1).map(saturating_usize),
+        };
         EnvSettings {
             enabled,
             service_name: get(SERVICE_NAME_ENV),
@@ -158,9 +210,14 @@ impl EnvSettings {
             tracing_name: get(TRACING_NAME_ENV),
             context_missing,
             region: get(REGION_ENV).or_else(|| get("AWS_DEFAULT_REGION")),
+            batch,
             warnings,
         }
     }
+}
+
+fn saturating_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// `key=value,key2=value2`, values percent-decoded, as the OpenTelemetry specification
@@ -371,6 +428,46 @@ mod tests {
         assert_eq!(read("IGNORE_ERROR"), Some(ContextMissing::Ignore));
         let s = settings(&[(CONTEXT_MISSING_ENV, "PANIC")]);
         assert_eq!((s.context_missing, s.warnings.len()), (None, 1));
+    }
+
+    #[test]
+    fn batch_processor_settings() {
+        let s = settings(&[]);
+        assert_eq!(s.batch, BatchSettings::default());
+        let defaults = format!("{:?}", s.batch.config());
+        assert!(
+            defaults
+                .contains("max_queue_size: 2048, scheduled_delay: 5s, max_export_batch_size: 512"),
+            "{defaults}"
+        );
+        let s = settings(&[
+            (BSP_SCHEDULE_DELAY_ENV, "250"),
+            (BSP_MAX_QUEUE_SIZE_ENV, "64"),
+            (BSP_MAX_EXPORT_BATCH_SIZE_ENV, "100"),
+        ]);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!(
+            s.batch,
+            BatchSettings {
+                schedule_delay: Some(Duration::from_millis(250)),
+                max_queue_size: Some(64),
+                max_export_batch_size: Some(100),
+            }
+        );
+        // The batch is never larger than the queue.
+        let config = format!("{:?}", s.batch.config());
+        assert!(
+            config
+                .contains("max_queue_size: 64, scheduled_delay: 250ms, max_export_batch_size: 64"),
+            "{config}"
+        );
+        let s = settings(&[
+            (BSP_SCHEDULE_DELAY_ENV, "soon"),
+            (BSP_MAX_QUEUE_SIZE_ENV, "0"),
+            (BSP_MAX_EXPORT_BATCH_SIZE_ENV, "-3"),
+        ]);
+        assert_eq!(s.batch, BatchSettings::default());
+        assert_eq!(s.warnings.len(), 3, "{:?}", s.warnings);
     }
 
     #[test]

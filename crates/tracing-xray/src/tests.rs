@@ -690,3 +690,112 @@ fn in_lambda_only_the_invocation_leaves_under_the_function_segment() {
     assert_eq!(docs[0]["origin"], "AWS::Lambda::Function");
     assert!(docs[0].get("type").is_none());
 }
+
+/// Polls `out` until it holds `n` documents or `within` passes; returns how many it holds.
+fn wait_for_documents(out: &Buffer, n: usize, within: std::time::Duration) -> usize {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let have = out.documents().len();
+        if have >= n || std::time::Instant::now() >= deadline {
+            return have;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Ends `n` root spans as fast as one thread can, under the layer `builder` makes; then
+/// flushes and returns how many spans reached the exporter.
+fn spans_reaching_the_exporter(builder: XrayLayerBuilder, n: u64) -> u64 {
+    let layer = builder.build().expect("layer");
+    let metrics = layer.metrics().cloned().expect("enabled");
+    let guard = layer.flush_guard();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..n {
+            tracing::info_span!("burst").in_scope(|| {});
+        }
+    });
+    drop(guard);
+    metrics.snapshot().spans_in
+}
+
+#[test]
+fn otel_bsp_variables_apply_to_the_batch_processor_only() {
+    use std::time::Duration;
+    // Given through the builder's variable lookup, not the process environment.
+    let bsp = |delay: &str, queue: &str, batch: &str| {
+        vec![
+            ("OTEL_SERVICE_NAME", "bsp".to_owned()),
+            ("OTEL_BSP_SCHEDULE_DELAY", delay.to_owned()),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", queue.to_owned()),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", batch.to_owned()),
+        ]
+    };
+    let make = |env: &[(&str, String)], out: &Buffer| {
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        builder(&pairs, out)
+    };
+
+    // OTEL_BSP_SCHEDULE_DELAY=100: a lone span is exported without a flush, long before
+    // the default delay of 5 s.
+    let out = Buffer::default();
+    let layer = make(&bsp("100", "2048", "512"), &out)
+        .with_batch_processor()
+        .build()
+        .expect("layer");
+    let guard = layer.flush_guard();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info_span!("lone").in_scope(|| {});
+        assert_eq!(wait_for_documents(&out, 1, Duration::from_secs(3)), 1);
+    });
+    drop(guard);
+
+    // OTEL_BSP_MAX_EXPORT_BATCH_SIZE=3 under a 60-s delay: two spans wait, the third
+    // completes a batch and all three go at once.
+    let out = Buffer::default();
+    let layer = make(&bsp("60000", "2048", "3"), &out)
+        .with_batch_processor()
+        .build()
+        .expect("layer");
+    let guard = layer.flush_guard();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info_span!("one").in_scope(|| {});
+        tracing::info_span!("two").in_scope(|| {});
+        assert_eq!(wait_for_documents(&out, 1, Duration::from_millis(400)), 0);
+        tracing::info_span!("three").in_scope(|| {});
+        assert_eq!(wait_for_documents(&out, 3, Duration::from_secs(3)), 3);
+    });
+    drop(guard);
+
+    // OTEL_BSP_MAX_QUEUE_SIZE=1: a burst overflows the batch processor's queue (those
+    // spans never reach the exporter); with the default queue of 2,048 the same burst
+    // fits whole.
+    let burst = 2_000;
+    let fits = spans_reaching_the_exporter(
+        make(&bsp("60000", "2048", "512"), &Buffer::default()).with_batch_processor(),
+        burst,
+    );
+    assert_eq!(fits, burst);
+    let overflowed = spans_reaching_the_exporter(
+        make(&bsp("60000", "1", "1"), &Buffer::default()).with_batch_processor(),
+        burst,
+    );
+    assert!(
+        (1..burst).contains(&overflowed),
+        "a queue of one span keeps up with a burst? {overflowed} of {burst}"
+    );
+
+    // Our processor ignores them: under the same variables the lone span goes at once,
+    // and the burst reaches the exporter whole.
+    let out = Buffer::default();
+    let layer = make(&bsp("60000", "1", "3"), &out).build().expect("layer");
+    let guard = layer.flush_guard();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        tracing::info_span!("lone").in_scope(|| {});
+        assert_eq!(wait_for_documents(&out, 1, Duration::from_secs(3)), 1);
+    });
+    drop(guard);
+    let ours =
+        spans_reaching_the_exporter(make(&bsp("60000", "1", "1"), &Buffer::default()), burst);
+    assert_eq!(ours, burst);
+}

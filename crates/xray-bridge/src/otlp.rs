@@ -3,6 +3,7 @@
 //! document, fitted to X-Ray's size limit and queued, with every span counted.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 use xray_export::{Document, DropReason};
-use xray_model::nest_subsegments;
+use xray_model::{Segment, SegmentId, nest_subsegments};
 use xray_translate::{Invalid, Translator, TranslatorConfig};
 
 use crate::counters::{Counter, LogLimiter, Registry};
@@ -40,6 +41,14 @@ pub const SPAN_REJECT_REASONS: [(&str, &str); 5] = [
         "start or end time before 1970 or after 2200",
     ),
 ];
+
+/// Whether a freshly translated segment is the service segment the translator wraps
+/// around a local-root Client or Producer span (as ADOT does): the only translation that
+/// carries a subsegment, the call. That segment is no span of the request, and being a
+/// segment it stays a top-level document through `nest_subsegments`.
+fn is_service_wrapper(segment: &Segment<'_>) -> bool {
+    !segment.subsegments.is_empty()
+}
 
 /// Index of a reason in [`SPAN_REJECT_REASONS`].
 const INVALID_ID: usize = 0;
@@ -256,6 +265,7 @@ impl Ingest {
                 .translator
                 .prepare_otlp(resource_spans.resource.as_ref());
             let mut segments = Vec::new();
+            let mut wrappers = HashSet::new();
             for scope_spans in &resource_spans.scope_spans {
                 let scope = scope_spans.scope.as_ref();
                 for span in &scope_spans.spans {
@@ -265,19 +275,36 @@ impl Ingest {
                         continue;
                     }
                     match catch_unwind(AssertUnwindSafe(|| resource.translate_otlp(span, scope))) {
-                        Ok(segment) => segments.push(segment),
+                        Ok(segment) => {
+                            if is_service_wrapper(&segment) {
+                                wrappers.insert(segment.id);
+                            }
+                            segments.push(segment);
+                        }
                         Err(_) => reject(2, 1, &span.name),
                     }
                 }
             }
             for tree in nest_subsegments(segments) {
+                // Documents count (sub)segments; the request's spans are one fewer in the
+                // document of a service segment the translator added (once per tree: ids
+                // of a hostile request may repeat).
+                let mut wrapper = Some(tree.id).filter(|id| wrappers.contains(id));
+                let mut spans_in = |id: SegmentId, units: u64| {
+                    if wrapper == Some(id) {
+                        wrapper = None;
+                        units.saturating_sub(1)
+                    } else {
+                        units
+                    }
+                };
                 // Whole when it fits 64 kB, else split (largest subsegments moved out, a lone
                 // document too large trimmed): `Document::encode_tree`, as the exporter does.
                 let trimmed = SCRATCH.with(|scratch| {
                     Document::encode_tree(tree, &mut scratch.borrow_mut(), |encoded| {
                         match encoded {
                             Ok(doc) => {
-                                let spans = doc.span_count();
+                                let spans = spans_in(doc.id(), doc.span_count());
                                 if self.sink.submit_document(doc) {
                                     accepted += spans;
                                 } else {
@@ -293,7 +320,7 @@ impl Ingest {
                                 } else {
                                     2
                                 };
-                                reject(i, failed.spans, &what);
+                                reject(i, spans_in(failed.id, failed.spans), &what);
                             }
                         }
                     })
@@ -513,6 +540,43 @@ mod tests {
                 .contains("export_refused")
         );
         assert_eq!(Outcome::default().response().partial_success, None);
+    }
+
+    /// Found by the `otlp_json` fuzz target: a local-root Client or Producer span is
+    /// translated into its service segment with the call inside (two (sub)segments), and
+    /// was counted as two accepted or two rejected spans.
+    #[test]
+    fn a_local_root_client_span_counts_as_one_span_accepted_or_rejected() {
+        let mut client = span(1, 1, "DynamoDB.GetItem");
+        client.kind = 3;
+        let mut producer = span(2, 2, "publish");
+        producer.kind = 4;
+        let req = request(vec![client, producer, span(3, 3, "GET /")]);
+
+        let sink = Arc::new(MemorySink::default());
+        let counters = OtlpCounters::new(&Registry::default(), "http");
+        let outcome = Ingest::new(Translator::default(), sink.clone()).ingest(&req, &counters);
+        // Two of the three documents are service segments wrapping the call.
+        assert_eq!(
+            sink.texts()
+                .iter()
+                .filter(|d| d.contains("\"subsegments\""))
+                .count(),
+            2
+        );
+        assert_eq!((outcome.accepted, outcome.rejected_total()), (3, 0));
+        assert_eq!(counters.spans_accepted.get(), counters.spans_received.get());
+
+        let full = Arc::new(MemorySink {
+            capacity: Some(0),
+            ..Default::default()
+        });
+        let counters = OtlpCounters::new(&Registry::default(), "http");
+        let outcome = Ingest::new(Translator::default(), full).ingest(&req, &counters);
+        assert_eq!((outcome.accepted, outcome.rejected[EXPORT_REFUSED]), (0, 3));
+        let partial = outcome.response().partial_success.unwrap();
+        assert_eq!(partial.rejected_spans, 3);
+        assert_eq!(counters.spans_rejected("export_refused"), 3);
     }
 
     #[test]

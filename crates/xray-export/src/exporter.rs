@@ -21,7 +21,7 @@ use crate::transport::daemon::{AddressError, DaemonAddress, UdpTransport};
 use crate::transport::file::WriterTransport;
 use crate::transport::{RetryPolicy, Transport, log_drop};
 use xray_model::nest_subsegments;
-use xray_translate::{Invalid, Translator, check_sdk};
+use xray_translate::{Invalid, PreparedResource, Translator, check_sdk};
 
 #[cfg(feature = "xray-api")]
 use crate::transport::api::{ApiConfig, ApiTransport};
@@ -398,6 +398,18 @@ impl Backend {
         resource: &Resource,
         scratch: &mut Vec<u8>,
     ) {
+        self.submit_batches(metrics, [batch], resource, scratch);
+    }
+
+    /// [`Backend::submit_spans`] for several batches (trees), each nested on its own,
+    /// the resource prepared once for all of them.
+    pub(crate) fn submit_batches(
+        &self,
+        metrics: &Metrics,
+        batches: impl IntoIterator<Item = Vec<SpanData>>,
+        resource: &Resource,
+        scratch: &mut Vec<u8>,
+    ) {
         match self {
             Backend::Documents {
                 pipeline,
@@ -405,59 +417,40 @@ impl Backend {
                 nest,
             } => {
                 let resource = translator.prepare_sdk(resource);
-                // Spans X-Ray cannot take (a time before 1970 or after 2200, a zero id)
-                // are dropped as rejected, counted and logged, never sent half-made.
-                let mut invalid: Vec<(Invalid, String)> = Vec::new();
-                let segments = batch
-                    .iter()
-                    .filter(|span| match check_sdk(span) {
-                        Ok(()) => true,
-                        Err(why) => {
-                            invalid.push((why, format!("span {:?}", span.name)));
-                            false
-                        }
-                    })
-                    .map(|span| resource.translate_sdk(span));
-                let segments: Vec<_> = if *nest {
-                    nest_subsegments(segments.collect())
-                } else {
-                    segments.collect()
-                };
-                for (why, span) in invalid {
-                    metrics.record_dropped(DropReason::Rejected, 1);
-                    log_drop(1, DropReason::Rejected, &why, &[span]);
-                }
-                for segment in segments {
-                    let trimmed = Document::encode_tree(segment, scratch, |doc| match doc {
-                        Ok(doc) => {
-                            pipeline.submit(doc);
-                        }
-                        Err(failed) => unencodable(metrics, failed),
-                    });
-                    for _ in 0..trimmed {
-                        metrics.record_trimmed();
-                    }
+                for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+                    submit_documents(pipeline, &resource, *nest, metrics, &batch, scratch);
                 }
             }
             #[cfg(feature = "otlp")]
             Backend::Otlp(pipeline) => {
-                let (items, too_large) = OtlpSpans::from_sdk(batch, resource);
-                for item in items {
-                    pipeline.submit(item);
-                }
-                if !too_large.is_empty() {
-                    for item in &too_large {
-                        metrics.record_dropped(DropReason::TooLarge, item.spans());
+                for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+                    let (items, too_large) = OtlpSpans::from_sdk(batch, resource);
+                    for item in items {
+                        pipeline.submit(item);
                     }
-                    let first: Vec<String> = too_large.iter().map(Item::describe).collect();
-                    log_drop(
-                        too_large.len() as u64,
-                        DropReason::TooLarge,
-                        &"a single span is over the OTLP endpoint's 5 MB request limit",
-                        &first,
-                    );
+                    if !too_large.is_empty() {
+                        for item in &too_large {
+                            metrics.record_dropped(DropReason::TooLarge, item.spans());
+                        }
+                        let first: Vec<String> = too_large.iter().map(Item::describe).collect();
+                        log_drop(
+                            too_large.len() as u64,
+                            DropReason::TooLarge,
+                            &"a single span is over the OTLP endpoint's 5 MB request limit",
+                            &first,
+                        );
+                    }
                 }
             }
+        }
+    }
+
+    /// Whether in-progress documents can be sent (not to the OTLP endpoint).
+    pub(crate) fn has_in_progress_form(&self) -> bool {
+        match self {
+            Backend::Documents { .. } => true,
+            #[cfg(feature = "otlp")]
+            Backend::Otlp(_) => false,
         }
     }
 
@@ -465,6 +458,8 @@ impl Backend {
     /// true`, no `end_time`, no subsegments). It carries no span in the counters: the
     /// complete document sent when the span ends does. The OTLP endpoint has no
     /// in-progress form, so nothing is sent there.
+    // Without the `otlp` feature, documents are the only backend.
+    #[cfg_attr(not(feature = "otlp"), allow(irrefutable_let_patterns))]
     pub(crate) fn submit_in_progress(
         &self,
         metrics: &Metrics,
@@ -472,11 +467,15 @@ impl Backend {
         resource: &Resource,
         scratch: &mut Vec<u8>,
     ) {
-        if let Backend::Documents {
-            pipeline,
-            translator,
-            ..
-        } = self
+        let (pipeline, translator) = match self {
+            Backend::Documents {
+                pipeline,
+                translator,
+                ..
+            } => (pipeline, translator),
+            #[cfg(feature = "otlp")]
+            Backend::Otlp(_) => return,
+        };
         {
             let resource = translator.prepare_sdk(resource);
             let mut segment = resource.translate_sdk(span);
@@ -500,11 +499,11 @@ impl Backend {
     }
 
     /// Installs the worker's periodic work (see `Pipeline::set_tick`).
-    pub(crate) fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
+    pub(crate) fn set_tick(&self, every: Duration, work: Box<dyn crate::queue::TickWork>) {
         match self {
-            Backend::Documents { pipeline, .. } => pipeline.set_tick(every, run),
+            Backend::Documents { pipeline, .. } => pipeline.set_tick(every, work),
             #[cfg(feature = "otlp")]
-            Backend::Otlp(pipeline) => pipeline.set_tick(every, run),
+            Backend::Otlp(pipeline) => pipeline.set_tick(every, work),
         }
     }
 
@@ -522,6 +521,51 @@ impl Backend {
             Backend::Documents { pipeline, .. } => pipeline.flush(timeout),
             #[cfg(feature = "otlp")]
             Backend::Otlp(pipeline) => pipeline.flush(timeout),
+        }
+    }
+}
+
+/// Translates one batch under a prepared resource, nests it (when `nest`), encodes each
+/// tree within 64 kB and queues the documents; spans X-Ray cannot take (a time before
+/// 1970 or after 2200, a zero id) are dropped as rejected, counted and logged, never sent
+/// half-made.
+fn submit_documents(
+    pipeline: &Pipeline<Document>,
+    resource: &PreparedResource<'_>,
+    nest: bool,
+    metrics: &Metrics,
+    batch: &[SpanData],
+    scratch: &mut Vec<u8>,
+) {
+    let mut invalid: Vec<(Invalid, String)> = Vec::new();
+    let segments = batch
+        .iter()
+        .filter(|span| match check_sdk(span) {
+            Ok(()) => true,
+            Err(why) => {
+                invalid.push((why, format!("span {:?}", span.name)));
+                false
+            }
+        })
+        .map(|span| resource.translate_sdk(span));
+    let segments: Vec<_> = if nest {
+        nest_subsegments(segments.collect())
+    } else {
+        segments.collect()
+    };
+    for (why, span) in invalid {
+        metrics.record_dropped(DropReason::Rejected, 1);
+        log_drop(1, DropReason::Rejected, &why, &[span]);
+    }
+    for segment in segments {
+        let trimmed = Document::encode_tree(segment, scratch, |doc| match doc {
+            Ok(doc) => {
+                pipeline.submit(doc);
+            }
+            Err(failed) => unencodable(metrics, failed),
+        });
+        for _ in 0..trimmed {
+            metrics.record_trimmed();
         }
     }
 }

@@ -16,7 +16,9 @@
 //! - [`Metrics`]: counters readable from code: spans in, documents sent, bytes, retries,
 //!   unprocessed entries, drops by [`DropReason`].
 //!
-//! The worker runs with OpenTelemetry telemetry suppressed, so the exporter's own
+//! The worker is one thread per pipeline: for daemon UDP, files and stdout it sends from
+//! the plain thread (no Tokio runtime is created); for the X-Ray API and the OTLP endpoint
+//! it runs a Tokio current-thread runtime. It runs with OpenTelemetry telemetry suppressed, so the exporter's own
 //! `tracing` events (and those of the HTTP and AWS libraries it drives) never become
 //! exported spans, and a `tracing-opentelemetry` layer cannot make it recurse.
 #![warn(missing_docs)]
@@ -32,6 +34,7 @@ mod processor;
 mod queue;
 pub mod spool;
 pub mod transport;
+mod wake;
 
 pub use exporter::{BuildError, FlushHandle, XrayExporter, XrayExporterBuilder};
 pub use item::{Document, Item, Unencodable};

@@ -1,9 +1,12 @@
 //! The pipeline: a bounded queue plus one worker thread that feeds a transport.
 //!
-//! Callers never wait for the network: [`Pipeline::submit`] only takes a lock to push.
-//! The worker runs a Tokio current-thread runtime on its own thread with OpenTelemetry
-//! telemetry suppressed, so the `tracing` events of the exporter and of the HTTP and AWS
-//! libraries it drives never turn into exported spans.
+//! Callers never wait for the network: [`Pipeline::submit`] only takes a lock to push,
+//! and wakes the worker only when it sleeps. The worker is a thread of its own with
+//! OpenTelemetry telemetry suppressed, so the `tracing` events of the exporter and of the
+//! HTTP and AWS libraries it drives never turn into exported spans. For a transport that
+//! needs a Tokio runtime (the X-Ray API, the OTLP endpoint) it runs a current-thread
+//! runtime; for the others (daemon UDP, files, stdout: [`Transport::is_blocking`]) it
+//! creates none, sends from the plain thread and sleeps on a condition variable.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -15,9 +18,10 @@ use opentelemetry::Context;
 use crate::item::Item;
 use crate::log_limit::LogLimiter;
 use crate::metrics::{DropReason, Metrics, MetricsSnapshot};
-use crate::queue::{Overflow, Queue};
+use crate::queue::{Overflow, Queue, TickWork};
 use crate::spool::{AppendError, Spool, SpoolConfig, SpoolError, SpoolStats};
-use crate::transport::{RetryPolicy, SendContext, Transport, log_drop};
+use crate::transport::{RetryPolicy, SendContext, Transport, block_on, log_drop};
+use crate::wake::Wake;
 
 /// Queue and retry settings for a [`Pipeline`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +88,7 @@ pub struct FlushError {
 /// ```
 pub struct Pipeline<I: Item> {
     queue: Arc<Queue<I>>,
+    driver: Driver,
     metrics: Metrics,
     worker: Mutex<Option<JoinHandle<()>>>,
     name: &'static str,
@@ -97,6 +102,7 @@ impl<I: Item> fmt::Debug for Pipeline<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("transport", &self.name)
+            .field("runtime", &(self.driver == Driver::Runtime))
             .field("metrics", &self.metrics)
             .finish()
     }
@@ -120,8 +126,8 @@ impl<I: Item> Pipeline<I> {
     ///
     /// # Errors
     ///
-    /// The I/O error when the worker's runtime or thread cannot be created, or when the
-    /// spool directory is held by another process.
+    /// The I/O error when the worker's thread (or the runtime of a transport that needs
+    /// one) cannot be created, or when the spool directory is held by another process.
     pub fn start_with_metrics(
         transport: impl Transport<I>,
         config: PipelineConfig,
@@ -156,9 +162,20 @@ impl<I: Item> Pipeline<I> {
             SpoolState::Open(s) => Some(s.clone()),
             _ => None,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let driver = if transport.is_blocking() {
+            Driver::Thread
+        } else {
+            Driver::Runtime
+        };
+        queue.wake.set_blocking(driver == Driver::Thread);
+        let runtime = match driver {
+            Driver::Thread => None,
+            Driver::Runtime => Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?,
+            ),
+        };
         let name = transport.name();
         let worker = {
             let queue = queue.clone();
@@ -170,13 +187,20 @@ impl<I: Item> Pipeline<I> {
                     // never become exported telemetry.
                     let _suppressed = Context::enter_telemetry_suppressed_scope();
                     let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        runtime.block_on(work(
+                        let run = work(
                             transport,
                             queue.clone(),
                             metrics.clone(),
                             config.retry,
                             worker_spool.clone(),
-                        ))
+                            driver,
+                        );
+                        match &runtime {
+                            Some(runtime) => runtime.block_on(run),
+                            // Every wait of the thread driver blocks the thread: the loop
+                            // is done on its first poll, no runtime needed.
+                            None => block_on(run),
+                        }
                     }));
                     if let Some(spool) = &worker_spool {
                         spool.sync();
@@ -195,6 +219,7 @@ impl<I: Item> Pipeline<I> {
         };
         Ok(Pipeline {
             queue,
+            driver,
             metrics,
             worker: Mutex::new(Some(worker)),
             name,
@@ -313,17 +338,24 @@ impl<I: Item> Pipeline<I> {
         }
     }
 
-    /// Has the worker call `run` before each batch and at least every `every` when idle,
+    /// Has the worker run `work` before each batch and at least every `every` when idle,
     /// on its own thread with telemetry suppressed: the span processor translates the
     /// trees it hands over and applies its time-based rules there, so that it needs no
     /// thread of its own. Replaces an earlier tick.
-    pub(crate) fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
-        self.queue.set_tick(every, run);
+    pub(crate) fn set_tick(&self, every: Duration, work: Box<dyn TickWork>) {
+        self.queue.set_tick(every, work);
     }
 
-    /// Wakes the worker (to run its tick now).
+    /// Wakes the worker to run its tick now, if it sleeps (call after changing, under a
+    /// lock, what the tick's `pending` reads).
     pub(crate) fn wake(&self) {
-        self.queue.wake.notify_one();
+        self.queue.wake.notify();
+    }
+
+    /// Whether the worker runs a Tokio runtime (for a transport that needs one) rather
+    /// than sending from its plain thread ([`Transport::is_blocking`]).
+    pub fn uses_runtime(&self) -> bool {
+        self.driver == Driver::Runtime
     }
 
     /// A snapshot of the counters.
@@ -407,6 +439,33 @@ fn queue_cause(reason: DropReason) -> &'static str {
     }
 }
 
+/// How the worker waits and sends: on a Tokio runtime, or on its plain thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// [`Transport::send_blocking`]; waits block the thread.
+    Thread,
+    /// [`Transport::send`] inside a current-thread runtime; waits are the runtime's.
+    Runtime,
+}
+
+impl Driver {
+    async fn sleep(self, time: Duration) {
+        match self {
+            Driver::Thread => std::thread::sleep(time),
+            Driver::Runtime => tokio::time::sleep(time).await,
+        }
+    }
+
+    /// Waits for a wake (or `idle`); the caller marked the worker sleeping and found no
+    /// work after that.
+    async fn wait(self, wake: &Wake, idle: Duration) {
+        match self {
+            Driver::Thread => wake.wait_blocking(idle),
+            Driver::Runtime => wake.wait_async(idle).await,
+        }
+    }
+}
+
 /// The worker: takes batches (from the spool first, then from memory) and sends them
 /// until the queue is closed and everything is sent, or the shutdown deadline passes.
 /// What is left in the spool at the deadline stays there for the next start.
@@ -416,6 +475,7 @@ async fn work<I: Item>(
     metrics: Metrics,
     retry: RetryPolicy,
     spool: Option<Arc<Spool>>,
+    driver: Driver,
 ) {
     loop {
         if queue.deadline_passed() {
@@ -439,7 +499,17 @@ async fn work<I: Item>(
         let limit = transport.batch_limit();
         if let Some(spool) = &spool {
             spool.tick();
-            if send_from_spool(&mut transport, spool, &queue, &metrics, retry, limit).await {
+            if send_from_spool(
+                &mut transport,
+                spool,
+                &queue,
+                &metrics,
+                retry,
+                limit,
+                driver,
+            )
+            .await
+            {
                 continue;
             }
         }
@@ -450,7 +520,7 @@ async fn work<I: Item>(
             && !linger.is_zero()
             && !queue.is_empty_and_closed().1
         {
-            tokio::time::sleep(linger).await;
+            driver.sleep(linger).await;
             batch.extend(queue.take(limit - batch.len()));
         }
         if batch.is_empty() {
@@ -459,15 +529,27 @@ async fn work<I: Item>(
             if closed && !spooled {
                 return;
             }
-            let notified = queue.wake.notified();
-            // Re-check after registering, so a push in between is not missed.
-            if queue.is_empty_and_closed().0 && !spooled {
-                let _ = tokio::time::timeout(idle, notified).await;
+            // Marked sleeping first, then a last look: a push in between is seen here, or
+            // its producer sees the mark and wakes us.
+            queue.wake.prepare_to_sleep();
+            if spooled || queue.has_work() {
+                queue.wake.awake();
+            } else {
+                driver.wait(&queue.wake, idle).await;
             }
             continue;
         }
         let n = batch.len() as u64;
-        let sent = send(&mut transport, batch, &queue, &metrics, retry, false).await;
+        let sent = send(
+            &mut transport,
+            batch,
+            &queue,
+            &metrics,
+            retry,
+            false,
+            driver,
+        )
+        .await;
         sent.count_missing(&metrics, transport.name());
         queue.finish(n as usize);
     }
@@ -483,6 +565,7 @@ async fn send_from_spool<I: Item>(
     metrics: &Metrics,
     retry: RetryPolicy,
     limit: usize,
+    driver: Driver,
 ) -> bool {
     const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
     let unread = spool.unread() as usize;
@@ -492,7 +575,7 @@ async fn send_from_spool<I: Item>(
     let linger = transport.linger();
     if unread < limit && !linger.is_zero() && !queue.is_empty_and_closed().1 {
         // Like the memory path: a moment for a fuller batch (fewer calls).
-        tokio::time::sleep(linger).await;
+        driver.sleep(linger).await;
     }
     let (batch, lost) = spool.read_batch(limit, MAX_BATCH_BYTES);
     for _ in 0..lost.damaged {
@@ -522,7 +605,7 @@ async fn send_from_spool<I: Item>(
     }
     let n = batch.records.len();
     let decoded = items.len() as u64;
-    let sent = send(transport, items, queue, metrics, retry, true).await;
+    let sent = send(transport, items, queue, metrics, retry, true, driver).await;
     if sent.deferred == 0 {
         spool.ack(batch);
         queue.finish(n);
@@ -575,7 +658,7 @@ async fn send_from_spool<I: Item>(
     let pause = retry.max_backoff.max(Duration::from_millis(100));
     let until = Instant::now() + pause;
     while Instant::now() < until && queue.lock().deadline.is_none() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        driver.sleep(Duration::from_millis(50)).await;
     }
     true
 }
@@ -621,7 +704,8 @@ impl Sent {
     }
 }
 
-/// Sends one batch through the transport, giving up at the shutdown deadline.
+/// Sends one batch through the transport, giving up at the shutdown deadline (a
+/// blocking transport stops retrying by it: [`SendContext::next_retry`]).
 async fn send<I: Item>(
     transport: &mut impl Transport<I>,
     batch: Vec<I>,
@@ -629,6 +713,7 @@ async fn send<I: Item>(
     metrics: &Metrics,
     retry: RetryPolicy,
     defer: bool,
+    driver: Driver,
 ) -> Sent {
     let n = batch.len() as u64;
     let spans: u64 = batch.iter().map(Item::spans).sum();
@@ -642,12 +727,20 @@ async fn send<I: Item>(
             transport = transport.name(),
             items = n
         );
-        let mut send = tracing::Instrument::instrument(transport.send(batch, &cx), span);
-        loop {
-            match tokio::time::timeout(Duration::from_millis(50), &mut send).await {
-                Ok(()) => break false,
-                Err(_) if queue.deadline_passed() => break true,
-                Err(_) => {}
+        match driver {
+            Driver::Thread => {
+                span.in_scope(|| transport.send_blocking(batch, &cx));
+                queue.deadline_passed()
+            }
+            Driver::Runtime => {
+                let mut send = tracing::Instrument::instrument(transport.send(batch, &cx), span);
+                loop {
+                    match tokio::time::timeout(Duration::from_millis(50), &mut send).await {
+                        Ok(()) => break false,
+                        Err(_) if queue.deadline_passed() => break true,
+                        Err(_) => {}
+                    }
+                }
             }
         }
     };
@@ -665,5 +758,87 @@ async fn send<I: Item>(
         deferred,
         unreported,
         kept: cx.take_kept(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::Document;
+    use crate::transport::SendFuture;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    /// Reports whether its sends ran inside a Tokio runtime.
+    struct Probe {
+        blocking: bool,
+        saw_runtime: Arc<AtomicBool>,
+    }
+
+    impl Transport<Document> for Probe {
+        fn name(&self) -> &'static str {
+            "probe"
+        }
+
+        fn is_blocking(&self) -> bool {
+            self.blocking
+        }
+
+        // Only `send`: a blocking transport left with the default `send_blocking` still
+        // works (driven on the worker's thread, inside the worker's own loop).
+        fn send<'a>(&'a mut self, batch: Vec<Document>, cx: &'a SendContext) -> SendFuture<'a> {
+            Box::pin(async move {
+                let inside = tokio::runtime::Handle::try_current().is_ok();
+                self.saw_runtime.store(inside, SeqCst);
+                batch.iter().for_each(|d| cx.delivered(d));
+            })
+        }
+    }
+
+    fn doc() -> Document {
+        Document::from_json(br#"{"name":"a","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1,"end_time":2}"#.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn blocking_transports_send_outside_any_runtime_and_others_inside_one() {
+        for blocking in [true, false] {
+            let saw_runtime = Arc::new(AtomicBool::new(blocking));
+            let probe = Probe {
+                blocking,
+                saw_runtime: saw_runtime.clone(),
+            };
+            let pipeline = Pipeline::start(probe, PipelineConfig::default()).unwrap();
+            assert_eq!(pipeline.uses_runtime(), !blocking);
+            for _ in 0..3 {
+                assert!(pipeline.submit(doc()));
+                pipeline.flush(Duration::from_secs(5)).unwrap();
+                assert_eq!(saw_runtime.load(SeqCst), !blocking, "blocking {blocking}");
+            }
+            pipeline.shutdown(Duration::from_secs(5)).unwrap();
+            assert_eq!(pipeline.snapshot().documents_sent, 3);
+        }
+    }
+
+    #[test]
+    fn udp_file_and_stdout_pipelines_have_no_runtime() {
+        use crate::transport::daemon::UdpTransport;
+        use crate::transport::file::WriterTransport;
+        let udp = UdpTransport::new("127.0.0.1:9".parse().unwrap());
+        assert!(
+            !Pipeline::start(udp, PipelineConfig::default())
+                .unwrap()
+                .uses_runtime()
+        );
+        let file = WriterTransport::new(std::io::sink());
+        assert!(
+            !Pipeline::start(file, PipelineConfig::default())
+                .unwrap()
+                .uses_runtime()
+        );
+        let stdout = WriterTransport::stdout();
+        assert!(
+            !Pipeline::start(stdout, PipelineConfig::default())
+                .unwrap()
+                .uses_runtime()
+        );
     }
 }

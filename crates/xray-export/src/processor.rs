@@ -16,7 +16,8 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 
 use crate::exporter::{XrayExporter, sdk_error};
 use crate::metrics::DropReason;
-use crate::open_trees::{OpenTrees, estimated_bytes};
+use crate::open_trees::{OpenTrees, Taken, estimated_bytes};
+use crate::queue::TickWork;
 use crate::transport::log_drop;
 
 /// The rules of an [`XraySpanProcessor`]: when parts of a tree go out before its root
@@ -162,6 +163,9 @@ struct Inner {
     exporter: XrayExporter,
     trees: OpenTrees,
     config: ProcessorConfig,
+    /// Whether roots are copied for in-progress documents: the rule is on and the
+    /// transport has an in-progress form.
+    in_progress: bool,
     resource: RwLock<Resource>,
     shut_down: AtomicBool,
     /// Spans that ended after shutdown.
@@ -201,8 +205,11 @@ impl XraySpanProcessor {
     /// A processor sending through `exporter` under `config`.
     pub fn new(exporter: XrayExporter, config: ProcessorConfig) -> Self {
         let every = config.check_every();
+        let in_progress =
+            config.in_progress_after.is_some() && exporter.backend.has_in_progress_form();
         let inner = Arc::new(Inner {
             trees: OpenTrees::new(config.max_open_bytes),
+            in_progress,
             config,
             resource: RwLock::new(Resource::builder_empty().build()),
             shut_down: AtomicBool::new(false),
@@ -213,15 +220,8 @@ impl XraySpanProcessor {
             last_check: Mutex::new(Instant::now()),
             exporter,
         });
-        let weak: Weak<Inner> = Arc::downgrade(&inner);
-        inner.exporter.backend.set_tick(
-            every,
-            Box::new(move || {
-                if let Some(inner) = weak.upgrade() {
-                    inner.work();
-                }
-            }),
-        );
+        let turn = WorkerTurn(Arc::downgrade(&inner));
+        inner.exporter.backend.set_tick(every, Box::new(turn));
         XraySpanProcessor { inner }
     }
 
@@ -231,25 +231,51 @@ impl XraySpanProcessor {
     }
 }
 
+/// The processor's share of the exporter's worker: translating what was handed over, and
+/// the time-based rules.
+struct WorkerTurn(Weak<Inner>);
+
+impl TickWork for WorkerTurn {
+    fn run(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.work();
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.0.upgrade().is_some_and(|inner| {
+            !inner
+                .ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .batches
+                .is_empty()
+        })
+    }
+}
+
 /// A local root: no parent, or a parent in another process.
 fn is_local_root(span: &SpanData) -> bool {
     span.parent_span_id == opentelemetry::trace::SpanId::INVALID || span.parent_span_is_remote
 }
 
 impl Inner {
-    /// Hands `batch` to the worker (it translates and queues it), or drops it, counted,
+    /// Hands `taken` to the worker (it translates and queues it), or drops it, counted,
     /// when open trees and waiting batches are over the byte budget (nothing waiting is
-    /// never refused, so one large tree still goes).
-    fn hand_over(&self, batch: Vec<SpanData>) {
-        let size: usize = batch.iter().map(estimated_bytes).sum();
+    /// never refused, so one large tree still goes). Wakes the worker only if it sleeps.
+    fn hand_over(&self, taken: Taken) {
+        let Taken {
+            spans: batch,
+            bytes,
+        } = taken;
         let refused = {
             let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
             if !ready.batches.is_empty()
-                && ready.bytes + self.trees.bytes() + size > self.config.max_open_bytes
+                && ready.bytes + self.trees.bytes() + bytes > self.config.max_open_bytes
             {
                 Some(batch)
             } else {
-                ready.bytes += size;
+                ready.bytes += bytes;
                 ready.batches.push_back(batch);
                 None
             }
@@ -257,6 +283,8 @@ impl Inner {
         match refused {
             None => self.exporter.backend.wake(),
             Some(batch) => {
+                // The application's thread logs here: keep the line out of its spans.
+                let _suppressed = Context::enter_telemetry_suppressed_scope();
                 let spans = batch.len() as u64;
                 self.exporter
                     .metrics()
@@ -289,9 +317,8 @@ impl Inner {
             self.in_flight.fetch_add(1, Relaxed);
             std::mem::take(&mut ready.batches)
         };
-        for batch in batches {
-            self.send(batch);
-        }
+        // One resource preparation for everything this wake-up took.
+        self.send_all(batches);
         self.in_flight.fetch_sub(1, Relaxed);
         true
     }
@@ -323,18 +350,15 @@ impl Inner {
         }
     }
 
-    /// Translates, encodes and queues `batch` on the calling thread (the worker, or a
-    /// flush).
-    fn send(&self, batch: Vec<SpanData>) {
-        if batch.is_empty() {
-            return;
-        }
+    /// Translates, encodes and queues `batches` on the calling thread (the worker, or a
+    /// flush), the resource prepared once for all of them.
+    fn send_all(&self, batches: impl IntoIterator<Item = Vec<SpanData>>) {
         let resource = self.resource.read().unwrap_or_else(|e| e.into_inner());
         let metrics = self.exporter.metrics();
         let submit = |scratch: &mut Vec<u8>| {
             self.exporter
                 .backend
-                .submit_spans(metrics, batch, &resource, scratch);
+                .submit_batches(metrics, batches, &resource, scratch);
             if scratch.capacity() > 1 << 20 {
                 scratch.shrink_to(64 * 1024);
             }
@@ -372,19 +396,17 @@ impl Inner {
                 );
             }
         }
-        for orphans in due.orphans {
-            self.send(orphans);
-        }
+        self.send_all(due.orphans);
     }
 
     /// Sends every finished span the open trees hold.
     fn send_finished(&self) {
-        for batch in self.trees.take_all_finished() {
-            self.send(batch);
-        }
+        self.send_all(self.trees.take_all_finished());
     }
 
     fn late(&self) {
+        // The application's thread logs here: keep the line out of its spans.
+        let _suppressed = Context::enter_telemetry_suppressed_scope();
         let metrics = self.exporter.metrics();
         metrics.record_dropped(DropReason::Shutdown, 1);
         let n = self.late.fetch_add(1, Relaxed) + 1;
@@ -401,7 +423,9 @@ impl Inner {
 
 impl SpanProcessor for XraySpanProcessor {
     fn on_start(&self, span: &mut Span, cx: &Context) {
-        if self.inner.config.in_progress_after.is_none() || !span.span_context().is_sampled() {
+        // The copy of a root is only for its in-progress document: none is taken when
+        // the rule is off, or when the transport has no in-progress form (OTLP).
+        if !self.inner.in_progress || !span.span_context().is_sampled() {
             return;
         }
         let parent = cx.span();
@@ -420,7 +444,8 @@ impl SpanProcessor for XraySpanProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        let _suppressed = Context::enter_telemetry_suppressed_scope();
+        // Nothing here logs but the two drop paths, which enter the telemetry-suppressed
+        // scope themselves: the common path stays free of the context switch.
         let inner = &self.inner;
         inner.exporter.metrics().record_spans_in(1);
         if inner.shut_down.load(Relaxed) {
@@ -428,14 +453,15 @@ impl SpanProcessor for XraySpanProcessor {
             return;
         }
         if is_local_root(&span) {
-            let mut tree = inner.trees.root_ended(&span).spans;
-            tree.push(span);
+            let mut tree = inner.trees.root_ended(&span);
+            tree.bytes += estimated_bytes(&span);
+            tree.spans.push(span);
             inner.hand_over(tree);
-        } else if let Some(batch) = inner
+        } else if let Some(taken) = inner
             .trees
             .child_ended(span, inner.config.streaming_threshold)
         {
-            inner.hand_over(batch);
+            inner.hand_over(taken);
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::item::Item;
 use crate::metrics::{DropReason, Metrics};
+use crate::wake::Wake;
 
 /// What to drop when the queue is over its byte limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,17 +40,27 @@ pub(crate) struct State<I> {
     pub stopped: bool,
 }
 
+/// Work the worker thread runs before each batch and at least every so often (the span
+/// processor's hand-overs and time-based rules).
+pub(crate) trait TickWork: Send + Sync {
+    /// Does the work.
+    fn run(&self);
+    /// Whether work is waiting (checked before the worker sleeps; what it reads must be
+    /// changed under a lock, then the worker woken with [`Wake::notify`]).
+    fn pending(&self) -> bool;
+}
+
 /// Work for the worker thread: before each batch, and at least every `every`.
 struct Tick {
     every: Duration,
-    run: Box<dyn Fn() + Send + Sync>,
+    work: Box<dyn TickWork>,
 }
 
 pub(crate) struct Queue<I> {
     state: Mutex<State<I>>,
     progress: Condvar,
     /// Wakes the worker when items arrive or the queue closes.
-    pub wake: tokio::sync::Notify,
+    pub wake: Wake,
     /// Work the worker runs between batches (see [`crate::Pipeline`]'s tick).
     tick: Mutex<Option<Tick>>,
     max_bytes: usize,
@@ -70,7 +81,7 @@ impl<I: Item> Queue<I> {
                 stopped: false,
             }),
             progress: Condvar::new(),
-            wake: tokio::sync::Notify::new(),
+            wake: Wake::default(),
             tick: Mutex::new(None),
             max_bytes,
             overflow,
@@ -129,7 +140,7 @@ impl<I: Item> Queue<I> {
             // Evictions resolve items; flush waiters may be done.
             self.progress.notify_all();
         }
-        self.wake.notify_one();
+        self.wake.notify();
         Pushed { accepted, dropped }
     }
 
@@ -137,7 +148,7 @@ impl<I: Item> Queue<I> {
     /// flushes wait for them, and wakes the worker.
     pub(crate) fn count_external(&self, n: u64) {
         self.lock().pushed += n;
-        self.wake.notify_one();
+        self.wake.notify();
     }
 
     /// Takes up to `max` items from the front.
@@ -199,7 +210,7 @@ impl<I: Item> Queue<I> {
             s.closed = true;
             s.deadline = Some(s.deadline.map_or(deadline, |d| d.min(deadline)));
         }
-        self.wake.notify_one();
+        self.wake.signal();
     }
 
     pub(crate) fn deadline_passed(&self) -> bool {
@@ -251,9 +262,9 @@ impl<I: Item> Queue<I> {
 
     /// Installs the work the worker runs before each batch and at least every `every`
     /// when idle (replacing any).
-    pub(crate) fn set_tick(&self, every: Duration, run: Box<dyn Fn() + Send + Sync>) {
-        *self.tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(Tick { every, run });
-        self.wake.notify_one();
+    pub(crate) fn set_tick(&self, every: Duration, work: Box<dyn TickWork>) {
+        *self.tick.lock().unwrap_or_else(|e| e.into_inner()) = Some(Tick { every, work });
+        self.wake.signal();
     }
 
     /// Runs the tick, if any; returns how long the worker may sleep when idle (at most
@@ -262,11 +273,24 @@ impl<I: Item> Queue<I> {
         let tick = self.tick.lock().unwrap_or_else(|e| e.into_inner());
         match tick.as_ref() {
             Some(tick) => {
-                (tick.run)();
+                tick.work.run();
                 tick.every.min(idle)
             }
             None => idle,
         }
+    }
+
+    /// Whether the worker has anything to do now: queued items, the queue closed, or
+    /// work waiting for the tick.
+    pub(crate) fn has_work(&self) -> bool {
+        {
+            let s = self.lock();
+            if !s.items.is_empty() || s.closed {
+                return true;
+            }
+        }
+        let tick = self.tick.lock().unwrap_or_else(|e| e.into_inner());
+        tick.as_ref().is_some_and(|t| t.work.pending())
     }
 
     /// Items waiting, and whether the queue is closed.

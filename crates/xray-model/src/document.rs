@@ -12,7 +12,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{SegmentId, TraceId};
+use crate::{Namespace, SegmentId, TraceId};
 
 /// Subsegment namespace for AWS SDK calls.
 pub const NAMESPACE_AWS: &str = "aws";
@@ -258,7 +258,7 @@ pub enum AnyValue<'a> {
 }
 
 /// Metadata: namespaces (`default`, or the user's) of arbitrary key-value data.
-pub type Metadata<'a> = Fields<'a, Fields<'a, AnyValue<'a>>>;
+pub type Metadata<'a> = Fields<'a, Namespace<'a>>;
 
 /// A segment or subsegment document.
 ///
@@ -732,11 +732,11 @@ impl<'a> Segment<'a> {
     ) {
         let namespace = namespace.into();
         match self.metadata.get_mut(&namespace) {
-            Some(ns) => ns.insert(key, value),
+            Some(ns) => ns.fields_mut().insert(key, value),
             None => {
                 let mut ns = Fields::new();
                 ns.insert(key, value);
-                self.metadata.insert(namespace, ns);
+                self.metadata.insert(namespace, Namespace::from(ns));
             }
         }
     }
@@ -763,7 +763,7 @@ mod tests {
         let mut sub = doc.clone();
         sub.start_time = 2.0;
         doc.subsegments.push(sub);
-        let owned = doc.clone().into_owned();
+        let owned = doc.into_owned();
         drop(name);
         assert!(owned.start_time.is_nan());
         assert_eq!(owned.end_time, Some(f64::INFINITY));
@@ -774,8 +774,8 @@ mod tests {
         assert_eq!(owned.subsegments[0].start_time, 2.0);
         assert_eq!(owned.subsegments[0].end_time, Some(f64::INFINITY));
         assert_eq!(
-            owned.metadata.get("ns").and_then(|n| n.get("k")),
-            Some(&AnyValue::Str("n".into()))
+            owned.metadata.get("ns").map(|n| n.to_fields().0),
+            Some(vec![("k".into(), AnyValue::Str("n".into()))])
         );
     }
 

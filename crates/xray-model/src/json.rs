@@ -13,6 +13,7 @@ use crate::document::{
     ElasticBeanstalk, Exception, Fields, Http, HttpRequest, HttpResponse, Lambda, Link, Segment,
     Service, Sql, StackFrame, XraySdk,
 };
+use crate::namespace::{Namespace, Repr};
 use crate::{SegmentId, TraceId};
 
 impl Segment<'_> {
@@ -116,7 +117,7 @@ fn write_segment(out: &mut Vec<u8>, seg: &Segment<'_>) {
     }
     if !metadata.is_empty() {
         o.key("metadata");
-        fields(o.out, metadata, |out, ns| fields(out, ns, any));
+        fields(o.out, metadata, metadata_namespace);
     }
     if !subsegments.is_empty() {
         o.key("subsegments");
@@ -147,6 +148,7 @@ impl<'o> Obj<'o> {
 
     /// `"key":` (keys here are plain ASCII and need no escaping), with a comma before
     /// every field but the first.
+    #[inline(always)]
     fn key(&mut self, key: &str) {
         self.out.reserve(key.len() + 4);
         if !self.first {
@@ -158,23 +160,27 @@ impl<'o> Obj<'o> {
         self.out.extend_from_slice(b"\":");
     }
 
+    #[inline(always)]
     fn str(&mut self, key: &str, value: &str) {
         self.key(key);
         string(self.out, value);
     }
 
+    #[inline(always)]
     fn opt_str(&mut self, key: &str, value: &Option<Cow<'_, str>>) {
         if let Some(v) = value {
             self.str(key, v);
         }
     }
 
+    #[inline(always)]
     fn segment_id(&mut self, key: &str, id: SegmentId) {
         self.key(key);
         segment_id(self.out, id);
     }
 
     /// Written only when set, as serde's `skip_serializing_if = "is_false"`.
+    #[inline(always)]
     fn flag(&mut self, key: &str, value: bool) {
         if value {
             self.key(key);
@@ -182,6 +188,7 @@ impl<'o> Obj<'o> {
         }
     }
 
+    #[inline(always)]
     fn opt_int(&mut self, key: &str, value: Option<impl itoa::Integer>) {
         if let Some(v) = value {
             self.key(key);
@@ -269,29 +276,26 @@ const ESCAPE: [u8; 256] = {
     table
 };
 
-/// How many leading bytes of `bytes` need no escaping, found eight at a time: a byte
-/// below 0x20, `"` or `\` in a word is detected without a false negative (a false
-/// positive only follows a true match, which the byte loop then finds).
-fn clean_prefix(bytes: &[u8]) -> usize {
+/// Whether any of the eight bytes of `x` needs escaping: a byte below 0x20, `"` or `\`
+/// is detected without a false negative (a false positive only follows a true match in
+/// the same word, which the byte loop then finds).
+#[inline(always)]
+fn needs_escape(x: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(ONES) & !v;
-    let mut clean = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let control = x.wrapping_sub(ONES * 0x20) & !x;
-        let special =
-            control | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')));
-        if special & HIGHS != 0 {
-            break;
-        }
-        clean += 8;
-    }
-    clean
-        + bytes[clean..]
-            .iter()
-            .take_while(|&&b| ESCAPE[b as usize] == 0)
-            .count()
+    let control = x.wrapping_sub(ONES * 0x20) & !x;
+    let special =
+        control | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')));
+    special & HIGHS != 0
+}
+
+/// The eight bytes at `at`.
+#[inline(always)]
+fn word(bytes: &[u8], at: usize) -> [u8; 8] {
+    let mut w = [0; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    w
 }
 
 /// Appends `s` as a quoted JSON string, escaped as `serde_json` escapes it: `"`, `\` and
@@ -308,32 +312,59 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     string(out, s);
 }
 
-/// A quoted, escaped JSON string.
+/// A quoted, escaped JSON string. Clean text (nearly all) is checked and copied eight
+/// bytes at a time, the last partial word as an overlapping word that rewrites bytes
+/// already copied with the same bytes; only strings with a byte to escape, and strings
+/// under eight bytes, go byte by byte.
 fn string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    let n = bytes.len();
+    out.reserve(n + 2);
     out.push(b'"');
-    let clean = clean_prefix(bytes);
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate().skip(clean) {
-        let escape = ESCAPE[b as usize];
-        if escape == 0 {
-            continue;
+    let mut at = 0;
+    if n >= 8 {
+        while at + 8 <= n {
+            let w = word(bytes, at);
+            if needs_escape(u64::from_le_bytes(w)) {
+                break;
+            }
+            out.extend_from_slice(&w);
+            at += 8;
         }
-        out.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
-        match escape {
+        if at < n && at + 8 > n {
+            let last = word(bytes, n - 8);
+            if !needs_escape(u64::from_le_bytes(last)) {
+                out.truncate(out.len() - (8 - (n - at)));
+                out.extend_from_slice(&last);
+                at = n;
+            }
+        }
+    }
+    if at < n {
+        escaped(out, &bytes[at..]);
+    }
+    out.push(b'"');
+}
+
+/// The bytes of a string from its first word that may need escaping, byte by byte.
+fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        match ESCAPE[b as usize] {
+            0 => out.push(b),
             b'u' => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xf) as usize]);
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 0xf) as usize],
+                ]);
             }
             letter => out.extend_from_slice(&[b'\\', letter]),
         }
     }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 fn annotation(out: &mut Vec<u8>, v: &AnnotationValue<'_>) {
@@ -354,6 +385,28 @@ fn any(out: &mut Vec<u8>, v: &AnyValue<'_>) {
         AnyValue::Str(s) => string(out, s),
         AnyValue::Array(items) => array(out, items, any),
         AnyValue::Object(f) => fields(out, f, any),
+    }
+}
+
+/// A metadata namespace, whichever way it holds its entries.
+fn metadata_namespace(out: &mut Vec<u8>, ns: &Namespace<'_>) {
+    match &ns.0 {
+        Repr::Owned(f) => fields(out, f, any),
+        Repr::Shared(f) => fields(out, f, any),
+        Repr::Source(source) => {
+            out.push(b'{');
+            let mut first = true;
+            source.for_each(&mut |k, v| {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                string(out, k);
+                out.push(b':');
+                any(out, &v);
+            });
+            out.push(b'}');
+        }
     }
 }
 
@@ -872,14 +925,30 @@ mod tests {
 
     #[test]
     fn every_byte_and_number_form_matches() {
-        // Each escaped byte at every position of a word, among clean bytes.
-        for special in (0u8..0x20).chain([b'"', b'\\', 0x7f]) {
-            for at in 0..17 {
-                let mut text = vec![b'a'; 17];
-                text[at] = special;
-                let text = String::from_utf8(text).unwrap();
-                let seg = Segment::new(text, SegmentId::from_u64(1), TraceId::from_u128(2), 1.0);
+        // Each escaped byte at every position of strings of every length around the
+        // word size (whole words, a partial last word, shorter than a word), among clean
+        // ASCII or multi-byte characters.
+        for filler in ["a", "\u{e9}", "\u{1f600}"] {
+            for len in 0..26 {
+                let clean = filler.repeat(len);
+                let seg = Segment::new(
+                    clean.as_str(),
+                    SegmentId::from_u64(1),
+                    TraceId::from_u128(2),
+                    1.0,
+                );
                 assert_eq!(ours(&seg), serde_text(&seg));
+                for special in (0u8..0x20).chain([b'"', b'\\', 0x7f]) {
+                    for at in 0..len {
+                        let mut text = filler.repeat(len).into_bytes();
+                        text[at * filler.len()] = special;
+                        text.drain(at * filler.len() + 1..(at + 1) * filler.len());
+                        let text = String::from_utf8(text).unwrap();
+                        let seg =
+                            Segment::new(text, SegmentId::from_u64(1), TraceId::from_u128(2), 1.0);
+                        assert_eq!(ours(&seg), serde_text(&seg));
+                    }
+                }
             }
         }
         let all: String = (0u32..0x800).filter_map(char::from_u32).collect();

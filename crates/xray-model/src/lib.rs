@@ -37,6 +37,7 @@ mod id;
 mod json;
 pub mod limits;
 mod name_chars;
+mod namespace;
 mod nest;
 mod owned;
 mod split;
@@ -53,6 +54,7 @@ pub use header::{
 };
 pub use id::{IdError, SegmentId, TRACE_ID_LEN, TraceId};
 pub use json::write_json_string;
+pub use namespace::{FieldSource, Namespace};
 pub use nest::{MAX_NESTING_DEPTH, nest_subsegments};
 pub use split::{SplitReport, encoded_len, split_to_document_limit, split_to_fit, trim_to_fit};
 

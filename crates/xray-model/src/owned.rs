@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use crate::Namespace;
 use crate::document::*;
 
 impl Segment<'_> {
@@ -73,6 +74,13 @@ impl<V: IntoOwned> IntoOwned for Fields<'_, V> {
                 .map(|(k, v)| (k.owned(), v.owned()))
                 .collect(),
         )
+    }
+}
+
+impl IntoOwned for Namespace<'_> {
+    type Owned = Namespace<'static>;
+    fn owned(self) -> Self::Owned {
+        Namespace::from(self.into_fields().owned())
     }
 }
 

@@ -1,5 +1,7 @@
 //! A stub X-Ray `PutTraceSegments` API on loopback: answers every `POST /TraceSegments`
 //! with `{"UnprocessedTraceSegments":[]}` and counts the documents and spans received.
+//! Throttled ([`StubApi::start_throttled`]), it takes at most a number of calls per
+//! second and answers the others `429 ThrottlingException`, as X-Ray does over its quota.
 //!
 //! Bodies are JSON; a `Content-Encoding: gzip` header is honoured when the body really is
 //! gzip (magic bytes) and ignored on a plain body (rotel's X-Ray exporter sends the
@@ -18,6 +20,8 @@ use crate::http::{Message, read_message};
 
 const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 31\r\n\r\n{\"UnprocessedTraceSegments\":[]}";
 
+const THROTTLED: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: ThrottlingException\r\nContent-Length: 58\r\n\r\n{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}";
+
 /// What the stub has received so far.
 #[derive(Debug, Default)]
 pub struct Received {
@@ -29,6 +33,8 @@ pub struct Received {
     pub spans: AtomicU64,
     /// Requests that were not a readable `PutTraceSegments` call.
     pub bad: AtomicU64,
+    /// Calls answered `429 ThrottlingException` (throttled stub only).
+    pub throttled: AtomicU64,
     /// The first document received, as a sample of what was sent.
     pub first: Mutex<Option<String>>,
     /// When the last document arrived.
@@ -235,9 +241,44 @@ impl Visitor<'_> for Document<'_> {
     }
 }
 
+/// At most `per_second` calls taken in each wall-clock second.
+#[derive(Debug)]
+struct Quota {
+    per_second: u64,
+    start: Instant,
+    /// The current second (since `start`) and the calls taken in it.
+    window: Mutex<(u64, u64)>,
+}
+
+impl Quota {
+    fn take(&self) -> bool {
+        let second = self.start.elapsed().as_secs();
+        let mut window = self.window.lock().unwrap();
+        if window.0 != second {
+            *window = (second, 0);
+        }
+        window.1 += 1;
+        window.1 <= self.per_second
+    }
+}
+
 impl StubApi {
     /// Starts listening on a free loopback port.
     pub fn start() -> std::io::Result<StubApi> {
+        Self::start_with(None)
+    }
+
+    /// Starts listening on a free loopback port, taking at most `calls_per_second`
+    /// `PutTraceSegments` calls each second and throttling the others.
+    pub fn start_throttled(calls_per_second: u64) -> std::io::Result<StubApi> {
+        Self::start_with(Some(Arc::new(Quota {
+            per_second: calls_per_second,
+            start: Instant::now(),
+            window: Mutex::new((0, 0)),
+        })))
+    }
+
+    fn start_with(quota: Option<Arc<Quota>>) -> std::io::Result<StubApi> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let received = Arc::new(Received::default());
@@ -252,10 +293,10 @@ impl StubApi {
                             break;
                         }
                         let Ok(stream) = stream else { continue };
-                        let received = received.clone();
+                        let (received, quota) = (received.clone(), quota.clone());
                         let _ = std::thread::Builder::new()
                             .name("stub-api-conn".into())
-                            .spawn(move || serve(stream, &received));
+                            .spawn(move || serve(stream, &received, quota.as_deref()));
                     }
                 })?
         };
@@ -284,7 +325,7 @@ impl Drop for StubApi {
     }
 }
 
-fn serve(stream: TcpStream, received: &Received) {
+fn serve(stream: TcpStream, received: &Received, quota: Option<&Quota>) {
     let _ = stream.set_nodelay(true);
     let Ok(mut out) = stream.try_clone() else {
         return;
@@ -293,6 +334,13 @@ fn serve(stream: TcpStream, received: &Received) {
     let mut msg = Message::default();
     let mut inflated = Vec::new();
     while let Ok(true) = read_message(&mut reader, &mut msg) {
+        if quota.is_some_and(|q| !q.take()) {
+            received.throttled.fetch_add(1, Relaxed);
+            if out.write_all(THROTTLED).is_err() {
+                return;
+            }
+            continue;
+        }
         let gzip = msg
             .header("content-encoding")
             .is_some_and(|v| v.contains("gzip"))

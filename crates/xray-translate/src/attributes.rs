@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use xray_model::limits::{
     MAX_ANNOTATION_VALUE_CHARS, MAX_ANNOTATIONS, annotation_key, strip_password,
 };
-use xray_model::{AnnotationValue, AnyValue, Fields, Segment};
+use xray_model::{AnnotationValue, AnyValue, FieldSource, Fields, Namespace, Segment};
 
 use crate::config::{Exclude, TranslatorConfig};
 use crate::keys::{K, Known};
@@ -82,13 +82,7 @@ impl<'a> UniqueFields<'a> {
 
     #[inline]
     fn insert(&mut self, key: &'a str, value: AnyValue<'a>) {
-        let b = key.as_bytes();
-        let print = (b.len() as u64)
-            .wrapping_mul(31)
-            .wrapping_add(u64::from(b.first().copied().unwrap_or(0)))
-            .wrapping_mul(31)
-            .wrapping_add(u64::from(b.last().copied().unwrap_or(0)));
-        let bit = 1u64 << (print % 64);
+        let bit = fingerprint(key);
         if self.seen & bit == 0 {
             self.seen |= bit;
             self.fields.0.push((Cow::Borrowed(key), value));
@@ -182,9 +176,149 @@ fn listed(list: Option<&AttrValue<'_>>, key: &str) -> bool {
     }
 }
 
+/// The metadata a span's attributes give: the `default` namespace, and the namespaces of
+/// their own from `aws.xray.metadata.<namespace>` maps.
+pub(crate) struct AttributeMetadata<'a> {
+    /// `metadata.default` (empty when nothing is left).
+    pub(crate) default: Namespace<'a>,
+    /// `aws.xray.metadata.<namespace>` maps, in order.
+    pub(crate) own: Vec<(Cow<'a, str>, Namespace<'a>)>,
+}
+
 /// Writes the span attributes not represented elsewhere as annotations, and returns the
-/// rest: the `metadata.default` namespace (empty when nothing is left).
+/// rest as metadata. When no rule would change or drop an unmapped attribute, the
+/// `default` namespace is a view of the span's own list ([`AttributeView`]) instead of a
+/// copy of its entries.
 pub(crate) fn annotations_and_metadata<'a>(
+    config: &TranslatorConfig,
+    seg: &mut Segment<'a>,
+    attrs: Attributes<'a>,
+    known: &Known<'a>,
+) -> AttributeMetadata<'a> {
+    if let Some(view) = AttributeView::of(config, attrs, known) {
+        return AttributeMetadata {
+            default: match view.mask {
+                0 => Namespace::default(),
+                _ => Namespace::from_source(Box::new(view)),
+            },
+            own: Vec::new(),
+        };
+    }
+    let mut default = copied_metadata(config, seg, attrs, known);
+    let own = split_namespaces(&mut default)
+        .into_iter()
+        .map(|(ns, fields)| (ns, Namespace::from(fields)))
+        .collect();
+    AttributeMetadata {
+        default: Namespace::from(default),
+        own,
+    }
+}
+
+/// `metadata.default` as a view of a span's attributes: the positions (a bit each) of the
+/// attributes that land there, read and written to JSON when the document is written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AttributeView<'a> {
+    attrs: Attributes<'a>,
+    mask: u64,
+}
+
+impl<'a> AttributeView<'a> {
+    /// The view, when [`copied_metadata`] would give exactly the unmapped attributes, in
+    /// order, with their values as [`to_any`] makes them: no exclusion, no annotation
+    /// keys or list and no indexing of all attributes configured, at most 64 attributes,
+    /// and among the unmapped ones no key repeated, no key with the annotation prefix, no
+    /// connection string (its password is stripped) and no
+    /// `aws.xray.metadata.<namespace>` map. `None` otherwise.
+    pub(crate) fn of(
+        config: &TranslatorConfig,
+        attrs: Attributes<'a>,
+        known: &Known<'a>,
+    ) -> Option<Self> {
+        if !config.exclude().is_empty()
+            || known.has(K::XrayAnnotations)
+            || !config.annotation_keys().is_empty()
+            || config.indexes_all_attributes()
+            || attrs.len() > 64
+        {
+            return None;
+        }
+        let prefix_start = METADATA_ATTRIBUTE_PREFIX.as_bytes()[0];
+        let annotation_prefix = config.annotation_prefix().unwrap_or_default();
+        let annotation_start = annotation_prefix.as_bytes().first();
+        let mut mask = 0u64;
+        let mut seen = 0u64;
+        let mut plain = true;
+        attrs.for_each_key(|index, key| {
+            let kind = known.kind_at(index, key);
+            if kind.is_some_and(|k| known.is_used(k)) {
+                return;
+            }
+            let bit = fingerprint(key);
+            if kind == Some(K::DbConnectionString)
+                || (key.as_bytes().first() == Some(&prefix_start)
+                    && key.starts_with(METADATA_ATTRIBUTE_PREFIX))
+                || (annotation_start.is_some()
+                    && key.as_bytes().first() == annotation_start
+                    && key.starts_with(annotation_prefix))
+                || (seen & bit != 0 && repeats(attrs, mask, key))
+            {
+                plain = false;
+            }
+            seen |= bit;
+            mask |= 1 << index;
+        });
+        plain.then_some(Self { attrs, mask })
+    }
+}
+
+/// Whether one of the attributes at the positions in `mask` has the key `key`.
+#[cold]
+fn repeats(attrs: Attributes<'_>, mask: u64, key: &str) -> bool {
+    let mut found = false;
+    attrs.for_each_key(|index, k| {
+        found |= index < 64 && mask & (1 << index) != 0 && k == key;
+    });
+    found
+}
+
+impl<'a> FieldSource<'a> for AttributeView<'a> {
+    fn len(&self) -> usize {
+        self.mask.count_ones() as usize
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&'a str, AnyValue<'a>)) {
+        let mut mask = self.mask;
+        while mask != 0 {
+            let index = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if let Some((key, value)) = self.attrs.get_index(index) {
+                f(key, to_any(value));
+            }
+        }
+    }
+
+    fn clone_box(&self) -> Box<dyn FieldSource<'a> + 'a> {
+        Box::new(*self)
+    }
+}
+
+/// A bit picked by a small fingerprint of a key (length, first and last byte): a key
+/// whose bit is new cannot equal an earlier key, which is nearly always the case.
+#[inline]
+fn fingerprint(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let print = (b.len() as u64)
+        .wrapping_mul(31)
+        .wrapping_add(u64::from(b.first().copied().unwrap_or(0)))
+        .wrapping_mul(31)
+        .wrapping_add(u64::from(b.last().copied().unwrap_or(0)));
+    1u64 << (print % 64)
+}
+
+/// The general rules: annotations written into `seg`, and the rest of the attributes
+/// copied into the `metadata.default` entries (empty when nothing is left).
+pub(crate) fn copied_metadata<'a>(
     config: &TranslatorConfig,
     seg: &mut Segment<'a>,
     attrs: Attributes<'a>,
@@ -238,6 +372,187 @@ pub(crate) fn annotations_and_metadata<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::{Array, KeyValue, StringValue, Value};
+    use proptest::prelude::*;
+
+    /// The document's JSON with `default` as its only metadata namespace.
+    fn json_of(default: Namespace<'_>) -> String {
+        let mut seg = Segment::default();
+        if !default.is_empty() {
+            seg.metadata.insert("default", default);
+        }
+        seg.to_json()
+    }
+
+    /// Runs both ways on the same span: the result (view or copy) and the general rules'
+    /// copy alone; says whether the view was taken.
+    fn both_ways(config: &TranslatorConfig, attrs: &[KeyValue], marks: &[K]) -> bool {
+        let attrs = Attributes::sdk(attrs);
+        let mut known = Known::collect(attrs, config.exclude());
+        for &k in marks {
+            known.mark(k);
+        }
+        let (mut seg, mut copied_seg) = (Segment::default(), Segment::default());
+        let got = annotations_and_metadata(config, &mut seg, attrs, &known);
+        let mut copied = copied_metadata(config, &mut copied_seg, attrs, &known);
+        let own = split_namespaces(&mut copied);
+        let viewed = AttributeView::of(config, attrs, &known).is_some();
+        // Compared as printed: NaN is not equal to itself.
+        assert_eq!(
+            format!("{:?}", got.default.to_fields()),
+            format!("{copied:?}")
+        );
+        assert_eq!(
+            json_of(got.default.clone()),
+            json_of(Namespace::from(copied))
+        );
+        assert_eq!(
+            serde_json::to_string(&got.default).unwrap(),
+            serde_json::to_string(&got.default.to_fields()).unwrap()
+        );
+        assert_eq!(seg.annotations, copied_seg.annotations);
+        let own: Vec<_> = own
+            .into_iter()
+            .map(|(k, v)| (k, Namespace::from(v)))
+            .collect();
+        assert_eq!(format!("{:?}", got.own), format!("{own:?}"));
+        viewed
+    }
+
+    #[test]
+    fn unmapped_attributes_are_viewed_in_order_with_every_byte_escaped() {
+        let attrs = [
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", "/cart/:id"),
+            KeyValue::new("quote\"back\\slash", "line\nbreak\ttab\u{1}\u{7f}é😀"),
+            KeyValue::new("code.lineno", 42),
+            KeyValue::new("ratio", f64::NAN),
+            KeyValue::new("ok", true),
+            KeyValue::new(
+                "tags",
+                Value::Array(Array::String(vec![StringValue::from("a\"b")])),
+            ),
+            KeyValue::new("", "empty key"),
+        ];
+        let config = TranslatorConfig::default();
+        assert!(both_ways(&config, &attrs, &[K::HttpRequestMethod]));
+        let got = annotations_and_metadata(
+            &config,
+            &mut Segment::default(),
+            Attributes::sdk(&attrs),
+            &{
+                let mut k = Known::collect(Attributes::sdk(&attrs), config.exclude());
+                k.mark(K::HttpRequestMethod);
+                k
+            },
+        );
+        assert_eq!(
+            json_of(got.default),
+            concat!(
+                r#"{"name":"","id":"0000000000000000","start_time":0.0,"metadata":{"default":{"#,
+                r#""http.route":"/cart/:id","quote\"back\\slash":"line\nbreak\ttab\u0001"#,
+                "\u{7f}é😀\",",
+                r#""code.lineno":42,"ratio":null,"ok":true,"tags":["a\"b"],"":"empty key"}}}"#
+            )
+        );
+        // The method, used by the `http` block, is not repeated; nothing else is lost.
+        assert!(both_ways(&config, &attrs[1..], &[]));
+    }
+
+    #[test]
+    fn the_copy_is_kept_where_a_rule_changes_or_drops_an_unmapped_attribute() {
+        let config = TranslatorConfig::default();
+        let plain = KeyValue::new("http.route", "/cart");
+        for odd in [
+            KeyValue::new("http.route", "/again"),
+            KeyValue::new("db.connection_string", "Server=db;Password=p;"),
+            KeyValue::new("aws.xray.metadata.custom", "not a map"),
+            KeyValue::new("annotation.tier", "gold"),
+            KeyValue::new("aws.xray.annotations", "http.route"),
+        ] {
+            let attrs = [plain.clone(), odd.clone()];
+            assert!(!both_ways(&config, &attrs, &[]), "{odd:?}");
+        }
+        // A repeated key that the document used is not in metadata at all.
+        let method = KeyValue::new("http.request.method", "GET");
+        assert!(both_ways(
+            &config,
+            &[method.clone(), plain.clone(), method],
+            &[K::HttpRequestMethod]
+        ));
+        let many: Vec<_> = (0..65).map(|i| KeyValue::new(format!("k{i}"), i)).collect();
+        assert!(!both_ways(&config, &many, &[]));
+        assert!(both_ways(&config, &many[..64], &[]));
+        for config in [
+            TranslatorConfig::default().with_annotation_keys(["http.route"]),
+            TranslatorConfig::default().index_all_attributes(true),
+            TranslatorConfig::default()
+                .with_metadata_exclude(["x.*"])
+                .unwrap(),
+        ] {
+            assert!(!both_ways(&config, std::slice::from_ref(&plain), &[]));
+        }
+        let no_prefix = TranslatorConfig::default().with_annotation_prefix(None::<String>);
+        assert!(both_ways(
+            &no_prefix,
+            &[KeyValue::new("annotation.tier", "gold")],
+            &[]
+        ));
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "http.route",
+                "http.request.method",
+                "url.full",
+                "db.connection_string",
+                "aws.xray.metadata.ns",
+                "aws.xray.annotations",
+                "annotation.k",
+                "code.lineno",
+                "q\"k\\",
+                "",
+            ])
+            .prop_map(String::from),
+            "[a-z.\"\\\n\u{e9}]{0,6}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<String>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::from),
+            prop::collection::vec(any::<String>(), 0..3).prop_map(|v| Value::Array(Array::String(
+                v.into_iter().map(StringValue::from).collect()
+            ))),
+            Just(Value::from("http.route,annotation.k")),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_view_is_exactly_what_the_copy_would_be(
+            attrs in prop::collection::vec((key(), value()), 0..12),
+            marks in prop::collection::vec(any::<bool>(), 3),
+            prefix in any::<bool>(),
+        ) {
+            let attrs: Vec<KeyValue> =
+                attrs.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect();
+            let marks: Vec<K> = [K::HttpRequestMethod, K::UrlFull, K::DbConnectionString]
+                .into_iter()
+                .zip(marks)
+                .filter_map(|(k, on)| on.then_some(k))
+                .collect();
+            let config = match prefix {
+                true => TranslatorConfig::default(),
+                false => TranslatorConfig::default().with_annotation_prefix(None::<String>),
+            };
+            both_ways(&config, &attrs, &marks);
+        }
+    }
 
     #[test]
     fn unique_fields_keep_distinct_keys_with_the_same_fingerprint() {

@@ -12,10 +12,10 @@ use opentelemetry_sdk::trace::SpanData;
 use xray_model::carry::{HopState, TRACE_STATE_KEY};
 use xray_model::document::{METADATA_DEFAULT, NAMESPACE_AWS, NAMESPACE_REMOTE, TYPE_SUBSEGMENT};
 use xray_model::limits::{MAX_STRING_CHARS, limit_string, sanitize_name_cow};
-use xray_model::{AnnotationValue, AnyValue, Aws, Fields, Link, Segment, SegmentId};
+use xray_model::{AnnotationValue, AnyValue, Aws, Fields, Link, Namespace, Segment, SegmentId};
 
 use crate::attributes::{
-    OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, split_namespaces, to_fields,
+    AttributeMetadata, OTEL_NAMESPACE, RESOURCE_NAMESPACE, annotations_and_metadata, to_fields,
 };
 use crate::aws::{AWS_API, ResourceInfo, fill_call};
 use crate::cause::{CauseContext, EXCEPTION_EVENT, HTTP_FAILURE_EVENT, cause, flags, is_exception};
@@ -264,7 +264,7 @@ struct SegmentResource<'r, 'a> {
     origin: Option<&'static str>,
     sdk: Option<Cow<'a, str>>,
     log_groups: LogGroups<'r, 'a>,
-    metadata: Option<Fields<'a, AnyValue<'a>>>,
+    metadata: Option<Namespace<'a>>,
 }
 
 /// The configured log group names: borrowed for the documents' lifetime, or copied.
@@ -398,14 +398,14 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             origin: p.origin,
             sdk: p.sdk.as_deref().map(Cow::Borrowed),
             log_groups: LogGroups::Borrowed(p.config.log_groups()),
-            metadata: p.metadata.clone(),
+            metadata: p.metadata.as_ref().map(Namespace::shared),
         }),
         Res::Raw => Some(SegmentResource {
             name: segment_name(config, info),
             origin: info.origin(),
             sdk: info.sdk(),
             log_groups: LogGroups::Owned(config.log_groups()),
-            metadata: resource_metadata(config, span.resource()),
+            metadata: resource_metadata(config, span.resource()).map(Namespace::from),
             info,
         }),
     };
@@ -557,8 +557,10 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     if known.has(K::XrayAnnotations) {
         known.mark(K::XrayAnnotations);
     }
-    let mut default = annotations_and_metadata(config, &mut seg, attrs, &known);
-    let own_namespaces = split_namespaces(&mut default);
+    let AttributeMetadata {
+        default,
+        own: own_namespaces,
+    } = annotations_and_metadata(config, &mut seg, attrs, &known);
 
     // `otel` and the metadata namespaces are written in this order, each key once, into
     // vectors of their final size.
@@ -618,7 +620,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         seg.metadata.0.reserve_exact(namespaces);
         for (namespace, fields) in [
             (METADATA_DEFAULT, Some(default)),
-            (OTEL_NAMESPACE, Some(otel)),
+            (OTEL_NAMESPACE, Some(Namespace::from(otel))),
             (RESOURCE_NAMESPACE, own_resource_metadata),
         ] {
             if let Some(fields) = fields.filter(|f| !f.is_empty()) {
@@ -652,7 +654,7 @@ fn with_service_segment<'a>(
     mut call: Segment<'a>,
     name: Cow<'a, str>,
     fields: SegmentFields<'a>,
-    resource_metadata: Option<Fields<'a, AnyValue<'a>>>,
+    resource_metadata: Option<Namespace<'a>>,
 ) -> Segment<'a> {
     let mut service = Segment {
         name,

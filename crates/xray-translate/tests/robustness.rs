@@ -204,9 +204,9 @@ proptest! {
         prop_assert!(doc.annotations.len() <= xray_model::limits::MAX_ANNOTATIONS);
         let url = doc.http.as_ref().and_then(|h| h.request.as_ref()).and_then(|r| r.url.as_deref());
         let sql_url = doc.sql.as_ref().and_then(|s| s.url.as_deref());
-        let conn = doc
-            .metadata
-            .get("default")
+        let default = doc.metadata.get("default").map(|d| d.to_fields());
+        let conn = default
+            .as_ref()
             .and_then(|d| d.get("db.connection_string"))
             .and_then(|v| match v { xray_model::AnyValue::Str(s) => Some(s.as_ref()), _ => None });
         for field in [url, sql_url, conn].into_iter().flatten() {

@@ -245,7 +245,8 @@ impl UdpTransport {
         (failed.into_iter().map(|k| indices[k]).collect(), err)
     }
 
-    async fn send_batch(&mut self, batch: Vec<Document>, cx: &SendContext) {
+    /// The datagrams of `batch` to send: all but those too large for UDP (dropped).
+    fn begin(batch: &[Document], cx: &SendContext) -> Attempts {
         let mut pending: Vec<usize> = Vec::with_capacity(batch.len());
         for (i, doc) in batch.iter().enumerate() {
             if DAEMON_HEADER.len() + doc.json().len() > MAX_DATAGRAM_BYTES {
@@ -254,50 +255,79 @@ impl UdpTransport {
                 pending.push(i);
             }
         }
-        let mut attempt = 1;
-        let first_try = std::time::Instant::now();
-        while !pending.is_empty() {
-            cx.request();
-            let (failed, err) = self.send_once(&batch, &pending);
-            let failed_set: std::collections::HashSet<usize> = failed.iter().copied().collect();
-            for &i in &pending {
-                if !failed_set.contains(&i) {
-                    cx.delivered(&batch[i]);
-                }
+        Attempts {
+            pending,
+            attempt: 1,
+            first_try: Instant::now(),
+        }
+    }
+
+    /// Sends the pending datagrams once. Returns how long to wait before the next
+    /// attempt at those that failed, or `None` when every datagram is reported.
+    fn attempt(
+        &mut self,
+        batch: &[Document],
+        at: &mut Attempts,
+        cx: &SendContext,
+    ) -> Option<Duration> {
+        if at.pending.is_empty() {
+            return None;
+        }
+        cx.request();
+        let (failed, err) = self.send_once(batch, &at.pending);
+        let failed_set: std::collections::HashSet<usize> = failed.iter().copied().collect();
+        for &i in &at.pending {
+            if !failed_set.contains(&i) {
+                cx.delivered(&batch[i]);
             }
-            let Some((err, setup)) = err else { break };
-            cx.send_error();
-            tracing::warn!(
-                target: "xray_export",
-                daemon = %self.address,
-                failed = failed.len(),
-                attempt,
-                "X-Ray daemon datagrams failed: {err}"
-            );
-            let retry = if attempt < MAX_DATAGRAM_ATTEMPTS {
-                cx.next_retry(attempt, first_try)
-            } else {
+        }
+        let (err, setup) = err?;
+        cx.send_error();
+        tracing::warn!(
+            target: "xray_export",
+            daemon = %self.address,
+            failed = failed.len(),
+            attempt = at.attempt,
+            "X-Ray daemon datagrams failed: {err}"
+        );
+        let retry = if at.attempt < MAX_DATAGRAM_ATTEMPTS {
+            cx.next_retry(at.attempt, at.first_try)
+        } else {
+            None
+        };
+        match retry {
+            Some(wait) => {
+                at.pending = failed;
+                at.attempt += 1;
+                Some(wait)
+            }
+            None => {
+                let reason = if setup {
+                    DropReason::TransportUnavailable
+                } else {
+                    DropReason::RetriesExhausted
+                };
+                let cause = format!("daemon {}: {err}", self.address);
+                cx.dropped(failed.iter().map(|&i| &batch[i]), reason, &cause);
+                at.pending.clear();
                 None
-            };
-            match retry {
-                Some(wait) => {
-                    tokio::time::sleep(wait).await;
-                    pending = failed;
-                    attempt += 1;
-                }
-                None => {
-                    let reason = if setup {
-                        DropReason::TransportUnavailable
-                    } else {
-                        DropReason::RetriesExhausted
-                    };
-                    let cause = format!("daemon {}: {err}", self.address);
-                    cx.dropped(failed.iter().map(|&i| &batch[i]), reason, &cause);
-                    break;
-                }
             }
         }
     }
+
+    async fn send_batch(&mut self, batch: Vec<Document>, cx: &SendContext) {
+        let mut at = Self::begin(&batch, cx);
+        while let Some(wait) = self.attempt(&batch, &mut at, cx) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A batch's datagrams still to send, and its attempts so far.
+struct Attempts {
+    pending: Vec<usize>,
+    attempt: u32,
+    first_try: Instant,
 }
 
 impl Transport<Document> for UdpTransport {
@@ -311,6 +341,17 @@ impl Transport<Document> for UdpTransport {
 
     fn send<'a>(&'a mut self, batch: Vec<Document>, cx: &'a SendContext) -> SendFuture<'a> {
         Box::pin(self.send_batch(batch, cx))
+    }
+
+    fn is_blocking(&self) -> bool {
+        true
+    }
+
+    fn send_blocking(&mut self, batch: Vec<Document>, cx: &SendContext) {
+        let mut at = Self::begin(&batch, cx);
+        while let Some(wait) = self.attempt(&batch, &mut at, cx) {
+            std::thread::sleep(wait);
+        }
     }
 }
 

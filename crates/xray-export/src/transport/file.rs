@@ -95,6 +95,14 @@ impl Transport<Document> for WriterTransport {
     fn send<'a>(&'a mut self, batch: Vec<Document>, cx: &'a SendContext) -> SendFuture<'a> {
         Box::pin(async move { self.write_batch(&batch, cx) })
     }
+
+    fn is_blocking(&self) -> bool {
+        true
+    }
+
+    fn send_blocking(&mut self, batch: Vec<Document>, cx: &SendContext) {
+        self.write_batch(&batch, cx);
+    }
 }
 
 impl std::fmt::Debug for WriterTransport {

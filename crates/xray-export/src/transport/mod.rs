@@ -34,8 +34,10 @@ pub use sigv4::{LazySdkConfig, regional_endpoint};
 /// A boxed future returned by [`Transport::send`].
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
-/// Sends batches of queued items somewhere. Runs on the pipeline's own worker thread,
-/// inside a Tokio current-thread runtime with telemetry suppressed.
+/// Sends batches of queued items somewhere. Runs on the pipeline's own worker thread with
+/// telemetry suppressed: inside a Tokio current-thread runtime ([`Transport::send`]), or,
+/// for a transport that needs none ([`Transport::is_blocking`]: daemon UDP, files,
+/// stdout), on the plain thread ([`Transport::send_blocking`]).
 pub trait Transport<I: Item>: Send + 'static {
     /// A short name for logs (`"udp"`, `"xray-api"`, ...).
     fn name(&self) -> &'static str;
@@ -53,6 +55,48 @@ pub trait Transport<I: Item>: Send + 'static {
 
     /// Sends `batch`, reporting each item's fate through `cx`.
     fn send<'a>(&'a mut self, batch: Vec<I>, cx: &'a SendContext) -> SendFuture<'a>;
+
+    /// Whether this transport sends without a Tokio runtime (default `false`). When it
+    /// does, the pipeline's worker creates no runtime and calls
+    /// [`Transport::send_blocking`] instead of [`Transport::send`].
+    fn is_blocking(&self) -> bool {
+        false
+    }
+
+    /// Sends `batch` on the calling thread, reporting like [`Transport::send`]; waits
+    /// between retries by sleeping the thread. The pipeline calls it instead of
+    /// [`Transport::send`] when [`Transport::is_blocking`] is true. The default drives
+    /// [`Transport::send`] to completion on this thread (enough for a future that needs
+    /// no runtime's timers or sockets).
+    fn send_blocking(&mut self, batch: Vec<I>, cx: &SendContext) {
+        block_on(self.send(batch, cx));
+    }
+}
+
+/// Runs `future` to completion on this thread, parking it while the future waits.
+///
+/// Hand-written rather than `futures::executor::block_on`, which refuses to run inside
+/// another of its calls: the pipeline's plain-thread worker drives its loop this way, and
+/// a transport's default [`Transport::send_blocking`] drives `send` this way inside it.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
 }
 
 impl<I: Item> Transport<I> for Box<dyn Transport<I>> {
@@ -70,6 +114,14 @@ impl<I: Item> Transport<I> for Box<dyn Transport<I>> {
 
     fn send<'a>(&'a mut self, batch: Vec<I>, cx: &'a SendContext) -> SendFuture<'a> {
         (**self).send(batch, cx)
+    }
+
+    fn is_blocking(&self) -> bool {
+        (**self).is_blocking()
+    }
+
+    fn send_blocking(&mut self, batch: Vec<I>, cx: &SendContext) {
+        (**self).send_blocking(batch, cx)
     }
 }
 

@@ -14,9 +14,7 @@ pub(crate) fn resource(doc: &Segment<'_>) -> Attrs {
     let mut r = Attrs::default();
     // Our translator's copy is the resource exactly as it was: nothing to add.
     if let Some(fields) = doc.metadata.get(RESOURCE_NAMESPACE) {
-        for (k, v) in fields.iter() {
-            r.set_any(k, any(v));
-        }
+        fields.for_each(|k, v| r.set_any(k, any(v)));
         return r;
     }
     if !doc.is_standalone_subsegment() {

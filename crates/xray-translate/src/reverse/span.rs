@@ -107,7 +107,7 @@ pub(crate) fn build(node: Node<'_, '_>, cx: &Context<'_>) -> Result<Built, Conve
     let other_name = default.is_some_and(|d| {
         ["aws.remote.service", "peer.service", "rpc.service"]
             .iter()
-            .any(|k| d.get(k).is_some())
+            .any(|k| d.contains_key(k))
     });
     if aws_call {
         attrs.set("rpc.system", string(AWS_API));
@@ -149,13 +149,11 @@ pub(crate) fn build(node: Node<'_, '_>, cx: &Context<'_>) -> Result<Built, Conve
             // Unmapped span attributes; a key here holds the full value where a block
             // holds a cut copy, so it wins.
             METADATA_DEFAULT => {
-                for (key, value) in fields.iter() {
-                    attrs.set_any(key, any(value));
-                }
+                fields.for_each(|key, value| attrs.set_any(key, any(value)));
             }
-            OTEL_NAMESPACE => otel.read(fields),
+            OTEL_NAMESPACE => otel.read(&fields.as_fields()),
             RESOURCE_NAMESPACE if !node.embedded => {}
-            _ => namespace_attribute(namespace, fields, &mut attrs),
+            _ => namespace_attribute(namespace, &fields.as_fields(), &mut attrs),
         }
     }
     if !otel.rest.is_empty() {
@@ -347,7 +345,7 @@ fn aws_attributes(
     let free_rpc_method = doc
         .metadata
         .get(METADATA_DEFAULT)
-        .is_some_and(|d| d.get("rpc.method").is_some());
+        .is_some_and(|d| d.contains_key("rpc.method"));
     let operation_key = if aws_call && !free_rpc_method {
         "rpc.method"
     } else {
@@ -488,7 +486,7 @@ fn status_and_exceptions(
         && doc
             .metadata
             .get(METADATA_DEFAULT)
-            .is_some_and(|d| d.get("http.status_text").is_some());
+            .is_some_and(|d| d.contains_key("http.status_text"));
     let status = if doc.fault && unset_5xx {
         None
     } else if doc.fault {

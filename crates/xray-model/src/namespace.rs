@@ -1,0 +1,219 @@
+//! Metadata namespaces: entries of their own, entries shared by many documents, or
+//! entries read straight from where they live (a span's attribute list) and written to
+//! JSON without being copied first.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::document::{AnyValue, Fields};
+
+/// Entries of a metadata namespace that stay where they live (for example the attributes
+/// of the span a document was made from) until the document is written. Keys must be
+/// unique and the entries the same, in the same order, on every call.
+///
+/// # Examples
+///
+/// ```
+/// use xray_model::{AnyValue, FieldSource, Namespace, Segment};
+///
+/// /// Every other entry of a list, read without copying it.
+/// #[derive(Clone)]
+/// struct EveryOther<'a>(&'a [(&'a str, i64)]);
+///
+/// impl<'a> FieldSource<'a> for EveryOther<'a> {
+///     fn len(&self) -> usize {
+///         self.0.len().div_ceil(2)
+///     }
+///     fn for_each(&self, f: &mut dyn FnMut(&'a str, AnyValue<'a>)) {
+///         self.0.iter().step_by(2).for_each(|&(k, v)| f(k, AnyValue::Int(v)));
+///     }
+///     fn clone_box(&self) -> Box<dyn FieldSource<'a> + 'a> {
+///         Box::new(self.clone())
+///     }
+/// }
+///
+/// let list = [("a", 1), ("b", 2), ("c", 3)];
+/// let mut seg = Segment::default();
+/// seg.metadata.insert("default", Namespace::from_source(Box::new(EveryOther(&list))));
+/// assert!(seg.to_json().ends_with(r#""metadata":{"default":{"a":1,"c":3}}}"#));
+/// ```
+pub trait FieldSource<'a>: Send + Sync {
+    /// How many entries there are.
+    fn len(&self) -> usize;
+
+    /// Whether there are no entries.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with each entry, in order.
+    fn for_each(&self, f: &mut dyn FnMut(&'a str, AnyValue<'a>));
+
+    /// A boxed copy (documents are `Clone`).
+    fn clone_box(&self) -> Box<dyn FieldSource<'a> + 'a>;
+}
+
+/// The entries of one metadata namespace (`metadata.<namespace>`). Compared, printed and
+/// serialized by its entries, whichever way they are held.
+///
+/// # Examples
+///
+/// ```
+/// use xray_model::{AnyValue, Fields, Namespace};
+///
+/// let mut ns = Namespace::from(Fields::new());
+/// ns.fields_mut().insert("k", AnyValue::Int(1));
+/// assert_eq!(ns.len(), 1);
+/// assert_eq!(ns.to_fields().get("k"), Some(&AnyValue::Int(1)));
+/// ```
+pub struct Namespace<'a>(pub(crate) Repr<'a>);
+
+/// How a [`Namespace`] holds its entries.
+pub(crate) enum Repr<'a> {
+    /// Entries of its own.
+    Owned(Fields<'a, AnyValue<'a>>),
+    /// Entries shared with other documents (a resource's, prepared once).
+    Shared(&'a Fields<'a, AnyValue<'a>>),
+    /// Entries read from where they live.
+    Source(Box<dyn FieldSource<'a> + 'a>),
+}
+
+impl<'a> Namespace<'a> {
+    /// A namespace borrowing entries that many documents share.
+    pub fn shared(fields: &'a Fields<'a, AnyValue<'a>>) -> Self {
+        Self(Repr::Shared(fields))
+    }
+
+    /// A namespace whose entries are read from `source` when the document is written.
+    pub fn from_source(source: Box<dyn FieldSource<'a> + 'a>) -> Self {
+        Self(Repr::Source(source))
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Owned(f) => f.len(),
+            Repr::Shared(f) => f.len(),
+            Repr::Source(s) => s.len(),
+        }
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether an entry has the key `key`.
+    pub fn contains_key(&self, key: &str) -> bool {
+        match &self.0 {
+            Repr::Owned(f) => f.get(key).is_some(),
+            Repr::Shared(f) => f.get(key).is_some(),
+            Repr::Source(s) => {
+                let mut found = false;
+                s.for_each(&mut |k, _| found |= k == key);
+                found
+            }
+        }
+    }
+
+    /// Calls `f` with each entry, in order.
+    pub fn for_each(&self, mut f: impl FnMut(&str, &AnyValue<'a>)) {
+        match &self.0 {
+            Repr::Owned(fields) => fields.0.iter().for_each(|(k, v)| f(k, v)),
+            Repr::Shared(fields) => fields.0.iter().for_each(|(k, v)| f(k, v)),
+            Repr::Source(s) => s.for_each(&mut |k, v| f(k, &v)),
+        }
+    }
+
+    /// The entries, borrowed where they are held as [`Fields`], copied otherwise.
+    pub fn as_fields(&self) -> Cow<'_, Fields<'a, AnyValue<'a>>> {
+        match &self.0 {
+            Repr::Owned(f) => Cow::Borrowed(f),
+            Repr::Shared(f) => Cow::Borrowed(*f),
+            Repr::Source(s) => Cow::Owned(collect(s.as_ref())),
+        }
+    }
+
+    /// A copy of the entries.
+    pub fn to_fields(&self) -> Fields<'a, AnyValue<'a>> {
+        self.as_fields().into_owned()
+    }
+
+    /// The entries, copied only when not already held as [`Fields`] of its own.
+    pub fn into_fields(self) -> Fields<'a, AnyValue<'a>> {
+        match self.0 {
+            Repr::Owned(f) => f,
+            Repr::Shared(f) => f.clone(),
+            Repr::Source(s) => collect(s.as_ref()),
+        }
+    }
+
+    /// The entries as [`Fields`] to edit: a shared or source namespace is copied into
+    /// entries of its own first.
+    pub fn fields_mut(&mut self) -> &mut Fields<'a, AnyValue<'a>> {
+        if !matches!(self.0, Repr::Owned(_)) {
+            let fields = std::mem::take(self).into_fields();
+            self.0 = Repr::Owned(fields);
+        }
+        match &mut self.0 {
+            Repr::Owned(f) => f,
+            // Made owned just above.
+            Repr::Shared(_) | Repr::Source(_) => unreachable!("made owned above"),
+        }
+    }
+}
+
+/// A source's entries as [`Fields`].
+fn collect<'a>(source: &(dyn FieldSource<'a> + 'a)) -> Fields<'a, AnyValue<'a>> {
+    let mut fields = Fields(Vec::with_capacity(source.len()));
+    source.for_each(&mut |k, v| fields.0.push((Cow::Borrowed(k), v)));
+    fields
+}
+
+impl Default for Namespace<'_> {
+    fn default() -> Self {
+        Self(Repr::Owned(Fields::new()))
+    }
+}
+
+impl<'a> From<Fields<'a, AnyValue<'a>>> for Namespace<'a> {
+    fn from(fields: Fields<'a, AnyValue<'a>>) -> Self {
+        Self(Repr::Owned(fields))
+    }
+}
+
+impl Clone for Namespace<'_> {
+    fn clone(&self) -> Self {
+        Self(match &self.0 {
+            Repr::Owned(f) => Repr::Owned(f.clone()),
+            Repr::Shared(f) => Repr::Shared(f),
+            Repr::Source(s) => Repr::Source(s.clone_box()),
+        })
+    }
+}
+
+impl PartialEq for Namespace<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        *self.as_fields() == *other.as_fields()
+    }
+}
+
+impl fmt::Debug for Namespace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_fields().fmt(f)
+    }
+}
+
+impl Serialize for Namespace<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_fields().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Namespace<'_> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Fields::deserialize(d).map(Namespace::from)
+    }
+}
