@@ -17,6 +17,7 @@
 //! - [`local`]: local mode, the `xray-console` store and page instead of AWS.
 //! - [`run`]: binds everything, serves, and drains on SIGTERM/Ctrl-C.
 //! - [`counters`]: counters by reason, rendered as Prometheus text.
+//! - [`memory`]: the C allocator's arenas capped at the CPUs the process may use.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -30,6 +31,7 @@ pub mod export;
 pub mod http_server;
 pub mod local;
 pub mod logging;
+pub mod memory;
 pub mod otlp;
 pub mod otlp_grpc;
 pub mod otlp_headers;
