@@ -4,18 +4,17 @@
 //! ways; credentials never appear in logs.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+
+use xray_export::transport::{SignError, Signer};
 
 use crate::counters::{LogLimiter, Registry};
 
@@ -55,35 +54,9 @@ struct ProxyState {
     client: reqwest::Client,
     registry: Registry,
     limiter: LogLimiter,
-    /// Credentials and when to fetch them again (a role or container credentials would
-    /// otherwise mean a network call per proxied request).
-    cached: tokio::sync::Mutex<Option<(Credentials, SystemTime)>>,
-}
-
-impl ProxyState {
-    async fn credentials(
-        &self,
-        provider: &SharedCredentialsProvider,
-    ) -> Result<Credentials, String> {
-        let mut cached = self.cached.lock().await;
-        let now = SystemTime::now();
-        if let Some((credentials, refresh_at)) = &*cached
-            && now < *refresh_at
-        {
-            return Ok(credentials.clone());
-        }
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| format!("cannot load AWS credentials: {e}"))?;
-        // Five minutes before expiry; long-lived keys are read again hourly.
-        let refresh_at = credentials
-            .expiry()
-            .map(|e| e.checked_sub(Duration::from_secs(300)).unwrap_or(e))
-            .unwrap_or(now + Duration::from_secs(3600));
-        *cached = Some((credentials.clone(), refresh_at));
-        Ok(credentials)
-    }
+    /// Signs each forwarded request (credentials cached: a role or container credentials
+    /// would otherwise mean a network call per proxied request).
+    signer: Signer,
 }
 
 impl ProxyState {
@@ -125,12 +98,14 @@ impl ProxyState {
 /// A message when the HTTP client for the upstream cannot be built.
 pub fn router(upstream: Upstream, registry: Registry) -> Result<Router, String> {
     let client = upstream.client.clone();
+    let (upstream_credentials, upstream_region) =
+        (upstream.credentials.clone(), upstream.region.clone());
     let state = Arc::new(ProxyState {
         upstream,
         client,
         registry,
         limiter: LogLimiter::new(Duration::from_secs(10)),
-        cached: tokio::sync::Mutex::new(None),
+        signer: Signer::new(upstream_credentials, upstream_region, "xray"),
     });
     let mut router = Router::new();
     for path in FORWARDED_PATHS {
@@ -160,17 +135,11 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
             );
         }
     };
-    let Some(provider) = &state.upstream.credentials else {
-        return state.fail(
-            &path,
-            "no_credentials",
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "no AWS credentials provider is configured".to_owned(),
-        );
-    };
-    let credentials = match state.credentials(provider).await {
-        Ok(c) => c,
-        Err(message) => {
+    let url = format!("{}{path}", state.upstream.endpoint.trim_end_matches('/'));
+    let headers = [("content-type", "application/json")];
+    let signed = match state.signer.sign_post(&url, &headers, &body).await {
+        Ok(signed) => signed,
+        Err(SignError::Credentials(message)) => {
             return state.fail(
                 &path,
                 "no_credentials",
@@ -178,34 +147,7 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
                 message,
             );
         }
-    };
-    let url = format!("{}{path}", state.upstream.endpoint.trim_end_matches('/'));
-    let identity = credentials.into();
-    let signed = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&state.upstream.region)
-        .name("xray")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| e.to_string())
-        .and_then(|params| {
-            let params = params.into();
-            let headers = [("content-type", "application/json")];
-            let signable = SignableRequest::new(
-                "POST",
-                &url,
-                headers.into_iter(),
-                SignableBody::Bytes(&body),
-            )
-            .map_err(|e| e.to_string())?;
-            sign(signable, &params)
-                .map(|out| out.into_parts().0)
-                .map_err(|e| e.to_string())
-        });
-    let instructions = match signed {
-        Ok(i) => i,
-        Err(e) => {
+        Err(SignError::Signing(e)) => {
             return state.fail(
                 &path,
                 "signing_failed",
@@ -220,7 +162,7 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         .timeout(Duration::from_secs(10))
         .header(header::CONTENT_TYPE, "application/json")
         .body(body.to_vec());
-    for (name, value) in instructions.headers() {
+    for (name, value) in signed {
         outgoing = outgoing.header(name, value);
     }
     let mut answer = match outgoing.send().await {
@@ -286,72 +228,4 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type);
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_credential_types::provider::future::ProvideCredentials as CredentialsFuture;
-    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-
-    #[derive(Debug)]
-    struct Counting {
-        calls: Arc<AtomicU32>,
-        lifetime: Option<Duration>,
-    }
-
-    impl ProvideCredentials for Counting {
-        fn provide_credentials<'a>(&'a self) -> CredentialsFuture<'a>
-        where
-            Self: 'a,
-        {
-            self.calls.fetch_add(1, Relaxed);
-            let expiry = self.lifetime.map(|l| SystemTime::now() + l);
-            CredentialsFuture::ready(Ok(Credentials::new("AKID", "SECRET", None, expiry, "test")))
-        }
-    }
-
-    fn state() -> ProxyState {
-        ProxyState {
-            upstream: Upstream {
-                endpoint: "http://127.0.0.1:1".into(),
-                region: "us-east-1".into(),
-                credentials: None,
-                client: reqwest::Client::new(),
-            },
-            client: reqwest::Client::new(),
-            registry: Registry::default(),
-            limiter: LogLimiter::new(Duration::from_secs(1)),
-            cached: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    #[tokio::test]
-    async fn credentials_are_cached_until_shortly_before_they_expire() {
-        let calls = Arc::new(AtomicU32::new(0));
-        let long = SharedCredentialsProvider::new(Counting {
-            calls: calls.clone(),
-            lifetime: Some(Duration::from_secs(3600)),
-        });
-        let s = state();
-        for _ in 0..3 {
-            s.credentials(&long).await.unwrap();
-        }
-        assert_eq!(calls.load(Relaxed), 1);
-
-        let calls = Arc::new(AtomicU32::new(0));
-        let expiring = SharedCredentialsProvider::new(Counting {
-            calls: calls.clone(),
-            lifetime: Some(Duration::from_secs(60)),
-        });
-        let s = state();
-        for _ in 0..3 {
-            s.credentials(&expiring).await.unwrap();
-        }
-        assert_eq!(
-            calls.load(Relaxed),
-            3,
-            "within 5 minutes of expiry: fetched again"
-        );
-    }
 }

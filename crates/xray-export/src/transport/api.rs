@@ -191,7 +191,7 @@ impl ApiTransport {
         let ready = Arc::new(Ready {
             http,
             url: format!("{}/TraceSegments", base.trim_end_matches('/')),
-            signer: Signer::new(sdk, region, "xray".to_owned()),
+            signer: Signer::new(sdk.credentials_provider(), region, "xray"),
             limit: self.limit.clone(),
             backend_errors: self.config.backend_errors.clone(),
         });
@@ -474,7 +474,7 @@ async fn attempt(
         .signer
         .sign_post(&ready.url, &headers, body)
         .await
-        .map_err(CallFailure::Signing)?;
+        .map_err(|e| CallFailure::Signing(e.to_string()))?;
     let mut request = ready
         .http
         .post(&ready.url)

@@ -29,7 +29,7 @@ mod sigv4;
 
 #[cfg(any(feature = "xray-api", feature = "otlp"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "xray-api", feature = "otlp"))))]
-pub use sigv4::{LazySdkConfig, regional_endpoint};
+pub use sigv4::{LazySdkConfig, SignError, Signer, regional_endpoint};
 
 /// A boxed future returned by [`Transport::send`].
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;

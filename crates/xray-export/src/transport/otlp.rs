@@ -352,7 +352,7 @@ impl OtlpTransport {
                     (OtlpSigning::Auto, Some((service, _))) => service.clone(),
                     _ => "xray".to_owned(),
                 };
-                Some(Signer::new(sdk, region, service))
+                Some(Signer::new(sdk.credentials_provider(), region, service))
             } else {
                 None
             };
@@ -519,7 +519,7 @@ async fn attempt_post(
         Some(signer) => signer
             .sign_post(&ready.url, &headers, body)
             .await
-            .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e))?,
+            .map_err(|e| Failure::Fatal(DropReason::TransportUnavailable, e.to_string()))?,
         None => Vec::new(),
     };
     let mut request = ready

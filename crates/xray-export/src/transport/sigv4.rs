@@ -1,6 +1,7 @@
 //! SigV4 for the HTTP transports (PutTraceSegments, the X-Ray OTLP endpoint): the
 //! `aws-config` configuration loaded on first use, credentials from its provider chain
-//! cached until five minutes before they expire, and the signed headers of one request.
+//! cached until five minutes before they expire, and the signed headers of one request
+//! ([`Signer`], also the bridge's sampling proxy's).
 
 use std::fmt;
 use std::future::Future;
@@ -10,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_types::service_config::ServiceConfigKey;
@@ -126,34 +127,87 @@ pub(crate) fn configured_endpoint(sdk: &SdkConfig) -> Option<String> {
         .or_else(|| sdk.endpoint_url().map(str::to_owned))
 }
 
-/// Signs requests for one service and region; shared by the calls in flight.
-pub(crate) struct Signer {
-    sdk: SdkConfig,
+/// Why a request could not be signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignError {
+    /// No credentials provider, or it gave no credentials.
+    Credentials(String),
+    /// The request or the signing parameters were refused by `aws-sigv4`.
+    Signing(String),
+}
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignError::Credentials(e) | SignError::Signing(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for SignError {}
+
+/// Signs `POST` requests with SigV4 for one service and region, with credentials from a
+/// provider cached until five minutes before they expire (long-lived keys are read again
+/// hourly), one refresh at a time. Shared by the calls in flight: PutTraceSegments, the
+/// X-Ray OTLP endpoint and the bridge's sampling proxy.
+///
+/// # Examples
+///
+/// ```
+/// use aws_credential_types::Credentials;
+/// use aws_credential_types::provider::SharedCredentialsProvider;
+/// use xray_export::transport::Signer;
+///
+/// let keys = Credentials::new("AKIDEXAMPLE", "secret", None, None, "example");
+/// let signer = Signer::new(Some(SharedCredentialsProvider::new(keys)), "eu-west-1", "xray");
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let headers = runtime
+///     .block_on(signer.sign_post("https://xray.eu-west-1.amazonaws.com/GetSamplingRules", &[], b"{}"))
+///     .unwrap();
+/// let authorization = &headers.iter().find(|(k, _)| k == "authorization").unwrap().1;
+/// assert!(authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"));
+/// assert!(authorization.contains("/eu-west-1/xray/aws4_request"));
+/// ```
+pub struct Signer {
+    credentials: Option<SharedCredentialsProvider>,
     region: String,
     service: String,
     /// The credentials and when to read them again; one refresh at a time.
     cached: tokio::sync::Mutex<Option<(Credentials, SystemTime)>>,
 }
 
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("region", &self.region)
+            .field("service", &self.service)
+            .field("credentials", &self.credentials.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Signer {
-    /// A signer for `service` in `region`, with the credentials of `sdk`.
-    pub(crate) fn new(sdk: SdkConfig, region: String, service: String) -> Signer {
+    /// A signer for `service` in `region`, with credentials from `credentials` (`None`
+    /// makes every signature fail with [`SignError::Credentials`]).
+    pub fn new(
+        credentials: Option<SharedCredentialsProvider>,
+        region: impl Into<String>,
+        service: impl Into<String>,
+    ) -> Signer {
         Signer {
-            sdk,
-            region,
-            service,
+            credentials,
+            region: region.into(),
+            service: service.into(),
             cached: tokio::sync::Mutex::new(None),
         }
     }
 
     /// The region signatures are for.
-    pub(crate) fn region(&self) -> &str {
+    pub fn region(&self) -> &str {
         &self.region
     }
 
-    /// The cached credentials, read again five minutes before they expire (long-lived
-    /// keys hourly).
-    async fn credentials(&self) -> Result<Credentials, String> {
+    async fn credentials(&self) -> Result<Credentials, SignError> {
         let mut cached = self.cached.lock().await;
         let now = SystemTime::now();
         if let Some((creds, refresh_at)) = &*cached
@@ -161,14 +215,13 @@ impl Signer {
         {
             return Ok(creds.clone());
         }
-        let provider = self
-            .sdk
-            .credentials_provider()
-            .ok_or("no AWS credentials provider configured")?;
+        let provider = self.credentials.as_ref().ok_or_else(|| {
+            SignError::Credentials("no AWS credentials provider is configured".to_owned())
+        })?;
         let creds = provider
             .provide_credentials()
             .await
-            .map_err(|e| format!("AWS credentials: {e}"))?;
+            .map_err(|e| SignError::Credentials(format!("cannot load AWS credentials: {e}")))?;
         let refresh_at = creds
             .expiry()
             .map(|e| e.checked_sub(Duration::from_secs(300)).unwrap_or(e))
@@ -180,13 +233,19 @@ impl Signer {
     /// The headers that sign a `POST` of `body` to `url` with `headers` (which must be
     /// sent as given): `authorization`, `x-amz-date` and, with temporary credentials,
     /// `x-amz-security-token`.
-    pub(crate) async fn sign_post(
+    ///
+    /// # Errors
+    ///
+    /// [`SignError::Credentials`] when no credentials can be had, [`SignError::Signing`]
+    /// when `aws-sigv4` refuses the request (a malformed URL or header).
+    pub async fn sign_post(
         &self,
         url: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<Vec<(String, String)>, String> {
+    ) -> Result<Vec<(String, String)>, SignError> {
         let identity = self.credentials().await?.into();
+        let signing = |e: &dyn fmt::Display, what: &str| SignError::Signing(format!("{what}: {e}"));
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
@@ -194,7 +253,7 @@ impl Signer {
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| format!("SigV4 parameters: {e}"))?
+            .map_err(|e| signing(&e, "SigV4 parameters"))?
             .into();
         let signable = SignableRequest::new(
             "POST",
@@ -202,9 +261,9 @@ impl Signer {
             headers.iter().copied(),
             SignableBody::Bytes(body),
         )
-        .map_err(|e| format!("SigV4 request: {e}"))?;
+        .map_err(|e| signing(&e, "SigV4 request"))?;
         let (instructions, _) = sign(signable, &params)
-            .map_err(|e| format!("SigV4 signing: {e}"))?
+            .map_err(|e| signing(&e, "SigV4 signing"))?
             .into_parts();
         Ok(instructions
             .headers()
@@ -216,7 +275,9 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_credential_types::provider::future::ProvideCredentials as CredentialsFuture;
     use aws_types::service_config::LoadServiceConfig;
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
     /// The environment as aws-config reads it, from a fixed list.
     #[derive(Debug)]
@@ -227,6 +288,60 @@ mod tests {
             let found = self.0.iter().find(|(k, _)| *k == key.env());
             found.map(|(_, v)| (*v).to_owned())
         }
+    }
+
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<AtomicU32>,
+        lifetime: Duration,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> CredentialsFuture<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, Relaxed);
+            let expiry = SystemTime::now() + self.lifetime;
+            CredentialsFuture::ready(Ok(Credentials::new(
+                "AKID",
+                "SECRET",
+                None,
+                Some(expiry),
+                "test",
+            )))
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_are_cached_until_shortly_before_they_expire() {
+        for (lifetime, expected) in [(3600, 1), (60, 3)] {
+            let calls = Arc::new(AtomicU32::new(0));
+            let provider = SharedCredentialsProvider::new(Counting {
+                calls: calls.clone(),
+                lifetime: Duration::from_secs(lifetime),
+            });
+            let signer = Signer::new(Some(provider), "us-east-1", "xray");
+            for _ in 0..3 {
+                let signed = signer
+                    .sign_post("https://x.test/a", &[], b"{}")
+                    .await
+                    .unwrap();
+                assert!(signed.iter().any(|(k, _)| k == "authorization"));
+            }
+            // Within 5 minutes of expiry: fetched again each time.
+            assert_eq!(calls.load(Relaxed), expected, "lifetime {lifetime} s");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_provider_is_a_credentials_error() {
+        let signer = Signer::new(None, "us-east-1", "xray");
+        let err = signer
+            .sign_post("https://x.test/a", &[], b"")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SignError::Credentials(_)), "{err:?}");
     }
 
     #[test]
