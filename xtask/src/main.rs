@@ -77,11 +77,44 @@ fn cargo_command() -> Command {
 /// builds do not read the workspace's profiles, so debug info is turned off here (it
 /// would cost gigabytes of disk and minutes of linking for a build nobody runs).
 fn publish_check() -> Result<(), String> {
+    forget_packaged_sources();
     status(
         cargo_command()
             .args(["publish", "--workspace", "--dry-run", "--locked"])
             .env("CARGO_PROFILE_DEV_DEBUG", "false"),
     )
+}
+
+/// Removes the sources of our own crates that an earlier dry run left unpacked under
+/// `$CARGO_HOME/registry/src/-<hash>/`: cargo serves the packages from a local registry
+/// (whose folder name starts with `-`, its hash taken from the target path) and does not
+/// unpack a crate again whose folder exists, so a second run from the same checkout path
+/// would build the first run's sources.
+fn forget_packaged_sources() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry/src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for unpacked in std::fs::read_dir(registry.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = unpacked.file_name().to_string_lossy().into_owned();
+            if name.starts_with("xray-") || name.starts_with("tracing-xray-") {
+                let _ = std::fs::remove_dir_all(unpacked.path());
+            }
+        }
+    }
 }
 
 /// Builds the release binary and splits it into the stripped binary to ship and its debug
