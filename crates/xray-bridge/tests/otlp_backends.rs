@@ -124,6 +124,26 @@ for i in range(int(sys.argv[1])):
 "#;
 
 /// Starts the Python OTLP receiver on a free port; spans land in `out`.
+/// Runs the Python SDK script against the bridge's UDP port for `traces` traces; returns
+/// their trace ids.
+fn run_sdk(udp: u16, traces: usize) -> Vec<String> {
+    let output = Command::new(python())
+        .args(["-c", SDK, &traces.to_string()])
+        .env("AWS_XRAY_DAEMON_ADDRESS", format!("127.0.0.1:{udp}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 fn start_receiver(scratch: &Scratch, out: &Path) -> Server {
     let script = scratch.path("receiver.py");
     std::fs::write(&script, RECEIVER).unwrap();
@@ -261,24 +281,7 @@ fn python_sdk_datagrams_reach_an_otlp_backend_and_a_file_at_once() {
     });
     let label = format!("otlp:127.0.0.1:{}", receiver.port);
 
-    let output = Command::new(python())
-        .args(["-c", SDK, "5"])
-        .env(
-            "AWS_XRAY_DAEMON_ADDRESS",
-            format!("127.0.0.1:{}", bridge.udp),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let trace_ids: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let trace_ids = run_sdk(bridge.udp, 5);
     assert_eq!(trace_ids.len(), 5);
 
     // Bad documents, each valid for X-Ray's receiver (the file export takes them) but not
@@ -403,24 +406,7 @@ fn rotel_receives_the_spans_and_forwards_them_with_its_own_exporter() {
     let mut bridge = Bridge::start(Options::export(format!(
         "otlp:http://127.0.0.1:{http}/v1/traces"
     )));
-    let output = Command::new(python())
-        .args(["-c", SDK, "3"])
-        .env(
-            "AWS_XRAY_DAEMON_ADDRESS",
-            format!("127.0.0.1:{}", bridge.udp),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let trace_ids: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let trace_ids = run_sdk(bridge.udp, 3);
     let spans = wait_for_spans(&out, 3 * 4, Duration::from_secs(30));
     check_sdk_spans(&spans, &trace_ids);
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0, "{}", bridge.logs());
