@@ -1,8 +1,6 @@
 //! Putting the subsegments of one batch inside their parent's document, the way the X-Ray
 //! SDKs send a finished segment: one document per tree instead of one per span.
 
-use std::collections::HashMap;
-
 use crate::SegmentId;
 use crate::document::{Segment, TYPE_SUBSEGMENT};
 
@@ -37,7 +35,7 @@ pub const MAX_NESTING_DEPTH: u32 = 32;
 /// assert_eq!(docs[0].subsegments[0].trace_id, None);
 /// assert_eq!(docs[0].span_count(), 2);
 /// ```
-pub fn nest_subsegments(docs: Vec<Segment<'_>>) -> Vec<Segment<'_>> {
+pub fn nest_subsegments(mut docs: Vec<Segment<'_>>) -> Vec<Segment<'_>> {
     let n = docs.len();
     if n < 2 {
         return docs;
@@ -54,10 +52,9 @@ pub fn nest_subsegments(docs: Vec<Segment<'_>>) -> Vec<Segment<'_>> {
         }
     }
     // Deepest first, so a subtree is complete before it moves; batch order within a depth
-    // keeps children in their batch order inside the parent.
+    // keeps children in their batch order inside the parent (the keys are unique).
     let mut order: Vec<usize> = (0..n).filter(|&i| parents[i].is_some()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(depths[i]), i));
-    let mut slots: Vec<Option<Segment<'_>>> = docs.into_iter().map(Some).collect();
+    order.sort_unstable_by_key(|&i| (std::cmp::Reverse(depths[i]), i));
     // Each parent's `subsegments` sized once for all its children.
     let mut children = vec![0usize; n];
     for &i in &order {
@@ -65,35 +62,52 @@ pub fn nest_subsegments(docs: Vec<Segment<'_>>) -> Vec<Segment<'_>> {
             children[p] += 1;
         }
     }
-    for (slot, &count) in slots.iter_mut().zip(&children) {
-        if let Some(doc) = slot.as_mut().filter(|_| count > 0) {
+    for (doc, &count) in docs.iter_mut().zip(&children) {
+        if count > 0 {
             doc.subsegments.reserve_exact(count);
         }
     }
     for i in order {
-        let (Some(parent), Some(mut child)) = (parents[i], slots[i].take()) else {
+        let Some(parent) = parents[i] else {
             continue;
         };
+        let mut child = std::mem::take(&mut docs[i]);
         child.kind = None;
         child.trace_id = None;
         child.parent_id = None;
-        if let Some(parent) = slots[parent].as_mut() {
-            parent.subsegments.push(child);
-        }
+        docs[parent].subsegments.push(child);
     }
-    slots.into_iter().flatten().collect()
+    // The documents that moved leave empty places behind; the top-level ones stay.
+    let mut at = 0;
+    docs.retain(|_| {
+        let top_level = parents[at].is_none();
+        at += 1;
+        top_level
+    });
+    docs
 }
 
 /// The index of each document's parent in the batch, when it is a standalone subsegment
 /// whose parent is there; cycles are broken so every chain ends at a top-level document.
 fn parent_links(docs: &[Segment<'_>]) -> Vec<Option<usize>> {
-    // By id alone (ids are random 64-bit values); the trace is compared after the lookup.
-    let mut index: HashMap<SegmentId, usize> = HashMap::with_capacity(docs.len());
-    for (i, doc) in docs.iter().enumerate() {
-        if doc.trace_id.is_some() {
-            index.entry(doc.id).or_insert(i);
-        }
-    }
+    // By id alone (ids are random 64-bit values; the trace is compared after the lookup),
+    // sorted so each lookup is a binary search: no hashing, and no input can make it
+    // slower than `n log n`. Equal ids keep batch order, so the first one is found.
+    let mut index: Vec<(u64, usize)> = docs
+        .iter()
+        .enumerate()
+        .filter(|(_, doc)| doc.trace_id.is_some())
+        .map(|(i, doc)| (doc.id.to_u64(), i))
+        .collect();
+    index.sort_unstable();
+    let find = |id: SegmentId| {
+        let id = id.to_u64();
+        let at = index.partition_point(|&(other, _)| other < id);
+        index
+            .get(at)
+            .filter(|&&(other, _)| other == id)
+            .map(|&(_, i)| i)
+    };
     let mut parents: Vec<Option<usize>> = docs
         .iter()
         .enumerate()
@@ -102,7 +116,7 @@ fn parent_links(docs: &[Segment<'_>]) -> Vec<Option<usize>> {
                 return None;
             }
             let trace = doc.trace_id?;
-            let parent = *index.get(&doc.parent_id?)?;
+            let parent = find(doc.parent_id?)?;
             (parent != i && docs[parent].trace_id == Some(trace)).then_some(parent)
         })
         .collect();

@@ -398,7 +398,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             origin: p.origin,
             sdk: p.sdk.as_deref().map(Cow::Borrowed),
             log_groups: LogGroups::Borrowed(p.config.log_groups()),
-            metadata: p.metadata.as_ref().map(Namespace::shared),
+            metadata: p.metadata.as_ref().map(Namespace::encoded),
         }),
         Res::Raw => Some(SegmentResource {
             name: segment_name(config, info),
