@@ -9,7 +9,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 
-use xray_export::transport::LazySdkConfig;
+use xray_export::transport::{LazyHttpClient, LazySdkConfig};
 
 use crate::config::Settings;
 use crate::outbound::SdkHttpClient;
@@ -63,7 +63,7 @@ impl AwsSettings {
 /// The AWS configuration for `settings`, loaded when an export, the telemetry records or
 /// the sampling proxy first need it: until then none of the AWS SDK's code runs, which
 /// keeps an idle bridge small.
-pub fn lazy(settings: AwsSettings, http: reqwest::Client) -> LazySdkConfig {
+pub fn lazy(settings: AwsSettings, http: LazyHttpClient) -> LazySdkConfig {
     LazySdkConfig::new(move || {
         let (settings, http) = (settings.clone(), http.clone());
         async move { load(&settings, &http).await }
@@ -71,7 +71,7 @@ pub fn lazy(settings: AwsSettings, http: reqwest::Client) -> LazySdkConfig {
 }
 
 /// Loads the AWS configuration for `settings`.
-pub async fn load(settings: &AwsSettings, http: &reqwest::Client) -> SdkConfig {
+pub async fn load(settings: &AwsSettings, http: &LazyHttpClient) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(SdkHttpClient::new(http.clone()));
     if let Some(profile) = &settings.profile {

@@ -6,13 +6,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogLevel;
 
 /// Installs the subscriber, writing to `file` (appended) or standard error. `RUST_LOG`,
-/// when set, overrides the level; otherwise the level applies to the bridge's crates and
-/// libraries log warnings and errors only.
+/// when set, overrides the level with `target=level` directives (`warn,xray_export=debug`,
+/// tracing-subscriber's [`Targets`] syntax: no regular expressions, no span or field
+/// filters, so filtering stays cheap and its code is never loaded); otherwise the level
+/// applies to the bridge's crates and libraries log warnings and errors only. A `RUST_LOG`
+/// that does not parse is reported and `level` applies.
 ///
 /// # Errors
 ///
@@ -36,21 +41,37 @@ pub fn init_with_rotation(
     file: Option<&Path>,
     rotate_at: Option<u64>,
 ) -> std::io::Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => EnvFilter::new(directives),
-        _ => EnvFilter::new(directives(level)),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
+    let (filter, bad_rust_log) = filter(level, std::env::var("RUST_LOG").ok().as_deref());
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(false);
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = match file {
-        None => builder.with_writer(std::io::stderr).try_init(),
+        None => registry.with(fmt.with_writer(std::io::stderr)).try_init(),
         Some(path) => {
             let file = RotatingFile::open(path, rotate_at.unwrap_or(u64::MAX))?;
-            builder.with_writer(Mutex::new(file)).try_init()
+            registry.with(fmt.with_writer(Mutex::new(file))).try_init()
         }
     };
+    if let Some(error) = bad_rust_log {
+        tracing::warn!("RUST_LOG ignored ({error}); logging at --log-level");
+    }
     Ok(())
+}
+
+/// The filter for `RUST_LOG` (when set and not blank) or else `level`, with the parse
+/// error of a `RUST_LOG` that was not taken.
+fn filter(level: LogLevel, rust_log: Option<&str>) -> (Targets, Option<String>) {
+    let from_level = || {
+        directives(level)
+            .parse()
+            .expect("the level's directives parse")
+    };
+    match rust_log.map(str::trim).filter(|d| !d.is_empty()) {
+        None => (from_level(), None),
+        Some(directives) => match directives.parse::<Targets>() {
+            Ok(targets) => (targets, None),
+            Err(e) => (from_level(), Some(format!("`{directives}`: {e}"))),
+        },
+    }
 }
 
 /// A log file appended to, moved to `FILE.1` (and older ones one step on, up to
@@ -133,6 +154,29 @@ pub fn directives(level: LogLevel) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_directives_override_the_level_and_bad_ones_are_reported() {
+        let (targets, bad) = filter(LogLevel::Info, None);
+        assert!(bad.is_none());
+        assert!(targets.would_enable("xray_export::worker", &Level::INFO));
+        assert!(!targets.would_enable("hyper::proto", &Level::INFO));
+        assert!(targets.would_enable("hyper::proto", &Level::WARN));
+
+        let (targets, bad) = filter(LogLevel::Info, Some(" error,hyper=debug "));
+        assert!(bad.is_none());
+        assert!(targets.would_enable("hyper::proto", &Level::DEBUG));
+        assert!(!targets.would_enable("xray_export::worker", &Level::WARN));
+
+        let (targets, bad) = filter(LogLevel::Warn, Some("xray_export=loud"));
+        assert!(bad.unwrap().contains("`xray_export=loud`"));
+        assert!(targets.would_enable("xray_export", &Level::WARN));
+        assert!(!targets.would_enable("xray_export", &Level::INFO));
+
+        let (_, bad) = filter(LogLevel::Off, Some("   "));
+        assert!(bad.is_none(), "a blank RUST_LOG is no RUST_LOG");
+    }
 
     #[test]
     fn the_file_rotates_at_its_limit_and_keeps_five() {

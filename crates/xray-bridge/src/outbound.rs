@@ -18,6 +18,7 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use xray_export::transport::LazyHttpClient;
 
 use crate::config::values::redact_password;
 
@@ -78,48 +79,52 @@ impl ProxyPlan {
     }
 }
 
-/// Builds the client every outbound call uses.
+/// The client every outbound call uses, built when the first call needs it: a bridge
+/// that exports only to files or the daemon never sets up TLS. The proxies are checked
+/// now, so a bad `--proxy-address` still fails the start.
 ///
 /// # Errors
 ///
-/// A message when a proxy address is not a valid URL (its password hidden) or the
-/// HTTP client cannot be built.
-pub fn client(plan: &ProxyPlan, no_verify_ssl: bool) -> Result<reqwest::Client, String> {
+/// A message when a proxy address is not a valid URL (its password hidden).
+pub fn client(plan: &ProxyPlan, no_verify_ssl: bool) -> Result<LazyHttpClient, String> {
     // Proxies set here replace reqwest's own reading of the environment.
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(5));
     let no_proxy = reqwest::NoProxy::from_string(&plan.no_proxy);
+    let mut proxies = Vec::new();
     if let Some(url) = &plan.https {
         let proxy = reqwest::Proxy::https(url)
             .map_err(|e| format!("proxy address `{}`: {e}", redact_password(url)))?
             .no_proxy(no_proxy.clone());
-        builder = builder.proxy(proxy);
+        proxies.push(proxy);
     }
     if let Some(url) = &plan.http {
         let proxy = reqwest::Proxy::http(url)
             .map_err(|e| format!("proxy address `{}`: {e}", redact_password(url)))?
             .no_proxy(no_proxy);
-        builder = builder.proxy(proxy);
+        proxies.push(proxy);
     }
-    if no_verify_ssl {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
-    builder
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    Ok(LazyHttpClient::new(move || {
+        let builder = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .tls_danger_accept_invalid_certs(no_verify_ssl);
+        proxies
+            .iter()
+            .fold(builder, |builder, proxy| builder.proxy(proxy.clone()))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    }))
 }
 
 /// The AWS SDK's HTTP client over [`client`]'s `reqwest::Client`, so that AWS calls
 /// take the same proxy and TLS settings as every other call.
 #[derive(Debug, Clone)]
 pub struct SdkHttpClient {
-    client: reqwest::Client,
+    client: LazyHttpClient,
 }
 
 impl SdkHttpClient {
     /// Wraps `client`.
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: LazyHttpClient) -> Self {
         SdkHttpClient { client }
     }
 }
@@ -139,7 +144,7 @@ impl HttpClient for SdkHttpClient {
 
 #[derive(Debug, Clone)]
 struct SdkConnector {
-    client: reqwest::Client,
+    client: LazyHttpClient,
     read_timeout: Option<Duration>,
 }
 
@@ -161,6 +166,9 @@ impl HttpConnector for SdkConnector {
             if let Some(t) = read_timeout {
                 *request.timeout_mut() = Some(t);
             }
+            let client = client
+                .get()
+                .map_err(|e| ConnectorError::other(e.into(), None))?;
             let response = client.execute(request).await.map_err(connector_error)?;
             let status = response.status();
             let headers = response.headers().clone();
@@ -213,7 +221,11 @@ mod tests {
         let plan = ProxyPlan::new(None, env(&[]));
         assert_eq!((plan.https, plan.http), (None, None));
         assert_eq!(plan.no_proxy, METADATA_HOSTS);
-        assert!(client(&ProxyPlan::new(Some("http://p:3"), env(&[])), true).is_ok());
+        let lazy = client(&ProxyPlan::new(Some("http://p:3"), env(&[])), true).unwrap();
+        assert!(lazy.built().is_none(), "built on the first call");
+        assert!(lazy.get().is_ok());
+        let bad = client(&ProxyPlan::new(Some("http://p:bad"), env(&[])), false);
+        assert!(bad.unwrap_err().starts_with("proxy address `http://p:bad`"));
     }
 
     /// Failed PutTraceSegments calls through this client are told apart the way the

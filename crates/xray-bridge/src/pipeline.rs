@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use xray_console::{LocalTransport, Store};
 
-use xray_export::transport::LazySdkConfig;
 use xray_export::transport::api::{ApiConfig, ApiTransport, BackendErrors};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::transport::file::WriterTransport;
 use xray_export::transport::otlp::{
     OtlpCompression, OtlpConfig, OtlpSigning, OtlpSpans, OtlpTransport,
 };
+use xray_export::transport::{LazyHttpClient, LazySdkConfig};
 use xray_export::{
     CallDurations, Document, DropReason, HostPort, MetricsSnapshot, Pipeline, PipelineConfig,
     RetryPolicy, SpoolConfig, SpoolStats,
@@ -253,8 +253,8 @@ pub fn start(
 pub struct Outbound {
     /// The AWS configuration (needed by `api` and `otlp`), loaded on first use.
     pub sdk: Option<LazySdkConfig>,
-    /// The one outbound HTTP client (proxy, TLS).
-    pub http: reqwest::Client,
+    /// The one outbound HTTP client (proxy, TLS), built on the first call.
+    pub http: LazyHttpClient,
     /// PutTraceSegments' backend errors, for the telemetry records.
     pub backend_errors: Arc<BackendErrors>,
 }

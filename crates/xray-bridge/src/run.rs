@@ -274,7 +274,7 @@ pub async fn run(settings: Settings) -> Result<Outcome, String> {
         ));
     }
     if let (Some(listener), Some(upstream)) = (listeners.tcp, upstream) {
-        let router = sampling_proxy::router(upstream, registry.clone())?;
+        let router = sampling_proxy::router(upstream, registry.clone());
         receivers.spawn(http_server::serve(
             "sampling proxy",
             listener,

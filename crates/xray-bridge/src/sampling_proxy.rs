@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use xray_export::transport::{SignError, Signer};
+use xray_export::transport::{LazyHttpClient, SignError, Signer};
 
 use crate::counters::{LogLimiter, Registry};
 
@@ -36,7 +36,7 @@ pub struct Upstream {
     /// Credentials to sign with.
     pub credentials: Option<SharedCredentialsProvider>,
     /// The outbound client (proxy and TLS settings, see [`crate::outbound`]).
-    pub client: reqwest::Client,
+    pub client: LazyHttpClient,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -51,7 +51,6 @@ impl std::fmt::Debug for Upstream {
 
 struct ProxyState {
     upstream: Upstream,
-    client: reqwest::Client,
     registry: Registry,
     limiter: LogLimiter,
     /// Signs each forwarded request (credentials cached: a role or container credentials
@@ -92,17 +91,11 @@ impl ProxyState {
 }
 
 /// The router: the two forwarded paths, 404 for the rest.
-///
-/// # Errors
-///
-/// A message when the HTTP client for the upstream cannot be built.
-pub fn router(upstream: Upstream, registry: Registry) -> Result<Router, String> {
-    let client = upstream.client.clone();
+pub fn router(upstream: Upstream, registry: Registry) -> Router {
     let (upstream_credentials, upstream_region) =
         (upstream.credentials.clone(), upstream.region.clone());
     let state = Arc::new(ProxyState {
         upstream,
-        client,
         registry,
         limiter: LogLimiter::new(Duration::from_secs(10)),
         signer: Signer::new(upstream_credentials, upstream_region, "xray"),
@@ -111,10 +104,10 @@ pub fn router(upstream: Upstream, registry: Registry) -> Result<Router, String> 
     for path in FORWARDED_PATHS {
         router = router.route(path, post(forward));
     }
-    Ok(router
+    router
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
-        .with_state(state))
+        .with_state(state)
 }
 
 async fn not_found(State(state): State<Arc<ProxyState>>) -> Response {
@@ -156,8 +149,18 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
             );
         }
     };
-    let mut outgoing = state
-        .client
+    let client = match state.upstream.client.get() {
+        Ok(client) => client,
+        Err(message) => {
+            return state.fail(
+                &path,
+                "upstream_unreachable",
+                StatusCode::BAD_GATEWAY,
+                message,
+            );
+        }
+    };
+    let mut outgoing = client
         .post(&url)
         .timeout(Duration::from_secs(10))
         .header(header::CONTENT_TYPE, "application/json")

@@ -23,7 +23,7 @@ use crate::transport::limit::AdaptiveLimit;
 use crate::transport::sigv4::{
     LazySdkConfig, Signer, configured_endpoint, regional_endpoint, sdk_config,
 };
-use crate::transport::{SendContext, SendFuture, Transport};
+use crate::transport::{LazyHttpClient, SendContext, SendFuture, Transport};
 
 /// Most bytes in one `PutTraceSegments` request body.
 ///
@@ -54,8 +54,9 @@ pub struct ApiConfig {
     pub max_in_flight: Option<usize>,
     /// Where failed calls are counted by kind (for the daemon's telemetry records).
     pub backend_errors: Option<Arc<BackendErrors>>,
-    /// The HTTP client (proxy, TLS settings, connection pool); a plain one when `None`.
-    pub http_client: Option<reqwest::Client>,
+    /// The HTTP client (proxy, TLS settings, connection pool), built on the first call; a
+    /// plain one when `None`.
+    pub http_client: Option<LazyHttpClient>,
 }
 
 impl fmt::Debug for ApiConfig {
@@ -182,12 +183,13 @@ impl ApiTransport {
             .clone()
             .or_else(|| configured_endpoint(&sdk))
             .unwrap_or_else(|| regional_endpoint(&region));
-        let http = match &self.config.http_client {
-            Some(client) => client.clone(),
-            None => reqwest::Client::builder()
-                .build()
-                .map_err(|e| format!("HTTP client: {e}"))?,
-        };
+        let http = self
+            .config
+            .http_client
+            .clone()
+            .unwrap_or_default()
+            .get()?
+            .clone();
         let ready = Arc::new(Ready {
             http,
             url: format!("{}/TraceSegments", base.trim_end_matches('/')),

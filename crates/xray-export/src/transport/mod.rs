@@ -20,6 +20,8 @@ use crate::queue::Queue;
 pub mod api;
 pub mod daemon;
 pub mod file;
+#[cfg(any(feature = "xray-api", feature = "otlp"))]
+mod http_client;
 pub mod limit;
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
@@ -27,6 +29,9 @@ pub mod otlp;
 #[cfg(any(feature = "xray-api", feature = "otlp"))]
 mod sigv4;
 
+#[cfg(any(feature = "xray-api", feature = "otlp"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "xray-api", feature = "otlp"))))]
+pub use http_client::LazyHttpClient;
 #[cfg(any(feature = "xray-api", feature = "otlp"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "xray-api", feature = "otlp"))))]
 pub use sigv4::{LazySdkConfig, SignError, Signer, regional_endpoint};

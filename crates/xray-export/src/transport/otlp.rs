@@ -18,7 +18,7 @@ use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 use crate::item::Item;
 use crate::metrics::DropReason;
 use crate::transport::sigv4::{LazySdkConfig, Signer, regional_endpoint, sdk_config};
-use crate::transport::{SendContext, SendFuture, Transport};
+use crate::transport::{LazyHttpClient, SendContext, SendFuture, Transport};
 
 /// Most spans the endpoint takes in one request.
 pub const MAX_SPANS_PER_REQUEST: usize = 10_000;
@@ -262,8 +262,9 @@ pub struct OtlpConfig {
     pub compression: OtlpCompression,
     /// Extra request headers (e.g. a vendor's API key). Their values are never logged.
     pub headers: Vec<(String, String)>,
-    /// The HTTP client (e.g. with a proxy); a plain one when `None`.
-    pub http_client: Option<reqwest::Client>,
+    /// The HTTP client (e.g. with a proxy), built on the first call; a plain one when
+    /// `None`.
+    pub http_client: Option<LazyHttpClient>,
 }
 
 impl fmt::Debug for OtlpConfig {
@@ -363,12 +364,13 @@ impl OtlpTransport {
                 }
                 (None, None) => return Err("no OTLP endpoint configured".to_owned()),
             };
-            let http = match &self.config.http_client {
-                Some(client) => client.clone(),
-                None => reqwest::Client::builder()
-                    .build()
-                    .map_err(|e| format!("HTTP client: {e}"))?,
-            };
+            let http = self
+                .config
+                .http_client
+                .clone()
+                .unwrap_or_default()
+                .get()?
+                .clone();
             self.ready = Some(Ready {
                 http,
                 url,
