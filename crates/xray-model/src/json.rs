@@ -16,6 +16,7 @@ use crate::document::{
 };
 use crate::escape::string;
 use crate::namespace::{FieldSource, Namespace, Repr};
+use crate::nest::Nesting;
 use crate::{SegmentId, TraceId};
 
 /// The text written before a field's value: `,"key":` (keys here are plain ASCII and need
@@ -48,6 +49,37 @@ impl Segment<'_> {
 
 /// Appends the document's JSON text to `out`.
 fn write_segment(out: &mut Vec<u8>, seg: &Segment<'_>) {
+    write_document(out, seg, None);
+}
+
+/// A document of a batch nested by a [`Nesting`], being written with its tree.
+#[derive(Clone, Copy)]
+struct Batch<'t, 'a> {
+    nesting: &'t Nesting,
+    docs: &'t [Segment<'a>],
+    index: usize,
+    /// Embedded in its parent's document: written without `type`, `trace_id` and
+    /// `parent_id`, as `Nesting::take_tree` clears them.
+    in_parent: bool,
+}
+
+/// Appends the JSON text of top-level document `index` of `docs` with the batch
+/// documents `nesting` embeds in it.
+pub(crate) fn write_tree(out: &mut Vec<u8>, nesting: &Nesting, docs: &[Segment<'_>], index: usize) {
+    if let Some(doc) = docs.get(index) {
+        let batch = Batch {
+            nesting,
+            docs,
+            index,
+            in_parent: false,
+        };
+        write_document(out, doc, Some(batch));
+    }
+}
+
+/// Appends a document's JSON text: as it is, or as part of a nested batch (its batch
+/// children after its own `subsegments`).
+fn write_document(out: &mut Vec<u8>, seg: &Segment<'_>, batch: Option<Batch<'_, '_>>) {
     let Segment {
         name,
         id,
@@ -79,12 +111,15 @@ fn write_segment(out: &mut Vec<u8>, seg: &Segment<'_>) {
     let mut o = Obj::open(out);
     o.str(k!("name"), name);
     o.segment_id(k!("id"), *id);
-    if let Some(t) = *trace_id_ {
+    let in_parent = batch.is_some_and(|b| b.in_parent);
+    if let Some(t) = trace_id_.filter(|_| !in_parent) {
         o.key(k!("trace_id"));
         trace_id(o.out, t);
     }
-    o.opt_str(k!("type"), kind);
-    if let Some(p) = *parent_id {
+    if !in_parent {
+        o.opt_str(k!("type"), kind);
+    }
+    if let Some(p) = parent_id.filter(|_| !in_parent) {
         o.segment_id(k!("parent_id"), p);
     }
     o.key(k!("start_time"));
@@ -130,9 +165,35 @@ fn write_segment(out: &mut Vec<u8>, seg: &Segment<'_>) {
         o.key(k!("metadata"));
         fields(o.out, metadata, metadata_namespace);
     }
-    if !subsegments.is_empty() {
+    let batch_children = batch.map_or(&[][..], |b| b.nesting.children(b.index));
+    if !subsegments.is_empty() || !batch_children.is_empty() {
         o.key(k!("subsegments"));
-        array(o.out, subsegments, write_segment);
+        o.out.push(b'[');
+        for (i, sub) in subsegments.iter().enumerate() {
+            if i > 0 {
+                o.out.push(b',');
+            }
+            write_segment(o.out, sub);
+        }
+        if let Some(b) = batch {
+            let mut first = subsegments.is_empty();
+            for &c in batch_children {
+                let Some(doc) = b.docs.get(c) else {
+                    continue;
+                };
+                if !first {
+                    o.out.push(b',');
+                }
+                first = false;
+                let child = Batch {
+                    index: c,
+                    in_parent: true,
+                    ..b
+                };
+                write_document(o.out, doc, Some(child));
+            }
+        }
+        o.out.push(b']');
     }
     if !precursor_ids.is_empty() {
         o.key(k!("precursor_ids"));

@@ -154,6 +154,7 @@ impl<'a> Namespace<'a> {
     }
 
     /// How many entries there are.
+    #[inline]
     pub fn len(&self) -> usize {
         match &self.0 {
             Repr::Owned(f) => f.len(),
@@ -164,6 +165,7 @@ impl<'a> Namespace<'a> {
     }
 
     /// Whether there are no entries.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
