@@ -53,6 +53,9 @@ fn word(bytes: &[u8], at: usize) -> [u8; 8] {
 pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let n = bytes.len();
+    if n < 8 && short(out, bytes) {
+        return;
+    }
     out.reserve(n + 2);
     let len = out.len();
     let spare = &mut out.spare_capacity_mut()[..n + 2];
@@ -69,6 +72,44 @@ pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
         escaped(out, &bytes[clean..]);
         out.push(b'"');
     }
+}
+
+/// A clean string under eight bytes, gathered into one word (the bytes past its end
+/// spaces, which need no escaping), checked once and written as one word; `false`
+/// (nothing written) when a byte needs escaping.
+#[inline(always)]
+fn short(out: &mut Vec<u8>, bytes: &[u8]) -> bool {
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let n = bytes.len();
+    let at = |i: usize| u64::from(bytes[i]) << (8 * i);
+    let text = match n {
+        0 => 0,
+        1..4 => at(0) | at(n / 2) | at(n - 1),
+        _ => {
+            let mut low = [0u8; 4];
+            let mut high = [0u8; 4];
+            low.copy_from_slice(&bytes[..4]);
+            high.copy_from_slice(&bytes[n - 4..n]);
+            u64::from(u32::from_le_bytes(low))
+                | u64::from(u32::from_le_bytes(high)) << (8 * (n - 4))
+        }
+    };
+    // Each byte sits at its own position (bytes read twice are equal), the rest spaces.
+    let word = text | SPACES.checked_shl(8 * n as u32).unwrap_or(0);
+    if needs_escape(word) {
+        return false;
+    }
+    out.reserve(9);
+    let len = out.len();
+    let spare = &mut out.spare_capacity_mut()[..9];
+    spare[0].write(b'"');
+    spare[1..9].write_copy_of_slice(&word.to_le_bytes());
+    spare[n + 1].write(b'"');
+    // SAFETY: the nine bytes after the length were written just above (the quote, the
+    // word holding the `n` bytes, the closing quote over the word's byte `n`), and
+    // `n + 2 <= 9`.
+    unsafe { out.set_len(len + n + 2) };
+    true
 }
 
 /// Copies the clean start of `bytes` into `dst` (as long as `bytes`) and returns its

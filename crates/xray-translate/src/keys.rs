@@ -204,6 +204,7 @@ fn lookup_cold(key: &str) -> Option<K> {
 impl<'a> Known<'a> {
     /// Reads the known attributes of `attrs` in one pass; keys matching `exclude` are not
     /// seen (they never reach the document).
+    #[inline]
     pub(crate) fn collect(attrs: Attributes<'a>, exclude: &Exclude) -> Self {
         let mut known = Known {
             attrs,

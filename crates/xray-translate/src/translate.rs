@@ -638,10 +638,10 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             attributes: to_fields(l.attributes, exclude),
         })
         .collect();
-    match outer_name {
-        Some(name) => with_service_segment(seg, name, fields, outer_metadata),
-        None => seg,
+    if let Some(name) = outer_name {
+        return with_service_segment(seg, name, fields, outer_metadata);
     }
+    seg
 }
 
 /// Annotation recording whether an invocation was a Lambda cold start (`faas.coldstart`).
