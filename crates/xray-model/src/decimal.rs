@@ -1,6 +1,7 @@
-//! Floats as `serde_json` writes them (the shortest text that reads back as the same
-//! value, by `zmij`), with a fixed-point fast path for the values documents hold most:
-//! epoch times to the microsecond.
+//! Numbers as `serde_json` writes them: integers in decimal (written straight into the
+//! buffer's spare capacity, the digit count known first), floats as the shortest text
+//! that reads back as the same value (by `zmij`), with a fixed-point fast path for the
+//! values documents hold most: epoch times to the microsecond.
 //!
 //! Why the fast path gives the same text: take `v` in `[1, 2^33)` that is the nearest
 //! `f64` to `d = m / 10^6` for an integer `m` (checked exactly: `m as f64 / 1e6 == v`,
@@ -12,6 +13,8 @@
 //! does not read back as `v`. Hence the shortest form is `d` without trailing zeros, and
 //! `zmij` writes it in plain notation in this range (`1.0`, `1796043180.155397`); the
 //! property test in this module compares both writers.
+
+#![allow(unsafe_code)] // `Vec::set_len` over digits just written; the block says why it is sound.
 
 /// Values at or above this take the general path: from `2^33` on, a unit in the last
 /// place of an `f64` reaches a microsecond.
@@ -44,12 +47,108 @@ fn exact_micros(v: f64) -> Option<u64> {
     (micros as f64 / 1e6 == v).then_some(micros)
 }
 
+/// An integer written in decimal.
+pub(crate) trait Int: Copy {
+    /// Appends the number in decimal, as `itoa` (and `serde_json`) writes it.
+    fn write_decimal(self, out: &mut Vec<u8>);
+}
+
+impl Int for u64 {
+    #[inline]
+    fn write_decimal(self, out: &mut Vec<u8>) {
+        unsigned(out, self);
+    }
+}
+
+impl Int for u32 {
+    #[inline]
+    fn write_decimal(self, out: &mut Vec<u8>) {
+        unsigned(out, u64::from(self));
+    }
+}
+
+impl Int for u16 {
+    #[inline]
+    fn write_decimal(self, out: &mut Vec<u8>) {
+        unsigned(out, u64::from(self));
+    }
+}
+
+impl Int for i64 {
+    #[inline]
+    fn write_decimal(self, out: &mut Vec<u8>) {
+        if self < 0 {
+            out.push(b'-');
+        }
+        unsigned(out, self.unsigned_abs());
+    }
+}
+
+/// `10^i`.
+const POWERS_OF_TEN: [u64; 20] = {
+    let mut table = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
+/// "00" to "99".
+const PAIRS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[2 * i] = b'0' + (i / 10) as u8;
+        table[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
+
+/// How many decimal digits `v` has: from its bit length (`log10(2) ~ 1233 / 4096`), then
+/// one comparison.
+#[inline]
+fn digit_count(v: u64) -> usize {
+    let bits = 64 - v.leading_zeros();
+    let estimate = ((bits * 1233) >> 12) as usize;
+    (estimate + usize::from(v >= POWERS_OF_TEN[estimate])).max(1)
+}
+
+/// Appends `v` in decimal, two digits at a time from the end.
+#[inline]
+fn unsigned(out: &mut Vec<u8>, mut v: u64) {
+    let digits = digit_count(v);
+    out.reserve(digits);
+    let len = out.len();
+    let spare = &mut out.spare_capacity_mut()[..digits];
+    let mut at = digits;
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        at -= 2;
+        spare[at].write(PAIRS[pair]);
+        spare[at + 1].write(PAIRS[pair + 1]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        spare[0].write(PAIRS[pair]);
+        spare[1].write(PAIRS[pair + 1]);
+    } else {
+        spare[0].write(b'0' + v as u8);
+    }
+    // SAFETY: `digits` is the digit count of `v`, so the loop and the last step wrote
+    // every byte of `spare[..digits]` (from the end down to index 0).
+    unsafe { out.set_len(len + digits) };
+}
+
 /// Appends `micros / 10^6` with the fraction's trailing zeros dropped (`.0` when whole).
 #[inline]
 fn fixed(out: &mut Vec<u8>, micros: u64) {
     let seconds = micros / 1_000_000;
     let mut fraction = (micros % 1_000_000) as u32;
-    out.extend_from_slice(itoa::Buffer::new().format(seconds).as_bytes());
+    unsigned(out, seconds);
     if fraction == 0 {
         out.extend_from_slice(b".0");
         return;
@@ -129,8 +228,52 @@ mod tests {
         }
     }
 
+    fn decimal(v: impl Int) -> String {
+        let mut out = Vec::new();
+        v.write_decimal(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn integers_are_written_as_itoa_writes_them() {
+        let mut values: Vec<u64> = (0..100_000).collect();
+        for p in POWERS_OF_TEN {
+            values.extend([
+                p - 1,
+                p,
+                p + 1,
+                p.saturating_mul(9),
+                p.saturating_mul(9).saturating_add(9),
+            ]);
+        }
+        values.extend([u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1]);
+        for v in values {
+            assert_eq!(decimal(v), itoa::Buffer::new().format(v), "{v}");
+            let signed = v as i64;
+            assert_eq!(
+                decimal(signed),
+                itoa::Buffer::new().format(signed),
+                "{signed}"
+            );
+        }
+        for v in [0u32, 9, 10, u32::MAX] {
+            assert_eq!(decimal(v), v.to_string());
+        }
+        for v in [0u16, 99, 100, u16::MAX] {
+            assert_eq!(decimal(v), v.to_string());
+        }
+        assert_eq!(decimal(i64::MIN), i64::MIN.to_string());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn any_integer_is_written_as_itoa_writes_it(v in any::<u64>(), shift in 0u32..64) {
+            let v = v >> shift;
+            prop_assert_eq!(decimal(v), itoa::Buffer::new().format(v).to_owned());
+            prop_assert_eq!(decimal(v as i64), itoa::Buffer::new().format(v as i64).to_owned());
+        }
 
         /// Times as `epoch_seconds` makes them, across the whole fixed range and beyond.
         #[test]

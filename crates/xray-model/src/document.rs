@@ -717,6 +717,9 @@ impl<'a> Segment<'a> {
 
     /// How many (sub)segments the document holds: itself and every embedded subsegment.
     pub fn span_count(&self) -> usize {
+        if self.subsegments.is_empty() {
+            return 1;
+        }
         let mut count = 0;
         let mut stack = vec![self];
         while let Some(doc) = stack.pop() {

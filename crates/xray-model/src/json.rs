@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use crate::decimal::float;
+use crate::decimal::{Int, float};
 use crate::document::{
     AnnotationValue, AnyValue, Aws, Cause, CauseDetails, CloudWatchLogs, Ec2, Ecs, Eks,
     ElasticBeanstalk, Exception, Fields, Http, HttpRequest, HttpResponse, Lambda, Link, Segment,
@@ -254,7 +254,7 @@ impl<'o> Obj<'o> {
     }
 
     #[inline(always)]
-    fn opt_int(&mut self, key: &'static [u8], value: Option<impl itoa::Integer>) {
+    fn opt_int(&mut self, key: &'static [u8], value: Option<impl Int>) {
         if let Some(v) = value {
             self.key(key);
             int(self.out, v);
@@ -305,8 +305,8 @@ fn fields<V>(out: &mut Vec<u8>, f: &Fields<'_, V>, mut write: impl FnMut(&mut Ve
     out.push(b'}');
 }
 
-fn int(out: &mut Vec<u8>, v: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+fn int(out: &mut Vec<u8>, v: impl Int) {
+    v.write_decimal(out);
 }
 
 fn segment_id(out: &mut Vec<u8>, id: SegmentId) {
@@ -385,6 +385,19 @@ pub(crate) fn write_source<'a, S: FieldSource<'a> + ?Sized>(out: &mut Vec<u8>, s
         any(out, &v);
     });
     out.push(b'}');
+}
+
+/// Appends an integer as JSON, as `serde_json` writes it.
+///
+/// # Examples
+///
+/// ```
+/// let mut out = Vec::new();
+/// xray_model::write_json_int(&mut out, -42);
+/// assert_eq!(out, b"-42");
+/// ```
+pub fn write_json_int(out: &mut Vec<u8>, value: i64) {
+    int(out, value);
 }
 
 /// Appends any value as JSON, as `serde_json` writes it (non-finite numbers as `null`).

@@ -55,7 +55,7 @@ pub use header::{
     TraceHeader,
 };
 pub use id::{IdError, SegmentId, TRACE_ID_LEN, TraceId};
-pub use json::{write_json_string, write_json_value};
+pub use json::{write_json_int, write_json_string, write_json_value};
 pub use namespace::{EncodedFields, FieldSource, Namespace};
 pub use nest::{MAX_NESTING_DEPTH, Nesting, nest_subsegments};
 pub use split::{SplitReport, encoded_len, split_to_document_limit, split_to_fit, trim_to_fit};

@@ -8,8 +8,8 @@ use xray_model::limits::{
     MAX_ANNOTATION_VALUE_CHARS, MAX_ANNOTATIONS, annotation_key, strip_password,
 };
 use xray_model::{
-    AnnotationValue, AnyValue, FieldSource, Fields, Namespace, Segment, write_json_string,
-    write_json_value,
+    AnnotationValue, AnyValue, FieldSource, Fields, Namespace, Segment, write_json_int,
+    write_json_string, write_json_value,
 };
 
 use crate::config::{Exclude, TranslatorConfig};
@@ -325,7 +325,7 @@ impl<'a> FieldSource<'a> for AttributeView<'a> {
             out.push(b':');
             match value {
                 AttrValue::Str(s) => write_json_string(out, s),
-                AttrValue::Int(i) => write_json_value(out, &AnyValue::Int(i)),
+                AttrValue::Int(i) => write_json_int(out, i),
                 AttrValue::Bool(b) => write_json_value(out, &AnyValue::Bool(b)),
                 AttrValue::Float(f) => write_json_value(out, &AnyValue::Float(f)),
                 other => write_json_value(out, &to_any(other)),
