@@ -930,10 +930,10 @@ mod tests {
     #[test]
     fn every_byte_and_number_form_matches() {
         // Each escaped byte at every position of strings of every length around the
-        // word size (whole words, a partial last word, shorter than a word), among clean
-        // ASCII or multi-byte characters.
+        // word and chunk sizes (8 and 16 bytes: whole ones, a partial last one, shorter
+        // than one), among clean ASCII or multi-byte characters.
         for filler in ["a", "\u{e9}", "\u{1f600}"] {
-            for len in 0..26 {
+            for len in 0..36 {
                 let clean = filler.repeat(len);
                 let seg = Segment::new(
                     clean.as_str(),
