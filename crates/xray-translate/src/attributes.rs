@@ -7,10 +7,7 @@ use std::borrow::Cow;
 use xray_model::limits::{
     MAX_ANNOTATION_VALUE_CHARS, MAX_ANNOTATIONS, annotation_key, strip_password,
 };
-use xray_model::{
-    AnnotationValue, AnyValue, FieldSource, Fields, Namespace, Segment, write_json_int,
-    write_json_string, write_json_value,
-};
+use xray_model::{AnnotationValue, AnyValue, FieldSource, Fields, Namespace, Segment};
 
 use crate::config::{Exclude, TranslatorConfig};
 use crate::keys::{K, Known};
@@ -305,33 +302,10 @@ impl<'a> FieldSource<'a> for AttributeView<'a> {
         Box::new(*self)
     }
 
-    /// The entries straight from the span's values: strings and numbers written as they
-    /// are, other values through [`to_any`] (the text [`FieldSource::for_each`] gives).
+    /// The entries straight from the span's values (see
+    /// [`Attributes::write_json_masked`]).
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        let mut mask = self.mask;
-        let mut first = true;
-        while mask != 0 {
-            let index = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            let Some((key, value)) = self.attrs.get_index(index) else {
-                continue;
-            };
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            write_json_string(out, key);
-            out.push(b':');
-            match value {
-                AttrValue::Str(s) => write_json_string(out, s),
-                AttrValue::Int(i) => write_json_int(out, i),
-                AttrValue::Bool(b) => write_json_value(out, &AnyValue::Bool(b)),
-                AttrValue::Float(f) => write_json_value(out, &AnyValue::Float(f)),
-                other => write_json_value(out, &to_any(other)),
-            }
-        }
-        out.push(b'}');
+        self.attrs.write_json_masked(self.mask, out);
     }
 }
 
