@@ -9,7 +9,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 
-use xray_export::transport::{LazyHttpClient, LazySdkConfig};
+use xray_export::transport::{EndpointVariant, LazyHttpClient, LazySdkConfig};
 
 use crate::config::Settings;
 use crate::outbound::SdkHttpClient;
@@ -129,12 +129,13 @@ pub async fn load(settings: &AwsSettings, http: &LazyHttpClient) -> SdkConfig {
     }
 }
 
-/// The X-Ray API base URL: `--endpoint-url`, else the endpoint of `region`.
+/// The X-Ray API base URL: `--endpoint-url`, else the endpoint of `region`, FIPS or
+/// dual-stack as `AWS_USE_FIPS_ENDPOINT` and `AWS_USE_DUALSTACK_ENDPOINT` say.
 pub fn xray_endpoint(settings: &Settings, region: &str) -> String {
     settings
         .endpoint_url
         .clone()
-        .unwrap_or_else(|| xray_export::transport::regional_endpoint(region))
+        .unwrap_or_else(|| EndpointVariant::from_env(|k| std::env::var(k).ok()).endpoint(region))
 }
 
 /// The credentials provider of `sdk`, which it loads when credentials are first asked

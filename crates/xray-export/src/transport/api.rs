@@ -21,7 +21,7 @@ use crate::item::Document;
 use crate::metrics::DropReason;
 use crate::transport::limit::AdaptiveLimit;
 use crate::transport::sigv4::{
-    LazySdkConfig, Signer, configured_endpoint, regional_endpoint, sdk_config,
+    EndpointVariant, LazySdkConfig, Signer, configured_endpoint, sdk_config,
 };
 use crate::transport::{LazyHttpClient, SendContext, SendFuture, Transport};
 
@@ -47,7 +47,8 @@ pub struct ApiConfig {
     pub region: Option<String>,
     /// A custom endpoint (VPC endpoint, test server), e.g. `http://127.0.0.1:4566`; else
     /// the configuration's endpoint URL (`AWS_ENDPOINT_URL_XRAY`, else `AWS_ENDPOINT_URL`),
-    /// else the region's.
+    /// else the region's, FIPS or dual-stack as the configuration says
+    /// ([`EndpointVariant`]).
     pub endpoint_url: Option<String>,
     /// Most `PutTraceSegments` calls in flight at once (default
     /// [`DEFAULT_MAX_IN_FLIGHT`]).
@@ -182,7 +183,7 @@ impl ApiTransport {
             .endpoint_url
             .clone()
             .or_else(|| configured_endpoint(&sdk))
-            .unwrap_or_else(|| regional_endpoint(&region));
+            .unwrap_or_else(|| EndpointVariant::of(&sdk).endpoint(&region));
         let http = self
             .config
             .http_client

@@ -34,7 +34,7 @@ mod sigv4;
 pub use http_client::LazyHttpClient;
 #[cfg(any(feature = "xray-api", feature = "otlp"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "xray-api", feature = "otlp"))))]
-pub use sigv4::{LazySdkConfig, SignError, Signer, regional_endpoint};
+pub use sigv4::{EndpointVariant, LazySdkConfig, SignError, Signer, regional_endpoint};
 
 /// A boxed future returned by [`Transport::send`].
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;

@@ -290,6 +290,7 @@ impl fmt::Debug for OtlpConfig {
 /// ```
 /// use xray_export::transport::otlp::aws_endpoint;
 /// assert_eq!(aws_endpoint("https://xray.eu-west-1.amazonaws.com/v1/traces"), Some(("xray".into(), Some("eu-west-1".into()))));
+/// assert_eq!(aws_endpoint("https://xray-fips.us-gov-west-1.amazonaws.com/v1/traces"), Some(("xray".into(), Some("us-gov-west-1".into()))));
 /// assert_eq!(aws_endpoint("http://127.0.0.1:4318/v1/traces"), None);
 /// assert_eq!(aws_endpoint("https://amazonaws.com.example.org/v1/traces"), None);
 /// ```
@@ -302,7 +303,9 @@ pub fn aws_endpoint(url: &str) -> Option<(String, Option<String>)> {
         .strip_suffix(".amazonaws.com")
         .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
     let mut labels = base.split('.');
-    let service = labels.next().filter(|s| !s.is_empty())?.to_owned();
+    // A FIPS endpoint (`xray-fips.`) signs for its service (`xray`).
+    let service = labels.next().filter(|s| !s.is_empty())?;
+    let service = service.strip_suffix("-fips").unwrap_or(service).to_owned();
     let region = labels
         .find(|l| l.matches('-').count() >= 2)
         .map(str::to_owned);

@@ -99,8 +99,8 @@ pub(crate) async fn sdk_config(given: Option<&LazySdkConfig>) -> SdkConfig {
     }
 }
 
-/// The X-Ray endpoint of `region`: `https://xray.<region>.amazonaws.com`, or
-/// `.amazonaws.com.cn` in the China regions.
+/// The X-Ray endpoint of `region`: `https://xray.<region>.amazonaws.com`, or the DNS
+/// suffix of the region's partition (`.amazonaws.com.cn` in the China regions).
 ///
 /// ```
 /// use xray_export::transport::regional_endpoint;
@@ -108,8 +108,75 @@ pub(crate) async fn sdk_config(given: Option<&LazySdkConfig>) -> SdkConfig {
 /// assert_eq!(regional_endpoint("cn-north-1"), "https://xray.cn-north-1.amazonaws.com.cn");
 /// ```
 pub fn regional_endpoint(region: &str) -> String {
-    let suffix = if region.starts_with("cn-") { ".cn" } else { "" };
-    format!("https://xray.{region}.amazonaws.com{suffix}")
+    EndpointVariant::default().endpoint(region)
+}
+
+/// Which of a region's X-Ray endpoints to call: FIPS (`AWS_USE_FIPS_ENDPOINT`, the
+/// profile's `use_fips_endpoint`) and dual-stack IPv4/IPv6 (`AWS_USE_DUALSTACK_ENDPOINT`,
+/// `use_dualstack_endpoint`), as the AWS SDKs' endpoint rules for X-Ray build them.
+///
+/// ```
+/// use xray_export::transport::EndpointVariant;
+/// let fips = EndpointVariant { fips: true, dual_stack: false };
+/// assert_eq!(fips.endpoint("us-gov-west-1"), "https://xray-fips.us-gov-west-1.amazonaws.com");
+/// let both = EndpointVariant { fips: true, dual_stack: true };
+/// assert_eq!(both.endpoint("us-east-1"), "https://xray-fips.us-east-1.api.aws");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointVariant {
+    /// The FIPS 140 endpoint (`xray-fips.`).
+    pub fips: bool,
+    /// The dual-stack endpoint (the partition's dual-stack DNS suffix).
+    pub dual_stack: bool,
+}
+
+impl EndpointVariant {
+    /// The choices an AWS configuration holds (both off where it says nothing).
+    pub fn of(sdk: &SdkConfig) -> EndpointVariant {
+        EndpointVariant {
+            fips: sdk.use_fips().unwrap_or(false),
+            dual_stack: sdk.use_dual_stack().unwrap_or(false),
+        }
+    }
+
+    /// The choices the environment holds (`env` looks a variable up): what a start
+    /// that does not load the AWS configuration can know.
+    ///
+    /// ```
+    /// use xray_export::transport::EndpointVariant;
+    /// let env = |k: &str| (k == "AWS_USE_FIPS_ENDPOINT").then(|| "True".to_owned());
+    /// assert!(EndpointVariant::from_env(env).fips);
+    /// assert_eq!(EndpointVariant::from_env(|_| None), EndpointVariant::default());
+    /// ```
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> EndpointVariant {
+        let on = |k: &str| env(k).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        EndpointVariant {
+            fips: on("AWS_USE_FIPS_ENDPOINT"),
+            dual_stack: on("AWS_USE_DUALSTACK_ENDPOINT"),
+        }
+    }
+
+    /// The endpoint of `region`: `https://xray[-fips].<region>.<suffix>`, where the
+    /// suffix is the partition's DNS suffix, or its dual-stack one.
+    pub fn endpoint(self, region: &str) -> String {
+        // (prefix, DNS suffix, dual-stack DNS suffix) of the partitions whose regions do
+        // not end in `amazonaws.com`, from the SDKs' partition table.
+        const PARTITIONS: [(&str, &str, &str); 6] = [
+            ("cn-", "amazonaws.com.cn", "api.amazonwebservices.com.cn"),
+            ("eusc-", "amazonaws.eu", "api.amazonwebservices.eu"),
+            ("us-iso-", "c2s.ic.gov", "api.aws.ic.gov"),
+            ("us-isob-", "sc2s.sgov.gov", "api.aws.scloud"),
+            ("eu-isoe-", "cloud.adc-e.uk", "api.cloud-aws.adc-e.uk"),
+            ("us-isof-", "csp.hci.ic.gov", "api.aws.hci.ic.gov"),
+        ];
+        let (dns, dual) = PARTITIONS
+            .iter()
+            .find(|(prefix, _, _)| region.starts_with(prefix))
+            .map_or(("amazonaws.com", "api.aws"), |&(_, dns, dual)| (dns, dual));
+        let host = if self.fips { "xray-fips" } else { "xray" };
+        let suffix = if self.dual_stack { dual } else { dns };
+        format!("https://{host}.{region}.{suffix}")
+    }
 }
 
 /// The X-Ray endpoint the AWS configuration names, as the SDK's resolver reads it:
@@ -278,6 +345,75 @@ mod tests {
     use aws_credential_types::provider::future::ProvideCredentials as CredentialsFuture;
     use aws_types::service_config::LoadServiceConfig;
     use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+    /// Every region family, FIPS and dual-stack: the endpoints are the ones aws-sdk-xray's
+    /// own endpoint resolver (the SDKs' rules for X-Ray) gives.
+    #[tokio::test]
+    async fn endpoints_match_the_sdk_resolver_in_every_partition() {
+        use aws_sdk_xray::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+        let regions = [
+            "us-east-1",
+            "eu-west-1",
+            "ap-southeast-3",
+            "us-gov-west-1",
+            "cn-north-1",
+            "cn-northwest-1",
+            "eusc-de-east-1",
+            "us-iso-east-1",
+            "us-isob-east-1",
+            "eu-isoe-west-1",
+            "us-isof-south-1",
+        ];
+        let resolver = DefaultResolver::new();
+        for region in regions {
+            for (fips, dual_stack) in [(false, false), (true, false), (false, true), (true, true)] {
+                let params = Params::builder()
+                    .region(region)
+                    .use_fips(fips)
+                    .use_dual_stack(dual_stack)
+                    .build()
+                    .unwrap();
+                let sdk = resolver.resolve_endpoint(&params).await.unwrap();
+                let ours = EndpointVariant { fips, dual_stack }.endpoint(region);
+                assert_eq!(
+                    ours,
+                    sdk.url(),
+                    "{region} fips={fips} dual_stack={dual_stack}"
+                );
+            }
+        }
+        assert_eq!(
+            regional_endpoint("us-gov-east-1"),
+            "https://xray.us-gov-east-1.amazonaws.com"
+        );
+    }
+
+    /// The configuration's FIPS and dual-stack settings, as aws-config loads them.
+    #[tokio::test]
+    async fn the_variant_comes_from_the_configuration() {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("us-east-1"))
+            .use_fips(true)
+            .load()
+            .await;
+        let variant = EndpointVariant::of(&sdk);
+        assert_eq!(
+            variant,
+            EndpointVariant {
+                fips: true,
+                dual_stack: false
+            }
+        );
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("us-east-1"))
+            .use_dual_stack(true)
+            .load()
+            .await;
+        assert_eq!(
+            EndpointVariant::of(&sdk).endpoint("us-east-1"),
+            "https://xray.us-east-1.api.aws"
+        );
+    }
 
     /// The environment as aws-config reads it, from a fixed list.
     #[derive(Debug)]
