@@ -362,6 +362,13 @@ fn metadata_namespace(out: &mut Vec<u8>, ns: &Namespace<'_>) {
         Repr::Owned(f) => fields(out, f, any),
         Repr::Shared(f) => fields(out, f, any),
         Repr::Encoded(e) => out.extend_from_slice(e.json()),
+        Repr::One(k, v) => {
+            out.push(b'{');
+            string(out, k);
+            out.push(b':');
+            any(out, v);
+            out.push(b'}');
+        }
         Repr::Source(source) => source.write_json(out),
     }
 }
@@ -874,6 +881,10 @@ mod tests {
             ]),
         );
         seg.put_metadata("other ns", "x", AnyValue::Int(1));
+        seg.metadata.insert(
+            "one",
+            Namespace::one("k\"\u{1}", AnyValue::Str("v\n".into())),
+        );
         let child = Segment {
             name: "child".into(),
             end_time: Some(2.5),

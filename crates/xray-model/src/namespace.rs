@@ -89,6 +89,8 @@ pub(crate) enum Repr<'a> {
     Source(Box<dyn FieldSource<'a> + 'a>),
     /// Entries shared with other documents, their JSON text written once.
     Encoded(&'a EncodedFields<'a>),
+    /// A single entry, held without a vector.
+    One(Cow<'a, str>, AnyValue<'a>),
 }
 
 /// Entries of a metadata namespace with their JSON text written once, for entries that
@@ -148,6 +150,18 @@ impl<'a> Namespace<'a> {
         Self(Repr::Encoded(fields))
     }
 
+    /// A namespace of a single entry, held without allocating.
+    ///
+    /// ```
+    /// use xray_model::{AnyValue, Namespace};
+    /// let ns = Namespace::one("span_name", AnyValue::Str("GET /".into()));
+    /// assert_eq!(ns.len(), 1);
+    /// assert!(ns.contains_key("span_name"));
+    /// ```
+    pub fn one(key: impl Into<Cow<'a, str>>, value: AnyValue<'a>) -> Self {
+        Self(Repr::One(key.into(), value))
+    }
+
     /// A namespace whose entries are read from `source` when the document is written.
     pub fn from_source(source: Box<dyn FieldSource<'a> + 'a>) -> Self {
         Self(Repr::Source(source))
@@ -161,6 +175,7 @@ impl<'a> Namespace<'a> {
             Repr::Shared(f) => f.len(),
             Repr::Source(s) => s.len(),
             Repr::Encoded(e) => e.fields.len(),
+            Repr::One(..) => 1,
         }
     }
 
@@ -176,6 +191,7 @@ impl<'a> Namespace<'a> {
             Repr::Owned(f) => f.get(key).is_some(),
             Repr::Shared(f) => f.get(key).is_some(),
             Repr::Encoded(e) => e.fields.get(key).is_some(),
+            Repr::One(k, _) => k == key,
             Repr::Source(s) => {
                 let mut found = false;
                 s.for_each(&mut |k, _| found |= k == key);
@@ -190,6 +206,7 @@ impl<'a> Namespace<'a> {
             Repr::Owned(fields) => fields.0.iter().for_each(|(k, v)| f(k, v)),
             Repr::Shared(fields) => fields.0.iter().for_each(|(k, v)| f(k, v)),
             Repr::Encoded(e) => e.fields.0.iter().for_each(|(k, v)| f(k, v)),
+            Repr::One(k, v) => f(k, v),
             Repr::Source(s) => s.for_each(&mut |k, v| f(k, &v)),
         }
     }
@@ -200,6 +217,7 @@ impl<'a> Namespace<'a> {
             Repr::Owned(f) => Cow::Borrowed(f),
             Repr::Shared(f) => Cow::Borrowed(*f),
             Repr::Encoded(e) => Cow::Borrowed(&e.fields),
+            Repr::One(k, v) => Cow::Owned(Fields(vec![(k.clone(), v.clone())])),
             Repr::Source(s) => Cow::Owned(collect(s.as_ref())),
         }
     }
@@ -215,6 +233,7 @@ impl<'a> Namespace<'a> {
             Repr::Owned(f) => f,
             Repr::Shared(f) => f.clone(),
             Repr::Encoded(e) => e.fields.clone(),
+            Repr::One(k, v) => Fields(vec![(k, v)]),
             Repr::Source(s) => collect(s.as_ref()),
         }
     }
@@ -229,7 +248,7 @@ impl<'a> Namespace<'a> {
         match &mut self.0 {
             Repr::Owned(f) => f,
             // Made owned just above.
-            Repr::Shared(_) | Repr::Source(_) | Repr::Encoded(_) => {
+            Repr::Shared(_) | Repr::Source(_) | Repr::Encoded(_) | Repr::One(..) => {
                 unreachable!("made owned above")
             }
         }
@@ -261,6 +280,7 @@ impl Clone for Namespace<'_> {
             Repr::Owned(f) => Repr::Owned(f.clone()),
             Repr::Shared(f) => Repr::Shared(f),
             Repr::Encoded(e) => Repr::Encoded(e),
+            Repr::One(k, v) => Repr::One(k.clone(), v.clone()),
             Repr::Source(s) => Repr::Source(s.clone_box()),
         })
     }
