@@ -14,7 +14,9 @@
 //! `zmij` writes it in plain notation in this range (`1.0`, `1796043180.155397`); the
 //! property test in this module compares both writers.
 
-#![allow(unsafe_code)] // `Vec::set_len` over digits just written; the block says why it is sound.
+#![allow(unsafe_code)] // `Vec::set_len` over digits just written; each block says why it is sound.
+
+use std::cell::Cell;
 
 /// Values at or above this take the general path: from `2^33` on, a unit in the last
 /// place of an `f64` reaches a microsecond.
@@ -143,12 +145,55 @@ fn unsigned(out: &mut Vec<u8>, mut v: u64) {
     unsafe { out.set_len(len + digits) };
 }
 
+/// The digits of the seconds last written on this thread: the times of one batch share
+/// their seconds nearly always, so those digits are copied instead of worked out again.
+#[derive(Clone, Copy)]
+struct LastSeconds {
+    seconds: u64,
+    digits: [u8; 16],
+    len: usize,
+}
+
+thread_local! {
+    static LAST_SECONDS: Cell<LastSeconds> = const {
+        Cell::new(LastSeconds { seconds: u64::MAX, digits: [0; 16], len: 0 })
+    };
+}
+
+/// Appends `seconds` (below `2^33`, so at most 10 digits) in decimal.
+#[inline]
+fn seconds_text(out: &mut Vec<u8>, seconds: u64) {
+    let last = LAST_SECONDS.with(Cell::get);
+    if last.seconds == seconds {
+        out.reserve(16);
+        let len = out.len();
+        out.spare_capacity_mut()[..16].write_copy_of_slice(&last.digits);
+        // SAFETY: the 16 bytes after the length were written just above, and
+        // `last.len <= 16` (the digit count of a number below `2^33`).
+        unsafe { out.set_len(len + last.len.min(16)) };
+        return;
+    }
+    let start = out.len();
+    unsigned(out, seconds);
+    let written = &out[start..];
+    let mut digits = [0u8; 16];
+    let len = written.len().min(16);
+    digits[..len].copy_from_slice(&written[..len]);
+    LAST_SECONDS.with(|cell| {
+        cell.set(LastSeconds {
+            seconds,
+            digits,
+            len,
+        })
+    });
+}
+
 /// Appends `micros / 10^6` with the fraction's trailing zeros dropped (`.0` when whole).
 #[inline]
 fn fixed(out: &mut Vec<u8>, micros: u64) {
     let seconds = micros / 1_000_000;
     let mut fraction = (micros % 1_000_000) as u32;
-    unsigned(out, seconds);
+    seconds_text(out, seconds);
     if fraction == 0 {
         out.extend_from_slice(b".0");
         return;

@@ -612,7 +612,12 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         + usize::from(!otel.is_empty())
         + usize::from(own_resource_metadata.is_some());
     if namespaces > 0 {
-        seg.metadata.0.reserve_exact(namespaces);
+        // One allocation of the final size (`metadata` is still empty here).
+        if seg.metadata.is_empty() {
+            seg.metadata = Fields(Vec::with_capacity(namespaces));
+        } else {
+            seg.metadata.0.reserve_exact(namespaces);
+        }
         for (namespace, fields) in [
             (METADATA_DEFAULT, Some(default)),
             (OTEL_NAMESPACE, Some(otel)),
