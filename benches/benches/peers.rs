@@ -16,7 +16,7 @@ use opentelemetry_sdk::trace::{ShouldSample, SpanData};
 use xray_bridge_benches::{alloc, run_ready, spans};
 use xray_export::transport::daemon::UdpTransport;
 use xray_export::{Document, HostPort, Metrics, RetryPolicy, SendContext, Translator, Transport};
-use xray_model::nest_subsegments;
+use xray_model::Nesting;
 use xray_sampling::{LocalRules, XraySampler};
 use xray_translate::PreparedResource;
 
@@ -43,10 +43,13 @@ fn ours_json(
     scratch: &mut Vec<u8>,
 ) -> Vec<Document> {
     let resource = t.prepare_sdk(r);
-    let segments = nest_subsegments(batch.iter().map(|s| resource.translate_sdk(s)).collect());
+    let mut segments: Vec<_> = batch.iter().map(|s| resource.translate_sdk(s)).collect();
+    let nesting = Nesting::of(&segments);
     let mut docs = Vec::with_capacity(segments.len());
-    for segment in segments {
-        Document::encode_tree(segment, scratch, |d| docs.extend(d.ok()));
+    for root in nesting.top_level() {
+        Document::encode_nested(&mut segments, &nesting, root, scratch, |d| {
+            docs.extend(d.ok())
+        });
     }
     docs
 }

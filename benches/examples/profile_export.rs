@@ -1,7 +1,7 @@
 //! The export path without the socket, for `valgrind --tool=callgrind`: the 100-span batch
 //! translated and encoded many times, ours as `XrayExporter` does it (resource prepared
-//! once per batch, translate, nest,
-//! encode within 64 kB) or opentelemetry-aws's (translate, then `to_writer` per document
+//! once per batch, translate, each tree's JSON written straight from the batch with its
+//! subsegments nested, within 64 kB) or opentelemetry-aws's (translate, then `to_writer` per document
 //! into one reused buffer, as its daemon client does before each send).
 //! Arguments: rounds (default 100), then `ours` (default) or `opentelemetry-aws`.
 
@@ -10,7 +10,7 @@ use std::hint::black_box;
 use opentelemetry_aws::xray_exporter::SegmentTranslator;
 use xray_bridge_benches::spans;
 use xray_export::Document;
-use xray_model::nest_subsegments;
+use xray_model::Nesting;
 use xray_translate::Translator;
 
 fn main() {
@@ -26,9 +26,11 @@ fn main() {
             let mut scratch = Vec::with_capacity(64 * 1024);
             for _ in 0..rounds {
                 let prepared = translator.prepare_sdk(&resource);
-                let segments = batch.iter().map(|s| prepared.translate_sdk(s)).collect();
-                for segment in nest_subsegments(segments) {
-                    Document::encode_tree(segment, &mut scratch, |d| {
+                let mut segments: Vec<_> =
+                    batch.iter().map(|s| prepared.translate_sdk(s)).collect();
+                let nesting = Nesting::of(&segments);
+                for root in nesting.top_level() {
+                    Document::encode_nested(&mut segments, &nesting, root, &mut scratch, |d| {
                         bytes += d.map_or(0, |d| black_box(d).json().len());
                     });
                 }

@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 use xray_export::{Document, DropReason};
-use xray_model::{Segment, SegmentId, nest_subsegments};
+use xray_model::{Nesting, Segment, SegmentId};
 use xray_translate::{Invalid, Translator, TranslatorConfig};
 
 use crate::counters::{Counter, LogLimiter, Registry};
@@ -285,11 +285,14 @@ impl Ingest {
                     }
                 }
             }
-            for tree in nest_subsegments(segments) {
+            // Each tree's JSON is written straight from the batch (the documents of
+            // `nest_subsegments`, see `Document::encode_nested`).
+            let nesting = Nesting::of(&segments);
+            for root in nesting.top_level() {
                 // Documents count (sub)segments; the request's spans are one fewer in the
                 // document of a service segment the translator added (once per tree: ids
                 // of a hostile request may repeat).
-                let mut wrapper = Some(tree.id).filter(|id| wrappers.contains(id));
+                let mut wrapper = Some(segments[root].id).filter(|id| wrappers.contains(id));
                 let mut spans_in = |id: SegmentId, units: u64| {
                     if wrapper == Some(id) {
                         wrapper = None;
@@ -299,9 +302,10 @@ impl Ingest {
                     }
                 };
                 // Whole when it fits 64 kB, else split (largest subsegments moved out, a lone
-                // document too large trimmed): `Document::encode_tree`, as the exporter does.
+                // document too large trimmed), as the exporter does.
                 let trimmed = SCRATCH.with(|scratch| {
-                    Document::encode_tree(tree, &mut scratch.borrow_mut(), |encoded| {
+                    let scratch = &mut scratch.borrow_mut();
+                    Document::encode_nested(&mut segments, &nesting, root, scratch, |encoded| {
                         match encoded {
                             Ok(doc) => {
                                 let spans = spans_in(doc.id(), doc.span_count());

@@ -20,7 +20,7 @@ use crate::queue::Overflow;
 use crate::transport::daemon::{AddressError, DaemonAddress, UdpTransport};
 use crate::transport::file::WriterTransport;
 use crate::transport::{RetryPolicy, Transport, log_drop};
-use xray_model::nest_subsegments;
+use xray_model::Nesting;
 use xray_translate::{Invalid, PreparedResource, Translator, check_sdk};
 
 #[cfg(feature = "xray-api")]
@@ -548,25 +548,31 @@ fn submit_documents(
             }
         })
         .map(|span| resource.translate_sdk(span));
-    let segments: Vec<_> = if nest {
-        nest_subsegments(segments.collect())
-    } else {
-        segments.collect()
-    };
+    let mut segments: Vec<_> = segments.collect();
     for (why, span) in invalid {
         metrics.record_dropped(DropReason::Rejected, 1);
         log_drop(1, DropReason::Rejected, &why, &[span]);
     }
-    for segment in segments {
-        let trimmed = Document::encode_tree(segment, scratch, |doc| match doc {
-            Ok(doc) => {
-                pipeline.submit(doc);
-            }
-            Err(failed) => unencodable(metrics, failed),
-        });
-        for _ in 0..trimmed {
-            metrics.record_trimmed();
+    let emit = |doc| match doc {
+        Ok(doc) => {
+            pipeline.submit(doc);
         }
+        Err(failed) => unencodable(metrics, failed),
+    };
+    let mut trimmed = 0;
+    if nest {
+        // Each tree's JSON written straight from the batch (`nest_subsegments`' documents).
+        let nesting = Nesting::of(&segments);
+        for root in nesting.top_level() {
+            trimmed += Document::encode_nested(&mut segments, &nesting, root, scratch, emit);
+        }
+    } else {
+        for segment in segments {
+            trimmed += Document::encode_tree(segment, scratch, emit);
+        }
+    }
+    for _ in 0..trimmed {
+        metrics.record_trimmed();
     }
 }
 

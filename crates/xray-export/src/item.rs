@@ -4,7 +4,7 @@ use std::fmt;
 
 use xray_model::datagram::{DatagramError, summarize_document};
 use xray_model::limits::MAX_DOCUMENT_BYTES;
-use xray_model::{Segment, SegmentId, TraceId, split_to_fit, trim_to_fit};
+use xray_model::{Nesting, Segment, SegmentId, TraceId, split_to_fit, trim_to_fit};
 
 use crate::metrics::DropReason;
 
@@ -225,16 +225,7 @@ impl Document {
             spans: doc.span_count() as u64,
         };
         if segment.subsegments.is_empty() {
-            return match Document::encode_to_fit(&mut segment, scratch) {
-                Ok((doc, trimmed)) => {
-                    emit(Ok(doc));
-                    usize::from(trimmed)
-                }
-                Err(reason) => {
-                    emit(Err(unencodable(reason, &segment)));
-                    0
-                }
-            };
+            return Document::encode_leaf(&mut segment, scratch, emit);
         }
         let Some(doc) = Document::encode(&segment, scratch) else {
             emit(Err(unencodable(DropReason::Rejected, &segment)));
@@ -253,6 +244,90 @@ impl Document {
             }
         }
         report.trimmed
+    }
+
+    /// A document without subsegments, within the size limit (see
+    /// [`Document::encode_to_fit`]); returns 1 when it was trimmed.
+    fn encode_leaf(
+        segment: &mut Segment<'_>,
+        scratch: &mut Vec<u8>,
+        mut emit: impl FnMut(Result<Document, Unencodable>),
+    ) -> usize {
+        match Document::encode_to_fit(segment, scratch) {
+            Ok((doc, trimmed)) => {
+                emit(Ok(doc));
+                usize::from(trimmed)
+            }
+            Err(reason) => {
+                emit(Err(Unencodable {
+                    reason,
+                    trace_id: segment.trace_id,
+                    id: segment.id,
+                    spans: segment.span_count() as u64,
+                }));
+                0
+            }
+        }
+    }
+
+    /// Encodes top-level document `root` of a batch that `nesting` nests
+    /// (`xray_model::Nesting::of(segments)`), giving `emit` what [`Document::encode_tree`]
+    /// gives for `nesting.take_tree(segments, root)`. The tree's JSON is written once,
+    /// straight from the batch; only a tree over X-Ray's size limit (or without a trace
+    /// id) is moved into one document, to be split or refused as `encode_tree` does.
+    /// Returns how many documents were trimmed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use xray_model::{Nesting, Segment, SegmentId, TraceId};
+    /// let trace = TraceId::from_u128(1);
+    /// let mut child = Segment::new("db", SegmentId::from_u64(2), trace, 1.5);
+    /// child.detach(trace, SegmentId::from_u64(1));
+    /// let mut batch = vec![child, Segment::new("svc", SegmentId::from_u64(1), trace, 1.0)];
+    /// let nesting = Nesting::of(&batch);
+    /// let mut docs = Vec::new();
+    /// for root in nesting.top_level() {
+    ///     xray_export::Document::encode_nested(&mut batch, &nesting, root, &mut Vec::new(), |d| docs.push(d.unwrap()));
+    /// }
+    /// assert_eq!(docs.len(), 1);
+    /// assert_eq!(docs[0].span_count(), 2);
+    /// assert!(docs[0].as_str().contains(r#""subsegments":[{"name":"db""#));
+    /// ```
+    pub fn encode_nested(
+        segments: &mut [Segment<'_>],
+        nesting: &Nesting,
+        root: usize,
+        scratch: &mut Vec<u8>,
+        mut emit: impl FnMut(Result<Document, Unencodable>),
+    ) -> usize {
+        let Some(segment) = segments.get_mut(root) else {
+            return 0;
+        };
+        if nesting.children(root).is_empty() {
+            return if segment.subsegments.is_empty() {
+                Document::encode_leaf(segment, scratch, emit)
+            } else {
+                Document::encode_tree(std::mem::take(segment), scratch, emit)
+            };
+        }
+        if let Some(trace_id) = segment.trace_id {
+            let id = segment.id;
+            scratch.clear();
+            nesting.write_json(segments, root, scratch);
+            if scratch.len() <= MAX_DOCUMENT_BYTES {
+                let spans = nesting.span_count(segments, root);
+                emit(Ok(Document {
+                    trace_id,
+                    id,
+                    spans: u32::try_from(spans).unwrap_or(u32::MAX),
+                    json: scratch.as_slice().into(),
+                    opaque: false,
+                }));
+                return 0;
+            }
+        }
+        Document::encode_tree(nesting.take_tree(segments, root), scratch, emit)
     }
 
     /// The same document counted as carrying no span (an in-progress document, whose
@@ -348,6 +423,78 @@ impl Item for Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xray_model::{AnyValue, nest_subsegments};
+
+    /// A random batch: ids from a small pool (repeats), parents among them or not,
+    /// segments and subsegments, two traces, now and then no trace, a subsegment held
+    /// already, a document too large alone, a chain deeper than nesting goes.
+    fn random_batch(seed: u64) -> Vec<Segment<'static>> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let len = next(40) as usize;
+        let mut batch = Vec::with_capacity(len + 40);
+        for _ in 0..len {
+            let trace = TraceId::from_u128(1 + u128::from(next(2)));
+            let id = SegmentId::from_u64(1 + next(30));
+            let mut doc = Segment::new(format!("s{}", next(1000)), id, trace, 1.5);
+            doc.end_time = Some(2.0);
+            if next(4) > 0 {
+                doc.detach(trace, SegmentId::from_u64(1 + next(30)));
+            }
+            if next(20) == 0 {
+                doc.trace_id = None;
+            }
+            if next(10) == 0 {
+                doc.subsegments
+                    .push(Segment::new("held", SegmentId::from_u64(99), trace, 1.6));
+            }
+            if next(25) == 0 {
+                let blob = "x".repeat(30_000 + next(40_000) as usize);
+                doc.put_metadata("default", "blob", AnyValue::Str(blob.into()));
+            }
+            batch.push(doc);
+        }
+        if next(5) == 0 {
+            let trace = TraceId::from_u128(3);
+            batch.push(Segment::new("top", SegmentId::from_u64(1000), trace, 1.0));
+            for i in 1..40u64 {
+                let mut doc = Segment::new("deep", SegmentId::from_u64(1000 + i), trace, 1.0);
+                doc.detach(trace, SegmentId::from_u64(999 + i));
+                batch.push(doc);
+            }
+        }
+        batch
+    }
+
+    #[test]
+    fn nested_encoding_gives_what_nesting_then_encoding_the_tree_gives() {
+        for seed in 0..400 {
+            let batch = random_batch(seed);
+            let mut want = Vec::new();
+            let mut want_trimmed = 0;
+            for tree in nest_subsegments(batch.clone()) {
+                want_trimmed += Document::encode_tree(tree, &mut Vec::new(), |d| want.push(d));
+            }
+            let mut batch = batch;
+            let nesting = Nesting::of(&batch);
+            let mut got = Vec::new();
+            let mut got_trimmed = 0;
+            let mut scratch = Vec::new();
+            for root in nesting.top_level() {
+                got_trimmed +=
+                    Document::encode_nested(&mut batch, &nesting, root, &mut scratch, |d| {
+                        got.push(d)
+                    });
+            }
+            assert_eq!(got, want, "seed {seed}");
+            assert_eq!(got_trimmed, want_trimmed, "seed {seed}");
+        }
+    }
 
     #[test]
     fn encoded_documents_keep_their_ids_and_text() {

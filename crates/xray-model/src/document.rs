@@ -101,6 +101,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// Epoch seconds with microsecond precision, as X-Ray's `start_time` and `end_time`.
+#[inline]
 pub fn epoch_seconds(time: SystemTime) -> f64 {
     let micros = match time.duration_since(UNIX_EPOCH) {
         Ok(d) => micros_f64(d),
@@ -111,6 +112,7 @@ pub fn epoch_seconds(time: SystemTime) -> f64 {
 
 /// `d.as_micros() as f64`, in `u64` arithmetic while it fits (the same integer, so the
 /// same rounding; 128-bit conversions are slow).
+#[inline]
 fn micros_f64(d: std::time::Duration) -> f64 {
     match d
         .as_secs()
@@ -123,6 +125,7 @@ fn micros_f64(d: std::time::Duration) -> f64 {
 }
 
 /// Epoch seconds from nanoseconds since the epoch (OTLP's time unit), to the microsecond.
+#[inline]
 pub fn epoch_seconds_from_nanos(nanos: u64) -> f64 {
     (nanos / 1_000) as f64 / 1e6
 }
@@ -714,6 +717,9 @@ impl<'a> Segment<'a> {
 
     /// How many (sub)segments the document holds: itself and every embedded subsegment.
     pub fn span_count(&self) -> usize {
+        if self.subsegments.is_empty() {
+            return 1;
+        }
         let mut count = 0;
         let mut stack = vec![self];
         while let Some(doc) = stack.pop() {

@@ -50,8 +50,6 @@ pub struct SegmentId(u64);
 /// Length of a trace id in text form.
 pub const TRACE_ID_LEN: usize = 35;
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -67,11 +65,27 @@ fn parse_hex(digits: &[u8]) -> Option<u128> {
         .try_fold(0u128, |acc, &b| Some(acc << 4 | u128::from(hex_value(b)?)))
 }
 
-fn write_hex(out: &mut [u8], mut value: u128) {
-    for slot in out.iter_mut().rev() {
-        *slot = HEX[(value & 0xf) as usize];
-        value >>= 4;
-    }
+/// The eight lowercase hex digits of `x` as ASCII bytes, most significant digit in the
+/// most significant byte (so `to_be_bytes` gives the text), computed in one word: each
+/// nibble spread into a byte of its own, then offset to `0`-`9` or `a`-`f`.
+#[inline]
+fn hex8(x: u32) -> u64 {
+    let x = u64::from(x);
+    let x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+    let x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+    let x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+    // 1 in each byte whose nibble is 10 or more (adding 6 carries into bit 4).
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    x + 0x3030_3030_3030_3030 + letters * u64::from(b'a' - b'0' - 10)
+}
+
+/// The sixteen lowercase hex digits of `x`, most significant first.
+#[inline]
+fn hex16(x: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&hex8((x >> 32) as u32).to_be_bytes());
+    out[8..].copy_from_slice(&hex8(x as u32).to_be_bytes());
+    out
 }
 
 impl TraceId {
@@ -116,8 +130,9 @@ impl TraceId {
         out[0] = b'1';
         out[1] = b'-';
         out[10] = b'-';
-        write_hex(&mut out[2..10], self.0 >> 96);
-        write_hex(&mut out[11..35], self.0 & ((1u128 << 96) - 1));
+        out[2..10].copy_from_slice(&hex8((self.0 >> 96) as u32).to_be_bytes());
+        out[11..19].copy_from_slice(&hex8((self.0 >> 64) as u32).to_be_bytes());
+        out[19..35].copy_from_slice(&hex16(self.0 as u64));
         out
     }
 
@@ -205,9 +220,7 @@ impl SegmentId {
 
     /// Writes the 16 hex digits into a stack buffer, without allocating.
     pub fn encode(self) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        write_hex(&mut out, u128::from(self.0));
-        out
+        hex16(self.0)
     }
 }
 
@@ -304,6 +317,45 @@ mod tests {
     fn from_parts_keeps_time_prefix() {
         let id = TraceId::from_parts(0x5759e988, u128::MAX);
         assert_eq!(id.to_string(), "1-5759e988-ffffffffffffffffffffffff");
+    }
+
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+
+    /// The digits one at a time, as a reference for the word-at-a-time [`hex16`].
+    fn hex_digits(mut value: u128, digits: usize) -> String {
+        let mut out = vec![0u8; digits];
+        for slot in out.iter_mut().rev() {
+            *slot = HEX[(value & 0xf) as usize];
+            value >>= 4;
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn ids_are_written_digit_for_digit() {
+        let mut values = vec![0u128, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210];
+        // Every digit value at every position.
+        for position in 0..32 {
+            for digit in 0..16u128 {
+                values.push(digit << (4 * position));
+                values.push(u128::MAX ^ (digit << (4 * position)));
+            }
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15_u128;
+        for _ in 0..10_000 {
+            x = x
+                .wrapping_mul(0x2545_F491_4F6C_DD1D)
+                .wrapping_add(0x14057B7EF767814F);
+            values.push(x ^ (x >> 67));
+        }
+        for v in values {
+            let trace = TraceId::from_u128(v).to_string();
+            let want = format!("1-{}-{}", hex_digits(v >> 96, 8), hex_digits(v, 24));
+            assert_eq!(trace, want);
+            assert_eq!(trace.parse::<TraceId>().unwrap().to_u128(), v);
+            let segment = SegmentId::from_u64(v as u64).to_string();
+            assert_eq!(segment, hex_digits(v & u128::from(u64::MAX), 16));
+        }
     }
 
     #[test]

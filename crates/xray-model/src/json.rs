@@ -8,13 +8,25 @@
 
 use std::borrow::Cow;
 
+use crate::decimal::{Int, float};
 use crate::document::{
     AnnotationValue, AnyValue, Aws, Cause, CauseDetails, CloudWatchLogs, Ec2, Ecs, Eks,
     ElasticBeanstalk, Exception, Fields, Http, HttpRequest, HttpResponse, Lambda, Link, Segment,
     Service, Sql, StackFrame, XraySdk,
 };
-use crate::namespace::{Namespace, Repr};
+use crate::escape::string;
+use crate::namespace::{FieldSource, Namespace, Repr};
+use crate::nest::Nesting;
 use crate::{SegmentId, TraceId};
+
+/// The text written before a field's value: `,"key":` (keys here are plain ASCII and need
+/// no escaping), one constant copy. [`Obj::close`] turns the first field's comma into the
+/// object's `{`.
+macro_rules! k {
+    ($key:literal) => {
+        concat!(",\"", $key, "\":").as_bytes()
+    };
+}
 
 impl Segment<'_> {
     /// The JSON text of the document.
@@ -37,6 +49,37 @@ impl Segment<'_> {
 
 /// Appends the document's JSON text to `out`.
 fn write_segment(out: &mut Vec<u8>, seg: &Segment<'_>) {
+    write_document(out, seg, None);
+}
+
+/// A document of a batch nested by a [`Nesting`], being written with its tree.
+#[derive(Clone, Copy)]
+struct Batch<'t, 'a> {
+    nesting: &'t Nesting,
+    docs: &'t [Segment<'a>],
+    index: usize,
+    /// Embedded in its parent's document: written without `type`, `trace_id` and
+    /// `parent_id`, as `Nesting::take_tree` clears them.
+    in_parent: bool,
+}
+
+/// Appends the JSON text of top-level document `index` of `docs` with the batch
+/// documents `nesting` embeds in it.
+pub(crate) fn write_tree(out: &mut Vec<u8>, nesting: &Nesting, docs: &[Segment<'_>], index: usize) {
+    if let Some(doc) = docs.get(index) {
+        let batch = Batch {
+            nesting,
+            docs,
+            index,
+            in_parent: false,
+        };
+        write_document(out, doc, Some(batch));
+    }
+}
+
+/// Appends a document's JSON text: as it is, or as part of a nested batch (its batch
+/// children after its own `subsegments`).
+fn write_document(out: &mut Vec<u8>, seg: &Segment<'_>, batch: Option<Batch<'_, '_>>) {
     let Segment {
         name,
         id,
@@ -66,122 +109,144 @@ fn write_segment(out: &mut Vec<u8>, seg: &Segment<'_>) {
         links,
     } = seg;
     let mut o = Obj::open(out);
-    o.str("name", name);
-    o.segment_id("id", *id);
-    if let Some(t) = *trace_id_ {
-        o.key("trace_id");
+    o.str(k!("name"), name);
+    o.segment_id(k!("id"), *id);
+    let in_parent = batch.is_some_and(|b| b.in_parent);
+    if let Some(t) = trace_id_.filter(|_| !in_parent) {
+        o.key(k!("trace_id"));
         trace_id(o.out, t);
     }
-    o.opt_str("type", kind);
-    if let Some(p) = *parent_id {
-        o.segment_id("parent_id", p);
+    if !in_parent {
+        o.opt_str(k!("type"), kind);
     }
-    o.key("start_time");
+    if let Some(p) = parent_id.filter(|_| !in_parent) {
+        o.segment_id(k!("parent_id"), p);
+    }
+    o.key(k!("start_time"));
     float(o.out, *start_time);
     if let Some(end) = *end_time {
-        o.key("end_time");
+        o.key(k!("end_time"));
         float(o.out, end);
     }
-    o.flag("in_progress", *in_progress);
-    o.opt_str("namespace", namespace);
-    o.opt_str("origin", origin);
-    o.opt_str("user", user);
-    o.opt_str("resource_arn", resource_arn);
-    o.flag("traced", *traced);
+    o.flag(k!("in_progress"), *in_progress);
+    o.opt_str(k!("namespace"), namespace);
+    o.opt_str(k!("origin"), origin);
+    o.opt_str(k!("user"), user);
+    o.opt_str(k!("resource_arn"), resource_arn);
+    o.flag(k!("traced"), *traced);
     if let Some(s) = service_ {
-        o.key("service");
+        o.key(k!("service"));
         service(o.out, s);
     }
     if let Some(h) = http_ {
-        o.key("http");
+        o.key(k!("http"));
         http(o.out, h);
     }
     if let Some(a) = aws_ {
-        o.key("aws");
+        o.key(k!("aws"));
         aws(o.out, a);
     }
     if let Some(s) = sql_ {
-        o.key("sql");
+        o.key(k!("sql"));
         sql(o.out, s);
     }
-    o.flag("error", *error);
-    o.flag("throttle", *throttle);
-    o.flag("fault", *fault);
+    o.flag(k!("error"), *error);
+    o.flag(k!("throttle"), *throttle);
+    o.flag(k!("fault"), *fault);
     if let Some(c) = cause_ {
-        o.key("cause");
+        o.key(k!("cause"));
         cause(o.out, c);
     }
     if !annotations.is_empty() {
-        o.key("annotations");
+        o.key(k!("annotations"));
         fields(o.out, annotations, annotation);
     }
     if !metadata.is_empty() {
-        o.key("metadata");
+        o.key(k!("metadata"));
         fields(o.out, metadata, metadata_namespace);
     }
-    if !subsegments.is_empty() {
-        o.key("subsegments");
-        array(o.out, subsegments, write_segment);
+    let batch_children = batch.map_or(&[][..], |b| b.nesting.children(b.index));
+    if !subsegments.is_empty() || !batch_children.is_empty() {
+        o.key(k!("subsegments"));
+        o.out.push(b'[');
+        for (i, sub) in subsegments.iter().enumerate() {
+            if i > 0 {
+                o.out.push(b',');
+            }
+            write_segment(o.out, sub);
+        }
+        if let Some(b) = batch {
+            let mut first = subsegments.is_empty();
+            for &c in batch_children {
+                let Some(doc) = b.docs.get(c) else {
+                    continue;
+                };
+                if !first {
+                    o.out.push(b',');
+                }
+                first = false;
+                let child = Batch {
+                    index: c,
+                    in_parent: true,
+                    ..b
+                };
+                write_document(o.out, doc, Some(child));
+            }
+        }
+        o.out.push(b']');
     }
     if !precursor_ids.is_empty() {
-        o.key("precursor_ids");
+        o.key(k!("precursor_ids"));
         array(o.out, precursor_ids, |out, id| segment_id(out, *id));
     }
     if !links.is_empty() {
-        o.key("links");
+        o.key(k!("links"));
         array(o.out, links, link);
     }
     o.close();
 }
 
-/// An object being written: commas between fields, `{` and `}` around them.
+/// An object being written: each field as `,"key":value`, the first comma replaced by `{`
+/// when the object is closed (so no field asks whether it is the first).
 struct Obj<'o> {
     out: &'o mut Vec<u8>,
-    first: bool,
+    start: usize,
 }
 
 impl<'o> Obj<'o> {
     fn open(out: &'o mut Vec<u8>) -> Self {
-        out.push(b'{');
-        Obj { out, first: true }
+        let start = out.len();
+        Obj { out, start }
     }
 
-    /// `"key":` (keys here are plain ASCII and need no escaping), with a comma before
-    /// every field but the first.
+    /// `,"key":`, made by [`k!`].
     #[inline(always)]
-    fn key(&mut self, key: &str) {
-        self.out.reserve(key.len() + 4);
-        if !self.first {
-            self.out.push(b',');
-        }
-        self.first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
+    fn key(&mut self, key: &'static [u8]) {
+        self.out.extend_from_slice(key);
     }
 
     #[inline(always)]
-    fn str(&mut self, key: &str, value: &str) {
+    fn str(&mut self, key: &'static [u8], value: &str) {
         self.key(key);
         string(self.out, value);
     }
 
     #[inline(always)]
-    fn opt_str(&mut self, key: &str, value: &Option<Cow<'_, str>>) {
+    fn opt_str(&mut self, key: &'static [u8], value: &Option<Cow<'_, str>>) {
         if let Some(v) = value {
             self.str(key, v);
         }
     }
 
     #[inline(always)]
-    fn segment_id(&mut self, key: &str, id: SegmentId) {
+    fn segment_id(&mut self, key: &'static [u8], id: SegmentId) {
         self.key(key);
         segment_id(self.out, id);
     }
 
     /// Written only when set, as serde's `skip_serializing_if = "is_false"`.
     #[inline(always)]
-    fn flag(&mut self, key: &str, value: bool) {
+    fn flag(&mut self, key: &'static [u8], value: bool) {
         if value {
             self.key(key);
             self.out.extend_from_slice(b"true");
@@ -189,22 +254,30 @@ impl<'o> Obj<'o> {
     }
 
     #[inline(always)]
-    fn opt_int(&mut self, key: &str, value: Option<impl itoa::Integer>) {
+    fn opt_int(&mut self, key: &'static [u8], value: Option<impl Int>) {
         if let Some(v) = value {
             self.key(key);
             int(self.out, v);
         }
     }
 
-    fn opt_strs(&mut self, key: &str, values: &[Cow<'_, str>]) {
+    fn opt_strs(&mut self, key: &'static [u8], values: &[Cow<'_, str>]) {
         if !values.is_empty() {
             self.key(key);
             array(self.out, values, |out, s| string(out, s));
         }
     }
 
+    /// `}` after the fields, the first field's comma made the `{`; `{}` when no field
+    /// was written.
     fn close(self) {
-        self.out.push(b'}');
+        match self.out.get_mut(self.start) {
+            Some(comma) => {
+                *comma = b'{';
+                self.out.push(b'}');
+            }
+            None => self.out.extend_from_slice(b"{}"),
+        }
     }
 }
 
@@ -232,17 +305,8 @@ fn fields<V>(out: &mut Vec<u8>, f: &Fields<'_, V>, mut write: impl FnMut(&mut Ve
     out.push(b'}');
 }
 
-fn int(out: &mut Vec<u8>, v: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-/// As `serde_json`: the shortest round-trip form (`zmij`, as serde_json), `null` when not finite.
-fn float(out: &mut Vec<u8>, v: f64) {
-    if v.is_finite() {
-        out.extend_from_slice(zmij::Buffer::new().format_finite(v).as_bytes());
-    } else {
-        out.extend_from_slice(b"null");
-    }
+fn int(out: &mut Vec<u8>, v: impl Int) {
+    v.write_decimal(out);
 }
 
 fn segment_id(out: &mut Vec<u8>, id: SegmentId) {
@@ -257,47 +321,6 @@ fn trace_id(out: &mut Vec<u8>, id: TraceId) {
     out.push(b'"');
 }
 
-/// What each byte turns into inside a JSON string, as `serde_json` writes it: 0 for
-/// itself, `u` for `\u00XX`, or the letter after the backslash.
-const ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = b'u';
-        b += 1;
-    }
-    table[0x08] = b'b';
-    table[0x09] = b't';
-    table[0x0a] = b'n';
-    table[0x0c] = b'f';
-    table[0x0d] = b'r';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
-
-/// Whether any of the eight bytes of `x` needs escaping: a byte below 0x20, `"` or `\`
-/// is detected without a false negative (a false positive only follows a true match in
-/// the same word, which the byte loop then finds).
-#[inline(always)]
-fn needs_escape(x: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
-    let control = x.wrapping_sub(ONES * 0x20) & !x;
-    let special =
-        control | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')));
-    special & HIGHS != 0
-}
-
-/// The eight bytes at `at`.
-#[inline(always)]
-fn word(bytes: &[u8], at: usize) -> [u8; 8] {
-    let mut w = [0; 8];
-    w.copy_from_slice(&bytes[at..at + 8]);
-    w
-}
-
 /// Appends `s` as a quoted JSON string, escaped as `serde_json` escapes it: `"`, `\` and
 /// control characters only; everything else, non-ASCII included, is copied as it is.
 ///
@@ -310,61 +333,6 @@ fn word(bytes: &[u8], at: usize) -> [u8; 8] {
 /// ```
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
     string(out, s);
-}
-
-/// A quoted, escaped JSON string. Clean text (nearly all) is checked and copied eight
-/// bytes at a time, the last partial word as an overlapping word that rewrites bytes
-/// already copied with the same bytes; only strings with a byte to escape, and strings
-/// under eight bytes, go byte by byte.
-fn string(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let n = bytes.len();
-    out.reserve(n + 2);
-    out.push(b'"');
-    let mut at = 0;
-    if n >= 8 {
-        while at + 8 <= n {
-            let w = word(bytes, at);
-            if needs_escape(u64::from_le_bytes(w)) {
-                break;
-            }
-            out.extend_from_slice(&w);
-            at += 8;
-        }
-        if at < n && at + 8 > n {
-            let last = word(bytes, n - 8);
-            if !needs_escape(u64::from_le_bytes(last)) {
-                out.truncate(out.len() - (8 - (n - at)));
-                out.extend_from_slice(&last);
-                at = n;
-            }
-        }
-    }
-    if at < n {
-        escaped(out, &bytes[at..]);
-    }
-    out.push(b'"');
-}
-
-/// The bytes of a string from its first word that may need escaping, byte by byte.
-fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    for &b in bytes {
-        match ESCAPE[b as usize] {
-            0 => out.push(b),
-            b'u' => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[(b >> 4) as usize],
-                    HEX[(b & 0xf) as usize],
-                ]);
-            }
-            letter => out.extend_from_slice(&[b'\\', letter]),
-        }
-    }
 }
 
 fn annotation(out: &mut Vec<u8>, v: &AnnotationValue<'_>) {
@@ -393,21 +361,64 @@ fn metadata_namespace(out: &mut Vec<u8>, ns: &Namespace<'_>) {
     match &ns.0 {
         Repr::Owned(f) => fields(out, f, any),
         Repr::Shared(f) => fields(out, f, any),
-        Repr::Source(source) => {
+        Repr::Encoded(e) => out.extend_from_slice(e.json()),
+        Repr::One(k, v) => {
             out.push(b'{');
-            let mut first = true;
-            source.for_each(&mut |k, v| {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                string(out, k);
-                out.push(b':');
-                any(out, &v);
-            });
+            string(out, k);
+            out.push(b':');
+            any(out, v);
             out.push(b'}');
         }
+        Repr::Source(source) => source.write_json(out),
     }
+}
+
+/// Metadata entries as a JSON object.
+pub(crate) fn write_fields(out: &mut Vec<u8>, f: &Fields<'_, AnyValue<'_>>) {
+    fields(out, f, any);
+}
+
+/// A source's entries as a JSON object, read through [`FieldSource::for_each`].
+pub(crate) fn write_source<'a, S: FieldSource<'a> + ?Sized>(out: &mut Vec<u8>, source: &S) {
+    out.push(b'{');
+    let mut first = true;
+    source.for_each(&mut |k, v| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        string(out, k);
+        out.push(b':');
+        any(out, &v);
+    });
+    out.push(b'}');
+}
+
+/// Appends an integer as JSON, as `serde_json` writes it.
+///
+/// # Examples
+///
+/// ```
+/// let mut out = Vec::new();
+/// xray_model::write_json_int(&mut out, -42);
+/// assert_eq!(out, b"-42");
+/// ```
+pub fn write_json_int(out: &mut Vec<u8>, value: i64) {
+    int(out, value);
+}
+
+/// Appends any value as JSON, as `serde_json` writes it (non-finite numbers as `null`).
+///
+/// # Examples
+///
+/// ```
+/// use xray_model::AnyValue;
+/// let mut out = Vec::new();
+/// xray_model::write_json_value(&mut out, &AnyValue::Array(vec![AnyValue::Int(1), AnyValue::Float(0.5)]));
+/// assert_eq!(out, b"[1,0.5]");
+/// ```
+pub fn write_json_value(out: &mut Vec<u8>, value: &AnyValue<'_>) {
+    any(out, value);
 }
 
 fn service(out: &mut Vec<u8>, s: &Service<'_>) {
@@ -417,9 +428,9 @@ fn service(out: &mut Vec<u8>, s: &Service<'_>) {
         runtime_version,
     } = s;
     let mut o = Obj::open(out);
-    o.opt_str("version", version);
-    o.opt_str("runtime", runtime);
-    o.opt_str("runtime_version", runtime_version);
+    o.opt_str(k!("version"), version);
+    o.opt_str(k!("runtime"), runtime);
+    o.opt_str(k!("runtime_version"), runtime_version);
     o.close();
 }
 
@@ -435,14 +446,14 @@ fn http(out: &mut Vec<u8>, h: &Http<'_>) {
         traced,
     }) = request
     {
-        o.key("request");
+        o.key(k!("request"));
         let mut r_o = Obj::open(o.out);
-        r_o.opt_str("method", method);
-        r_o.opt_str("url", url);
-        r_o.opt_str("user_agent", user_agent);
-        r_o.opt_str("client_ip", client_ip);
-        r_o.flag("x_forwarded_for", *x_forwarded_for);
-        r_o.flag("traced", *traced);
+        r_o.opt_str(k!("method"), method);
+        r_o.opt_str(k!("url"), url);
+        r_o.opt_str(k!("user_agent"), user_agent);
+        r_o.opt_str(k!("client_ip"), client_ip);
+        r_o.flag(k!("x_forwarded_for"), *x_forwarded_for);
+        r_o.flag(k!("traced"), *traced);
         r_o.close();
     }
     if let Some(HttpResponse {
@@ -450,10 +461,10 @@ fn http(out: &mut Vec<u8>, h: &Http<'_>) {
         content_length,
     }) = response
     {
-        o.key("response");
+        o.key(k!("response"));
         let mut r_o = Obj::open(o.out);
-        r_o.opt_int("status", *status);
-        r_o.opt_int("content_length", *content_length);
+        r_o.opt_int(k!("status"), *status);
+        r_o.opt_int(k!("content_length"), *content_length);
         r_o.close();
     }
     o.close();
@@ -478,40 +489,40 @@ fn aws(out: &mut Vec<u8>, a: &Aws<'_>) {
         cloudwatch_logs,
     } = a;
     let mut o = Obj::open(out);
-    o.opt_str("account_id", account_id);
-    o.opt_str("operation", operation);
-    o.opt_str("region", region);
-    o.opt_str("request_id", request_id);
-    o.opt_str("queue_url", queue_url);
-    o.opt_str("table_name", table_name);
-    o.opt_strs("table_names", table_names);
-    o.opt_int("retries", *retries);
+    o.opt_str(k!("account_id"), account_id);
+    o.opt_str(k!("operation"), operation);
+    o.opt_str(k!("region"), region);
+    o.opt_str(k!("request_id"), request_id);
+    o.opt_str(k!("queue_url"), queue_url);
+    o.opt_str(k!("table_name"), table_name);
+    o.opt_strs(k!("table_names"), table_names);
+    o.opt_int(k!("retries"), *retries);
     if let Some(v) = ec2_ {
-        o.key("ec2");
+        o.key(k!("ec2"));
         ec2(o.out, v);
     }
     if let Some(v) = ecs_ {
-        o.key("ecs");
+        o.key(k!("ecs"));
         ecs(o.out, v);
     }
     if let Some(v) = eks_ {
-        o.key("eks");
+        o.key(k!("eks"));
         eks(o.out, v);
     }
     if let Some(v) = elastic_beanstalk {
-        o.key("elastic_beanstalk");
+        o.key(k!("elastic_beanstalk"));
         beanstalk(o.out, v);
     }
     if let Some(v) = lambda_ {
-        o.key("lambda");
+        o.key(k!("lambda"));
         lambda(o.out, v);
     }
     if let Some(v) = xray_ {
-        o.key("xray");
+        o.key(k!("xray"));
         xray(o.out, v);
     }
     if !cloudwatch_logs.is_empty() {
-        o.key("cloudwatch_logs");
+        o.key(k!("cloudwatch_logs"));
         array(o.out, cloudwatch_logs, log_group);
     }
     o.close();
@@ -525,10 +536,10 @@ fn ec2(out: &mut Vec<u8>, v: &Ec2<'_>) {
         ami_id,
     } = v;
     let mut o = Obj::open(out);
-    o.opt_str("instance_id", instance_id);
-    o.opt_str("availability_zone", availability_zone);
-    o.opt_str("instance_size", instance_size);
-    o.opt_str("ami_id", ami_id);
+    o.opt_str(k!("instance_id"), instance_id);
+    o.opt_str(k!("availability_zone"), availability_zone);
+    o.opt_str(k!("instance_size"), instance_size);
+    o.opt_str(k!("ami_id"), ami_id);
     o.close();
 }
 
@@ -542,12 +553,12 @@ fn ecs(out: &mut Vec<u8>, v: &Ecs<'_>) {
         launch_type,
     } = v;
     let mut o = Obj::open(out);
-    o.opt_str("container", container);
-    o.opt_str("container_id", container_id);
-    o.opt_str("task_arn", task_arn);
-    o.opt_str("task_family", task_family);
-    o.opt_str("cluster_arn", cluster_arn);
-    o.opt_str("launch_type", launch_type);
+    o.opt_str(k!("container"), container);
+    o.opt_str(k!("container_id"), container_id);
+    o.opt_str(k!("task_arn"), task_arn);
+    o.opt_str(k!("task_family"), task_family);
+    o.opt_str(k!("cluster_arn"), cluster_arn);
+    o.opt_str(k!("launch_type"), launch_type);
     o.close();
 }
 
@@ -558,9 +569,9 @@ fn eks(out: &mut Vec<u8>, v: &Eks<'_>) {
         container_id,
     } = v;
     let mut o = Obj::open(out);
-    o.opt_str("cluster_name", cluster_name);
-    o.opt_str("pod", pod);
-    o.opt_str("container_id", container_id);
+    o.opt_str(k!("cluster_name"), cluster_name);
+    o.opt_str(k!("pod"), pod);
+    o.opt_str(k!("container_id"), container_id);
     o.close();
 }
 
@@ -571,9 +582,9 @@ fn beanstalk(out: &mut Vec<u8>, v: &ElasticBeanstalk<'_>) {
         deployment_id,
     } = v;
     let mut o = Obj::open(out);
-    o.opt_str("environment_name", environment_name);
-    o.opt_str("version_label", version_label);
-    o.opt_int("deployment_id", *deployment_id);
+    o.opt_str(k!("environment_name"), environment_name);
+    o.opt_str(k!("version_label"), version_label);
+    o.opt_int(k!("deployment_id"), *deployment_id);
     o.close();
 }
 
@@ -583,8 +594,8 @@ fn lambda(out: &mut Vec<u8>, v: &Lambda<'_>) {
         function_version,
     } = v;
     let mut o = Obj::open(out);
-    o.opt_str("function_name", function_name);
-    o.opt_str("function_version", function_version);
+    o.opt_str(k!("function_name"), function_name);
+    o.opt_str(k!("function_version"), function_version);
     o.close();
 }
 
@@ -596,10 +607,10 @@ fn xray(out: &mut Vec<u8>, v: &XraySdk<'_>) {
         sampling_rule_name,
     } = v;
     let mut o = Obj::open(out);
-    o.opt_str("sdk", sdk);
-    o.opt_str("sdk_version", sdk_version);
-    o.flag("auto_instrumentation", *auto_instrumentation);
-    o.opt_str("sampling_rule_name", sampling_rule_name);
+    o.opt_str(k!("sdk"), sdk);
+    o.opt_str(k!("sdk_version"), sdk_version);
+    o.flag(k!("auto_instrumentation"), *auto_instrumentation);
+    o.opt_str(k!("sampling_rule_name"), sampling_rule_name);
     o.close();
 }
 
@@ -609,8 +620,8 @@ fn log_group(out: &mut Vec<u8>, v: &CloudWatchLogs<'_>) {
         arn,
     } = v;
     let mut o = Obj::open(out);
-    o.opt_str("log_group", log_group_);
-    o.opt_str("arn", arn);
+    o.opt_str(k!("log_group"), log_group_);
+    o.opt_str(k!("arn"), arn);
     o.close();
 }
 
@@ -626,14 +637,14 @@ fn sql(out: &mut Vec<u8>, v: &Sql<'_>) {
         preparation,
     } = v;
     let mut o = Obj::open(out);
-    o.opt_str("url", url);
-    o.opt_str("connection_string", connection_string);
-    o.opt_str("sanitized_query", sanitized_query);
-    o.opt_str("database_type", database_type);
-    o.opt_str("database_version", database_version);
-    o.opt_str("driver_version", driver_version);
-    o.opt_str("user", user);
-    o.opt_str("preparation", preparation);
+    o.opt_str(k!("url"), url);
+    o.opt_str(k!("connection_string"), connection_string);
+    o.opt_str(k!("sanitized_query"), sanitized_query);
+    o.opt_str(k!("database_type"), database_type);
+    o.opt_str(k!("database_version"), database_version);
+    o.opt_str(k!("driver_version"), driver_version);
+    o.opt_str(k!("user"), user);
+    o.opt_str(k!("preparation"), preparation);
     o.close();
 }
 
@@ -646,10 +657,10 @@ fn cause(out: &mut Vec<u8>, c: &Cause<'_>) {
             exceptions,
         }) => {
             let mut o = Obj::open(out);
-            o.opt_str("working_directory", working_directory);
-            o.opt_strs("paths", paths);
+            o.opt_str(k!("working_directory"), working_directory);
+            o.opt_strs(k!("paths"), paths);
             if !exceptions.is_empty() {
-                o.key("exceptions");
+                o.key(k!("exceptions"));
                 array(o.out, exceptions, exception);
             }
             o.close();
@@ -669,17 +680,17 @@ fn exception(out: &mut Vec<u8>, e: &Exception<'_>) {
         stack,
     } = e;
     let mut o = Obj::open(out);
-    o.segment_id("id", *id);
-    o.opt_str("message", message);
-    o.opt_str("type", kind);
-    o.flag("remote", *remote);
-    o.opt_int("truncated", *truncated);
-    o.opt_int("skipped", *skipped);
+    o.segment_id(k!("id"), *id);
+    o.opt_str(k!("message"), message);
+    o.opt_str(k!("type"), kind);
+    o.flag(k!("remote"), *remote);
+    o.opt_int(k!("truncated"), *truncated);
+    o.opt_int(k!("skipped"), *skipped);
     if let Some(c) = *cause_ {
-        o.segment_id("cause", c);
+        o.segment_id(k!("cause"), c);
     }
     if !stack.is_empty() {
-        o.key("stack");
+        o.key(k!("stack"));
         array(o.out, stack, frame);
     }
     o.close();
@@ -688,9 +699,9 @@ fn exception(out: &mut Vec<u8>, e: &Exception<'_>) {
 fn frame(out: &mut Vec<u8>, f: &StackFrame<'_>) {
     let StackFrame { path, line, label } = f;
     let mut o = Obj::open(out);
-    o.opt_str("path", path);
-    o.opt_int("line", *line);
-    o.opt_str("label", label);
+    o.opt_str(k!("path"), path);
+    o.opt_int(k!("line"), *line);
+    o.opt_str(k!("label"), label);
     o.close();
 }
 
@@ -701,11 +712,11 @@ fn link(out: &mut Vec<u8>, l: &Link<'_>) {
         attributes,
     } = l;
     let mut o = Obj::open(out);
-    o.key("trace_id");
+    o.key(k!("trace_id"));
     trace_id(o.out, *trace_id_);
-    o.segment_id("id", *id);
+    o.segment_id(k!("id"), *id);
     if !attributes.is_empty() {
-        o.key("attributes");
+        o.key(k!("attributes"));
         fields(o.out, attributes, any);
     }
     o.close();
@@ -870,6 +881,10 @@ mod tests {
             ]),
         );
         seg.put_metadata("other ns", "x", AnyValue::Int(1));
+        seg.metadata.insert(
+            "one",
+            Namespace::one("k\"\u{1}", AnyValue::Str("v\n".into())),
+        );
         let child = Segment {
             name: "child".into(),
             end_time: Some(2.5),
@@ -926,10 +941,10 @@ mod tests {
     #[test]
     fn every_byte_and_number_form_matches() {
         // Each escaped byte at every position of strings of every length around the
-        // word size (whole words, a partial last word, shorter than a word), among clean
-        // ASCII or multi-byte characters.
+        // word and chunk sizes (8 and 16 bytes: whole ones, a partial last one, shorter
+        // than one), among clean ASCII or multi-byte characters.
         for filler in ["a", "\u{e9}", "\u{1f600}"] {
-            for len in 0..26 {
+            for len in 0..36 {
                 let clean = filler.repeat(len);
                 let seg = Segment::new(
                     clean.as_str(),

@@ -31,7 +31,9 @@
 
 pub mod carry;
 pub mod datagram;
+mod decimal;
 pub mod document;
+mod escape;
 mod header;
 mod id;
 mod json;
@@ -53,9 +55,9 @@ pub use header::{
     TraceHeader,
 };
 pub use id::{IdError, SegmentId, TRACE_ID_LEN, TraceId};
-pub use json::write_json_string;
-pub use namespace::{FieldSource, Namespace};
-pub use nest::{MAX_NESTING_DEPTH, nest_subsegments};
+pub use json::{write_json_int, write_json_string, write_json_value};
+pub use namespace::{EncodedFields, FieldSource, Namespace};
+pub use nest::{MAX_NESTING_DEPTH, Nesting, nest_subsegments};
 pub use split::{SplitReport, encoded_len, split_to_document_limit, split_to_fit, trim_to_fit};
 
 /// The README's examples, compiled and run as doctests.

@@ -106,6 +106,7 @@ pub fn sanitize_name(name: &str) -> Cow<'_, str> {
 }
 
 /// [`sanitize_name`] for a name that may already be owned, reusing its allocation.
+#[inline]
 pub fn sanitize_name_cow(name: Cow<'_, str>) -> Cow<'_, str> {
     match name {
         Cow::Borrowed(b) => sanitize_name(b),
@@ -117,6 +118,7 @@ pub fn sanitize_name_cow(name: Cow<'_, str>) -> Cow<'_, str> {
 }
 
 /// The byte index at which `s` must be cut to keep at most `max_chars` characters.
+#[inline]
 fn cut_index(s: &str, max_chars: usize) -> Option<usize> {
     if s.len() <= max_chars {
         return None;
@@ -132,6 +134,7 @@ fn cut_index(s: &str, max_chars: usize) -> Option<usize> {
 /// use xray_model::limits::truncate;
 /// assert_eq!(truncate("héllo".into(), 2), "hé");
 /// ```
+#[inline]
 pub fn truncate(s: Cow<'_, str>, max_chars: usize) -> Cow<'_, str> {
     match cut_index(&s, max_chars) {
         None => s,
@@ -146,6 +149,7 @@ pub fn truncate(s: Cow<'_, str>, max_chars: usize) -> Cow<'_, str> {
 }
 
 /// [`truncate`] to [`MAX_STRING_CHARS`], the limit on most document strings.
+#[inline]
 pub fn limit_string(s: Cow<'_, str>) -> Cow<'_, str> {
     truncate(s, MAX_STRING_CHARS)
 }

@@ -53,6 +53,15 @@ pub trait FieldSource<'a>: Send + Sync {
 
     /// A boxed copy (documents are `Clone`).
     fn clone_box(&self) -> Box<dyn FieldSource<'a> + 'a>;
+
+    /// Appends the entries as a JSON object, the text the document writer makes of the
+    /// same entries held as [`Fields`]. The default reads them through
+    /// [`FieldSource::for_each`]; a source that writes them directly (with
+    /// [`crate::write_json_string`] and [`crate::write_json_value`]) must write that
+    /// same text.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        crate::json::write_source(out, self);
+    }
 }
 
 /// The entries of one metadata namespace (`metadata.<namespace>`). Compared, printed and
@@ -78,6 +87,55 @@ pub(crate) enum Repr<'a> {
     Shared(&'a Fields<'a, AnyValue<'a>>),
     /// Entries read from where they live.
     Source(Box<dyn FieldSource<'a> + 'a>),
+    /// Entries shared with other documents, their JSON text written once.
+    Encoded(&'a EncodedFields<'a>),
+    /// A single entry, held without a vector.
+    One(Cow<'a, str>, AnyValue<'a>),
+}
+
+/// Entries of a metadata namespace with their JSON text written once, for entries that
+/// many documents share (a resource's, prepared once): each document copies the text
+/// instead of writing every entry again.
+///
+/// # Examples
+///
+/// ```
+/// use xray_model::{AnyValue, EncodedFields, Fields, Namespace, Segment};
+///
+/// let mut fields = Fields::new();
+/// fields.insert("service.name", AnyValue::Str("checkout".into()));
+/// let shared = EncodedFields::new(fields);
+/// assert_eq!(shared.json(), br#"{"service.name":"checkout"}"#);
+/// let mut seg = Segment::default();
+/// seg.metadata.insert("otel.resource", Namespace::encoded(&shared));
+/// assert!(seg.to_json().ends_with(r#""metadata":{"otel.resource":{"service.name":"checkout"}}}"#));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedFields<'a> {
+    fields: Fields<'a, AnyValue<'a>>,
+    json: Box<[u8]>,
+}
+
+impl<'a> EncodedFields<'a> {
+    /// The entries, with their JSON object text written now.
+    pub fn new(fields: Fields<'a, AnyValue<'a>>) -> Self {
+        let mut json = Vec::new();
+        crate::json::write_fields(&mut json, &fields);
+        Self {
+            fields,
+            json: json.into_boxed_slice(),
+        }
+    }
+
+    /// The entries.
+    pub fn fields(&self) -> &Fields<'a, AnyValue<'a>> {
+        &self.fields
+    }
+
+    /// Their JSON object text, as the document writer writes it.
+    pub fn json(&self) -> &[u8] {
+        &self.json
+    }
 }
 
 impl<'a> Namespace<'a> {
@@ -86,21 +144,43 @@ impl<'a> Namespace<'a> {
         Self(Repr::Shared(fields))
     }
 
+    /// A namespace borrowing entries that many documents share, written as their
+    /// prepared JSON text.
+    pub fn encoded(fields: &'a EncodedFields<'a>) -> Self {
+        Self(Repr::Encoded(fields))
+    }
+
+    /// A namespace of a single entry, held without allocating.
+    ///
+    /// ```
+    /// use xray_model::{AnyValue, Namespace};
+    /// let ns = Namespace::one("span_name", AnyValue::Str("GET /".into()));
+    /// assert_eq!(ns.len(), 1);
+    /// assert!(ns.contains_key("span_name"));
+    /// ```
+    pub fn one(key: impl Into<Cow<'a, str>>, value: AnyValue<'a>) -> Self {
+        Self(Repr::One(key.into(), value))
+    }
+
     /// A namespace whose entries are read from `source` when the document is written.
     pub fn from_source(source: Box<dyn FieldSource<'a> + 'a>) -> Self {
         Self(Repr::Source(source))
     }
 
     /// How many entries there are.
+    #[inline]
     pub fn len(&self) -> usize {
         match &self.0 {
             Repr::Owned(f) => f.len(),
             Repr::Shared(f) => f.len(),
             Repr::Source(s) => s.len(),
+            Repr::Encoded(e) => e.fields.len(),
+            Repr::One(..) => 1,
         }
     }
 
     /// Whether there are no entries.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -110,6 +190,8 @@ impl<'a> Namespace<'a> {
         match &self.0 {
             Repr::Owned(f) => f.get(key).is_some(),
             Repr::Shared(f) => f.get(key).is_some(),
+            Repr::Encoded(e) => e.fields.get(key).is_some(),
+            Repr::One(k, _) => k == key,
             Repr::Source(s) => {
                 let mut found = false;
                 s.for_each(&mut |k, _| found |= k == key);
@@ -123,6 +205,8 @@ impl<'a> Namespace<'a> {
         match &self.0 {
             Repr::Owned(fields) => fields.0.iter().for_each(|(k, v)| f(k, v)),
             Repr::Shared(fields) => fields.0.iter().for_each(|(k, v)| f(k, v)),
+            Repr::Encoded(e) => e.fields.0.iter().for_each(|(k, v)| f(k, v)),
+            Repr::One(k, v) => f(k, v),
             Repr::Source(s) => s.for_each(&mut |k, v| f(k, &v)),
         }
     }
@@ -132,6 +216,8 @@ impl<'a> Namespace<'a> {
         match &self.0 {
             Repr::Owned(f) => Cow::Borrowed(f),
             Repr::Shared(f) => Cow::Borrowed(*f),
+            Repr::Encoded(e) => Cow::Borrowed(&e.fields),
+            Repr::One(k, v) => Cow::Owned(Fields(vec![(k.clone(), v.clone())])),
             Repr::Source(s) => Cow::Owned(collect(s.as_ref())),
         }
     }
@@ -146,6 +232,8 @@ impl<'a> Namespace<'a> {
         match self.0 {
             Repr::Owned(f) => f,
             Repr::Shared(f) => f.clone(),
+            Repr::Encoded(e) => e.fields.clone(),
+            Repr::One(k, v) => Fields(vec![(k, v)]),
             Repr::Source(s) => collect(s.as_ref()),
         }
     }
@@ -160,7 +248,9 @@ impl<'a> Namespace<'a> {
         match &mut self.0 {
             Repr::Owned(f) => f,
             // Made owned just above.
-            Repr::Shared(_) | Repr::Source(_) => unreachable!("made owned above"),
+            Repr::Shared(_) | Repr::Source(_) | Repr::Encoded(_) | Repr::One(..) => {
+                unreachable!("made owned above")
+            }
         }
     }
 }
@@ -189,6 +279,8 @@ impl Clone for Namespace<'_> {
         Self(match &self.0 {
             Repr::Owned(f) => Repr::Owned(f.clone()),
             Repr::Shared(f) => Repr::Shared(f),
+            Repr::Encoded(e) => Repr::Encoded(e),
+            Repr::One(k, v) => Repr::One(k.clone(), v.clone()),
             Repr::Source(s) => Repr::Source(s.clone_box()),
         })
     }

@@ -1,8 +1,6 @@
 //! Putting the subsegments of one batch inside their parent's document, the way the X-Ray
 //! SDKs send a finished segment: one document per tree instead of one per span.
 
-use std::collections::HashMap;
-
 use crate::SegmentId;
 use crate::document::{Segment, TYPE_SUBSEGMENT};
 
@@ -37,63 +35,176 @@ pub const MAX_NESTING_DEPTH: u32 = 32;
 /// assert_eq!(docs[0].subsegments[0].trace_id, None);
 /// assert_eq!(docs[0].span_count(), 2);
 /// ```
-pub fn nest_subsegments(docs: Vec<Segment<'_>>) -> Vec<Segment<'_>> {
-    let n = docs.len();
-    if n < 2 {
+pub fn nest_subsegments(mut docs: Vec<Segment<'_>>) -> Vec<Segment<'_>> {
+    let nesting = Nesting::of(&docs);
+    if nesting.is_flat() {
         return docs;
     }
-    let mut parents = parent_links(&docs);
-    if parents.iter().all(Option::is_none) {
-        return docs;
-    }
-    let depths = depths(&parents);
-    // Every (MAX_NESTING_DEPTH + 1)th level of a deep chain starts a document of its own.
-    for (parent, &depth) in parents.iter_mut().zip(&depths) {
-        if depth % (MAX_NESTING_DEPTH + 1) == 0 {
-            *parent = None;
+    nesting
+        .top_level()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|root| nesting.take_tree(&mut docs, root))
+        .collect()
+}
+
+/// How the documents of one batch nest, by the rules of [`nest_subsegments`], worked out
+/// without moving any document: which stay top-level, and the batch documents each one
+/// embeds. A top-level document can then be written with its tree straight from the
+/// batch ([`Nesting::write_json`], the text of the document `nest_subsegments` makes), and
+/// only a tree that must be split is moved into one document ([`Nesting::take_tree`]).
+///
+/// # Examples
+///
+/// ```
+/// use xray_model::{Nesting, Segment, SegmentId, TraceId, nest_subsegments};
+/// let trace = TraceId::from_u128(7);
+/// let root = Segment::new("svc", SegmentId::from_u64(1), trace, 1.0);
+/// let mut child = Segment::new("db", SegmentId::from_u64(2), trace, 1.1);
+/// child.detach(trace, SegmentId::from_u64(1));
+/// let docs = vec![child, root];
+/// let nesting = Nesting::of(&docs);
+/// assert_eq!(nesting.top_level().collect::<Vec<_>>(), [1]);
+/// assert_eq!(nesting.span_count(&docs, 1), 2);
+/// let mut text = Vec::new();
+/// nesting.write_json(&docs, 1, &mut text);
+/// assert_eq!(text, nest_subsegments(docs)[0].to_json().into_bytes());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Nesting {
+    /// Each document's parent, when it is embedded.
+    parents: Vec<Option<usize>>,
+    /// The children of document `i` are `children[starts[i]..starts[i + 1]]`, in batch
+    /// order.
+    starts: Vec<usize>,
+    children: Vec<usize>,
+}
+
+impl Nesting {
+    /// Works out how `docs` nest.
+    pub fn of(docs: &[Segment<'_>]) -> Self {
+        let n = docs.len();
+        if n < 2 {
+            return Self {
+                parents: vec![None; n],
+                ..Self::default()
+            };
+        }
+        let mut parents = parent_links(docs);
+        if parents.iter().all(Option::is_none) {
+            return Self {
+                parents,
+                ..Self::default()
+            };
+        }
+        let depths = depths(&parents);
+        // Every (MAX_NESTING_DEPTH + 1)th level of a deep chain starts a document of its
+        // own.
+        for (parent, &depth) in parents.iter_mut().zip(&depths) {
+            if depth % (MAX_NESTING_DEPTH + 1) == 0 {
+                *parent = None;
+            }
+        }
+        // Children grouped by parent, each group in batch order.
+        let mut starts = vec![0usize; n + 1];
+        for p in parents.iter().flatten() {
+            starts[p + 1] += 1;
+        }
+        for i in 0..n {
+            starts[i + 1] += starts[i];
+        }
+        let mut next = starts.clone();
+        let mut children = vec![0usize; starts[n]];
+        for (i, parent) in parents.iter().enumerate() {
+            if let Some(p) = *parent {
+                children[next[p]] = i;
+                next[p] += 1;
+            }
+        }
+        Self {
+            parents,
+            starts,
+            children,
         }
     }
-    // Deepest first, so a subtree is complete before it moves; batch order within a depth
-    // keeps children in their batch order inside the parent.
-    let mut order: Vec<usize> = (0..n).filter(|&i| parents[i].is_some()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(depths[i]), i));
-    let mut slots: Vec<Option<Segment<'_>>> = docs.into_iter().map(Some).collect();
-    // Each parent's `subsegments` sized once for all its children.
-    let mut children = vec![0usize; n];
-    for &i in &order {
-        if let Some(p) = parents[i] {
-            children[p] += 1;
+
+    /// Whether no document embeds another.
+    pub fn is_flat(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// The top-level documents, in batch order.
+    pub fn top_level(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.parents.len()).filter(|&i| self.parents[i].is_none())
+    }
+
+    /// The batch documents embedded directly in document `index`, in batch order (after
+    /// the `subsegments` it holds already).
+    pub fn children(&self, index: usize) -> &[usize] {
+        match (self.starts.get(index), self.starts.get(index + 1)) {
+            (Some(&start), Some(&end)) => &self.children[start..end],
+            _ => &[],
         }
     }
-    for (slot, &count) in slots.iter_mut().zip(&children) {
-        if let Some(doc) = slot.as_mut().filter(|_| count > 0) {
-            doc.subsegments.reserve_exact(count);
-        }
+
+    /// How many (sub)segments document `index` carries with its tree: what
+    /// [`Segment::span_count`] gives for the document [`Nesting::take_tree`] makes.
+    pub fn span_count(&self, docs: &[Segment<'_>], index: usize) -> usize {
+        docs.get(index).map_or(0, Segment::span_count)
+            + self
+                .children(index)
+                .iter()
+                .map(|&c| self.span_count(docs, c))
+                .sum::<usize>()
     }
-    for i in order {
-        let (Some(parent), Some(mut child)) = (parents[i], slots[i].take()) else {
-            continue;
+
+    /// Appends the JSON text of document `index` with its tree embedded: the text
+    /// [`Segment::write_json`] writes for the document [`Nesting::take_tree`] makes.
+    pub fn write_json(&self, docs: &[Segment<'_>], index: usize, out: &mut Vec<u8>) {
+        crate::json::write_tree(out, self, docs, index);
+    }
+
+    /// Moves document `index` and the batch documents of its tree out of `docs` (leaving
+    /// empty documents behind) into one document, as [`nest_subsegments`] nests it.
+    pub fn take_tree<'a>(&self, docs: &mut [Segment<'a>], index: usize) -> Segment<'a> {
+        let Some(slot) = docs.get_mut(index) else {
+            return Segment::default();
         };
-        child.kind = None;
-        child.trace_id = None;
-        child.parent_id = None;
-        if let Some(parent) = slots[parent].as_mut() {
-            parent.subsegments.push(child);
+        let mut doc = std::mem::take(slot);
+        let children = self.children(index);
+        doc.subsegments.reserve_exact(children.len());
+        for &c in children {
+            let mut child = self.take_tree(docs, c);
+            child.kind = None;
+            child.trace_id = None;
+            child.parent_id = None;
+            doc.subsegments.push(child);
         }
+        doc
     }
-    slots.into_iter().flatten().collect()
 }
 
 /// The index of each document's parent in the batch, when it is a standalone subsegment
 /// whose parent is there; cycles are broken so every chain ends at a top-level document.
 fn parent_links(docs: &[Segment<'_>]) -> Vec<Option<usize>> {
-    // By id alone (ids are random 64-bit values); the trace is compared after the lookup.
-    let mut index: HashMap<SegmentId, usize> = HashMap::with_capacity(docs.len());
-    for (i, doc) in docs.iter().enumerate() {
-        if doc.trace_id.is_some() {
-            index.entry(doc.id).or_insert(i);
-        }
-    }
+    // By id alone (ids are random 64-bit values; the trace is compared after the lookup),
+    // sorted so each lookup is a binary search: no hashing, and no input can make it
+    // slower than `n log n`. Equal ids keep batch order, so the first one is found.
+    let mut index: Vec<(u64, usize)> = docs
+        .iter()
+        .enumerate()
+        .filter(|(_, doc)| doc.trace_id.is_some())
+        .map(|(i, doc)| (doc.id.to_u64(), i))
+        .collect();
+    index.sort_unstable();
+    let find = |id: SegmentId| {
+        let id = id.to_u64();
+        let at = index.partition_point(|&(other, _)| other < id);
+        index
+            .get(at)
+            .filter(|&&(other, _)| other == id)
+            .map(|&(_, i)| i)
+    };
     let mut parents: Vec<Option<usize>> = docs
         .iter()
         .enumerate()
@@ -102,7 +213,7 @@ fn parent_links(docs: &[Segment<'_>]) -> Vec<Option<usize>> {
                 return None;
             }
             let trace = doc.trace_id?;
-            let parent = *index.get(&doc.parent_id?)?;
+            let parent = find(doc.parent_id?)?;
             (parent != i && docs[parent].trace_id == Some(trace)).then_some(parent)
         })
         .collect();

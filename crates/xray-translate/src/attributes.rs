@@ -301,6 +301,12 @@ impl<'a> FieldSource<'a> for AttributeView<'a> {
     fn clone_box(&self) -> Box<dyn FieldSource<'a> + 'a> {
         Box::new(*self)
     }
+
+    /// The entries straight from the span's values (see
+    /// [`Attributes::write_json_masked`]).
+    fn write_json(&self, out: &mut Vec<u8>) {
+        self.attrs.write_json_masked(self.mask, out);
+    }
 }
 
 /// A bit picked by a small fingerprint of a key (length, first and last byte): a key

@@ -55,14 +55,50 @@ const TABLE: [u8; SLOTS] = {
 };
 
 /// The known attribute for `key`: one hash and, nearly always, one comparison.
-#[inline]
+#[inline(always)]
 pub(crate) fn lookup(key: &str) -> Option<K> {
     let mut slot = hash(key.as_bytes());
     loop {
         match TABLE[slot] {
             NONE => return None,
-            k if KEYS[k as usize] == key => return Some(ALL[k as usize]),
+            k if same_key(KEYS[k as usize].as_bytes(), key.as_bytes()) => {
+                return Some(ALL[k as usize]);
+            }
             _ => slot = (slot + 1) % SLOTS,
+        }
+    }
+}
+
+/// `a == b`, for keys: the lengths, then overlapping words from both ends (no call to
+/// `memcmp`, whose call costs more than comparing a key).
+#[inline(always)]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let half = |s: &[u8], at: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_le_bytes(w)
+    };
+    match n {
+        0..4 => a == b,
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => {
+            let mut at = 0;
+            while at + 8 < n {
+                if word(a, at) != word(b, at) {
+                    return false;
+                }
+                at += 8;
+            }
+            word(a, n - 8) == word(b, n - 8)
         }
     }
 }
@@ -168,6 +204,7 @@ fn lookup_cold(key: &str) -> Option<K> {
 impl<'a> Known<'a> {
     /// Reads the known attributes of `attrs` in one pass; keys matching `exclude` are not
     /// seen (they never reach the document).
+    #[inline]
     pub(crate) fn collect(attrs: Attributes<'a>, exclude: &Exclude) -> Self {
         let mut known = Known {
             attrs,
@@ -324,6 +361,24 @@ mod tests {
         for (i, key) in KEYS.iter().enumerate() {
             assert_eq!(lookup(key), Some(ALL[i]), "{key}");
             assert_eq!(lookup(&key[1..]), None);
+            // The same length, one byte different, at every position.
+            for at in 0..key.len() {
+                let mut other = key.as_bytes().to_vec();
+                other[at] ^= 0x20;
+                let other = String::from_utf8(other).unwrap();
+                assert_eq!(lookup(&other), None, "{other}");
+                assert!(same_key(key.as_bytes(), key.as_bytes()));
+                assert!(!same_key(key.as_bytes(), other.as_bytes()));
+            }
+        }
+        for (a, b) in [
+            ("", ""),
+            ("a", "a"),
+            ("ab", "ac"),
+            ("abcd", "abce"),
+            ("abc", "abcd"),
+        ] {
+            assert_eq!(same_key(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
         }
         assert_eq!(known.kind_at(0, "http.method"), Some(K::HttpMethod));
         assert_eq!(

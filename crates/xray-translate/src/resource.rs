@@ -7,7 +7,7 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_sdk::Resource;
 use xray_model::limits::sanitize_name_cow;
-use xray_model::{AnyValue, Fields};
+use xray_model::{AnyValue, EncodedFields, Fields};
 
 use crate::attributes::to_fields;
 use crate::aws::ResourceInfo;
@@ -44,8 +44,9 @@ pub struct PreparedResource<'a> {
     pub(crate) sdk: Option<Cow<'a, str>>,
     /// The language a subsegment's stack trace is read in.
     pub(crate) subsegment_language: Option<&'a str>,
-    /// `otel.resource` metadata of segments, when configured and not empty.
-    pub(crate) metadata: Option<Fields<'a, AnyValue<'a>>>,
+    /// `otel.resource` metadata of segments, when configured and not empty, with its JSON
+    /// text written once.
+    pub(crate) metadata: Option<EncodedFields<'a>>,
 }
 
 /// The segment name a resource gives under `config` (before the span name fallback).
@@ -87,7 +88,7 @@ impl<'a> PreparedResource<'a> {
             origin: info.origin(),
             sdk: info.sdk(),
             subsegment_language: sdk_language(attrs, config.exclude()),
-            metadata: resource_metadata(&config, attrs),
+            metadata: resource_metadata(&config, attrs).map(EncodedFields::new),
             config,
             attrs,
             info,

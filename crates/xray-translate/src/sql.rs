@@ -34,10 +34,16 @@ const SQL_SYSTEMS: &[&str] = &[
 
 /// The SQL database system of the span, if it is one.
 pub(crate) fn sql_system<'a>(known: &Known<'a>) -> Option<&'a str> {
+    if !known.has(K::DbSystemName) && !known.has(K::DbSystem) {
+        return None;
+    }
     [K::DbSystemName, K::DbSystem]
         .iter()
         .filter_map(|&k| known.peek_str(k))
-        .find(|s| SQL_SYSTEMS.iter().any(|sql| sql.eq_ignore_ascii_case(s)))
+        .find(|s| {
+            // The conventions' values are lower case: an exact match first.
+            SQL_SYSTEMS.contains(s) || SQL_SYSTEMS.iter().any(|sql| sql.eq_ignore_ascii_case(s))
+        })
 }
 
 /// The host part of a `scheme://user:password@host:port/db` connection string.

@@ -398,7 +398,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             origin: p.origin,
             sdk: p.sdk.as_deref().map(Cow::Borrowed),
             log_groups: LogGroups::Borrowed(p.config.log_groups()),
-            metadata: p.metadata.as_ref().map(Namespace::shared),
+            metadata: p.metadata.as_ref().map(Namespace::encoded),
         }),
         Res::Raw => Some(SegmentResource {
             name: segment_name(config, info),
@@ -585,28 +585,23 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         + scope.map_or(0, |(_, version)| 1 + usize::from(version.is_some()))
         + usize::from(!events.is_empty())
         + usize::from(end_clamped.is_some());
-    let mut otel: Fields<'a, AnyValue<'a>> = Fields(Vec::with_capacity(otel_len));
+    let mut otel = OtelEntries::new(otel_len);
     if name_differs {
-        otel.0
-            .push(("span_name".into(), AnyValue::Str(Cow::Borrowed(span_name))));
+        otel.push("span_name", AnyValue::Str(Cow::Borrowed(span_name)));
     }
     if let Some((scope, version)) = scope {
-        otel.0
-            .push(("scope".into(), AnyValue::Str(Cow::Borrowed(scope))));
+        otel.push("scope", AnyValue::Str(Cow::Borrowed(scope)));
         if let Some(version) = version {
-            otel.0.push((
-                "scope_version".into(),
-                AnyValue::Str(Cow::Borrowed(version)),
-            ));
+            otel.push("scope_version", AnyValue::Str(Cow::Borrowed(version)));
         }
     }
     if !events.is_empty() {
-        otel.0.push(("events".into(), AnyValue::Array(events)));
+        otel.push("events", AnyValue::Array(events));
     }
     if let Some(end) = end_clamped {
-        otel.0
-            .push((END_BEFORE_START_KEY.into(), AnyValue::Float(end)));
+        otel.push(END_BEFORE_START_KEY, AnyValue::Float(end));
     }
+    let otel = otel.into_namespace();
     let resource_metadata = resource.and_then(|r| r.metadata);
     let (own_resource_metadata, outer_metadata) = if own_segment {
         (resource_metadata, None)
@@ -620,7 +615,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         seg.metadata.0.reserve_exact(namespaces);
         for (namespace, fields) in [
             (METADATA_DEFAULT, Some(default)),
-            (OTEL_NAMESPACE, Some(Namespace::from(otel))),
+            (OTEL_NAMESPACE, Some(otel)),
             (RESOURCE_NAMESPACE, own_resource_metadata),
         ] {
             if let Some(fields) = fields.filter(|f| !f.is_empty()) {
@@ -638,9 +633,50 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             attributes: to_fields(l.attributes, exclude),
         })
         .collect();
-    match outer_name {
-        Some(name) => with_service_segment(seg, name, fields, outer_metadata),
-        None => seg,
+    if let Some(name) = outer_name {
+        return with_service_segment(seg, name, fields, outer_metadata);
+    }
+    seg
+}
+
+/// The `otel` namespace being filled, each key once, in order: a single entry (usually
+/// the span name) is held without a vector; more go into one of their final size.
+enum OtelEntries<'a> {
+    One(Option<(&'static str, AnyValue<'a>)>),
+    Many(Fields<'a, AnyValue<'a>>),
+}
+
+impl<'a> OtelEntries<'a> {
+    /// Room for `len` entries.
+    fn new(len: usize) -> Self {
+        match len {
+            0 | 1 => OtelEntries::One(None),
+            _ => OtelEntries::Many(Fields(Vec::with_capacity(len))),
+        }
+    }
+
+    fn push(&mut self, key: &'static str, value: AnyValue<'a>) {
+        match self {
+            OtelEntries::One(slot) => match slot.take() {
+                None => *slot = Some((key, value)),
+                // More entries than counted: all are kept the same.
+                Some((first, first_value)) => {
+                    *self = OtelEntries::Many(Fields(vec![
+                        (Cow::Borrowed(first), first_value),
+                        (Cow::Borrowed(key), value),
+                    ]));
+                }
+            },
+            OtelEntries::Many(fields) => fields.0.push((Cow::Borrowed(key), value)),
+        }
+    }
+
+    fn into_namespace(self) -> Namespace<'a> {
+        match self {
+            OtelEntries::One(None) => Namespace::default(),
+            OtelEntries::One(Some((key, value))) => Namespace::one(key, value),
+            OtelEntries::Many(fields) => Namespace::from(fields),
+        }
     }
 }
 

@@ -7,7 +7,9 @@ use opentelemetry_proto::tonic::common::v1::{
     AnyValue as ProtoValue, KeyValue as ProtoKeyValue, any_value,
 };
 use opentelemetry_sdk::Resource;
-use xray_model::{SegmentId, TraceId};
+use xray_model::{SegmentId, TraceId, write_json_int, write_json_string, write_json_value};
+
+use crate::attributes::to_any;
 
 /// The span kinds of OpenTelemetry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -301,6 +303,53 @@ impl<'a> Attributes<'a> {
         }
     }
 
+    /// Appends the attributes at the positions set in `mask` as a JSON object, each value
+    /// as [`to_any`] makes it (the text the document writer makes of those entries):
+    /// strings and integers straight from the source, other values through [`to_any`].
+    pub(crate) fn write_json_masked(&self, mask: u64, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        let mut key = |out: &mut Vec<u8>, key: &str| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_json_string(out, key);
+            out.push(b':');
+        };
+        match self.0 {
+            AttrsInner::Sdk(list) => for_each_bit(mask, |i| {
+                if let Some(kv) = list.get(i) {
+                    key(out, kv.key.as_str());
+                    match &kv.value {
+                        Value::String(s) => write_json_string(out, s.as_str()),
+                        Value::I64(v) => write_json_int(out, *v),
+                        value => write_json_value(out, &to_any(AttrValue::from_sdk(value))),
+                    }
+                }
+            }),
+            AttrsInner::Proto(list) => for_each_bit(mask, |i| {
+                if let Some(kv) = list.get(i) {
+                    key(out, &kv.key);
+                    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(any_value::Value::StringValue(s)) => write_json_string(out, s),
+                        Some(any_value::Value::IntValue(v)) => write_json_int(out, *v),
+                        _ => {
+                            write_json_value(out, &to_any(AttrValue::from_proto(kv.value.as_ref())))
+                        }
+                    }
+                }
+            }),
+            AttrsInner::Empty | AttrsInner::SdkResource(_) => for_each_bit(mask, |i| {
+                if let Some((k, v)) = self.get_index(i) {
+                    key(out, k);
+                    write_json_value(out, &to_any(v));
+                }
+            }),
+        }
+        out.push(b'}');
+    }
+
     /// The string value of the attribute at `index`, if it is a string; the same as
     /// `get_index(index)` then [`AttrValue::as_str`], without building the value.
     pub(crate) fn str_at(&self, index: usize) -> Option<&'a str> {
@@ -325,6 +374,15 @@ impl<'a> Attributes<'a> {
             .filter(|(k, _)| *k == key)
             .last()
             .map(|(_, v)| v)
+    }
+}
+
+/// Calls `f` with the position of each bit set in `mask`, lowest first.
+#[inline(always)]
+fn for_each_bit(mut mask: u64, mut f: impl FnMut(usize)) {
+    while mask != 0 {
+        f(mask.trailing_zeros() as usize);
+        mask &= mask - 1;
     }
 }
 
@@ -433,5 +491,80 @@ pub trait SpanView<'a> {
 impl<'a> std::fmt::Debug for AttributesIter<'a> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AttributesIter").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use xray_model::{AnyValue, Fields, write_json_value};
+
+    /// What the document writer makes of the entries at `mask`, read one by one.
+    fn by_entries(attrs: Attributes<'_>, mask: u64) -> Vec<u8> {
+        let mut fields = Fields::new();
+        for_each_bit(mask, |i| {
+            let (k, v) = attrs.get_index(i).unwrap();
+            fields.0.push((k.into(), to_any(v)));
+        });
+        let mut out = Vec::new();
+        write_json_value(&mut out, &AnyValue::Object(fields));
+        out
+    }
+
+    fn proto(key: &str, value: Option<any_value::Value>) -> ProtoKeyValue {
+        ProtoKeyValue {
+            key: key.into(),
+            value: value.map(|v| ProtoValue { value: Some(v) }),
+            ..ProtoKeyValue::default()
+        }
+    }
+
+    #[test]
+    fn masked_entries_are_written_as_the_document_writer_writes_them() {
+        use any_value::Value as V;
+        let sdk = [
+            KeyValue::new("s", "a\"b\n"),
+            KeyValue::new("i", -7),
+            KeyValue::new("f", 0.5),
+            KeyValue::new("nan", f64::NAN),
+            KeyValue::new("b", true),
+            KeyValue::new("arr", Value::Array(Array::I64(vec![1, 2]))),
+            KeyValue::new("k\u{1}", "clean text of sixteen bytes or more"),
+        ];
+        let otlp = [
+            proto("s", Some(V::StringValue("x\\y".into()))),
+            proto("i", Some(V::IntValue(i64::MIN))),
+            proto("f", Some(V::DoubleValue(1e300))),
+            proto("b", Some(V::BoolValue(false))),
+            proto("bytes", Some(V::BytesValue(vec![0, 255]))),
+            proto(
+                "arr",
+                Some(V::ArrayValue(ArrayValue {
+                    values: vec![ProtoValue {
+                        value: Some(V::StringValue("q".into())),
+                    }],
+                })),
+            ),
+            proto(
+                "map",
+                Some(V::KvlistValue(KeyValueList {
+                    values: vec![proto("inner", Some(V::IntValue(1)))],
+                })),
+            ),
+            proto("empty", None),
+        ];
+        for attrs in [Attributes::sdk(&sdk), Attributes::otlp(&otlp)] {
+            let all = (1u64 << attrs.len()) - 1;
+            for mask in [0, all, all & 0b1010_1010, 1, 1 << (attrs.len() - 1)] {
+                let mut out = Vec::new();
+                attrs.write_json_masked(mask, &mut out);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    String::from_utf8(by_entries(attrs, mask)).unwrap(),
+                    "{mask:b}"
+                );
+            }
+        }
     }
 }
