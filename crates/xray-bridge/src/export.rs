@@ -43,8 +43,9 @@ pub trait Sink: Send + Sync + 'static {
         None
     }
 
-    /// How full the export queue is: queued bytes over its byte limit (0 when unknown).
-    /// Receivers that can slow their clients down wait while it is high.
+    /// How full the export is, 0 to 1: queued bytes over the queue's byte limit, or the
+    /// spool's bytes over its budget when that is more (0 when unknown). Receivers that
+    /// can slow their clients down wait while it is high.
     fn backlog(&self) -> f64 {
         0.0
     }

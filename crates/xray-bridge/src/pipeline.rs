@@ -75,6 +75,25 @@ struct Export {
     /// Whether it makes HTTP calls (`api`, `otlp`, `otlp:URL`), timed in
     /// `xray_bridge_export_call_duration_seconds`.
     calls: bool,
+    /// Its spool's byte budget (with `--spool`).
+    spool_budget: Option<u64>,
+}
+
+impl Export {
+    /// How full it is, 0 to 1: its memory queue against `share_bytes`, or, when its spool
+    /// is fuller, the spool against its budget. Items written to the spool are not in the
+    /// memory queue, so without the spool's share a spool filling faster than it drains
+    /// would never slow the clients down, and would drop its oldest records instead.
+    fn backlog(&self, share_bytes: usize) -> f64 {
+        let memory = self.channel.snapshot().queued_bytes as f64 / share_bytes.max(1) as f64;
+        let spool = match (self.spool_budget, self.channel.spool_stats()) {
+            (Some(budget), Some(stats)) if !stats.unwritable => {
+                stats.bytes as f64 / budget.max(1) as f64
+            }
+            _ => 0.0,
+        };
+        memory.max(spool)
+    }
 }
 
 enum Channel {
@@ -199,12 +218,20 @@ pub fn start(
         } else {
             format!("{channel_kind}-{}", spool_dir_name(&label))
         };
+        let spool_budget = settings
+            .spool
+            .is_some()
+            .then(|| settings.spool_max_bytes / count as u64);
         let config = PipelineConfig {
-            spool: settings.spool.as_ref().map(|dir| {
-                SpoolConfig::new(dir.join(&dir_name))
-                    .with_max_bytes(settings.spool_max_bytes / count as u64)
-                    .with_fsync(settings.spool_fsync)
-            }),
+            spool: settings
+                .spool
+                .as_ref()
+                .zip(spool_budget)
+                .map(|(dir, budget)| {
+                    SpoolConfig::new(dir.join(&dir_name))
+                        .with_max_bytes(budget)
+                        .with_fsync(settings.spool_fsync)
+                }),
             ..config.clone()
         };
         let channel = start_one(kind, settings, otlp, outbound, &store, &config)?;
@@ -216,6 +243,7 @@ pub fn start(
             label,
             channel,
             calls,
+            spool_budget,
         });
     }
     let otlp_labels: Vec<String> = started
@@ -453,15 +481,13 @@ impl Sink for PipelineSink {
     }
 
     fn backlog(&self) -> f64 {
-        // The emptiest queue: a slow or failing export fills (and drops from) its own
-        // queue, but never slows the clients, and so the other exports, down.
-        let emptiest = self
-            .exports
+        // The emptiest export: a slow or failing export fills (and drops from) its own
+        // queue and spool, but never slows the clients, and so the other exports, down.
+        self.exports
             .iter()
-            .map(|e| e.channel.snapshot().queued_bytes)
-            .min()
-            .unwrap_or(0);
-        emptiest as f64 / self.share_bytes.max(1) as f64
+            .map(|e| e.backlog(self.share_bytes))
+            .reduce(f64::min)
+            .unwrap_or(0.0)
     }
 
     fn submit_otlp(&self, spans: &ResourceSpans) -> bool {

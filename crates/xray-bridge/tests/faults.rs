@@ -455,6 +455,63 @@ fn a_tiny_spool_budget_drops_the_oldest_counted_and_never_grows() {
     assert_eq!(bridge.stop(Duration::from_secs(15)), 3);
 }
 
+/// Spooled items are not in the memory queue; the spool's own fill slows OTLP clients
+/// down instead: past a quarter of its budget a request waits for room (up to 5 s), as
+/// with the memory queue, so a spool filling faster than it drains does not drop its
+/// oldest records while the clients could have waited.
+#[test]
+fn a_filling_spool_slows_otlp_clients_down_instead_of_dropping() {
+    let api = Api::start();
+    api.set(UNAVAILABLE);
+    let scratch = Scratch::new("spool-backpressure");
+    let spool = scratch.path("spool");
+    let spool_arg: &str = Box::leak(spool.display().to_string().into_boxed_str());
+    let mut bridge = Bridge::start(options(
+        &api,
+        vec!["--spool", spool_arg, "--spool-max-bytes", "400000"],
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut took = Vec::new();
+    for r in 0..6u64 {
+        let started = Instant::now();
+        let response = rt.block_on(
+            client
+                .post(format!("http://127.0.0.1:{}/v1/traces", bridge.http))
+                .header("content-type", "application/x-protobuf")
+                .body(otlp_body(1 + r * 100, 100))
+                .send(),
+        );
+        assert_eq!(response.unwrap().status(), 200);
+        took.push(started.elapsed());
+    }
+    let text = bridge.metrics_text();
+    let on_disk = metric(&text, "xray_bridge_spool_bytes{export=\"api\"}");
+    assert!(took[0] < Duration::from_secs(2), "{took:?}");
+    assert!(
+        took.iter().any(|t| *t >= Duration::from_secs(4)),
+        "no request waited with {on_disk} spooled bytes: {took:?}"
+    );
+    assert!(on_disk > 100_000, "{on_disk}");
+    api.set(UP);
+    wait_until("600 spans", Duration::from_secs(30), || {
+        api.arrived().len() == 600
+    });
+    let text = bridge.metrics_text();
+    assert_eq!(
+        metric(
+            &text,
+            "xray_bridge_export_dropped_total{export=\"api\",reason=\"spool_full\"}"
+        ),
+        0,
+        "{text}"
+    );
+    assert_eq!(bridge.stop(Duration::from_secs(15)), 0, "{}", bridge.logs());
+}
+
 #[test]
 fn an_unusable_spool_directory_falls_back_to_memory_and_says_so() {
     let api = Api::start();

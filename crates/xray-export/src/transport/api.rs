@@ -19,6 +19,7 @@ use xray_model::limits::MAX_DOCUMENTS_PER_PUT;
 
 use crate::item::Document;
 use crate::metrics::DropReason;
+use crate::transport::http_client::client_or_default;
 use crate::transport::limit::AdaptiveLimit;
 use crate::transport::sigv4::{
     EndpointVariant, LazySdkConfig, Signer, configured_endpoint, sdk_config,
@@ -184,13 +185,7 @@ impl ApiTransport {
             .clone()
             .or_else(|| configured_endpoint(&sdk))
             .unwrap_or_else(|| EndpointVariant::of(&sdk).endpoint(&region));
-        let http = self
-            .config
-            .http_client
-            .clone()
-            .unwrap_or_default()
-            .get()?
-            .clone();
+        let http = client_or_default(self.config.http_client.as_ref())?;
         let ready = Arc::new(Ready {
             http,
             url: format!("{}/TraceSegments", base.trim_end_matches('/')),

@@ -56,6 +56,15 @@ impl LazyHttpClient {
     }
 }
 
+/// `given` (built now if it was not yet), else reqwest's default client: what a transport
+/// calls when its first request is about to go out.
+pub(crate) fn client_or_default(given: Option<&LazyHttpClient>) -> Result<reqwest::Client, String> {
+    match given {
+        Some(lazy) => lazy.get().cloned(),
+        None => LazyHttpClient::default().get().cloned(),
+    }
+}
+
 /// reqwest's default client, built on first use.
 impl Default for LazyHttpClient {
     fn default() -> LazyHttpClient {

@@ -17,6 +17,7 @@ use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
 use crate::item::Item;
 use crate::metrics::DropReason;
+use crate::transport::http_client::client_or_default;
 use crate::transport::sigv4::{LazySdkConfig, Signer, regional_endpoint, sdk_config};
 use crate::transport::{LazyHttpClient, SendContext, SendFuture, Transport};
 
@@ -367,13 +368,7 @@ impl OtlpTransport {
                 }
                 (None, None) => return Err("no OTLP endpoint configured".to_owned()),
             };
-            let http = self
-                .config
-                .http_client
-                .clone()
-                .unwrap_or_default()
-                .get()?
-                .clone();
+            let http = client_or_default(self.config.http_client.as_ref())?;
             self.ready = Some(Ready {
                 http,
                 url,
