@@ -15,7 +15,7 @@ use crate::document::{
     Service, Sql, StackFrame, XraySdk,
 };
 use crate::escape::string;
-use crate::namespace::{FieldSource, Namespace, Repr};
+use crate::namespace::{FieldList, FieldSource, Namespace, Repr};
 use crate::nest::Nesting;
 use crate::{SegmentId, TraceId};
 
@@ -370,6 +370,7 @@ fn metadata_namespace(out: &mut Vec<u8>, ns: &Namespace<'_>) {
             out.push(b'}');
         }
         Repr::Source(source) => source.write_json(out),
+        Repr::Picked(list, picked) => list.write_json_picked(*picked, out),
     }
 }
 
@@ -383,6 +384,22 @@ pub(crate) fn write_source<'a, S: FieldSource<'a> + ?Sized>(out: &mut Vec<u8>, s
     out.push(b'{');
     let mut first = true;
     source.for_each(&mut |k, v| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        string(out, k);
+        out.push(b':');
+        any(out, &v);
+    });
+    out.push(b'}');
+}
+
+/// A list's picked entries as a JSON object, read through [`FieldList::for_each_picked`].
+pub(crate) fn write_picked<L: FieldList + ?Sized>(out: &mut Vec<u8>, list: &L, picked: u64) {
+    out.push(b'{');
+    let mut first = true;
+    list.for_each_picked(picked, &mut |k, v| {
         if !first {
             out.push(b',');
         }

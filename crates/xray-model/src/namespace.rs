@@ -64,6 +64,49 @@ pub trait FieldSource<'a>: Send + Sync {
     }
 }
 
+/// A list of entries that stays where it lives (for example a span's attribute list), of
+/// which a namespace takes some by position ([`Namespace::picked`]): borrowed for as long
+/// as the document, so the namespace needs no allocation of its own. Keys at the picked
+/// positions must be unique.
+///
+/// # Examples
+///
+/// ```
+/// use xray_model::{AnyValue, FieldList, Namespace, Segment};
+///
+/// /// A list of integers, read in place.
+/// struct Ints(Vec<(&'static str, i64)>);
+///
+/// impl FieldList for Ints {
+///     fn for_each_picked<'s>(&'s self, picked: u64, f: &mut dyn FnMut(&'s str, AnyValue<'s>)) {
+///         for (i, &(k, v)) in self.0.iter().enumerate().take(64) {
+///             if picked & (1 << i) != 0 {
+///                 f(k, AnyValue::Int(v));
+///             }
+///         }
+///     }
+/// }
+///
+/// let list = Ints(vec![("a", 1), ("b", 2), ("c", 3)]);
+/// let mut seg = Segment::default();
+/// seg.metadata.insert("default", Namespace::picked(&list, 0b101));
+/// assert!(seg.to_json().ends_with(r#""metadata":{"default":{"a":1,"c":3}}}"#));
+/// ```
+pub trait FieldList: Send + Sync {
+    /// Calls `f` with each entry at a position whose bit is set in `picked` (bit `i` for
+    /// position `i`), in order.
+    fn for_each_picked<'s>(&'s self, picked: u64, f: &mut dyn FnMut(&'s str, AnyValue<'s>));
+
+    /// Appends the picked entries as a JSON object, the text the document writer makes of
+    /// the same entries held as [`Fields`]. The default reads them through
+    /// [`FieldList::for_each_picked`]; a list that writes them directly (with
+    /// [`crate::write_json_string`] and [`crate::write_json_value`]) must write that same
+    /// text.
+    fn write_json_picked(&self, picked: u64, out: &mut Vec<u8>) {
+        crate::json::write_picked(out, self, picked);
+    }
+}
+
 /// The entries of one metadata namespace (`metadata.<namespace>`). Compared, printed and
 /// serialized by its entries, whichever way they are held.
 ///
@@ -91,6 +134,8 @@ pub(crate) enum Repr<'a> {
     Encoded(&'a EncodedFields<'a>),
     /// A single entry, held without a vector.
     One(Cow<'a, str>, AnyValue<'a>),
+    /// The entries of a list at the positions set in the mask, read where they live.
+    Picked(&'a dyn FieldList, u64),
 }
 
 /// Entries of a metadata namespace with their JSON text written once, for entries that
@@ -167,10 +212,17 @@ impl<'a> Namespace<'a> {
         Self(Repr::Source(source))
     }
 
+    /// A namespace of the entries of `list` at the positions whose bit is set in `picked`
+    /// (bit `i` for position `i`), read from the list when the document is written.
+    pub fn picked(list: &'a dyn FieldList, picked: u64) -> Self {
+        Self(Repr::Picked(list, picked))
+    }
+
     /// How many entries there are.
     #[inline]
     pub fn len(&self) -> usize {
         match &self.0 {
+            Repr::Picked(_, picked) => picked.count_ones() as usize,
             Repr::Owned(f) => f.len(),
             Repr::Shared(f) => f.len(),
             Repr::Source(s) => s.len(),
@@ -197,6 +249,11 @@ impl<'a> Namespace<'a> {
                 s.for_each(&mut |k, _| found |= k == key);
                 found
             }
+            Repr::Picked(list, picked) => {
+                let mut found = false;
+                list.for_each_picked(*picked, &mut |k, _| found |= k == key);
+                found
+            }
         }
     }
 
@@ -208,6 +265,7 @@ impl<'a> Namespace<'a> {
             Repr::Encoded(e) => e.fields.0.iter().for_each(|(k, v)| f(k, v)),
             Repr::One(k, v) => f(k, v),
             Repr::Source(s) => s.for_each(&mut |k, v| f(k, &v)),
+            Repr::Picked(list, picked) => list.for_each_picked(*picked, &mut |k, v| f(k, &v)),
         }
     }
 
@@ -219,6 +277,7 @@ impl<'a> Namespace<'a> {
             Repr::Encoded(e) => Cow::Borrowed(&e.fields),
             Repr::One(k, v) => Cow::Owned(Fields(vec![(k.clone(), v.clone())])),
             Repr::Source(s) => Cow::Owned(collect(s.as_ref())),
+            Repr::Picked(list, picked) => Cow::Owned(collect_picked(*list, *picked)),
         }
     }
 
@@ -235,6 +294,7 @@ impl<'a> Namespace<'a> {
             Repr::Encoded(e) => e.fields.clone(),
             Repr::One(k, v) => Fields(vec![(k, v)]),
             Repr::Source(s) => collect(s.as_ref()),
+            Repr::Picked(list, picked) => collect_picked(list, picked),
         }
     }
 
@@ -248,7 +308,11 @@ impl<'a> Namespace<'a> {
         match &mut self.0 {
             Repr::Owned(f) => f,
             // Made owned just above.
-            Repr::Shared(_) | Repr::Source(_) | Repr::Encoded(_) | Repr::One(..) => {
+            Repr::Shared(_)
+            | Repr::Source(_)
+            | Repr::Encoded(_)
+            | Repr::One(..)
+            | Repr::Picked(..) => {
                 unreachable!("made owned above")
             }
         }
@@ -259,6 +323,13 @@ impl<'a> Namespace<'a> {
 fn collect<'a>(source: &(dyn FieldSource<'a> + 'a)) -> Fields<'a, AnyValue<'a>> {
     let mut fields = Fields(Vec::with_capacity(source.len()));
     source.for_each(&mut |k, v| fields.0.push((Cow::Borrowed(k), v)));
+    fields
+}
+
+/// A list's picked entries as [`Fields`].
+fn collect_picked<'a>(list: &'a dyn FieldList, picked: u64) -> Fields<'a, AnyValue<'a>> {
+    let mut fields = Fields(Vec::with_capacity(picked.count_ones() as usize));
+    list.for_each_picked(picked, &mut |k, v| fields.0.push((Cow::Borrowed(k), v)));
     fields
 }
 
@@ -282,6 +353,7 @@ impl Clone for Namespace<'_> {
             Repr::Encoded(e) => Repr::Encoded(e),
             Repr::One(k, v) => Repr::One(k.clone(), v.clone()),
             Repr::Source(s) => Repr::Source(s.clone_box()),
+            Repr::Picked(list, picked) => Repr::Picked(*list, *picked),
         })
     }
 }

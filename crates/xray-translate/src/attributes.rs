@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use xray_model::limits::{
     MAX_ANNOTATION_VALUE_CHARS, MAX_ANNOTATIONS, annotation_key, strip_password,
 };
-use xray_model::{AnnotationValue, AnyValue, FieldSource, Fields, Namespace, Segment};
+use xray_model::{AnnotationValue, AnyValue, Fields, Namespace, Segment};
 
 use crate::config::{Exclude, TranslatorConfig};
 use crate::keys::{K, Known};
@@ -197,9 +197,9 @@ pub(crate) fn annotations_and_metadata<'a>(
 ) -> AttributeMetadata<'a> {
     if let Some(view) = AttributeView::of(config, attrs, known) {
         return AttributeMetadata {
-            default: match view.mask {
-                0 => Namespace::default(),
-                _ => Namespace::from_source(Box::new(view)),
+            default: match attrs.as_field_list() {
+                Some(list) if view.mask != 0 => Namespace::picked(list, view.mask),
+                _ => Namespace::default(),
             },
             own: Vec::new(),
         };
@@ -216,21 +216,21 @@ pub(crate) fn annotations_and_metadata<'a>(
 }
 
 /// `metadata.default` as a view of a span's attributes: the positions (a bit each) of the
-/// attributes that land there, read and written to JSON when the document is written.
+/// attributes that land there, read in place and written to JSON when the document is
+/// written ([`Namespace::picked`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct AttributeView<'a> {
-    attrs: Attributes<'a>,
+pub(crate) struct AttributeView {
     mask: u64,
 }
 
-impl<'a> AttributeView<'a> {
+impl AttributeView {
     /// The view, when [`copied_metadata`] would give exactly the unmapped attributes, in
     /// order, with their values as [`to_any`] makes them: no exclusion, no annotation
     /// keys or list and no indexing of all attributes configured, at most 64 attributes,
     /// and among the unmapped ones no key repeated, no key with the annotation prefix, no
     /// connection string (its password is stripped) and no
     /// `aws.xray.metadata.<namespace>` map. `None` otherwise.
-    pub(crate) fn of(
+    pub(crate) fn of<'a>(
         config: &TranslatorConfig,
         attrs: Attributes<'a>,
         known: &Known<'a>,
@@ -268,7 +268,7 @@ impl<'a> AttributeView<'a> {
             seen |= bit;
             mask |= 1 << index;
         });
-        plain.then_some(Self { attrs, mask })
+        plain.then_some(Self { mask })
     }
 }
 
@@ -280,33 +280,6 @@ fn repeats(attrs: Attributes<'_>, mask: u64, key: &str) -> bool {
         found |= index < 64 && mask & (1 << index) != 0 && k == key;
     });
     found
-}
-
-impl<'a> FieldSource<'a> for AttributeView<'a> {
-    fn len(&self) -> usize {
-        self.mask.count_ones() as usize
-    }
-
-    fn for_each(&self, f: &mut dyn FnMut(&'a str, AnyValue<'a>)) {
-        let mut mask = self.mask;
-        while mask != 0 {
-            let index = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            if let Some((key, value)) = self.attrs.get_index(index) {
-                f(key, to_any(value));
-            }
-        }
-    }
-
-    fn clone_box(&self) -> Box<dyn FieldSource<'a> + 'a> {
-        Box::new(*self)
-    }
-
-    /// The entries straight from the span's values (see
-    /// [`Attributes::write_json_masked`]).
-    fn write_json(&self, out: &mut Vec<u8>) {
-        self.attrs.write_json_masked(self.mask, out);
-    }
 }
 
 /// A bit picked by a small fingerprint of a key (length, first and last byte): a key
@@ -393,7 +366,8 @@ mod tests {
     /// Runs both ways on the same span: the result (view or copy) and the general rules'
     /// copy alone; says whether the view was taken.
     fn both_ways(config: &TranslatorConfig, attrs: &[KeyValue], marks: &[K]) -> bool {
-        let attrs = Attributes::sdk(attrs);
+        let attrs = attrs.to_vec();
+        let attrs = Attributes::sdk(&attrs);
         let mut known = Known::collect(attrs, config.exclude());
         for &k in marks {
             known.mark(k);
@@ -427,7 +401,7 @@ mod tests {
 
     #[test]
     fn unmapped_attributes_are_viewed_in_order_with_every_byte_escaped() {
-        let attrs = [
+        let attrs = vec![
             KeyValue::new("http.request.method", "GET"),
             KeyValue::new("http.route", "/cart/:id"),
             KeyValue::new("quote\"back\\slash", "line\nbreak\ttab\u{1}\u{7f}é😀"),

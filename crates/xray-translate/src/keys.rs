@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn last_value_wins_and_equal_alternatives_are_used_together() {
-        let attrs = [
+        let attrs = vec![
             KeyValue::new("http.method", "PUT"),
             KeyValue::new("http.method", "GET"),
             KeyValue::new("http.request.method", "GET"),

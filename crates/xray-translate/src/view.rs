@@ -7,7 +7,10 @@ use opentelemetry_proto::tonic::common::v1::{
     AnyValue as ProtoValue, KeyValue as ProtoKeyValue, any_value,
 };
 use opentelemetry_sdk::Resource;
-use xray_model::{SegmentId, TraceId, write_json_int, write_json_string, write_json_value};
+use ref_cast::RefCast;
+use xray_model::{
+    AnyValue, FieldList, SegmentId, TraceId, write_json_int, write_json_string, write_json_value,
+};
 
 use crate::attributes::to_any;
 
@@ -179,9 +182,9 @@ pub struct Attributes<'a>(AttrsInner<'a>);
 #[derive(Clone, Copy)]
 enum AttrsInner<'a> {
     Empty,
-    Sdk(&'a [KeyValue]),
+    Sdk(&'a Vec<KeyValue>),
     SdkResource(&'a Resource),
-    Proto(&'a [ProtoKeyValue]),
+    Proto(&'a Vec<ProtoKeyValue>),
 }
 
 impl std::fmt::Debug for Attributes<'_> {
@@ -203,8 +206,13 @@ impl Default for Attributes<'_> {
 }
 
 impl<'a> Attributes<'a> {
-    /// SDK attributes (span, event or link).
-    pub fn sdk(list: &'a [KeyValue]) -> Self {
+    /// SDK attributes (span, event or link). Taken as the vector they are held in, so that
+    /// a metadata namespace can borrow it ([`Attributes::as_field_list`]).
+    #[allow(
+        clippy::ptr_arg,
+        reason = "the vector itself is borrowed as a `FieldList`"
+    )]
+    pub fn sdk(list: &'a Vec<KeyValue>) -> Self {
         Self(AttrsInner::Sdk(list))
     }
 
@@ -213,8 +221,12 @@ impl<'a> Attributes<'a> {
         Self(AttrsInner::SdkResource(resource))
     }
 
-    /// OTLP attributes.
-    pub fn otlp(list: &'a [ProtoKeyValue]) -> Self {
+    /// OTLP attributes, taken as the vector they are held in (see [`Attributes::sdk`]).
+    #[allow(
+        clippy::ptr_arg,
+        reason = "the vector itself is borrowed as a `FieldList`"
+    )]
+    pub fn otlp(list: &'a Vec<ProtoKeyValue>) -> Self {
         Self(AttrsInner::Proto(list))
     }
 
@@ -303,6 +315,27 @@ impl<'a> Attributes<'a> {
         }
     }
 
+    /// The list as a [`FieldList`] borrowed for `'a` (a metadata namespace of some of its
+    /// entries, [`xray_model::Namespace::picked`]), `None` for the empty list.
+    pub fn as_field_list(&self) -> Option<&'a dyn FieldList> {
+        match self.0 {
+            AttrsInner::Empty => None,
+            AttrsInner::Sdk(l) => Some(InPlace::ref_cast(l)),
+            AttrsInner::SdkResource(r) => Some(InPlace::ref_cast(r)),
+            AttrsInner::Proto(l) => Some(InPlace::ref_cast(l)),
+        }
+    }
+
+    /// Calls `f` with the key and value (as [`to_any`] makes it) of each attribute at a
+    /// position set in `mask`, in order.
+    fn for_each_masked(&self, mask: u64, f: &mut dyn FnMut(&'a str, AnyValue<'a>)) {
+        for_each_bit(mask, |i| {
+            if let Some((key, value)) = self.get_index(i) {
+                f(key, to_any(value));
+            }
+        });
+    }
+
     /// Appends the attributes at the positions set in `mask` as a JSON object, each value
     /// as [`to_any`] makes it (the text the document writer makes of those entries):
     /// strings and integers straight from the source, other values through [`to_any`].
@@ -374,6 +407,47 @@ impl<'a> Attributes<'a> {
             .filter(|(k, _)| *k == key)
             .last()
             .map(|(_, v)| v)
+    }
+}
+
+/// An attribute list borrowed where it is held (a span's vector, a resource), as a
+/// [`FieldList`]: the entries of a metadata namespace read in place.
+#[derive(RefCast)]
+#[repr(transparent)]
+struct InPlace<T>(T);
+
+/// The attribute lists [`InPlace`] borrows.
+trait AttributeList: Send + Sync {
+    fn attributes(&self) -> Attributes<'_>;
+}
+
+impl AttributeList for Vec<KeyValue> {
+    fn attributes(&self) -> Attributes<'_> {
+        Attributes::sdk(self)
+    }
+}
+
+impl AttributeList for Resource {
+    fn attributes(&self) -> Attributes<'_> {
+        Attributes::sdk_resource(self)
+    }
+}
+
+impl AttributeList for Vec<ProtoKeyValue> {
+    fn attributes(&self) -> Attributes<'_> {
+        Attributes::otlp(self)
+    }
+}
+
+impl<T: AttributeList> FieldList for InPlace<T> {
+    fn for_each_picked<'s>(&'s self, picked: u64, f: &mut dyn FnMut(&'s str, AnyValue<'s>)) {
+        self.0.attributes().for_each_masked(picked, f);
+    }
+
+    /// The entries straight from the list's values (see
+    /// [`Attributes::write_json_masked`]).
+    fn write_json_picked(&self, picked: u64, out: &mut Vec<u8>) {
+        self.0.attributes().write_json_masked(picked, out);
     }
 }
 
@@ -523,7 +597,7 @@ mod tests {
     #[test]
     fn masked_entries_are_written_as_the_document_writer_writes_them() {
         use any_value::Value as V;
-        let sdk = [
+        let sdk = vec![
             KeyValue::new("s", "a\"b\n"),
             KeyValue::new("i", -7),
             KeyValue::new("f", 0.5),
@@ -532,7 +606,7 @@ mod tests {
             KeyValue::new("arr", Value::Array(Array::I64(vec![1, 2]))),
             KeyValue::new("k\u{1}", "clean text of sixteen bytes or more"),
         ];
-        let otlp = [
+        let otlp = vec![
             proto("s", Some(V::StringValue("x\\y".into()))),
             proto("i", Some(V::IntValue(i64::MIN))),
             proto("f", Some(V::DoubleValue(1e300))),
