@@ -80,7 +80,7 @@ fn format_of(language: Option<&str>, text: &str) -> Option<Format> {
     if text.contains("Traceback (most recent call last):") {
         return Some(Format::Python);
     }
-    let mut lines = text.lines();
+    let mut lines = lines(text);
     lines.find_map(|line| {
         if is_goroutine_header(line) {
             Some(Format::Go)
@@ -110,6 +110,29 @@ pub(crate) fn parse_stack<'a>(language: Option<&str>, text: &'a str) -> ParsedSt
         Some(Format::Go) => parse_go(text),
         None => ParsedStack::default(),
     }
+}
+
+/// The lines of `text`, exactly as [`str::lines`] gives them (split at `\n`, a `\r`
+/// before it removed, no empty line after a final `\n`), each line end found with
+/// `memchr` (a stack trace's lines are long enough that a vector search beats
+/// `str::lines`' character searcher several times over).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let line = match memchr::memchr(b'\n', rest.as_bytes()) {
+            Some(at) => {
+                // `\n` is ASCII: `at` and `at + 1` are character boundaries.
+                let (line, after) = (&rest[..at], &rest[at + 1..]);
+                rest = after;
+                line.strip_suffix('\r').unwrap_or(line)
+            }
+            None => std::mem::take(&mut rest),
+        };
+        Some(line)
+    })
 }
 
 /// Splits at the last `:`.
@@ -181,7 +204,7 @@ fn parse_rust(text: &str) -> ParsedStack<'_> {
     }
     let mut out = ParsedStack::default();
     let mut section = Section::Frames;
-    for line in text.lines() {
+    for line in lines(text) {
         let t = trim(line);
         if t.is_empty() {
             if section == Section::Causes {
@@ -241,7 +264,7 @@ fn java_frame(line: &str) -> Option<StackFrame<'_>> {
 
 fn parse_java(text: &str) -> ParsedStack<'_> {
     let mut out = ParsedStack::default();
-    for line in text.lines().skip(1) {
+    for line in lines(text).skip(1) {
         let depth = line.len() - line.trim_start().len();
         if let Some(cause) = line.strip_prefix("Caused by: ") {
             let (kind, message) = match cause.split_once(": ") {
@@ -283,7 +306,7 @@ fn parse_python(text: &str) -> ParsedStack<'_> {
     ];
     // Blocks in the order printed: the first cause first, the raised exception last.
     let mut blocks: Vec<(Frames<'_>, Option<&str>)> = vec![Default::default()];
-    for line in text.lines() {
+    for line in lines(text) {
         let t = trim(line);
         if SEPARATORS.contains(&t) {
             blocks.push(Default::default());
@@ -319,7 +342,7 @@ fn parse_python(text: &str) -> ParsedStack<'_> {
 
 fn parse_javascript(text: &str) -> ParsedStack<'_> {
     let mut out = ParsedStack::default();
-    for line in text.lines() {
+    for line in lines(text) {
         let Some(body) = line.trim_start().strip_prefix("at ") else {
             continue;
         };
@@ -337,7 +360,7 @@ fn parse_javascript(text: &str) -> ParsedStack<'_> {
 
 fn parse_dotnet(text: &str) -> ParsedStack<'_> {
     let mut out = ParsedStack::default();
-    for line in text.lines() {
+    for line in lines(text) {
         let Some(body) = line.trim_start().strip_prefix("at ") else {
             continue;
         };
@@ -386,7 +409,7 @@ fn parse_go(text: &str) -> ParsedStack<'_> {
     let mut out = ParsedStack::default();
     let mut in_goroutine = false;
     let mut label: Option<&str> = None;
-    for line in text.lines() {
+    for line in lines(text) {
         if is_goroutine_header(line) {
             if in_goroutine {
                 break;
@@ -630,6 +653,27 @@ fn write_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn lines_are_those_of_str_lines(text in "[a\r\n\u{e9}]{0,12}") {
+            prop_assert_eq!(lines(&text).collect::<Vec<_>>(), text.lines().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn lines_match_str_lines_at_the_edges() {
+        for text in [
+            "", "\n", "\r", "\r\n", "a\r", "a\r\r\n", "\n\n", "a\nb", "a\r\nb\r", "é\n",
+        ] {
+            assert_eq!(
+                lines(text).collect::<Vec<_>>(),
+                text.lines().collect::<Vec<_>>(),
+                "{text:?}"
+            );
+        }
+    }
 
     fn f<'a>(path: Option<&'a str>, line: Option<u32>, label: Option<&'a str>) -> StackFrame<'a> {
         frame(path, line, label)
