@@ -336,7 +336,9 @@ struct SegmentFields<'a> {
     service: Option<xray_model::Service<'a>>,
     resource_arn: Option<Cow<'a, str>>,
     user: Option<Cow<'a, str>>,
-    aws: Aws<'a>,
+    /// Only for a [`Shape::SegmentWithCall`] (a span's own segment fills its own block):
+    /// `None` otherwise, so that most spans drop no `Aws` here.
+    aws: Option<Aws<'a>>,
 }
 
 pub(crate) fn translate<'a, V: SpanView<'a>>(
@@ -477,7 +479,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         let aws = if own_segment {
             &mut aws_block
         } else {
-            &mut fields.aws
+            fields.aws.insert(Aws::default())
         };
         match resource.log_groups {
             LogGroups::Borrowed(l) => {
@@ -712,8 +714,8 @@ fn with_service_segment<'a>(
         ..Segment::default()
     };
     call.kind = None;
-    if fields.aws != EMPTY_AWS {
-        service.aws = Some(Box::new(fields.aws));
+    if let Some(aws) = fields.aws.filter(|aws| *aws != EMPTY_AWS) {
+        service.aws = Some(Box::new(aws));
     }
     if let Some(resource) = resource_metadata.filter(|m| !m.is_empty()) {
         service
