@@ -48,9 +48,18 @@ fn word(bytes: &[u8], at: usize) -> [u8; 8] {
     w
 }
 
-/// Appends `s` as a quoted, escaped JSON string.
-#[inline]
+/// Appends `s` as a quoted, escaped JSON string (one copy of the code, called from the
+/// document writer's many fields).
+#[inline(never)]
 pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
+    string_inlined(out, s);
+}
+
+/// [`string`], inlined into its caller: for the few hot call sites that write many
+/// strings each (a metadata view's keys and values), where the call costs more than
+/// the code it adds.
+#[inline(always)]
+pub(crate) fn string_inlined(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let n = bytes.len();
     if n < 8 && short(out, bytes) {

@@ -331,8 +331,12 @@ fn trace_id(out: &mut Vec<u8>, id: TraceId) {
 /// xray_model::write_json_string(&mut out, "a\"b\\c\u{1}é");
 /// assert_eq!(String::from_utf8(out).unwrap(), r#""a\"b\\c\u0001é""#);
 /// ```
+///
+/// Inlined into its caller (it is called from a few hot loops, such as a metadata view
+/// writing every key and value).
+#[inline(always)]
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    string(out, s);
+    crate::escape::string_inlined(out, s);
 }
 
 fn annotation(out: &mut Vec<u8>, v: &AnnotationValue<'_>) {
