@@ -385,25 +385,19 @@ pub(crate) fn write_fields(out: &mut Vec<u8>, f: &Fields<'_, AnyValue<'_>>) {
 
 /// A source's entries as a JSON object, read through [`FieldSource::for_each`].
 pub(crate) fn write_source<'a, S: FieldSource<'a> + ?Sized>(out: &mut Vec<u8>, source: &S) {
-    out.push(b'{');
-    let mut first = true;
-    source.for_each(&mut |k, v| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        string(out, k);
-        out.push(b':');
-        any(out, &v);
-    });
-    out.push(b'}');
+    entries(out, |each| source.for_each(each));
 }
 
 /// A list's picked entries as a JSON object, read through [`FieldList::for_each_picked`].
 pub(crate) fn write_picked<L: FieldList + ?Sized>(out: &mut Vec<u8>, list: &L, picked: u64) {
+    entries(out, |each| list.for_each_picked(picked, each));
+}
+
+/// The entries `visit` hands to its callback, as a JSON object.
+fn entries<'v>(out: &mut Vec<u8>, visit: impl FnOnce(&mut dyn FnMut(&'v str, AnyValue<'v>))) {
     out.push(b'{');
     let mut first = true;
-    list.for_each_picked(picked, &mut |k, v| {
+    visit(&mut |k, v| {
         if !first {
             out.push(b',');
         }
