@@ -15,7 +15,7 @@ use crate::document::{
     Service, Sql, StackFrame, XraySdk,
 };
 use crate::escape::string;
-use crate::namespace::{FieldList, FieldSource, Namespace, Repr};
+use crate::namespace::{FieldList, Namespace, Repr};
 use crate::nest::Nesting;
 use crate::{SegmentId, TraceId};
 
@@ -373,7 +373,6 @@ fn metadata_namespace(out: &mut Vec<u8>, ns: &Namespace<'_>) {
             any(out, v);
             out.push(b'}');
         }
-        Repr::Source(source) => source.write_json(out),
         Repr::Picked(list, picked) => list.write_json_picked(*picked, out),
     }
 }
@@ -383,21 +382,11 @@ pub(crate) fn write_fields(out: &mut Vec<u8>, f: &Fields<'_, AnyValue<'_>>) {
     fields(out, f, any);
 }
 
-/// A source's entries as a JSON object, read through [`FieldSource::for_each`].
-pub(crate) fn write_source<'a, S: FieldSource<'a> + ?Sized>(out: &mut Vec<u8>, source: &S) {
-    entries(out, |each| source.for_each(each));
-}
-
 /// A list's picked entries as a JSON object, read through [`FieldList::for_each_picked`].
 pub(crate) fn write_picked<L: FieldList + ?Sized>(out: &mut Vec<u8>, list: &L, picked: u64) {
-    entries(out, |each| list.for_each_picked(picked, each));
-}
-
-/// The entries `visit` hands to its callback, as a JSON object.
-fn entries<'v>(out: &mut Vec<u8>, visit: impl FnOnce(&mut dyn FnMut(&'v str, AnyValue<'v>))) {
     out.push(b'{');
     let mut first = true;
-    visit(&mut |k, v| {
+    list.for_each_picked(picked, &mut |k, v| {
         if !first {
             out.push(b',');
         }

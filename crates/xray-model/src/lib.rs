@@ -56,7 +56,7 @@ pub use header::{
 };
 pub use id::{IdError, SegmentId, TRACE_ID_LEN, TraceId};
 pub use json::{write_json_int, write_json_string, write_json_value};
-pub use namespace::{EncodedFields, FieldList, FieldSource, Namespace};
+pub use namespace::{EncodedFields, FieldList, Namespace};
 pub use nest::{MAX_NESTING_DEPTH, Nesting, nest_subsegments};
 pub use split::{SplitReport, encoded_len, split_to_document_limit, split_to_fit, trim_to_fit};
 

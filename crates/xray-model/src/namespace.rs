@@ -9,61 +9,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::document::{AnyValue, Fields};
 
-/// Entries of a metadata namespace that stay where they live (for example the attributes
-/// of the span a document was made from) until the document is written. Keys must be
-/// unique and the entries the same, in the same order, on every call.
-///
-/// # Examples
-///
-/// ```
-/// use xray_model::{AnyValue, FieldSource, Namespace, Segment};
-///
-/// /// Every other entry of a list, read without copying it.
-/// #[derive(Clone)]
-/// struct EveryOther<'a>(&'a [(&'a str, i64)]);
-///
-/// impl<'a> FieldSource<'a> for EveryOther<'a> {
-///     fn len(&self) -> usize {
-///         self.0.len().div_ceil(2)
-///     }
-///     fn for_each(&self, f: &mut dyn FnMut(&'a str, AnyValue<'a>)) {
-///         self.0.iter().step_by(2).for_each(|&(k, v)| f(k, AnyValue::Int(v)));
-///     }
-///     fn clone_box(&self) -> Box<dyn FieldSource<'a> + 'a> {
-///         Box::new(self.clone())
-///     }
-/// }
-///
-/// let list = [("a", 1), ("b", 2), ("c", 3)];
-/// let mut seg = Segment::default();
-/// seg.metadata.insert("default", Namespace::from_source(Box::new(EveryOther(&list))));
-/// assert!(seg.to_json().ends_with(r#""metadata":{"default":{"a":1,"c":3}}}"#));
-/// ```
-pub trait FieldSource<'a>: Send + Sync {
-    /// How many entries there are.
-    fn len(&self) -> usize;
-
-    /// Whether there are no entries.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Calls `f` with each entry, in order.
-    fn for_each(&self, f: &mut dyn FnMut(&'a str, AnyValue<'a>));
-
-    /// A boxed copy (documents are `Clone`).
-    fn clone_box(&self) -> Box<dyn FieldSource<'a> + 'a>;
-
-    /// Appends the entries as a JSON object, the text the document writer makes of the
-    /// same entries held as [`Fields`]. The default reads them through
-    /// [`FieldSource::for_each`]; a source that writes them directly (with
-    /// [`crate::write_json_string`] and [`crate::write_json_value`]) must write that
-    /// same text.
-    fn write_json(&self, out: &mut Vec<u8>) {
-        crate::json::write_source(out, self);
-    }
-}
-
 /// A list of entries that stays where it lives (for example a span's attribute list), of
 /// which a namespace takes some by position ([`Namespace::picked`]): borrowed for as long
 /// as the document, so the namespace needs no allocation of its own. Keys at the picked
@@ -128,8 +73,6 @@ pub(crate) enum Repr<'a> {
     Owned(Fields<'a, AnyValue<'a>>),
     /// Entries shared with other documents (a resource's, prepared once).
     Shared(&'a Fields<'a, AnyValue<'a>>),
-    /// Entries read from where they live.
-    Source(Box<dyn FieldSource<'a> + 'a>),
     /// Entries shared with other documents, their JSON text written once.
     Encoded(&'a EncodedFields<'a>),
     /// A single entry, held without a vector.
@@ -207,11 +150,6 @@ impl<'a> Namespace<'a> {
         Self(Repr::One(key.into(), value))
     }
 
-    /// A namespace whose entries are read from `source` when the document is written.
-    pub fn from_source(source: Box<dyn FieldSource<'a> + 'a>) -> Self {
-        Self(Repr::Source(source))
-    }
-
     /// A namespace of the entries of `list` at the positions whose bit is set in `picked`
     /// (bit `i` for position `i`), read from the list when the document is written.
     pub fn picked(list: &'a dyn FieldList, picked: u64) -> Self {
@@ -225,7 +163,6 @@ impl<'a> Namespace<'a> {
             Repr::Picked(_, picked) => picked.count_ones() as usize,
             Repr::Owned(f) => f.len(),
             Repr::Shared(f) => f.len(),
-            Repr::Source(s) => s.len(),
             Repr::Encoded(e) => e.fields.len(),
             Repr::One(..) => 1,
         }
@@ -244,11 +181,6 @@ impl<'a> Namespace<'a> {
             Repr::Shared(f) => f.get(key).is_some(),
             Repr::Encoded(e) => e.fields.get(key).is_some(),
             Repr::One(k, _) => k == key,
-            Repr::Source(s) => {
-                let mut found = false;
-                s.for_each(&mut |k, _| found |= k == key);
-                found
-            }
             Repr::Picked(list, picked) => {
                 let mut found = false;
                 list.for_each_picked(*picked, &mut |k, _| found |= k == key);
@@ -264,7 +196,6 @@ impl<'a> Namespace<'a> {
             Repr::Shared(fields) => fields.0.iter().for_each(|(k, v)| f(k, v)),
             Repr::Encoded(e) => e.fields.0.iter().for_each(|(k, v)| f(k, v)),
             Repr::One(k, v) => f(k, v),
-            Repr::Source(s) => s.for_each(&mut |k, v| f(k, &v)),
             Repr::Picked(list, picked) => list.for_each_picked(*picked, &mut |k, v| f(k, &v)),
         }
     }
@@ -276,7 +207,6 @@ impl<'a> Namespace<'a> {
             Repr::Shared(f) => Cow::Borrowed(*f),
             Repr::Encoded(e) => Cow::Borrowed(&e.fields),
             Repr::One(k, v) => Cow::Owned(Fields(vec![(k.clone(), v.clone())])),
-            Repr::Source(s) => Cow::Owned(collect(s.as_ref())),
             Repr::Picked(list, picked) => Cow::Owned(collect_picked(*list, *picked)),
         }
     }
@@ -293,12 +223,11 @@ impl<'a> Namespace<'a> {
             Repr::Shared(f) => f.clone(),
             Repr::Encoded(e) => e.fields.clone(),
             Repr::One(k, v) => Fields(vec![(k, v)]),
-            Repr::Source(s) => collect(s.as_ref()),
             Repr::Picked(list, picked) => collect_picked(list, picked),
         }
     }
 
-    /// The entries as [`Fields`] to edit: a shared or source namespace is copied into
+    /// The entries as [`Fields`] to edit: a namespace held any other way is copied into
     /// entries of its own first.
     pub fn fields_mut(&mut self) -> &mut Fields<'a, AnyValue<'a>> {
         if !matches!(self.0, Repr::Owned(_)) {
@@ -308,22 +237,11 @@ impl<'a> Namespace<'a> {
         match &mut self.0 {
             Repr::Owned(f) => f,
             // Made owned just above.
-            Repr::Shared(_)
-            | Repr::Source(_)
-            | Repr::Encoded(_)
-            | Repr::One(..)
-            | Repr::Picked(..) => {
+            Repr::Shared(_) | Repr::Encoded(_) | Repr::One(..) | Repr::Picked(..) => {
                 unreachable!("made owned above")
             }
         }
     }
-}
-
-/// A source's entries as [`Fields`].
-fn collect<'a>(source: &(dyn FieldSource<'a> + 'a)) -> Fields<'a, AnyValue<'a>> {
-    let mut fields = Fields(Vec::with_capacity(source.len()));
-    source.for_each(&mut |k, v| fields.0.push((Cow::Borrowed(k), v)));
-    fields
 }
 
 /// A list's picked entries as [`Fields`].
@@ -352,7 +270,6 @@ impl Clone for Namespace<'_> {
             Repr::Shared(f) => Repr::Shared(f),
             Repr::Encoded(e) => Repr::Encoded(e),
             Repr::One(k, v) => Repr::One(k.clone(), v.clone()),
-            Repr::Source(s) => Repr::Source(s.clone_box()),
             Repr::Picked(list, picked) => Repr::Picked(*list, *picked),
         })
     }
