@@ -47,10 +47,7 @@ pub fn otlp_http(
     duration: Duration,
     max_requests: u64,
 ) -> LoadResult {
-    let requests: Vec<(Vec<u8>, u64)> = bodies
-        .iter()
-        .map(|b| (request_bytes(port, b), b.spans))
-        .collect();
+    let requests = requests(port, bodies);
     let start = Instant::now();
     let deadline = start + duration;
     let mut total = LoadResult::default();
@@ -80,10 +77,7 @@ pub fn otlp_http_paced(
 ) -> LoadResult {
     let spans = bodies.first().map_or(1, |b| b.spans.max(1));
     let per_second = (spans_per_second as f64 / spans as f64).max(1e-3);
-    let requests: Vec<(Vec<u8>, u64)> = bodies
-        .iter()
-        .map(|b| (request_bytes(port, b), b.spans))
-        .collect();
+    let requests = requests(port, bodies);
     let start = Instant::now();
     let deadline = start + duration;
     let mut result = LoadResult::default();
@@ -104,6 +98,14 @@ pub fn otlp_http_paced(
     }
     result.elapsed = start.elapsed();
     result
+}
+
+/// Each body's whole HTTP request, with its span count.
+fn requests(port: u16, bodies: &[OtlpBody]) -> Vec<(Vec<u8>, u64)> {
+    bodies
+        .iter()
+        .map(|b| (request_bytes(port, b), b.spans))
+        .collect()
 }
 
 fn request_bytes(port: u16, body: &OtlpBody) -> Vec<u8> {
