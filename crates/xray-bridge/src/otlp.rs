@@ -11,10 +11,11 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::trace::v1::Span;
 use xray_export::{Document, DropReason};
 use xray_model::{Nesting, Segment, SegmentId};
-use xray_translate::{Invalid, Translator, TranslatorConfig};
+use xray_translate::{
+    Invalid, OtlpSpan, PreparedResource, SpanView, Translator, TranslatorConfig, WireRequest,
+};
 
 use crate::counters::{Counter, LogLimiter, Registry};
 use crate::export::Sink;
@@ -56,9 +57,9 @@ const EXPORT_REFUSED: usize = 3;
 const INVALID_TIME: usize = 4;
 
 /// Whether X-Ray can take the span, else the index of the reason it is rejected for
-/// (`xray_translate::check_otlp`: ids of the wrong length, times outside 1970..2200).
-fn check(span: &Span) -> Result<(), usize> {
-    xray_translate::check_otlp(span).map_err(|invalid| match invalid {
+/// (`xray_translate::check`: ids of the wrong length, times outside 1970..2200).
+fn check<'a>(span: &impl SpanView<'a>) -> Result<(), usize> {
+    xray_translate::check(span).map_err(|invalid| match invalid {
         Invalid::Id => INVALID_ID,
         Invalid::Time => INVALID_TIME,
     })
@@ -240,101 +241,176 @@ impl Ingest {
                 return outcome;
             }
         }
-        let mut outcome = Outcome::default();
-        let mut reject = |i: usize, spans: u64, name: &str| {
-            outcome.rejected[i] += spans;
-            counters.span_rejects[i].1.add(spans);
-            let (reason, why) = SPAN_REJECT_REASONS[i];
-            // The pipeline logs its own refusals.
-            if i != EXPORT_REFUSED
-                && let Some(count) = self.limiter.allow(reason)
-            {
-                tracing::warn!(
-                    reason,
-                    protocol = counters.protocol,
-                    count,
-                    spans,
-                    name = %name.chars().take(100).collect::<String>(),
-                    "rejected OTLP span: {why}"
-                );
-            }
-        };
-        let mut accepted = 0;
+        let mut translation = Translation::new(self, counters);
         for resource_spans in &request.resource_spans {
             let resource = self
                 .translator
                 .prepare_otlp(resource_spans.resource.as_ref());
-            let mut segments = Vec::new();
-            let mut wrappers = HashSet::new();
-            for scope_spans in &resource_spans.scope_spans {
+            let spans = resource_spans.scope_spans.iter().flat_map(|scope_spans| {
                 let scope = scope_spans.scope.as_ref();
-                for span in &scope_spans.spans {
-                    counters.spans_received.inc();
-                    if let Err(i) = check(span) {
-                        reject(i, 1, &span.name);
-                        continue;
-                    }
-                    match catch_unwind(AssertUnwindSafe(|| resource.translate_otlp(span, scope))) {
-                        Ok(segment) => {
-                            if is_service_wrapper(&segment) {
-                                wrappers.insert(segment.id);
-                            }
-                            segments.push(segment);
-                        }
-                        Err(_) => reject(2, 1, &span.name),
-                    }
-                }
+                scope_spans
+                    .spans
+                    .iter()
+                    .map(move |span| OtlpSpan::new(span, None, scope))
+            });
+            translation.resource_spans(&resource, spans);
+        }
+        translation.finish()
+    }
+
+    /// [`Ingest::ingest`] for a protobuf `ExportTraceServiceRequest` body: the one place
+    /// that chooses how it is decoded. Read in place ([`WireRequest`], no allocation per
+    /// attribute) when only documents are exported and the view takes the request;
+    /// decoded into `opentelemetry-proto`'s owned types otherwise: for OTLP exports, which
+    /// pass the owned request on, for the rare well-formed request the view leaves to
+    /// prost (a singular field given twice, a group, deep nesting), and for a malformed
+    /// body, so that its rejection carries prost's own error. The documents, counters and
+    /// answer are the same either way.
+    ///
+    /// # Errors
+    ///
+    /// prost's error when the body is not an `ExportTraceServiceRequest`.
+    pub fn ingest_protobuf(
+        &self,
+        body: &[u8],
+        counters: &OtlpCounters,
+    ) -> Result<Outcome, prost::DecodeError> {
+        if !self.sink.wants_otlp()
+            && let Ok(request) = WireRequest::parse(body)
+        {
+            return Ok(self.ingest_wire(&request, counters));
+        }
+        let request = <ExportTraceServiceRequest as prost::Message>::decode(body)?;
+        Ok(self.ingest(&request, counters))
+    }
+
+    /// [`Ingest::ingest`] for a request read in place, for document exports only.
+    fn ingest_wire(&self, request: &WireRequest<'_>, counters: &OtlpCounters) -> Outcome {
+        let mut translation = Translation::new(self, counters);
+        for resource_spans in request.resource_spans() {
+            let resource = self.translator.prepare(resource_spans.resource());
+            translation.resource_spans(&resource, resource_spans.spans());
+        }
+        translation.finish()
+    }
+}
+
+/// One request's translation for document exports: the spans of each `ResourceSpans`
+/// checked, translated, nested, encoded and queued, whatever decoded them.
+struct Translation<'i> {
+    ingest: &'i Ingest,
+    counters: &'i OtlpCounters,
+    outcome: Outcome,
+    accepted: u64,
+}
+
+impl<'i> Translation<'i> {
+    fn new(ingest: &'i Ingest, counters: &'i OtlpCounters) -> Self {
+        Translation {
+            ingest,
+            counters,
+            outcome: Outcome::default(),
+            accepted: 0,
+        }
+    }
+
+    fn reject(&mut self, i: usize, spans: u64, name: &str) {
+        self.outcome.rejected[i] += spans;
+        self.counters.span_rejects[i].1.add(spans);
+        let (reason, why) = SPAN_REJECT_REASONS[i];
+        // The pipeline logs its own refusals.
+        if i != EXPORT_REFUSED
+            && let Some(count) = self.ingest.limiter.allow(reason)
+        {
+            tracing::warn!(
+                reason,
+                protocol = self.counters.protocol,
+                count,
+                spans,
+                name = %name.chars().take(100).collect::<String>(),
+                "rejected OTLP span: {why}"
+            );
+        }
+    }
+
+    /// The spans of one `ResourceSpans`, made under `resource`.
+    fn resource_spans<'a, V: SpanView<'a>>(
+        &mut self,
+        resource: &'a PreparedResource<'a>,
+        spans: impl Iterator<Item = V>,
+    ) {
+        let counters = self.counters;
+        let mut segments = Vec::new();
+        let mut wrappers = HashSet::new();
+        for span in spans {
+            counters.spans_received.inc();
+            if let Err(i) = check(&span) {
+                self.reject(i, 1, span.name());
+                continue;
             }
-            // Each tree's JSON is written straight from the batch (the documents of
-            // `nest_subsegments`, see `Document::encode_nested`).
-            let nesting = Nesting::of(&segments);
-            for root in nesting.top_level() {
-                // Documents count (sub)segments; the request's spans are one fewer in the
-                // document of a service segment the translator added (once per tree: ids
-                // of a hostile request may repeat).
-                let mut wrapper = Some(segments[root].id).filter(|id| wrappers.contains(id));
-                let mut spans_in = |id: SegmentId, units: u64| {
-                    if wrapper == Some(id) {
-                        wrapper = None;
-                        units.saturating_sub(1)
-                    } else {
-                        units
+            match catch_unwind(AssertUnwindSafe(|| resource.translate(&span))) {
+                Ok(segment) => {
+                    if is_service_wrapper(&segment) {
+                        wrappers.insert(segment.id);
                     }
-                };
-                // Whole when it fits 64 kB, else split (largest subsegments moved out, a lone
-                // document too large trimmed), as the exporter does.
-                let trimmed = SCRATCH.with(|scratch| {
-                    let scratch = &mut scratch.borrow_mut();
-                    Document::encode_nested(&mut segments, &nesting, root, scratch, |encoded| {
-                        match encoded {
-                            Ok(doc) => {
-                                let spans = spans_in(doc.id(), doc.span_count());
-                                if self.sink.submit_document(doc) {
-                                    accepted += spans;
-                                } else {
-                                    reject(EXPORT_REFUSED, spans, "");
-                                }
-                            }
-                            Err(failed) => {
-                                let what = format!("document {}", failed.id);
-                                // Without a trace id (never from the translator): not
-                                // translatable into something X-Ray accepts.
-                                let i = if failed.reason == DropReason::TooLarge {
-                                    1
-                                } else {
-                                    2
-                                };
-                                reject(i, spans_in(failed.id, failed.spans), &what);
-                            }
-                        }
-                    })
-                });
-                counters.trimmed.add(trimmed as u64);
+                    segments.push(segment);
+                }
+                Err(_) => self.reject(2, 1, span.name()),
             }
         }
-        outcome.accepted = accepted;
-        counters.spans_accepted.add(accepted);
-        outcome
+        // Each tree's JSON is written straight from the batch (the documents of
+        // `nest_subsegments`, see `Document::encode_nested`).
+        let nesting = Nesting::of(&segments);
+        let sink = &self.ingest.sink;
+        for root in nesting.top_level() {
+            // Documents count (sub)segments; the request's spans are one fewer in the
+            // document of a service segment the translator added (once per tree: ids
+            // of a hostile request may repeat).
+            let mut wrapper = Some(segments[root].id).filter(|id| wrappers.contains(id));
+            let mut spans_in = |id: SegmentId, units: u64| {
+                if wrapper == Some(id) {
+                    wrapper = None;
+                    units.saturating_sub(1)
+                } else {
+                    units
+                }
+            };
+            // Whole when it fits 64 kB, else split (largest subsegments moved out, a lone
+            // document too large trimmed), as the exporter does.
+            let trimmed = SCRATCH.with(|scratch| {
+                let scratch = &mut scratch.borrow_mut();
+                Document::encode_nested(&mut segments, &nesting, root, scratch, |encoded| {
+                    match encoded {
+                        Ok(doc) => {
+                            let spans = spans_in(doc.id(), doc.span_count());
+                            if sink.submit_document(doc) {
+                                self.accepted += spans;
+                            } else {
+                                self.reject(EXPORT_REFUSED, spans, "");
+                            }
+                        }
+                        Err(failed) => {
+                            let what = format!("document {}", failed.id);
+                            // Without a trace id (never from the translator): not
+                            // translatable into something X-Ray accepts.
+                            let i = if failed.reason == DropReason::TooLarge {
+                                1
+                            } else {
+                                2
+                            };
+                            self.reject(i, spans_in(failed.id, failed.spans), &what);
+                        }
+                    }
+                })
+            });
+            counters.trimmed.add(trimmed as u64);
+        }
+    }
+
+    fn finish(mut self) -> Outcome {
+        self.outcome.accepted = self.accepted;
+        self.counters.spans_accepted.add(self.accepted);
+        self.outcome
     }
 }
 
@@ -363,7 +439,7 @@ impl Ingest {
             }
             let mut bad = [0u64; SPAN_REJECT_REASONS.len()];
             for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-                if let Err(i) = check(span) {
+                if let Err(i) = check(&OtlpSpan::new(span, None, None)) {
                     bad[i] += 1;
                 }
             }
@@ -386,7 +462,9 @@ impl Ingest {
             } else {
                 let mut copy = resource_spans.clone();
                 for scope in &mut copy.scope_spans {
-                    scope.spans.retain(|s| check(s).is_ok());
+                    scope
+                        .spans
+                        .retain(|s| check(&OtlpSpan::new(s, None, None)).is_ok());
                 }
                 copy.scope_spans.retain(|s| !s.spans.is_empty());
                 strip_excluded(&mut copy, config);
@@ -442,7 +520,7 @@ mod tests {
     use crate::export::memory::MemorySink;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use xray_model::limits::MAX_DOCUMENT_BYTES;
 
     pub(crate) fn span(trace: u8, id: u8, name: &str) -> Span {

@@ -247,44 +247,50 @@ async fn traces(State(state): State<Arc<HttpState>>, request: Request) -> Respon
             }
         },
     };
-    let request = match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(decoded).map_err(|e| {
-            (
-                "bad_protobuf",
-                format!("body is not an OTLP ExportTraceServiceRequest: {e}"),
-            )
+    // Decoding and translation are CPU work: keep them off the connection-handling
+    // threads. A protobuf body is decoded there too (`Ingest::ingest_protobuf` chooses
+    // how); a JSON body here, as before.
+    let work = state.clone();
+    let task = match encoding {
+        Encoding::Protobuf => tokio::task::spawn_blocking(move || {
+            work.ingest
+                .ingest_protobuf(&decoded, &work.counters)
+                .map_err(|e| {
+                    (
+                        "bad_protobuf",
+                        format!("body is not an OTLP ExportTraceServiceRequest: {e}"),
+                    )
+                })
         }),
         Encoding::Json => {
-            serde_json::from_slice::<ExportTraceServiceRequest>(&decoded).map_err(|e| {
-                (
-                    "bad_json",
-                    format!("body is not OTLP/JSON ExportTraceServiceRequest: {e}"),
-                )
-            })
+            let request = match serde_json::from_slice::<ExportTraceServiceRequest>(&decoded) {
+                Ok(r) => r,
+                Err(e) => {
+                    return state.reject(
+                        "bad_json",
+                        encoding,
+                        StatusCode::BAD_REQUEST,
+                        format!("body is not OTLP/JSON ExportTraceServiceRequest: {e}"),
+                    );
+                }
+            };
+            tokio::task::spawn_blocking(move || Ok(work.ingest.ingest(&request, &work.counters)))
         }
     };
-    let request = match request {
-        Ok(r) => r,
-        Err((reason, message)) => {
+    let outcome = match task.await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err((reason, message))) => {
             return state.reject(reason, encoding, StatusCode::BAD_REQUEST, message);
         }
+        Err(e) => {
+            return state.reject(
+                "internal_error",
+                encoding,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("translation task failed: {e}"),
+            );
+        }
     };
-    // Translation is CPU work: keep it off the connection-handling threads.
-    let work = state.clone();
-    let outcome =
-        match tokio::task::spawn_blocking(move || work.ingest.ingest(&request, &work.counters))
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                return state.reject(
-                    "internal_error",
-                    encoding,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("translation task failed: {e}"),
-                );
-            }
-        };
     let response = outcome.response();
     encode(encoding, StatusCode::OK, response.encode_to_vec(), || {
         serde_json::to_vec(&response).unwrap_or_default()

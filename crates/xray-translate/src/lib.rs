@@ -40,6 +40,7 @@ mod config;
 mod http;
 mod keys;
 mod otlp;
+mod otlp_wire;
 mod resource;
 pub mod reverse;
 mod sdk;
@@ -55,6 +56,7 @@ pub use config::{
     LOG_GROUP_NAMES_ENV, METADATA_EXCLUDE_ENV, TRACING_NAME_ENV, TranslatorConfig, split_list,
 };
 pub use otlp::OtlpSpan;
+pub use otlp_wire::{MAX_VALUE_DEPTH, WireError, WireRequest, WireResourceSpans, WireSpan};
 pub use resource::PreparedResource;
 pub use sdk::SdkSpan;
 pub use translate::Translator;

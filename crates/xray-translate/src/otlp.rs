@@ -35,7 +35,7 @@ impl<'a> OtlpSpan<'a> {
 
 /// Reads up to `N` id bytes, right-aligned, so an id of the wrong length never panics
 /// (such a span is refused by [`crate::check`] before it is translated).
-fn id_bytes<const N: usize>(bytes: &[u8]) -> [u8; N] {
+pub(crate) fn id_bytes<const N: usize>(bytes: &[u8]) -> [u8; N] {
     let mut out = [0u8; N];
     let take = bytes.len().min(N);
     out[N - take..].copy_from_slice(&bytes[bytes.len() - take..]);
@@ -50,6 +50,88 @@ pub(crate) fn trace_state_get<'s>(header: &'s str, key: &str) -> Option<&'s str>
     })
 }
 
+/// How OTLP's span fields read as a [`SpanView`], written once for every decoding of
+/// them ([`OtlpSpan`] over prost's types, [`crate::WireSpan`] over the request bytes).
+pub(crate) struct OtlpRules<'a> {
+    pub(crate) trace_id: &'a [u8],
+    pub(crate) span_id: &'a [u8],
+    pub(crate) parent_span_id: &'a [u8],
+}
+
+impl<'a> OtlpRules<'a> {
+    /// The parent id, `None` when empty or all zeros.
+    #[inline]
+    pub(crate) fn parent_span_id(&self) -> Option<SegmentId> {
+        let id = SegmentId::from_bytes(id_bytes(self.parent_span_id));
+        (!id.is_zero()).then_some(id)
+    }
+
+    /// Ids of the lengths OTLP gives them, trace and span ids not all zeros.
+    #[inline]
+    pub(crate) fn ids_are_well_formed(&self) -> bool {
+        self.trace_id.len() == 16
+            && self.span_id.len() == 8
+            && matches!(self.parent_span_id.len(), 0 | 8)
+            && self.trace_id.iter().any(|b| *b != 0)
+            && self.span_id.iter().any(|b| *b != 0)
+    }
+
+    /// Whether `flags` say the parent is remote (both "known" and "remote" bits set).
+    #[inline]
+    pub(crate) fn parent_is_remote(flags: u32) -> bool {
+        let known = SpanFlags::ContextHasIsRemoteMask as u32;
+        let remote = SpanFlags::ContextIsRemoteMask as u32;
+        flags & known != 0 && flags & remote != 0
+    }
+
+    /// OTLP's span kind number as a [`SpanKind`] (unknown ones are internal).
+    #[inline]
+    pub(crate) fn kind(kind: i32) -> SpanKind {
+        match span::SpanKind::try_from(kind) {
+            Ok(span::SpanKind::Server) => SpanKind::Server,
+            Ok(span::SpanKind::Client) => SpanKind::Client,
+            Ok(span::SpanKind::Producer) => SpanKind::Producer,
+            Ok(span::SpanKind::Consumer) => SpanKind::Consumer,
+            _ => SpanKind::Internal,
+        }
+    }
+
+    /// The end, `None` for 0 (not ended).
+    #[inline]
+    pub(crate) fn end_time(nanos: u64) -> Option<f64> {
+        (nanos != 0).then(|| epoch_seconds_from_nanos(nanos))
+    }
+
+    /// The status of a code and message (an absent status is code 0, unset).
+    #[inline]
+    pub(crate) fn status(code: i32, message: &'a str) -> SpanStatus<'a> {
+        if code == status::StatusCode::Error as i32 {
+            SpanStatus::Error(message)
+        } else if code == status::StatusCode::Ok as i32 {
+            SpanStatus::Ok
+        } else {
+            SpanStatus::Unset
+        }
+    }
+
+    /// The scope, when it has a name; an empty version is none.
+    #[inline]
+    pub(crate) fn scope(name: &'a str, version: &'a str) -> Option<(&'a str, Option<&'a str>)> {
+        let version = (!version.is_empty()).then_some(version);
+        (!name.is_empty()).then_some((name, version))
+    }
+}
+
+impl<'a> OtlpSpan<'a> {
+    fn rules(&self) -> OtlpRules<'a> {
+        OtlpRules {
+            trace_id: &self.span.trace_id,
+            span_id: &self.span.span_id,
+            parent_span_id: &self.span.parent_span_id,
+        }
+    }
+}
+
 impl<'a> SpanView<'a> for OtlpSpan<'a> {
     fn trace_id(&self) -> TraceId {
         TraceId::from_bytes(id_bytes(&self.span.trace_id))
@@ -60,14 +142,11 @@ impl<'a> SpanView<'a> for OtlpSpan<'a> {
     }
 
     fn parent_span_id(&self) -> Option<SegmentId> {
-        let id = SegmentId::from_bytes(id_bytes(&self.span.parent_span_id));
-        (!id.is_zero()).then_some(id)
+        self.rules().parent_span_id()
     }
 
     fn parent_is_remote(&self) -> bool {
-        let known = SpanFlags::ContextHasIsRemoteMask as u32;
-        let remote = SpanFlags::ContextIsRemoteMask as u32;
-        self.span.flags & known != 0 && self.span.flags & remote != 0
+        OtlpRules::parent_is_remote(self.span.flags)
     }
 
     fn trace_state(&self, key: &str) -> Option<&'a str> {
@@ -75,13 +154,7 @@ impl<'a> SpanView<'a> for OtlpSpan<'a> {
     }
 
     fn kind(&self) -> SpanKind {
-        match span::SpanKind::try_from(self.span.kind) {
-            Ok(span::SpanKind::Server) => SpanKind::Server,
-            Ok(span::SpanKind::Client) => SpanKind::Client,
-            Ok(span::SpanKind::Producer) => SpanKind::Producer,
-            Ok(span::SpanKind::Consumer) => SpanKind::Consumer,
-            _ => SpanKind::Internal,
-        }
+        OtlpRules::kind(self.span.kind)
     }
 
     fn name(&self) -> &'a str {
@@ -93,15 +166,13 @@ impl<'a> SpanView<'a> for OtlpSpan<'a> {
     }
 
     fn end_time(&self) -> Option<f64> {
-        (self.span.end_time_unix_nano != 0)
-            .then(|| epoch_seconds_from_nanos(self.span.end_time_unix_nano))
+        OtlpRules::end_time(self.span.end_time_unix_nano)
     }
 
     fn status(&self) -> SpanStatus<'a> {
         match &self.span.status {
-            Some(s) if s.code == status::StatusCode::Error as i32 => SpanStatus::Error(&s.message),
-            Some(s) if s.code == status::StatusCode::Ok as i32 => SpanStatus::Ok,
-            _ => SpanStatus::Unset,
+            Some(s) => OtlpRules::status(s.code, &s.message),
+            None => SpanStatus::Unset,
         }
     }
 
@@ -130,18 +201,12 @@ impl<'a> SpanView<'a> for OtlpSpan<'a> {
     }
 
     fn ids_are_well_formed(&self) -> bool {
-        let s = self.span;
-        s.trace_id.len() == 16
-            && s.span_id.len() == 8
-            && matches!(s.parent_span_id.len(), 0 | 8)
-            && s.trace_id.iter().any(|b| *b != 0)
-            && s.span_id.iter().any(|b| *b != 0)
+        self.rules().ids_are_well_formed()
     }
 
     fn scope(&self) -> Option<(&'a str, Option<&'a str>)> {
         let scope = self.scope?;
-        let version = (!scope.version.is_empty()).then_some(scope.version.as_str());
-        (!scope.name.is_empty()).then_some((scope.name.as_str(), version))
+        OtlpRules::scope(&scope.name, &scope.version)
     }
 }
 

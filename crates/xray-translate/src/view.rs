@@ -13,6 +13,7 @@ use xray_model::{
 };
 
 use crate::attributes::to_any;
+use crate::otlp_wire::{MapEntries, WireKv, WireList, WireValue, array_items, map_entries};
 
 /// The span kinds of OpenTelemetry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,6 +126,22 @@ impl<'a> AttrValue<'a> {
             Some(any_value::Value::StringValueStrindex(_)) => AttrValue::Empty,
         }
     }
+
+    /// The value of an attribute read in place ([`crate::WireRequest`]): the same value
+    /// as [`AttrValue::from_proto`] gives of prost's decoding of it.
+    #[inline]
+    fn from_wire(value: WireValue<'a>) -> Self {
+        match value {
+            WireValue::Empty => AttrValue::Empty,
+            WireValue::Str(s) => AttrValue::Str(s),
+            WireValue::Bool(b) => AttrValue::Bool(b),
+            WireValue::Int(i) => AttrValue::Int(i),
+            WireValue::Double(f) => AttrValue::Float(f),
+            WireValue::Bytes(b) => AttrValue::Bytes(b),
+            WireValue::Array(body) => AttrValue::Array(AttrArray(ArrayInner::Wire(body))),
+            WireValue::Map(body) => AttrValue::Map(Attributes(AttrsInner::WireMap(body))),
+        }
+    }
 }
 
 /// An array attribute value, borrowed from its span.
@@ -138,6 +155,8 @@ enum ArrayInner<'a> {
     Floats(&'a [f64]),
     Strs(&'a [StringValue]),
     Proto(&'a [ProtoValue]),
+    /// An `ArrayValue` message read in place.
+    Wire(&'a [u8]),
 }
 
 impl<'a> AttrArray<'a> {
@@ -149,6 +168,7 @@ impl<'a> AttrArray<'a> {
             ArrayInner::Floats(v) => v.len(),
             ArrayInner::Strs(v) => v.len(),
             ArrayInner::Proto(v) => v.len(),
+            ArrayInner::Wire(body) => array_items(body).count(),
         }
     }
 
@@ -165,13 +185,21 @@ impl<'a> AttrArray<'a> {
             ArrayInner::Floats(v) => AttrValue::Float(*v.get(index)?),
             ArrayInner::Strs(v) => AttrValue::Str(v.get(index)?.as_str()),
             ArrayInner::Proto(v) => AttrValue::from_proto(Some(v.get(index)?)),
+            ArrayInner::Wire(body) => AttrValue::from_wire(array_items(body).nth(index)?),
         })
     }
 
     /// The items in order.
     pub fn iter(&self) -> impl Iterator<Item = AttrValue<'a>> + 'a {
         let array = *self;
-        (0..array.len()).filter_map(move |i| array.get(i))
+        let (wire, len) = match array.0 {
+            ArrayInner::Wire(body) => (Some(array_items(body).map(AttrValue::from_wire)), 0),
+            _ => (None, array.len()),
+        };
+        // Items read in place are walked once, not looked up one by one.
+        wire.into_iter()
+            .flatten()
+            .chain((0..len).filter_map(move |i| array.get(i)))
     }
 }
 
@@ -185,6 +213,10 @@ enum AttrsInner<'a> {
     Sdk(&'a Vec<KeyValue>),
     SdkResource(&'a Resource),
     Proto(&'a Vec<ProtoKeyValue>),
+    /// Attributes read in place from a request's bytes ([`crate::WireRequest`]).
+    Wire(&'a WireList<'a>),
+    /// A `KeyValueList` message (a map value) read in place.
+    WireMap(&'a [u8]),
 }
 
 impl std::fmt::Debug for Attributes<'_> {
@@ -230,6 +262,16 @@ impl<'a> Attributes<'a> {
         Self(AttrsInner::Proto(list))
     }
 
+    /// Attributes read in place ([`crate::WireRequest`]), taken as the list they are held
+    /// in (see [`Attributes::sdk`]).
+    #[allow(
+        clippy::borrowed_box,
+        reason = "the list itself is borrowed as a `FieldList`"
+    )]
+    pub(crate) fn wire(list: &'a WireList<'a>) -> Self {
+        Self(AttrsInner::Wire(list))
+    }
+
     /// How many attributes there are (duplicates included).
     pub fn len(&self) -> usize {
         match self.0 {
@@ -237,6 +279,8 @@ impl<'a> Attributes<'a> {
             AttrsInner::Sdk(l) => l.len(),
             AttrsInner::SdkResource(r) => r.len(),
             AttrsInner::Proto(l) => l.len(),
+            AttrsInner::Wire(l) => l.len(),
+            AttrsInner::WireMap(body) => map_entries(body).count(),
         }
     }
 
@@ -257,6 +301,8 @@ impl<'a> Attributes<'a> {
             AttrsInner::Sdk(l) => IterInner::Sdk(l.iter()),
             AttrsInner::SdkResource(r) => IterInner::SdkResource(r.iter()),
             AttrsInner::Proto(l) => IterInner::Proto(l.iter()),
+            AttrsInner::Wire(l) => IterInner::Wire(l.iter()),
+            AttrsInner::WireMap(body) => IterInner::WireMap(map_entries(body)),
         })
     }
 
@@ -270,7 +316,10 @@ impl<'a> Attributes<'a> {
             AttrsInner::Proto(l) => l
                 .get(index)
                 .map(|kv| (kv.key.as_str(), AttrValue::from_proto(kv.value.as_ref()))),
-            AttrsInner::SdkResource(_) => self.iter().nth(index),
+            AttrsInner::Wire(l) => l
+                .get(index)
+                .map(|kv| (kv.key, AttrValue::from_wire(kv.value))),
+            AttrsInner::SdkResource(_) | AttrsInner::WireMap(_) => self.iter().nth(index),
         }
     }
 
@@ -292,6 +341,10 @@ impl<'a> Attributes<'a> {
                 .iter()
                 .enumerate()
                 .for_each(|(i, kv)| f(i, kv.key.as_str())),
+            AttrsInner::Wire(l) => l.iter().enumerate().for_each(|(i, kv)| f(i, kv.key)),
+            AttrsInner::WireMap(body) => map_entries(body)
+                .enumerate()
+                .for_each(|(i, kv)| f(i, kv.key)),
         }
     }
 
@@ -312,18 +365,35 @@ impl<'a> Attributes<'a> {
             AttrsInner::Proto(l) => l.iter().enumerate().for_each(|(i, kv)| {
                 f(i, kv.key.as_str(), AttrValue::from_proto(kv.value.as_ref()))
             }),
+            AttrsInner::Wire(l) => l
+                .iter()
+                .enumerate()
+                .for_each(|(i, kv)| f(i, kv.key, AttrValue::from_wire(kv.value))),
+            AttrsInner::WireMap(body) => map_entries(body)
+                .enumerate()
+                .for_each(|(i, kv)| f(i, kv.key, AttrValue::from_wire(kv.value))),
         }
     }
 
     /// The list as a [`FieldList`] borrowed for `'a` (a metadata namespace of some of its
-    /// entries, [`xray_model::Namespace::picked`]), `None` for the empty list.
+    /// entries, [`xray_model::Namespace::picked`]), `None` for the empty list and for a
+    /// map value read in place from a request's bytes, whose entries are read again on
+    /// every pass.
     pub fn as_field_list(&self) -> Option<&'a dyn FieldList> {
         match self.0 {
             AttrsInner::Empty => None,
             AttrsInner::Sdk(l) => Some(InPlace::ref_cast(l)),
             AttrsInner::SdkResource(r) => Some(InPlace::ref_cast(r)),
             AttrsInner::Proto(l) => Some(InPlace::ref_cast(l)),
+            AttrsInner::Wire(l) => Some(InPlace::ref_cast(l)),
+            AttrsInner::WireMap(_) => None,
         }
+    }
+
+    /// Whether [`Attributes::as_field_list`] can borrow the list (every list but a map
+    /// value read in place from a request's bytes).
+    pub(crate) fn is_held_in_place(&self) -> bool {
+        !matches!(self.0, AttrsInner::WireMap(_))
     }
 
     /// Calls `f` with the key and value (as [`to_any`] makes it) of each attribute at a
@@ -373,12 +443,24 @@ impl<'a> Attributes<'a> {
                     }
                 }
             }),
-            AttrsInner::Empty | AttrsInner::SdkResource(_) => for_each_bit(mask, |i| {
-                if let Some((k, v)) = self.get_index(i) {
-                    key(out, k);
-                    write_json_value(out, &to_any(v));
+            AttrsInner::Wire(list) => for_each_bit(mask, |i| {
+                if let Some(kv) = list.get(i) {
+                    key(out, kv.key);
+                    match kv.value {
+                        WireValue::Str(s) => write_json_string(out, s),
+                        WireValue::Int(v) => write_json_int(out, v),
+                        value => write_json_value(out, &to_any(AttrValue::from_wire(value))),
+                    }
                 }
             }),
+            AttrsInner::Empty | AttrsInner::SdkResource(_) | AttrsInner::WireMap(_) => {
+                for_each_bit(mask, |i| {
+                    if let Some((k, v)) = self.get_index(i) {
+                        key(out, k);
+                        write_json_value(out, &to_any(v));
+                    }
+                })
+            }
         }
         out.push(b'}');
     }
@@ -395,7 +477,11 @@ impl<'a> Attributes<'a> {
                 any_value::Value::StringValue(s) => Some(s),
                 _ => None,
             },
-            AttrsInner::Empty | AttrsInner::SdkResource(_) => {
+            AttrsInner::Wire(l) => match l.get(index)?.value {
+                WireValue::Str(s) => Some(s),
+                _ => None,
+            },
+            AttrsInner::Empty | AttrsInner::SdkResource(_) | AttrsInner::WireMap(_) => {
                 self.get_index(index).and_then(|(_, v)| v.as_str())
             }
         }
@@ -439,6 +525,12 @@ impl AttributeList for Vec<ProtoKeyValue> {
     }
 }
 
+impl AttributeList for WireList<'_> {
+    fn attributes(&self) -> Attributes<'_> {
+        Attributes::wire(self)
+    }
+}
+
 impl<T: AttributeList> FieldList for InPlace<T> {
     fn for_each_picked<'s>(&'s self, picked: u64, f: &mut dyn FnMut(&'s str, AnyValue<'s>)) {
         self.0.attributes().for_each_masked(picked, f);
@@ -468,6 +560,8 @@ enum IterInner<'a> {
     Sdk(std::slice::Iter<'a, KeyValue>),
     SdkResource(opentelemetry_sdk::resource::Iter<'a>),
     Proto(std::slice::Iter<'a, ProtoKeyValue>),
+    Wire(std::slice::Iter<'a, WireKv<'a>>),
+    WireMap(MapEntries<'a>),
 }
 
 impl<'a> Iterator for AttributesIter<'a> {
@@ -485,6 +579,8 @@ impl<'a> Iterator for AttributesIter<'a> {
             IterInner::Proto(it) => it
                 .next()
                 .map(|kv| (kv.key.as_str(), AttrValue::from_proto(kv.value.as_ref()))),
+            IterInner::Wire(it) => it.next().map(|kv| (kv.key, AttrValue::from_wire(kv.value))),
+            IterInner::WireMap(it) => it.next().map(|kv| (kv.key, AttrValue::from_wire(kv.value))),
         }
     }
 
@@ -494,6 +590,8 @@ impl<'a> Iterator for AttributesIter<'a> {
             IterInner::Sdk(it) => it.size_hint(),
             IterInner::SdkResource(it) => it.size_hint(),
             IterInner::Proto(it) => it.size_hint(),
+            IterInner::Wire(it) => it.size_hint(),
+            IterInner::WireMap(it) => it.size_hint(),
         }
     }
 }
