@@ -686,6 +686,107 @@ mod tests {
         assert!(sink.docs.lock().unwrap().is_empty());
     }
 
+    /// Documents, outcome and counters of one request ingested by `run` into a fresh
+    /// sink with room for `capacity` documents.
+    fn ingested(
+        capacity: Option<usize>,
+        run: impl FnOnce(&Ingest, &OtlpCounters) -> Outcome,
+    ) -> (Vec<String>, Outcome, String) {
+        let sink = Arc::new(MemorySink {
+            capacity,
+            ..Default::default()
+        });
+        let registry = Registry::default();
+        let counters = OtlpCounters::new(&registry, "http");
+        let outcome = run(&Ingest::new(Translator::default(), sink.clone()), &counters);
+        let mut metrics = String::new();
+        registry.render(&mut metrics);
+        (sink.texts(), outcome, metrics)
+    }
+
+    /// The protobuf path reads bodies in place for document exports, and gives what the
+    /// owned decoding gives: documents, accepted and rejected counts by reason, counters.
+    #[test]
+    fn protobuf_bodies_read_in_place_give_what_the_owned_decoding_gives() {
+        use prost::Message;
+        let mut no_trace = span(0, 3, "no trace id");
+        no_trace.trace_id.clear();
+        let mut huge = span(4, 4, "huge");
+        huge.attributes = (0..2000)
+            .map(|i| kv(&format!("annotation.k{i}"), &"v".repeat(200)))
+            .collect();
+        let mut client = span(5, 5, "DynamoDB.GetItem");
+        client.kind = 3;
+        let mut child = span(1, 6, "child");
+        child.parent_span_id = vec![1; 8];
+        child.attributes = vec![kv("free", "x"), kv("http.request.method", "GET")];
+        let mut late = span(1, 7, "year 2300");
+        late.end_time_unix_nano = 10_413_792_000_000_000_000;
+        let mut req = request(vec![
+            span(1, 1, "GET /"),
+            no_trace,
+            huge,
+            client,
+            child,
+            late,
+        ]);
+        req.resource_spans.push(ResourceSpans::default());
+        let body = req.encode_to_vec();
+        for capacity in [None, Some(2)] {
+            let wire = ingested(capacity, |ingest, counters| {
+                let request = WireRequest::parse(&body).unwrap();
+                ingest.ingest_wire(&request, counters)
+            });
+            let owned = ingested(capacity, |ingest, counters| {
+                ingest.ingest(
+                    &ExportTraceServiceRequest::decode(&body[..]).unwrap(),
+                    counters,
+                )
+            });
+            assert_eq!(wire.0, owned.0);
+            assert_eq!(
+                (wire.1.accepted, wire.1.rejected),
+                (owned.1.accepted, owned.1.rejected)
+            );
+            assert_eq!(wire.1.response(), owned.1.response());
+            assert_eq!(wire.2, owned.2);
+            assert!(wire.1.rejected_total() >= 2, "{:?}", wire.1.rejected);
+            // The receiver's entry point takes the same way.
+            let chosen = ingested(capacity, |ingest, counters| {
+                ingest.ingest_protobuf(&body, counters).unwrap()
+            });
+            assert_eq!(chosen.0, owned.0);
+            assert_eq!(chosen.2, owned.2);
+        }
+        // A malformed body: prost's own error, nothing counted but the request.
+        let truncated = &body[..body.len() - 1];
+        let (docs, _, _) = ingested(None, |ingest, counters| {
+            let error = ingest.ingest_protobuf(truncated, counters).unwrap_err();
+            let prost = ExportTraceServiceRequest::decode(truncated).unwrap_err();
+            assert_eq!(error.to_string(), prost.to_string());
+            assert_eq!(counters.spans_received.get(), 0);
+            Outcome::default()
+        });
+        assert!(docs.is_empty());
+    }
+
+    /// With an OTLP export the owned request is passed on, so the body is decoded by prost.
+    #[test]
+    fn protobuf_bodies_for_otlp_exports_are_decoded_owned() {
+        use prost::Message;
+        let sink = Arc::new(MemorySink {
+            otlp: Some(Default::default()),
+            ..Default::default()
+        });
+        let counters = OtlpCounters::new(&Registry::default(), "http");
+        let ingest = Ingest::new(Translator::default(), sink.clone());
+        let body = request(vec![span(1, 1, "a"), span(0, 2, "bad")]).encode_to_vec();
+        let outcome = ingest.ingest_protobuf(&body, &counters).unwrap();
+        assert_eq!((outcome.accepted, outcome.rejected[INVALID_ID]), (1, 1));
+        let got = sink.otlp.as_ref().unwrap().lock().unwrap();
+        assert_eq!(got[0].scope_spans[0].spans[0].name, "a");
+    }
+
     fn kv(key: &str, value: &str) -> KeyValue {
         KeyValue {
             key: key.into(),
