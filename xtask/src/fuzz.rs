@@ -49,6 +49,10 @@ const TARGETS: &[Target] = &[
         name: "otlp_json",
         package: "crates/xray-bridge/fuzz",
     },
+    Target {
+        name: "otlp_protobuf",
+        package: "crates/xray-bridge/fuzz",
+    },
 ];
 
 /// What one target's run did, from libFuzzer's last lines.

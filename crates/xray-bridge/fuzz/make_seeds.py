@@ -9,7 +9,9 @@
 - `crates/xray-bridge/fuzz/seeds/otlp_json/python-sdk.json`: spans of the OpenTelemetry
   Python SDK (server, client, producer; attributes of every type, an exception event, a
   link, an error status) encoded by its OTLP exporter's encoder and written as OTLP/JSON
-  (integer enums, hex ids, as the OTLP specification requires).
+  (integer enums, hex ids, as the OTLP specification requires);
+- `crates/xray-bridge/fuzz/seeds/otlp_protobuf/python-sdk.pb`: the same kind of spans as
+  the protobuf body the exporter sends (`otel_request().SerializeToString()`).
 """
 
 import base64
@@ -61,8 +63,8 @@ def xray_sdk_seeds():
         f.write(header)
 
 
-def otel_seed():
-    from google.protobuf.json_format import MessageToDict
+def otel_request():
+    """An `ExportTraceServiceRequest` of the Python SDK's spans, as its exporter encodes it."""
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -98,7 +100,16 @@ def otel_seed():
             pass
         root.add_event("cache miss", {"key": "orders:42"})
     provider.force_flush()
-    body = MessageToDict(encode_spans(exporter.get_finished_spans()), use_integers_for_enums=True)
+    return encode_spans(exporter.get_finished_spans())
+
+
+def otel_seed():
+    from google.protobuf.json_format import MessageToDict
+
+    request = otel_request()
+    with open(os.path.join(BRIDGE, "otlp_protobuf", "python-sdk.pb"), "wb") as f:
+        f.write(request.SerializeToString())
+    body = MessageToDict(request, use_integers_for_enums=True)
 
     def hex_ids(value):
         if isinstance(value, dict):

@@ -397,22 +397,26 @@ impl<'a> Iterator for Fields1<'a> {
 
 /// A range of records in one of the request's vectors.
 #[derive(Debug, Clone, Copy, Default)]
-struct Span32 {
-    start: u32,
-    end: u32,
+struct Records {
+    start: usize,
+    end: usize,
 }
 
-impl Span32 {
+impl Records {
+    /// From `start` to the end of `list`.
     fn of<T>(list: &[T], start: usize) -> Self {
         Self {
-            start: start as u32,
-            end: list.len() as u32,
+            start,
+            end: list.len(),
         }
     }
 
     fn slice<T>(self, list: &[T]) -> &[T] {
-        list.get(self.start as usize..self.end as usize)
-            .unwrap_or_default()
+        list.get(self.start..self.end).unwrap_or_default()
+    }
+
+    fn len(self) -> usize {
+        self.end - self.start
     }
 }
 
@@ -423,14 +427,14 @@ pub(crate) type WireList<'a> = Box<[WireKv<'a>]>;
 #[derive(Debug, Default)]
 struct ResourceRecord<'a> {
     attributes: WireList<'a>,
-    scopes: Span32,
+    scopes: Records,
 }
 
 #[derive(Debug, Default)]
 struct ScopeRecord<'a> {
     name: &'a str,
     version: &'a str,
-    spans: Span32,
+    spans: Records,
 }
 
 #[derive(Debug, Default)]
@@ -447,8 +451,8 @@ struct SpanRecord<'a> {
     status_code: i32,
     status_message: &'a str,
     attributes: WireList<'a>,
-    events: Span32,
-    links: Span32,
+    events: Records,
+    links: Records,
 }
 
 #[derive(Debug)]
@@ -569,7 +573,7 @@ impl<'a> WireRequest<'a> {
         })?;
         self.resources.push(ResourceRecord {
             attributes,
-            scopes: Span32::of(&self.scopes, scopes),
+            scopes: Records::of(&self.scopes, scopes),
         });
         Ok(())
     }
@@ -619,7 +623,7 @@ impl<'a> WireRequest<'a> {
         self.scopes.push(ScopeRecord {
             name,
             version,
-            spans: Span32::of(&self.spans, spans),
+            spans: Records::of(&self.spans, spans),
         });
         Ok(())
     }
@@ -674,8 +678,8 @@ impl<'a> WireRequest<'a> {
             Ok(())
         })?;
         span.attributes = self.list_from(attributes);
-        span.events = Span32::of(&self.events, events);
-        span.links = Span32::of(&self.links, links);
+        span.events = Records::of(&self.events, events);
+        span.links = Records::of(&self.links, links);
         self.spans.push(span);
         Ok(())
     }
@@ -862,7 +866,7 @@ impl<'a> WireResourceSpans<'a> {
             .scopes
             .slice(&self.request.scopes)
             .iter()
-            .map(|s| (s.spans.end - s.spans.start) as usize)
+            .map(|s| s.spans.len())
             .sum()
     }
 }

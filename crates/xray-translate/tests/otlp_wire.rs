@@ -679,3 +679,19 @@ fn attributes_stay_with_their_span_events_and_links() {
     }
     agree(&body).unwrap();
 }
+
+/// A real peer's encoding: the OpenTelemetry Python SDK's OTLP exporter (the fuzz seed
+/// `crates/xray-bridge/fuzz/make_seeds.py` writes): server, client and producer spans with
+/// attributes of every type, an exception event, a link and an error status.
+#[test]
+fn the_python_sdks_request_is_read_in_place_like_prost_reads_it() {
+    let body = include_bytes!("../../xray-bridge/fuzz/seeds/otlp_protobuf/python-sdk.pb");
+    let wire = WireRequest::parse(body).unwrap();
+    assert_eq!(wire.span_count(), 4);
+    let names: Vec<&str> = wire
+        .resource_spans()
+        .flat_map(|r| r.spans().map(|s| s.name()))
+        .collect();
+    assert!(names.contains(&"GET /orders/{id}"), "{names:?}");
+    agree(body).unwrap();
+}
