@@ -177,9 +177,30 @@ fn once(seen: &mut u32, tag: u32) -> Result<()> {
     Ok(())
 }
 
+/// The bytes as a string, when they are UTF-8 (prost's check of every string field).
 #[inline]
 fn string(bytes: &[u8]) -> Result<&str> {
+    if is_ascii(bytes) {
+        #[allow(unsafe_code)]
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     std::str::from_utf8(bytes).map_err(|_| WireError::Malformed)
+}
+
+/// Whether every byte is below 0x80, eight at a time: most keys and values are short and
+/// ASCII, where `str::from_utf8` goes byte by byte until its input is aligned.
+#[inline]
+fn is_ascii(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut high = 0u64;
+    for chunk in &mut chunks {
+        high |= u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+    }
+    for &byte in chunks.remainder() {
+        high |= u64::from(byte);
+    }
+    high & 0x8080_8080_8080_8080 == 0
 }
 
 /// A string field (wire type checked, UTF-8 checked).
@@ -288,7 +309,58 @@ fn values_of<'a>(body: &'a [u8], mut item: impl FnMut(&'a [u8]) -> Result<()>) -
 }
 
 /// Reads a `KeyValue` message at nesting `depth`.
+#[inline]
 fn key_value(body: &[u8], depth: u32) -> Result<WireKv<'_>> {
+    match canonical_key_value(body) {
+        Some(kv) => Ok(kv),
+        None => any_key_value(body, depth),
+    }
+}
+
+/// A `KeyValue` as prost and the other SDKs' encoders write it (the key, then a scalar or
+/// string value, each field once, nothing else), read without the general field loop;
+/// `None` for anything else, which [`any_key_value`] reads (or rejects).
+#[inline]
+fn canonical_key_value(body: &[u8]) -> Option<WireKv<'_>> {
+    let mut r = Reader::new(body);
+    if r.buf.first() != Some(&(1 << 3 | LEN)) {
+        return None;
+    }
+    r.buf = &r.buf[1..];
+    let key = string(r.delimited().ok()?).ok()?;
+    if r.is_empty() {
+        return Some(WireKv {
+            key,
+            value: WireValue::Empty,
+        });
+    }
+    if r.buf[0] != (2 << 3 | LEN) {
+        return None;
+    }
+    r.buf = &r.buf[1..];
+    let mut v = Reader::new(r.delimited().ok()?);
+    if !r.is_empty() {
+        return None;
+    }
+    let value = match v.buf.first() {
+        None => WireValue::Empty,
+        Some(&key) => {
+            v.buf = &v.buf[1..];
+            match key {
+                0x0a => WireValue::Str(string(v.delimited().ok()?).ok()?),
+                0x10 => WireValue::Bool(v.varint().ok()? != 0),
+                0x18 => WireValue::Int(v.varint().ok()? as i64),
+                0x21 => WireValue::Double(f64::from_bits(v.fixed64().ok()?)),
+                0x3a => WireValue::Bytes(v.delimited().ok()?),
+                _ => return None,
+            }
+        }
+    };
+    v.is_empty().then_some(WireKv { key, value })
+}
+
+/// Reads any `KeyValue` message at nesting `depth`, field by field.
+fn any_key_value(body: &[u8], depth: u32) -> Result<WireKv<'_>> {
     let mut kv = WireKv {
         key: "",
         value: WireValue::Empty,
