@@ -1,51 +1,163 @@
 //! The OTLP gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`,
-//! gzip accepted, messages size-limited. Requests tonic refuses before they reach the
-//! handler (undecodable, too large, unknown compression) are counted by their status
-//! code by a small layer.
+//! gzip accepted, messages size-limited. The service hands the handler the request's
+//! message bytes (a codec that does not decode them), which `Ingest::ingest_protobuf`
+//! reads in place or decodes with prost, as for OTLP/HTTP; a body prost rejects gets the
+//! `INTERNAL` status with prost's error, as tonic's prost codec answers. Requests refused
+//! (undecodable, too large, unknown compression) are counted by their status code by a
+//! small layer.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::SERVICE_NAME;
+use prost::Message;
+use prost::bytes::{Buf, Bytes};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
+};
+use tonic::codegen::{Body, BoxFuture, StdError};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use crate::counters::LogLimiter;
 use crate::otlp::{Ingest, OtlpCounters};
 
-/// The `TraceService` implementation.
+/// The `TraceService/Export` handler.
 #[derive(Debug, Clone)]
 pub struct GrpcTraces {
     ingest: Ingest,
     counters: OtlpCounters,
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcTraces {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let request = request.into_inner();
+impl GrpcTraces {
+    /// Handles one request's message bytes.
+    async fn export(&self, message: Bytes) -> Result<Response<ExportTraceServiceResponse>, Status> {
         self.ingest.wait_for_room().await;
         let (ingest, counters) = (self.ingest.clone(), self.counters.clone());
-        // Translation is CPU work: keep it off the connection-handling threads.
-        let outcome = tokio::task::spawn_blocking(move || ingest.ingest(&request, &counters))
-            .await
-            .map_err(|e| Status::internal(format!("translation task failed: {e}")))?;
+        // Decoding and translation are CPU work: keep them off the connection-handling
+        // threads.
+        let outcome =
+            tokio::task::spawn_blocking(move || ingest.ingest_protobuf(&message, &counters))
+                .await
+                .map_err(|e| Status::internal(format!("translation task failed: {e}")))?
+                // What tonic's prost codec answers for a message it cannot decode.
+                .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(outcome.response()))
     }
 }
+
+/// The gRPC codec of `Export`: requests as their message bytes (decompressed and
+/// size-checked by tonic), responses encoded by prost.
+#[derive(Debug, Clone, Copy, Default)]
+struct MessageBytesCodec;
+
+impl Codec for MessageBytesCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = MessageBytesCodec;
+    type Decoder = MessageBytesCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        *self
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        *self
+    }
+}
+
+impl Encoder for MessageBytesCodec {
+    type Item = ExportTraceServiceResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(buf)
+            .map_err(|e| Status::internal(format!("could not encode the answer: {e}")))
+    }
+}
+
+impl Decoder for MessageBytesCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining())))
+    }
+}
+
+/// The `TraceService` server: `Export` through [`MessageBytesCodec`], `UNIMPLEMENTED`
+/// for any other path (as the generated server answers).
+#[derive(Debug, Clone)]
+pub struct TraceServer {
+    traces: Arc<GrpcTraces>,
+    max_bytes: usize,
+}
+
+impl tonic::server::NamedService for TraceServer {
+    const NAME: &'static str = SERVICE_NAME;
+}
+
+/// `Export` as tonic's unary service.
+struct ExportMethod(Arc<GrpcTraces>);
+
+impl tonic::server::UnaryService<Bytes> for ExportMethod {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<Response<ExportTraceServiceResponse>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let traces = self.0.clone();
+        Box::pin(async move { traces.export(request.into_inner()).await })
+    }
+}
+
+impl<B> tower_service::Service<http::Request<B>> for TraceServer
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != EXPORT_PATH {
+            return Box::pin(async move {
+                let mut response = http::Response::new(tonic::body::Body::default());
+                let headers = response.headers_mut();
+                headers.insert(
+                    Status::GRPC_STATUS,
+                    (tonic::Code::Unimplemented as i32).into(),
+                );
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    tonic::metadata::GRPC_CONTENT_TYPE,
+                );
+                Ok(response)
+            });
+        }
+        let (traces, max_bytes) = (self.traces.clone(), self.max_bytes);
+        Box::pin(async move {
+            let mut accept = EnabledCompressionEncodings::default();
+            accept.enable(CompressionEncoding::Gzip);
+            let mut grpc = tonic::server::Grpc::new(MessageBytesCodec)
+                .apply_compression_config(accept, EnabledCompressionEncodings::default())
+                .apply_max_message_size_config(Some(max_bytes), None);
+            Ok(grpc.unary(ExportMethod(traces), request).await)
+        })
+    }
+}
+
+/// The path of `TraceService/Export`.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// Serves the trace service on `listener` until `stop` turns true.
 pub async fn serve(
@@ -55,12 +167,13 @@ pub async fn serve(
     max_bytes: usize,
     mut stop: watch::Receiver<bool>,
 ) {
-    let service = TraceServiceServer::new(GrpcTraces {
-        ingest,
-        counters: counters.clone(),
-    })
-    .accept_compressed(CompressionEncoding::Gzip)
-    .max_decoding_message_size(max_bytes);
+    let service = TraceServer {
+        traces: Arc::new(GrpcTraces {
+            ingest,
+            counters: counters.clone(),
+        }),
+        max_bytes,
+    };
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };

@@ -1,5 +1,6 @@
-//! Malformed protobuf over gRPC: tonic refuses it before our handler, and the refusal is
-//! still counted; a good request on the same connection afterwards is delivered.
+//! Malformed protobuf over gRPC: refused with the status tonic's generated server and
+//! prost codec give (the bridge reads the message bytes itself), and the refusal is still
+//! counted; a good request on the same connection afterwards is delivered.
 
 mod common;
 
@@ -128,4 +129,105 @@ fn malformed_grpc_messages_are_refused_and_counted() {
     let docs = read_lines(&out);
     assert_eq!(docs.len(), 1);
     assert!(docs[0].contains("after-garbage"), "{}", docs[0]);
+}
+
+/// The generated `TraceService` server with tonic's prost codec, answering every request
+/// it decodes with an empty response: the reference for how a message is refused.
+#[derive(Debug)]
+struct Reference;
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Reference
+{
+    async fn export(
+        &self,
+        _: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+#[test]
+fn grpc_messages_are_refused_with_the_status_the_prost_codec_gives() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    let scratch = Scratch::new("grpc-status");
+    let out = scratch.path("docs.jsonl");
+    let mut bridge = Bridge::start(Options::export(format!("file:{}", out.display())));
+    let url = bridge.url(bridge.grpc, "");
+    let good = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![7; 16],
+                    span_id: vec![7; 8],
+                    name: "ok".into(),
+                    kind: 2,
+                    start_time_unix_nano: 1_700_000_000_000_000_000,
+                    end_time_unix_nano: 1_700_000_001_000_000_000,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    let mut bad_utf8 = good.clone();
+    let at = bad_utf8.windows(2).position(|w| w == b"ok").unwrap();
+    bad_utf8[at] = 0xff;
+    let bodies = [
+        vec![0x0a, 0xff, 0xff, 0xff, 0x01, 0x02],
+        good[..good.len() - 3].to_vec(),
+        bad_utf8,
+        vec![0x08, 0x01],
+        vec![0x0b],
+        good.clone(),
+        [good.clone(), good.clone()].concat(),
+        Vec::new(),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let reference = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(Reference))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        let ours = Channel::from_shared(url).unwrap().connect().await.unwrap();
+        let theirs = Channel::from_shared(reference)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        for body in bodies {
+            let a = export(ours.clone(), body.clone()).await;
+            let b = export(theirs.clone(), body.clone()).await;
+            match (a, b) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{body:?}"),
+                (Err(a), Err(b)) => {
+                    assert_eq!((a.code(), a.message()), (b.code(), b.message()), "{body:?}")
+                }
+                (a, b) => panic!("{body:?}: ours {a:?}, prost's {b:?}"),
+            }
+        }
+    });
+    drop(rt);
+    assert_eq!(bridge.stop(Duration::from_secs(20)), 0);
+    // The good request, once and twice over.
+    assert_eq!(read_lines(&out).len(), 3);
 }
