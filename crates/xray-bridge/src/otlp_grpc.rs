@@ -90,8 +90,8 @@ impl Decoder for MessageBytesCodec {
     }
 }
 
-/// The `TraceService` server: `Export` through [`MessageBytesCodec`], `UNIMPLEMENTED`
-/// for any other path (as the generated server answers).
+/// The `TraceService` server: `Export` through a codec that hands over the message
+/// bytes, `UNIMPLEMENTED` for any other path (as the generated server answers).
 #[derive(Debug, Clone)]
 pub struct TraceServer {
     traces: Arc<GrpcTraces>,

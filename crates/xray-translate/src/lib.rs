@@ -2,7 +2,9 @@
 //! span data ([`Translator::translate_sdk`]) and OTLP protobuf spans
 //! ([`Translator::translate_otlp`]), with the rules written once against [`SpanView`].
 //! For many spans of one resource, [`Translator::prepare_sdk`] / [`Translator::prepare_otlp`]
-//! derive the resource's part of the documents once ([`PreparedResource`]).
+//! derive the resource's part of the documents once ([`PreparedResource`]). OTLP protobuf
+//! request bytes can also be read in place, without decoding them into owned types
+//! ([`WireRequest`], whose [`WireSpan`]s are one more [`SpanView`]).
 //!
 //! The rules, in short:
 //! - Server and Consumer spans, and spans with a remote or no parent, become segments
