@@ -51,7 +51,13 @@ impl Codec for RawCodec {
 }
 
 async fn export(channel: Channel, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
-    let mut grpc = tonic::client::Grpc::new(channel);
+    export_with(tonic::client::Grpc::new(channel), body).await
+}
+
+async fn export_with(
+    mut grpc: tonic::client::Grpc<Channel>,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
     grpc.ready().await.expect("ready");
     let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
         .parse()
@@ -205,7 +211,10 @@ fn grpc_messages_are_refused_with_the_status_the_prost_codec_gives() {
         let reference = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(Reference))
+                .add_service(
+                    TraceServiceServer::new(Reference)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
         );
         let ours = Channel::from_shared(url).unwrap().connect().await.unwrap();
@@ -215,19 +224,29 @@ fn grpc_messages_are_refused_with_the_status_the_prost_codec_gives() {
             .await
             .unwrap();
         for body in bodies {
-            let a = export(ours.clone(), body.clone()).await;
-            let b = export(theirs.clone(), body.clone()).await;
-            match (a, b) {
-                (Ok(a), Ok(b)) => assert_eq!(a, b, "{body:?}"),
-                (Err(a), Err(b)) => {
-                    assert_eq!((a.code(), a.message()), (b.code(), b.message()), "{body:?}")
+            for gzip in [false, true] {
+                let grpc = |channel: &Channel| {
+                    let grpc = tonic::client::Grpc::new(channel.clone());
+                    if gzip {
+                        grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip)
+                    } else {
+                        grpc
+                    }
+                };
+                let a = export_with(grpc(&ours), body.clone()).await;
+                let b = export_with(grpc(&theirs), body.clone()).await;
+                match (a, b) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{body:?}"),
+                    (Err(a), Err(b)) => {
+                        assert_eq!((a.code(), a.message()), (b.code(), b.message()), "{body:?}")
+                    }
+                    (a, b) => panic!("{body:?}, gzip {gzip}: ours {a:?}, prost's {b:?}"),
                 }
-                (a, b) => panic!("{body:?}: ours {a:?}, prost's {b:?}"),
             }
         }
     });
     drop(rt);
     assert_eq!(bridge.stop(Duration::from_secs(20)), 0);
-    // The good request, once and twice over.
-    assert_eq!(read_lines(&out).len(), 3);
+    // The good request, once and twice over, plain and compressed.
+    assert_eq!(read_lines(&out).len(), 6);
 }
