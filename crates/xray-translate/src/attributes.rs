@@ -226,8 +226,8 @@ pub(crate) struct AttributeView {
 impl AttributeView {
     /// The view, when [`copied_metadata`] would give exactly the unmapped attributes, in
     /// order, with their values as [`to_any`] makes them: no exclusion, no annotation
-    /// keys or list and no indexing of all attributes configured, at most 64 attributes
-    /// in a list that can be borrowed ([`Attributes::as_field_list`]), and among the unmapped ones no key repeated, no key with the annotation prefix, no
+    /// keys or list and no indexing of all attributes configured, at most 64 attributes,
+    /// and among the unmapped ones no key repeated, no key with the annotation prefix, no
     /// connection string (its password is stripped) and no
     /// `aws.xray.metadata.<namespace>` map. `None` otherwise.
     pub(crate) fn of<'a>(
@@ -236,7 +236,6 @@ impl AttributeView {
         known: &Known<'a>,
     ) -> Option<Self> {
         if !config.exclude().is_empty()
-            || !attrs.is_held_in_place()
             || known.has(K::XrayAnnotations)
             || !config.annotation_keys().is_empty()
             || config.indexes_all_attributes()

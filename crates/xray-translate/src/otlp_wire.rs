@@ -230,9 +230,9 @@ fn varint_field(wire: u8, r: &mut Reader<'_>) -> Result<u64> {
     r.varint()
 }
 
-/// One attribute value, as read from an `AnyValue`: scalars and strings in place, arrays
-/// and maps as their (checked) message bytes, read again when they are iterated.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One attribute value, as read from an `AnyValue`: strings and bytes borrowed from the
+/// body, arrays and maps as lists of their own (one allocation each; rare in spans).
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum WireValue<'a> {
     Empty,
     Str(&'a str),
@@ -240,14 +240,14 @@ pub(crate) enum WireValue<'a> {
     Int(i64),
     Double(f64),
     Bytes(&'a [u8]),
-    /// An `ArrayValue` message.
-    Array(&'a [u8]),
-    /// A `KeyValueList` message.
-    Map(&'a [u8]),
+    /// An `ArrayValue`'s items.
+    Array(Box<[WireValue<'a>]>),
+    /// A `KeyValueList`'s entries.
+    Map(WireList<'a>),
 }
 
 /// One attribute (`KeyValue`), borrowed from the request body.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WireKv<'a> {
     pub(crate) key: &'a str,
     pub(crate) value: WireValue<'a>,
@@ -273,16 +273,12 @@ fn any_value(body: &[u8], depth: u32) -> Result<WireValue<'_>> {
                 expect(wire, FIXED64)?;
                 WireValue::Double(f64::from_bits(r.fixed64()?))
             }
-            5 => {
-                let array = message_field(wire, r)?;
-                values_of(array, |item| any_value(item, depth + 1).map(drop))?;
-                WireValue::Array(array)
-            }
-            6 => {
-                let map = message_field(wire, r)?;
-                values_of(map, |item| key_value(item, depth + 1).map(drop))?;
-                WireValue::Map(map)
-            }
+            5 => WireValue::Array(values_of(message_field(wire, r)?, |item| {
+                any_value(item, depth + 1)
+            })?),
+            6 => WireValue::Map(values_of(message_field(wire, r)?, |item| {
+                key_value(item, depth + 1)
+            })?),
             7 => WireValue::Bytes(bytes_field(wire, r)?),
             // `string_value_strindex`: only meaningful for profiles (no string table).
             8 => {
@@ -291,7 +287,7 @@ fn any_value(body: &[u8], depth: u32) -> Result<WireValue<'_>> {
             }
             _ => {
                 r.skip(wire)?;
-                value
+                return Ok(());
             }
         };
         Ok(())
@@ -299,13 +295,21 @@ fn any_value(body: &[u8], depth: u32) -> Result<WireValue<'_>> {
     Ok(value)
 }
 
-/// Calls `item` with the body of each field 1 (the repeated `values` of `ArrayValue`
-/// and `KeyValueList`), skipping other fields.
-fn values_of<'a>(body: &'a [u8], mut item: impl FnMut(&'a [u8]) -> Result<()>) -> Result<()> {
-    Reader::new(body).fields(|tag, wire, r| match tag {
-        1 => item(message_field(wire, r)?),
-        _ => r.skip(wire),
-    })
+/// What `item` makes of the body of each field 1 (the repeated `values` of `ArrayValue`
+/// and `KeyValueList`), other fields skipped.
+fn values_of<'a, T>(
+    body: &'a [u8],
+    mut item: impl FnMut(&'a [u8]) -> Result<T>,
+) -> Result<Box<[T]>> {
+    let mut values = Vec::new();
+    Reader::new(body).fields(|tag, wire, r| {
+        match tag {
+            1 => values.push(item(message_field(wire, r)?)?),
+            _ => r.skip(wire)?,
+        }
+        Ok(())
+    })?;
+    Ok(values.into_boxed_slice())
 }
 
 /// Reads a `KeyValue` message at nesting `depth`.
@@ -386,85 +390,6 @@ fn any_key_value(body: &[u8], depth: u32) -> Result<WireKv<'_>> {
         Ok(())
     })?;
     Ok(kv)
-}
-
-/// The items of a checked `ArrayValue` message, read again in place.
-pub(crate) fn array_items(body: &[u8]) -> ArrayItems<'_> {
-    ArrayItems(Fields1 {
-        reader: Reader::new(body),
-    })
-}
-
-/// The entries of a checked `KeyValueList` message, read again in place.
-pub(crate) fn map_entries(body: &[u8]) -> MapEntries<'_> {
-    MapEntries(Fields1 {
-        reader: Reader::new(body),
-    })
-}
-
-/// Iterator of [`array_items`].
-#[derive(Clone, Copy)]
-pub(crate) struct ArrayItems<'a>(Fields1<'a>);
-
-impl<'a> Iterator for ArrayItems<'a> {
-    type Item = WireValue<'a>;
-
-    fn next(&mut self) -> Option<WireValue<'a>> {
-        self.0
-            .next()
-            .map(|item| any_value(item, 0).unwrap_or(WireValue::Empty))
-    }
-}
-
-/// Iterator of [`map_entries`].
-#[derive(Clone, Copy)]
-pub(crate) struct MapEntries<'a>(Fields1<'a>);
-
-impl<'a> Iterator for MapEntries<'a> {
-    type Item = WireKv<'a>;
-
-    fn next(&mut self) -> Option<WireKv<'a>> {
-        self.0.next().map(|item| {
-            key_value(item, 0).unwrap_or(WireKv {
-                key: "",
-                value: WireValue::Empty,
-            })
-        })
-    }
-}
-
-/// The bodies of the field-1 entries of a message already checked by
-/// [`WireRequest::parse`] (a failure, never expected there, ends the iteration).
-#[derive(Clone, Copy)]
-struct Fields1<'a> {
-    reader: Reader<'a>,
-}
-
-impl<'a> Iterator for Fields1<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        while !self.reader.is_empty() {
-            let Ok((tag, wire)) = self.reader.key() else {
-                self.reader.buf = &[];
-                return None;
-            };
-            let field = if tag == 1 && wire == LEN {
-                self.reader.delimited().map(Some)
-            } else {
-                self.reader.skip(wire).map(|()| None)
-            };
-            match field {
-                Ok(Some(body)) => return Some(body),
-                Ok(None) => {}
-                Err(_) => {
-                    self.reader.buf = &[];
-                    return None;
-                }
-            }
-        }
-        None
-    }
 }
 
 /// A range of records in one of the request's vectors.

@@ -13,7 +13,7 @@ use xray_model::{
 };
 
 use crate::attributes::to_any;
-use crate::otlp_wire::{MapEntries, WireKv, WireList, WireValue, array_items, map_entries};
+use crate::otlp_wire::{WireKv, WireList, WireValue};
 
 /// The span kinds of OpenTelemetry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -130,16 +130,16 @@ impl<'a> AttrValue<'a> {
     /// The value of an attribute read in place ([`crate::WireRequest`]): the same value
     /// as [`AttrValue::from_proto`] gives of prost's decoding of it.
     #[inline]
-    fn from_wire(value: WireValue<'a>) -> Self {
+    fn from_wire(value: &'a WireValue<'a>) -> Self {
         match value {
             WireValue::Empty => AttrValue::Empty,
             WireValue::Str(s) => AttrValue::Str(s),
-            WireValue::Bool(b) => AttrValue::Bool(b),
-            WireValue::Int(i) => AttrValue::Int(i),
-            WireValue::Double(f) => AttrValue::Float(f),
+            WireValue::Bool(b) => AttrValue::Bool(*b),
+            WireValue::Int(i) => AttrValue::Int(*i),
+            WireValue::Double(f) => AttrValue::Float(*f),
             WireValue::Bytes(b) => AttrValue::Bytes(b),
-            WireValue::Array(body) => AttrValue::Array(AttrArray(ArrayInner::Wire(body))),
-            WireValue::Map(body) => AttrValue::Map(Attributes(AttrsInner::WireMap(body))),
+            WireValue::Array(items) => AttrValue::Array(AttrArray(ArrayInner::Wire(items))),
+            WireValue::Map(list) => AttrValue::Map(Attributes::wire(list)),
         }
     }
 }
@@ -155,8 +155,8 @@ enum ArrayInner<'a> {
     Floats(&'a [f64]),
     Strs(&'a [StringValue]),
     Proto(&'a [ProtoValue]),
-    /// An `ArrayValue` message read in place.
-    Wire(&'a [u8]),
+    /// An array read in place.
+    Wire(&'a [WireValue<'a>]),
 }
 
 impl<'a> AttrArray<'a> {
@@ -168,7 +168,7 @@ impl<'a> AttrArray<'a> {
             ArrayInner::Floats(v) => v.len(),
             ArrayInner::Strs(v) => v.len(),
             ArrayInner::Proto(v) => v.len(),
-            ArrayInner::Wire(body) => array_items(body).count(),
+            ArrayInner::Wire(v) => v.len(),
         }
     }
 
@@ -185,21 +185,14 @@ impl<'a> AttrArray<'a> {
             ArrayInner::Floats(v) => AttrValue::Float(*v.get(index)?),
             ArrayInner::Strs(v) => AttrValue::Str(v.get(index)?.as_str()),
             ArrayInner::Proto(v) => AttrValue::from_proto(Some(v.get(index)?)),
-            ArrayInner::Wire(body) => AttrValue::from_wire(array_items(body).nth(index)?),
+            ArrayInner::Wire(v) => AttrValue::from_wire(v.get(index)?),
         })
     }
 
     /// The items in order.
     pub fn iter(&self) -> impl Iterator<Item = AttrValue<'a>> + 'a {
         let array = *self;
-        let (wire, len) = match array.0 {
-            ArrayInner::Wire(body) => (Some(array_items(body).map(AttrValue::from_wire)), 0),
-            _ => (None, array.len()),
-        };
-        // Items read in place are walked once, not looked up one by one.
-        wire.into_iter()
-            .flatten()
-            .chain((0..len).filter_map(move |i| array.get(i)))
+        (0..array.len()).filter_map(move |i| array.get(i))
     }
 }
 
@@ -215,8 +208,6 @@ enum AttrsInner<'a> {
     Proto(&'a Vec<ProtoKeyValue>),
     /// Attributes read in place from a request's bytes ([`crate::WireRequest`]).
     Wire(&'a WireList<'a>),
-    /// A `KeyValueList` message (a map value) read in place.
-    WireMap(&'a [u8]),
 }
 
 impl std::fmt::Debug for Attributes<'_> {
@@ -280,7 +271,6 @@ impl<'a> Attributes<'a> {
             AttrsInner::SdkResource(r) => r.len(),
             AttrsInner::Proto(l) => l.len(),
             AttrsInner::Wire(l) => l.len(),
-            AttrsInner::WireMap(body) => map_entries(body).count(),
         }
     }
 
@@ -302,7 +292,6 @@ impl<'a> Attributes<'a> {
             AttrsInner::SdkResource(r) => IterInner::SdkResource(r.iter()),
             AttrsInner::Proto(l) => IterInner::Proto(l.iter()),
             AttrsInner::Wire(l) => IterInner::Wire(l.iter()),
-            AttrsInner::WireMap(body) => IterInner::WireMap(map_entries(body)),
         })
     }
 
@@ -318,8 +307,8 @@ impl<'a> Attributes<'a> {
                 .map(|kv| (kv.key.as_str(), AttrValue::from_proto(kv.value.as_ref()))),
             AttrsInner::Wire(l) => l
                 .get(index)
-                .map(|kv| (kv.key, AttrValue::from_wire(kv.value))),
-            AttrsInner::SdkResource(_) | AttrsInner::WireMap(_) => self.iter().nth(index),
+                .map(|kv| (kv.key, AttrValue::from_wire(&kv.value))),
+            AttrsInner::SdkResource(_) => self.iter().nth(index),
         }
     }
 
@@ -342,9 +331,6 @@ impl<'a> Attributes<'a> {
                 .enumerate()
                 .for_each(|(i, kv)| f(i, kv.key.as_str())),
             AttrsInner::Wire(l) => l.iter().enumerate().for_each(|(i, kv)| f(i, kv.key)),
-            AttrsInner::WireMap(body) => map_entries(body)
-                .enumerate()
-                .for_each(|(i, kv)| f(i, kv.key)),
         }
     }
 
@@ -368,17 +354,12 @@ impl<'a> Attributes<'a> {
             AttrsInner::Wire(l) => l
                 .iter()
                 .enumerate()
-                .for_each(|(i, kv)| f(i, kv.key, AttrValue::from_wire(kv.value))),
-            AttrsInner::WireMap(body) => map_entries(body)
-                .enumerate()
-                .for_each(|(i, kv)| f(i, kv.key, AttrValue::from_wire(kv.value))),
+                .for_each(|(i, kv)| f(i, kv.key, AttrValue::from_wire(&kv.value))),
         }
     }
 
     /// The list as a [`FieldList`] borrowed for `'a` (a metadata namespace of some of its
-    /// entries, [`xray_model::Namespace::picked`]), `None` for the empty list and for a
-    /// map value read in place from a request's bytes, whose entries are read again on
-    /// every pass.
+    /// entries, [`xray_model::Namespace::picked`]), `None` for the empty list.
     pub fn as_field_list(&self) -> Option<&'a dyn FieldList> {
         match self.0 {
             AttrsInner::Empty => None,
@@ -386,14 +367,7 @@ impl<'a> Attributes<'a> {
             AttrsInner::SdkResource(r) => Some(InPlace::ref_cast(r)),
             AttrsInner::Proto(l) => Some(InPlace::ref_cast(l)),
             AttrsInner::Wire(l) => Some(InPlace::ref_cast(l)),
-            AttrsInner::WireMap(_) => None,
         }
-    }
-
-    /// Whether [`Attributes::as_field_list`] can borrow the list (every list but a map
-    /// value read in place from a request's bytes).
-    pub(crate) fn is_held_in_place(&self) -> bool {
-        !matches!(self.0, AttrsInner::WireMap(_))
     }
 
     /// Calls `f` with the key and value (as [`to_any`] makes it) of each attribute at a
@@ -446,21 +420,19 @@ impl<'a> Attributes<'a> {
             AttrsInner::Wire(list) => for_each_bit(mask, |i| {
                 if let Some(kv) = list.get(i) {
                     key(out, kv.key);
-                    match kv.value {
+                    match &kv.value {
                         WireValue::Str(s) => write_json_string(out, s),
-                        WireValue::Int(v) => write_json_int(out, v),
+                        WireValue::Int(v) => write_json_int(out, *v),
                         value => write_json_value(out, &to_any(AttrValue::from_wire(value))),
                     }
                 }
             }),
-            AttrsInner::Empty | AttrsInner::SdkResource(_) | AttrsInner::WireMap(_) => {
-                for_each_bit(mask, |i| {
-                    if let Some((k, v)) = self.get_index(i) {
-                        key(out, k);
-                        write_json_value(out, &to_any(v));
-                    }
-                })
-            }
+            AttrsInner::Empty | AttrsInner::SdkResource(_) => for_each_bit(mask, |i| {
+                if let Some((k, v)) = self.get_index(i) {
+                    key(out, k);
+                    write_json_value(out, &to_any(v));
+                }
+            }),
         }
         out.push(b'}');
     }
@@ -477,11 +449,11 @@ impl<'a> Attributes<'a> {
                 any_value::Value::StringValue(s) => Some(s),
                 _ => None,
             },
-            AttrsInner::Wire(l) => match l.get(index)?.value {
+            AttrsInner::Wire(l) => match &l.get(index)?.value {
                 WireValue::Str(s) => Some(s),
                 _ => None,
             },
-            AttrsInner::Empty | AttrsInner::SdkResource(_) | AttrsInner::WireMap(_) => {
+            AttrsInner::Empty | AttrsInner::SdkResource(_) => {
                 self.get_index(index).and_then(|(_, v)| v.as_str())
             }
         }
@@ -561,7 +533,6 @@ enum IterInner<'a> {
     SdkResource(opentelemetry_sdk::resource::Iter<'a>),
     Proto(std::slice::Iter<'a, ProtoKeyValue>),
     Wire(std::slice::Iter<'a, WireKv<'a>>),
-    WireMap(MapEntries<'a>),
 }
 
 impl<'a> Iterator for AttributesIter<'a> {
@@ -579,8 +550,9 @@ impl<'a> Iterator for AttributesIter<'a> {
             IterInner::Proto(it) => it
                 .next()
                 .map(|kv| (kv.key.as_str(), AttrValue::from_proto(kv.value.as_ref()))),
-            IterInner::Wire(it) => it.next().map(|kv| (kv.key, AttrValue::from_wire(kv.value))),
-            IterInner::WireMap(it) => it.next().map(|kv| (kv.key, AttrValue::from_wire(kv.value))),
+            IterInner::Wire(it) => it
+                .next()
+                .map(|kv| (kv.key, AttrValue::from_wire(&kv.value))),
         }
     }
 
@@ -591,7 +563,6 @@ impl<'a> Iterator for AttributesIter<'a> {
             IterInner::SdkResource(it) => it.size_hint(),
             IterInner::Proto(it) => it.size_hint(),
             IterInner::Wire(it) => it.size_hint(),
-            IterInner::WireMap(it) => it.size_hint(),
         }
     }
 }
