@@ -348,7 +348,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
 ) -> Segment<'a> {
     let attrs = span.attributes();
     let exclude = config.exclude();
-    let mut known = Known::collect(attrs, exclude);
+    let mut known = Known::collect(attrs, config);
     let kind = span.kind();
     let span_id = span.span_id();
     let parent = span.parent_span_id();

@@ -275,23 +275,24 @@ impl<'a> Attributes<'a> {
     }
 
     /// Calls `f` with the index and key of each attribute, in order, without reading
-    /// values.
+    /// values. `f` is called from one place, so that it is inlined into the loop.
     #[inline]
     pub(crate) fn for_each_key(&self, mut f: impl FnMut(usize, &'a str)) {
-        match self.0 {
-            AttrsInner::Empty => {}
-            AttrsInner::Sdk(l) => l
-                .iter()
-                .enumerate()
-                .for_each(|(i, kv)| f(i, kv.key.as_str())),
-            AttrsInner::SdkResource(r) => r
-                .iter()
-                .enumerate()
-                .for_each(|(i, (k, _))| f(i, k.as_str())),
-            AttrsInner::Proto(l) => l
-                .iter()
-                .enumerate()
-                .for_each(|(i, kv)| f(i, kv.key.as_str())),
+        let mut resource = match self.0 {
+            AttrsInner::SdkResource(r) => Some(r.iter()),
+            _ => None,
+        };
+        for index in 0..self.len() {
+            let key = match (self.0, &mut resource) {
+                (AttrsInner::Sdk(l), _) => l.get(index).map(|kv| kv.key.as_str()),
+                (AttrsInner::Proto(l), _) => l.get(index).map(|kv| kv.key.as_str()),
+                (_, Some(it)) => it.next().map(|(k, _)| k.as_str()),
+                _ => None,
+            };
+            match key {
+                Some(key) => f(index, key),
+                None => return,
+            }
         }
     }
 
