@@ -292,7 +292,7 @@ pub(crate) fn fill_call<'a>(known: &mut Known<'a>, aws: &mut Aws<'a>, aws_call: 
             }
         }
     }
-    if let Some(resends) = known.peek(K::HttpResendCount).and_then(|v| v.as_i64())
+    if let Some(resends) = known.peek_int(K::HttpResendCount)
         && let Ok(resends) = u32::try_from(resends)
     {
         known.mark(K::HttpResendCount);

@@ -190,18 +190,14 @@ pub(crate) fn http_block<'a>(
 
     let mut response = HttpResponse::default();
     let status_keys = [K::HttpResponseStatusCode, K::HttpStatusCode];
-    if let Some(code) = status_keys
-        .iter()
-        .find_map(|&k| known.peek(k).and_then(|v| v.as_i64()))
+    if let Some(code) = status_keys.iter().find_map(|&k| known.peek_int(k))
         && let Ok(code) = u16::try_from(code)
     {
         known.first_int(&status_keys);
         response.status = Some(code);
     }
     let length_keys = [K::HttpResponseBodySize, K::HttpResponseContentLength];
-    if let Some(len) = length_keys
-        .iter()
-        .find_map(|&k| known.peek(k).and_then(|v| v.as_i64()))
+    if let Some(len) = length_keys.iter().find_map(|&k| known.peek_int(k))
         && let Ok(len) = u64::try_from(len)
     {
         known.first_int(&length_keys);

@@ -404,19 +404,22 @@ impl<'a> Known<'a> {
         self.first_present_str(keys)
     }
 
+    /// [`Known::first_str`] in one pass over `keys`: keys before the chosen one hold no
+    /// non-empty string, so none can be equal to it.
     fn first_present_str(&mut self, keys: &[K]) -> Option<&'a str> {
-        let (at, value) = keys
-            .iter()
-            .enumerate()
-            .find_map(|(i, &k)| self.peek_str(k).filter(|s| !s.is_empty()).map(|s| (i, s)))?;
-        self.mark(keys[at]);
-        // Keys before the chosen one hold no non-empty string, so none can be equal.
-        for &k in &keys[at + 1..] {
-            if self.peek_str(k) == Some(value) {
-                self.mark(k);
+        let mut found: Option<&'a str> = None;
+        for &k in keys {
+            let Some(value) = self.peek_str(k) else {
+                continue;
+            };
+            match found {
+                None if !value.is_empty() => found = Some(value),
+                Some(first) if first == value => {}
+                _ => continue,
             }
+            self.mark(k);
         }
-        Some(value)
+        found
     }
 
     /// Like [`Known::first_str`] for integers (also decimal strings).
@@ -429,17 +432,28 @@ impl<'a> Known<'a> {
     }
 
     fn first_present_int(&mut self, keys: &[K]) -> Option<i64> {
-        let (at, value) = keys
-            .iter()
-            .enumerate()
-            .find_map(|(i, &k)| self.peek(k).and_then(|v| v.as_i64()).map(|v| (i, v)))?;
-        self.mark(keys[at]);
-        for &k in &keys[at + 1..] {
-            if self.peek(k).and_then(|v| v.as_i64()) == Some(value) {
-                self.mark(k);
+        let mut found = None;
+        for &k in keys {
+            let Some(value) = self.peek_int(k) else {
+                continue;
+            };
+            match found {
+                None => found = Some(value),
+                Some(first) if first == value => {}
+                _ => continue,
             }
+            self.mark(k);
         }
-        Some(value)
+        found
+    }
+
+    /// The value as an integer ([`AttrValue::as_i64`]), without marking it used.
+    #[inline]
+    pub(crate) fn peek_int(&self, k: K) -> Option<i64> {
+        match self.positions[k as usize] {
+            ABSENT => None,
+            pos => self.attrs.i64_at(pos as usize),
+        }
     }
 }
 
@@ -467,6 +481,27 @@ mod tests {
             Some(503)
         );
         assert!(!known.is_used(K::UrlFull));
+        // An empty first choice is skipped and not marked; a different later value is not
+        // marked either.
+        let attrs = vec![
+            KeyValue::new("server.address", ""),
+            KeyValue::new("net.peer.name", "db"),
+            KeyValue::new("http.host", "other"),
+            KeyValue::new("server.port", 5432),
+            KeyValue::new("net.peer.port", "5433"),
+        ];
+        let mut other = Known::collect(Attributes::sdk(&attrs), &TranslatorConfig::default());
+        assert_eq!(
+            other.first_str(&[K::ServerAddress, K::NetPeerName, K::HttpHost]),
+            Some("db")
+        );
+        assert!(other.is_used(K::NetPeerName));
+        assert!(!other.is_used(K::ServerAddress) && !other.is_used(K::HttpHost));
+        assert_eq!(
+            other.first_int(&[K::ServerPort, K::NetPeerPort]),
+            Some(5432)
+        );
+        assert!(other.is_used(K::ServerPort) && !other.is_used(K::NetPeerPort));
         assert_eq!(lookup("nope"), None);
         assert_eq!(lookup(""), None);
         for (i, key) in KEYS.iter().enumerate() {

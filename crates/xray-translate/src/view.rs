@@ -386,6 +386,7 @@ impl<'a> Attributes<'a> {
 
     /// The string value of the attribute at `index`, if it is a string; the same as
     /// `get_index(index)` then [`AttrValue::as_str`], without building the value.
+    #[inline]
     pub(crate) fn str_at(&self, index: usize) -> Option<&'a str> {
         match self.0 {
             AttrsInner::Sdk(l) => match &l.get(index)?.value {
@@ -399,6 +400,20 @@ impl<'a> Attributes<'a> {
             AttrsInner::Empty | AttrsInner::SdkResource(_) => {
                 self.get_index(index).and_then(|(_, v)| v.as_str())
             }
+        }
+    }
+
+    /// The value of the attribute at `index` as an integer; the same as
+    /// `get_index(index)` then [`AttrValue::as_i64`], an integer read without building
+    /// the value.
+    #[inline]
+    pub(crate) fn i64_at(&self, index: usize) -> Option<i64> {
+        match self.0 {
+            AttrsInner::Sdk(l) => match &l.get(index)?.value {
+                Value::I64(i) => Some(*i),
+                value => AttrValue::from_sdk(value).as_i64(),
+            },
+            _ => self.get_index(index).and_then(|(_, v)| v.as_i64()),
         }
     }
 
@@ -593,6 +608,41 @@ mod tests {
             value: value.map(|v| ProtoValue { value: Some(v) }),
             ..ProtoKeyValue::default()
         }
+    }
+
+    #[test]
+    fn typed_reads_agree_with_the_built_values() {
+        use any_value::Value as V;
+        let sdk = vec![
+            KeyValue::new("i", -7),
+            KeyValue::new("f", 42.0),
+            KeyValue::new("half", 0.5),
+            KeyValue::new("nan", f64::NAN),
+            KeyValue::new("s", " 12 "),
+            KeyValue::new("word", "twelve"),
+            KeyValue::new("b", true),
+            KeyValue::new("arr", Value::Array(Array::I64(vec![1]))),
+        ];
+        let otlp = vec![
+            proto("i", Some(V::IntValue(i64::MIN))),
+            proto("f", Some(V::DoubleValue(3.0))),
+            proto("s", Some(V::StringValue("5".into()))),
+            proto("b", Some(V::BoolValue(true))),
+            proto("empty", None),
+        ];
+        for attrs in [Attributes::sdk(&sdk), Attributes::otlp(&otlp)] {
+            for i in 0..=attrs.len() {
+                let built = attrs.get_index(i).map(|(_, v)| v);
+                assert_eq!(
+                    attrs.i64_at(i),
+                    built.as_ref().and_then(AttrValue::as_i64),
+                    "{i}"
+                );
+                assert_eq!(attrs.str_at(i), built.and_then(|v| v.as_str()), "{i}");
+            }
+        }
+        assert_eq!(Attributes::sdk(&sdk).i64_at(1), Some(42));
+        assert_eq!(Attributes::sdk(&sdk).i64_at(4), Some(12));
     }
 
     #[test]
