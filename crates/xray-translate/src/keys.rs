@@ -422,6 +422,34 @@ impl<'a> Known<'a> {
         found
     }
 
+    /// The string [`Known::first_str`] would pick (the first non-empty one among
+    /// `keys`), without marking anything.
+    #[inline]
+    pub(crate) fn peek_first_str(&self, keys: &[K]) -> Option<&'a str> {
+        keys.iter()
+            .find_map(|&k| self.peek_str(k).filter(|s| !s.is_empty()))
+    }
+
+    /// Marks the keys among `keys` holding the string `value`: [`Known::first_str`]'s
+    /// marks when `value` is its pick (no key before the pick holds a non-empty string).
+    pub(crate) fn mark_str(&mut self, keys: &[K], value: &str) {
+        for &k in keys {
+            if self.peek_str(k) == Some(value) {
+                self.mark(k);
+            }
+        }
+    }
+
+    /// Marks the keys among `keys` holding the integer `value`: [`Known::first_int`]'s
+    /// marks when `value` is its pick (no key before the pick holds an integer).
+    pub(crate) fn mark_int(&mut self, keys: &[K], value: i64) {
+        for &k in keys {
+            if self.peek_int(k) == Some(value) {
+                self.mark(k);
+            }
+        }
+    }
+
     /// Like [`Known::first_str`] for integers (also decimal strings).
     #[inline]
     pub(crate) fn first_int(&mut self, keys: &[K]) -> Option<i64> {
@@ -502,6 +530,37 @@ mod tests {
             Some(5432)
         );
         assert!(other.is_used(K::ServerPort) && !other.is_used(K::NetPeerPort));
+        // Peeking the pick then marking its equals marks what `first_str`/`first_int` do.
+        let values = ["", "db", "other"];
+        let keys = [K::ServerAddress, K::NetPeerName, K::HttpHost];
+        for a in values {
+            for b in values {
+                for c in values {
+                    let attrs = vec![
+                        KeyValue::new("server.address", a),
+                        KeyValue::new("net.peer.name", b),
+                        KeyValue::new("http.host", c),
+                        KeyValue::new("server.port", a.len() as i64),
+                        KeyValue::new("net.peer.port", b.len().to_string()),
+                    ];
+                    let config = TranslatorConfig::default();
+                    let mut first = Known::collect(Attributes::sdk(&attrs), &config);
+                    let mut marked = Known::collect(Attributes::sdk(&attrs), &config);
+                    let pick = marked.peek_first_str(&keys);
+                    assert_eq!(first.first_str(&keys), pick);
+                    if let Some(pick) = pick {
+                        marked.mark_str(&keys, pick);
+                    }
+                    let ports = [K::NetPeerPort, K::ServerPort];
+                    let int_pick = ports.iter().find_map(|&k| marked.peek_int(k));
+                    assert_eq!(first.first_int(&ports), int_pick);
+                    if let Some(pick) = int_pick {
+                        marked.mark_int(&ports, pick);
+                    }
+                    assert_eq!(first.used, marked.used, "{a:?} {b:?} {c:?}");
+                }
+            }
+        }
         assert_eq!(lookup("nope"), None);
         assert_eq!(lookup(""), None);
         for (i, key) in KEYS.iter().enumerate() {

@@ -196,11 +196,7 @@ fn downstream_name<'a>(known: &mut Known<'a>, aws_call: bool) -> Option<Cow<'a, 
         return Some(Cow::Borrowed(trim_aws_prefix(service)));
     }
     let host_keys = [K::ServerAddress, K::NetPeerName];
-    if let Some(db) = [K::DbNamespace, K::DbName]
-        .iter()
-        .find_map(|&k| known.peek_str(k).filter(|s| !s.is_empty()))
-    {
-        known.first_str(&[K::DbNamespace, K::DbName]);
+    if let Some(db) = known.first_str(&[K::DbNamespace, K::DbName]) {
         let host = known.first_str(&host_keys).or_else(|| {
             known
                 .peek_str(K::DbConnectionString)
