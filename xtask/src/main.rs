@@ -15,17 +15,22 @@
 //!   `target/dist/`: `xray-bridge` stripped of symbols and debug info, with a
 //!   `.gnu_debuglink` to `xray-bridge.debug`, which holds them (`objcopy`, binutils), so
 //!   `perf report` and `addr2line` still resolve functions and lines.
+//!   It also reports how many of the functions `startup-symbols.txt` lists the binary has.
+//! - `startup-order`: profiles the release binary's start-up under valgrind and writes
+//!   `crates/xray-bridge/startup-symbols.txt`, the functions the link places together so
+//!   that an idle bridge maps little code (see `startup_order.rs`).
 //! - `fuzz [--quick | --runs N] [TARGET...]`: the cargo-fuzz targets on the stable
 //!   toolchain, each for a bounded number of inputs (see `fuzz.rs`).
 
 mod fuzz;
+mod startup_order;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use xray_testkit::peers;
 
-const USAGE: &str = "usage: cargo xtask <test [ARGS]|peers|name-chars [--check]|msrv|publish-check|dist|fuzz [--quick|--runs N] [TARGET...]>";
+const USAGE: &str = "usage: cargo xtask <test [ARGS]|peers|name-chars [--check]|msrv|publish-check|dist|startup-order|fuzz [--quick|--runs N] [TARGET...]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         Some("msrv") => msrv(),
         Some("publish-check") => publish_check(),
         Some("dist") => dist(),
+        Some("startup-order") => startup_order::startup_order(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => Err(USAGE.to_owned()),
     };
@@ -129,11 +135,8 @@ fn dist() -> Result<(), String> {
         "--bin",
         "xray-bridge",
     ]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let built = target.join("release/xray-bridge");
-    let dir = target.join("dist");
+    let built = target_dir().join("release/xray-bridge");
+    let dir = target_dir().join("dist");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let (bin, debug) = (dir.join("xray-bridge"), dir.join("xray-bridge.debug"));
     status(
@@ -160,7 +163,23 @@ fn dist() -> Result<(), String> {
             path.display()
         );
     }
+    match startup_order::coverage(&built) {
+        Some((found, listed)) if found * 10 < listed * 9 => eprintln!(
+            "warning: the binary has only {found} of the {listed} functions in {}: \
+             run `cargo xtask startup-order` to list them again",
+            startup_order::LIST
+        ),
+        Some((found, listed)) => println!("start-up order: {found} of {listed} functions found"),
+        None => eprintln!("warning: no start-up order checked (no list, or no `nm`)"),
+    }
     Ok(())
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/` in the workspace).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn status(cmd: &mut Command) -> Result<(), String> {

@@ -162,83 +162,175 @@ fn copy_clean(dst: &mut [MaybeUninit<u8>], bytes: &[u8]) -> usize {
     n
 }
 
-/// [`copy_clean`] for strings of sixteen bytes or more, sixteen bytes at a time with SSE2
-/// (part of every x86-64 processor): `"`, `\` and bytes below 0x20 are found by three
-/// comparisons of the whole chunk.
+/// The sixteen bytes at the start of `chunk` (at least that long), and the mask of those
+/// that need escaping (`"`, `\` and bytes below 0x20, bit `i` for byte `i`), with SSE2
+/// (part of every x86-64 processor).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn chunk_specials(chunk: &[u8]) -> (std::arch::x86_64::__m128i, u32) {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_setzero_si128, _mm_subs_epu8,
+    };
+    let chunk = &chunk[..16];
+    // SAFETY: SSE2 is part of the x86-64 baseline, so these instructions exist on every
+    // processor the crate runs on; `chunk` is sixteen readable bytes and an unaligned
+    // load needs nothing more.
+    unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // Below 0x20: nothing is left after subtracting 0x1f with unsigned saturation.
+        let low = _mm_subs_epu8(v, _mm_set1_epi8(0x1f));
+        let control = _mm_cmpeq_epi8(low, _mm_setzero_si128());
+        let special = _mm_or_si128(_mm_or_si128(quote, backslash), control);
+        (v, _mm_movemask_epi8(special) as u32)
+    }
+}
+
+/// Stores the sixteen bytes of `v` at the start of `dst` (at least that long).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn store_chunk(dst: &mut [MaybeUninit<u8>], v: std::arch::x86_64::__m128i) {
+    let target = &mut dst[..16];
+    // SAFETY: SSE2 is part of the x86-64 baseline; `target` is sixteen writable bytes and
+    // an unaligned store needs nothing more.
+    unsafe { std::arch::x86_64::_mm_storeu_si128(target.as_mut_ptr().cast(), v) };
+}
+
+/// [`copy_clean`] for strings of sixteen bytes or more, sixteen bytes at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn copy_clean_16(dst: &mut [MaybeUninit<u8>], bytes: &[u8]) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        _mm_setzero_si128, _mm_storeu_si128, _mm_subs_epu8,
-    };
     let n = bytes.len();
     let dst = &mut dst[..n];
-    // The chunk at `at`, when none of its bytes needs escaping.
-    let clean = |at: usize| -> Option<__m128i> {
-        let chunk = &bytes[at..at + 16];
-        // SAFETY: SSE2 is part of the x86-64 baseline, so these instructions exist on
-        // every processor the crate runs on; `chunk` is sixteen readable bytes and an
-        // unaligned load needs nothing more.
-        unsafe {
-            let v = _mm_loadu_si128(chunk.as_ptr().cast());
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            // Below 0x20: nothing is left after subtracting 0x1f with unsigned saturation.
-            let low = _mm_subs_epu8(v, _mm_set1_epi8(0x1f));
-            let control = _mm_cmpeq_epi8(low, _mm_setzero_si128());
-            let special = _mm_or_si128(_mm_or_si128(quote, backslash), control);
-            (_mm_movemask_epi8(special) == 0).then_some(v)
-        }
-    };
-    let store = |dst: &mut [MaybeUninit<u8>], at: usize, v: __m128i| {
-        let target = &mut dst[at..at + 16];
-        // SAFETY: SSE2 is part of the x86-64 baseline; `target` is sixteen writable bytes
-        // and an unaligned store needs nothing more.
-        unsafe { _mm_storeu_si128(target.as_mut_ptr().cast(), v) };
-    };
     let mut at = 0;
     while at + 16 <= n {
-        let Some(v) = clean(at) else {
+        let (v, specials) = chunk_specials(&bytes[at..]);
+        if specials != 0 {
             return at;
-        };
-        store(dst, at, v);
+        }
+        store_chunk(&mut dst[at..], v);
         at += 16;
     }
     // The last partial chunk, as the overlapping last sixteen bytes.
     if at < n {
-        let Some(v) = clean(n - 16) else {
+        let (v, specials) = chunk_specials(&bytes[n - 16..]);
+        if specials != 0 {
             return at;
-        };
-        store(dst, n - 16, v);
+        }
+        store_chunk(&mut dst[n - 16..], v);
     }
     n
 }
 
-/// Escapes `bytes` byte by byte (copying runs of clean bytes whole).
+/// The escape sequence of a byte that needs one (`\"`, `\n`, `\u001f`...), and its length.
+#[inline(always)]
+fn escape_of(b: u8) -> ([u8; 6], usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match ESCAPE[usize::from(b)] {
+        b'u' => (
+            [
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            6,
+        ),
+        letter => ([b'\\', letter, 0, 0, 0, 0], 2),
+    }
+}
+
+/// Escapes `bytes`, text where bytes to escape may be dense (a whole JSON document
+/// written as one string, as in a `PutTraceSegments` body): sixteen bytes at a time on
+/// x86-64, then the rest byte by byte.
 fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    let bytes = &bytes[escaped_16(out, bytes)..];
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let letter = ESCAPE[usize::from(b)];
-        if letter == 0 {
+        if ESCAPE[usize::from(b)] == 0 {
             continue;
         }
         out.extend_from_slice(&bytes[run..i]);
         run = i + 1;
-        match letter {
-            b'u' => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 0xf)],
-                ]);
-            }
-            letter => out.extend_from_slice(&[b'\\', letter]),
-        }
+        let (sequence, len) = escape_of(b);
+        out.extend_from_slice(&sequence[..len]);
     }
     out.extend_from_slice(&bytes[run..]);
+}
+
+/// Escapes whole sixteen-byte chunks of `bytes` and returns how many bytes it consumed:
+/// each chunk is stored whole after the output, which then advances to the chunk's first
+/// byte to escape, writes its sequence, and goes on after it. Dense text costs one chunk
+/// per escaped byte instead of a copy call per clean run.
+#[cfg(target_arch = "x86_64")]
+fn escaped_16(out: &mut Vec<u8>, bytes: &[u8]) -> usize {
+    const ROOM: usize = 16 + 6;
+    let mut at = 0;
+    while at + 16 <= bytes.len() {
+        out.reserve(ROOM);
+        let len = out.len();
+        let spare = &mut out.spare_capacity_mut()[..ROOM];
+        let (v, specials) = chunk_specials(&bytes[at..]);
+        store_chunk(spare, v);
+        let clean = specials.trailing_zeros() as usize;
+        let written = if clean == 32 {
+            at += 16;
+            16
+        } else {
+            let (sequence, n) = escape_of(bytes[at + clean]);
+            spare[clean..clean + 6].write_copy_of_slice(&sequence);
+            at += clean + 1;
+            clean + n
+        };
+        // SAFETY: `written <= ROOM` bytes after the length are initialised: the chunk's
+        // sixteen stored bytes, of which the first `clean` are kept, and the six bytes of
+        // the escape sequence after them, of which its length is kept.
+        unsafe { out.set_len(len + written) };
+    }
+    at
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    fn ours(s: &str) -> String {
+        let mut out = Vec::new();
+        super::string(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
+    proptest! {
+        /// Bytes to escape at any density, in runs of any length around the chunk size:
+        /// as serde_json writes them.
+        #[test]
+        fn dense_text_is_escaped_as_serde_json_escapes_it(parts in proptest::collection::vec(
+            prop_oneof![
+                Just("\"".to_owned()),
+                Just("\\".to_owned()),
+                Just("\n".to_owned()),
+                Just("\u{1f}".to_owned()),
+                Just("\u{7f}é🦀".to_owned()),
+                "[a-z]{0,20}",
+            ],
+            0..80,
+        )) {
+            let text: String = parts.concat();
+            prop_assert_eq!(ours(&text), serde_json::to_string(&text).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_document_written_as_a_string_matches_serde_json() {
+        let doc = r#"{"name":"svc \"q\" \\ é","id":"53995c3f42cd8ad8","annotations":{"k":"v\n"}}"#;
+        for n in 0..doc.len() {
+            let text = &doc[..doc.floor_char_boundary(n)];
+            assert_eq!(ours(text), serde_json::to_string(text).unwrap());
+        }
+    }
 }
