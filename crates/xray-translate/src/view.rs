@@ -286,8 +286,9 @@ impl<'a> Attributes<'a> {
             let key = match (self.0, &mut resource) {
                 (AttrsInner::Sdk(l), _) => l.get(index).map(|kv| kv.key.as_str()),
                 (AttrsInner::Proto(l), _) => l.get(index).map(|kv| kv.key.as_str()),
-                (_, Some(it)) => it.next().map(|(k, _)| k.as_str()),
-                _ => None,
+                (AttrsInner::SdkResource(_), Some(it)) => it.next().map(|(k, _)| k.as_str()),
+                // Every source named: a new one must say how its keys are read.
+                (AttrsInner::SdkResource(_), None) | (AttrsInner::Empty, _) => None,
             };
             match key {
                 Some(key) => f(index, key),
@@ -640,6 +641,21 @@ mod tests {
                 );
                 assert_eq!(attrs.str_at(i), built.and_then(|v| v.as_str()), "{i}");
             }
+        }
+        // The key pass sees the keys `iter` gives, in order, from every source.
+        let resource = Resource::builder_empty()
+            .with_attributes([KeyValue::new("service.name", "a"), KeyValue::new("k", 1)])
+            .build();
+        for attrs in [
+            Attributes::sdk(&sdk),
+            Attributes::otlp(&otlp),
+            Attributes::sdk_resource(&resource),
+            Attributes::default(),
+        ] {
+            let mut keys = Vec::new();
+            attrs.for_each_key(|i, k| keys.push((i, k)));
+            let expected: Vec<_> = attrs.iter().map(|(k, _)| k).enumerate().collect();
+            assert_eq!(keys, expected);
         }
         assert_eq!(Attributes::sdk(&sdk).i64_at(1), Some(42));
         assert_eq!(Attributes::sdk(&sdk).i64_at(4), Some(12));
