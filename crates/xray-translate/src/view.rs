@@ -280,15 +280,16 @@ impl<'a> Attributes<'a> {
     pub(crate) fn for_each_key(&self, mut f: impl FnMut(usize, &'a str)) {
         let mut resource = match self.0 {
             AttrsInner::SdkResource(r) => Some(r.iter()),
-            _ => None,
+            // Every source named: a new one fails to compile until it says below how its
+            // keys are read.
+            AttrsInner::Empty | AttrsInner::Sdk(_) | AttrsInner::Proto(_) => None,
         };
         for index in 0..self.len() {
             let key = match (self.0, &mut resource) {
                 (AttrsInner::Sdk(l), _) => l.get(index).map(|kv| kv.key.as_str()),
                 (AttrsInner::Proto(l), _) => l.get(index).map(|kv| kv.key.as_str()),
-                (AttrsInner::SdkResource(_), Some(it)) => it.next().map(|(k, _)| k.as_str()),
-                // Every source named: a new one must say how its keys are read.
-                (AttrsInner::SdkResource(_), None) | (AttrsInner::Empty, _) => None,
+                (_, Some(it)) => it.next().map(|(k, _)| k.as_str()),
+                _ => None,
             };
             match key {
                 Some(key) => f(index, key),
