@@ -63,6 +63,27 @@ const ASCII_NAME_CHARS: [bool; 128] = {
     table
 };
 
+/// [`ASCII_NAME_CHARS`] for every byte value (`false` from 128 on, where UTF-8 sequences
+/// start), so a byte needs no ASCII check of its own.
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = ASCII_NAME_CHARS[b];
+        b += 1;
+    }
+    table
+};
+
+/// Whether every byte is an ASCII name character: no early exit, so that the loop is
+/// unrolled to a few instructions a byte (names are short and nearly always valid).
+#[inline]
+fn all_ascii_name_bytes(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(true, |ok, &b| ok & NAME_BYTES[usize::from(b)])
+}
+
 /// Makes a valid segment name: removes characters X-Ray rejects (so `GET /users/{id}`
 /// becomes `GET /users/id`), keeps at most [`MAX_NAME_CHARS`], and falls back to
 /// [`FALLBACK_NAME`] when nothing is left. Borrows when the name is already valid.
@@ -77,12 +98,7 @@ const ASCII_NAME_CHARS: [bool; 128] = {
 /// ```
 pub fn sanitize_name(name: &str) -> Cow<'_, str> {
     // Fast path: a short ASCII name of valid characters (nearly every name) is kept as is.
-    if !name.is_empty()
-        && name.len() <= MAX_NAME_CHARS
-        && name
-            .bytes()
-            .all(|b| b.is_ascii() && ASCII_NAME_CHARS[usize::from(b)])
-    {
+    if !name.is_empty() && name.len() <= MAX_NAME_CHARS && all_ascii_name_bytes(name.as_bytes()) {
         return Cow::Borrowed(name);
     }
     let mut count = 0;
@@ -230,6 +246,21 @@ fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_byte_table_is_the_ascii_rule() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii() && is_name_char(char::from(b));
+            assert_eq!(NAME_BYTES[usize::from(b)], expected, "{b}");
+            // A valid name with the byte in it at each position of a word-sized run.
+            for at in 0..17 {
+                let mut name = vec![b'a'; 17];
+                name[at] = b;
+                assert_eq!(all_ascii_name_bytes(&name), expected, "{b} at {at}");
+            }
+        }
+        assert!(all_ascii_name_bytes(b""));
+    }
 
     #[test]
     fn names_lose_only_invalid_characters() {

@@ -195,7 +195,7 @@ pub(crate) fn annotations_and_metadata<'a>(
     attrs: Attributes<'a>,
     known: &Known<'a>,
 ) -> AttributeMetadata<'a> {
-    if let Some(view) = AttributeView::of(config, attrs, known) {
+    if let Some(view) = AttributeView::of(config, known) {
         return AttributeMetadata {
             default: match attrs.as_field_list() {
                 Some(list) if view.mask != 0 => Namespace::picked(list, view.mask),
@@ -229,57 +229,28 @@ impl AttributeView {
     /// keys or list and no indexing of all attributes configured, at most 64 attributes,
     /// and among the unmapped ones no key repeated, no key with the annotation prefix, no
     /// connection string (its password is stripped) and no
-    /// `aws.xray.metadata.<namespace>` map. `None` otherwise.
-    pub(crate) fn of<'a>(
-        config: &TranslatorConfig,
-        attrs: Attributes<'a>,
-        known: &Known<'a>,
-    ) -> Option<Self> {
+    /// `aws.xray.metadata.<namespace>` map. `None` otherwise. Decided from what
+    /// [`Known::collect`] saw of the keys ([`crate::keys::KeyFacts`]), without reading
+    /// them again.
+    pub(crate) fn of(config: &TranslatorConfig, known: &Known<'_>) -> Option<Self> {
         if !config.exclude().is_empty()
             || known.has(K::XrayAnnotations)
             || !config.annotation_keys().is_empty()
             || config.indexes_all_attributes()
-            || attrs.len() > 64
         {
             return None;
         }
-        let prefix_start = METADATA_ATTRIBUTE_PREFIX.as_bytes()[0];
-        let annotation_prefix = config.annotation_prefix().unwrap_or_default();
-        let annotation_start = annotation_prefix.as_bytes().first();
-        let mut mask = 0u64;
-        let mut seen = 0u64;
-        let mut plain = true;
-        attrs.for_each_key(|index, key| {
-            let kind = known.kind_at(index, key);
-            if kind.is_some_and(|k| known.is_used(k)) {
-                return;
-            }
-            let bit = fingerprint(key);
-            if kind == Some(K::DbConnectionString)
-                || (key.as_bytes().first() == Some(&prefix_start)
-                    && key.starts_with(METADATA_ATTRIBUTE_PREFIX))
-                || (annotation_start.is_some()
-                    && key.as_bytes().first() == annotation_start
-                    && key.starts_with(annotation_prefix))
-                || (seen & bit != 0 && repeats(attrs, mask, key))
-            {
-                plain = false;
-            }
-            seen |= bit;
-            mask |= 1 << index;
-        });
+        let facts = known.key_facts()?;
+        let (mask, repeated) = known.unused()?;
+        // A connection string left for metadata has its password stripped: a copy.
+        let connection_string_left =
+            known.has(K::DbConnectionString) && !known.is_used(K::DbConnectionString);
+        let plain = !repeated
+            && !facts.namespace_prefixed
+            && facts.annotation_prefixed & mask == 0
+            && !connection_string_left;
         plain.then_some(Self { mask })
     }
-}
-
-/// Whether one of the attributes at the positions in `mask` has the key `key`.
-#[cold]
-fn repeats(attrs: Attributes<'_>, mask: u64, key: &str) -> bool {
-    let mut found = false;
-    attrs.for_each_key(|index, k| {
-        found |= index < 64 && mask & (1 << index) != 0 && k == key;
-    });
-    found
 }
 
 /// A bit picked by a small fingerprint of a key (length, first and last byte): a key
@@ -368,7 +339,7 @@ mod tests {
     fn both_ways(config: &TranslatorConfig, attrs: &[KeyValue], marks: &[K]) -> bool {
         let attrs = attrs.to_vec();
         let attrs = Attributes::sdk(&attrs);
-        let mut known = Known::collect(attrs, config.exclude());
+        let mut known = Known::collect(attrs, config);
         for &k in marks {
             known.mark(k);
         }
@@ -376,7 +347,7 @@ mod tests {
         let got = annotations_and_metadata(config, &mut seg, attrs, &known);
         let mut copied = copied_metadata(config, &mut copied_seg, attrs, &known);
         let own = split_namespaces(&mut copied);
-        let viewed = AttributeView::of(config, attrs, &known).is_some();
+        let viewed = AttributeView::of(config, &known).is_some();
         // Compared as printed: NaN is not equal to itself.
         assert_eq!(
             format!("{:?}", got.default.to_fields()),
@@ -421,7 +392,7 @@ mod tests {
             &mut Segment::default(),
             Attributes::sdk(&attrs),
             &{
-                let mut k = Known::collect(Attributes::sdk(&attrs), config.exclude());
+                let mut k = Known::collect(Attributes::sdk(&attrs), &config);
                 k.mark(K::HttpRequestMethod);
                 k
             },
@@ -478,6 +449,41 @@ mod tests {
             &[KeyValue::new("annotation.tier", "gold")],
             &[]
         ));
+    }
+
+    #[test]
+    fn repeats_are_told_apart_from_keys_that_hash_alike() {
+        use crate::keys::{hash, lookup};
+        let config = TranslatorConfig::default();
+        // Two different unknown keys with the same hash are no repeat: still a view.
+        let keys: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
+        let (a, b) = keys
+            .iter()
+            .enumerate()
+            .find_map(|(i, a)| {
+                keys[i + 1..]
+                    .iter()
+                    .find(|b| hash(a.as_bytes()) == hash(b.as_bytes()))
+                    .map(|b| (a.clone(), b.clone()))
+            })
+            .expect("two keys hashed alike");
+        assert!(lookup(&a).is_none() && lookup(&b).is_none());
+        let pair = [KeyValue::new(a.clone(), 1), KeyValue::new(b.clone(), 2)];
+        assert!(both_ways(&config, &pair, &[]));
+        // The same key again is a repeat, wherever it comes.
+        for at in 0..=2 {
+            let mut attrs = pair.to_vec();
+            attrs.insert(at, KeyValue::new(b.clone(), 3));
+            assert!(!both_ways(&config, &attrs, &[]), "{at}");
+        }
+        // A known key given twice: a repeat in metadata unless the document used it.
+        let url = [
+            KeyValue::new("url.full", "https://a/"),
+            KeyValue::new(a, 1),
+            KeyValue::new("url.full", "https://b/"),
+        ];
+        assert!(!both_ways(&config, &url, &[]));
+        assert!(both_ways(&config, &url, &[K::UrlFull]));
     }
 
     fn key() -> impl Strategy<Value = String> {

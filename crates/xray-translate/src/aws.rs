@@ -244,18 +244,26 @@ impl<'a> ResourceInfo<'a> {
 }
 
 /// Items of a string array, or of a string holding `&`-separated items (the form
-/// `OTEL_RESOURCE_ATTRIBUTES` allows).
+/// `OTEL_RESOURCE_ATTRIBUTES` allows); empty items are skipped.
+fn items<'a>(value: &AttrValue<'a>) -> impl Iterator<Item = &'a str> + use<'a> {
+    let (split, array) = match value {
+        AttrValue::Str(s) => (Some(s.split('&')), None),
+        &AttrValue::Array(array) => (
+            None,
+            Some((0..array.len()).filter_map(move |i| array.get(i)?.as_str())),
+        ),
+        _ => (None, None),
+    };
+    split
+        .into_iter()
+        .flatten()
+        .chain(array.into_iter().flatten())
+        .filter(|s| !s.is_empty())
+}
+
+/// The [`items`] of a list, each made into a `T`.
 fn list<'a, T>(value: &AttrValue<'a>, make: impl Fn(&'a str) -> T) -> Vec<T> {
-    match value {
-        AttrValue::Str(s) => s.split('&').filter(|s| !s.is_empty()).map(make).collect(),
-        AttrValue::Array(items) => items
-            .iter()
-            .filter_map(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(make)
-            .collect(),
-        _ => Vec::new(),
-    }
+    items(value).map(make).collect()
 }
 
 /// Fills the call details of an AWS SDK call (or any span carrying them) into `aws`.
@@ -278,21 +286,23 @@ pub(crate) fn fill_call<'a>(known: &mut Known<'a>, aws: &mut Aws<'a>, aws_call: 
     }
     aws.table_name = b(known.first_str(&[K::AwsTableNameDotted, K::AwsTableName]));
     if let Some(tables) = known.peek(K::AwsDynamoDbTableNames) {
-        let names = list(&tables, Cow::Borrowed);
-        match names.len() {
-            0 => {}
-            1 if aws.table_name.is_none() || aws.table_name == names.first().cloned() => {
-                aws.table_name = names.into_iter().next();
-                known.mark(K::AwsDynamoDbTableNames);
+        // One name (the usual case) is read without collecting the list.
+        let mut names = items(&tables);
+        match (names.next(), names.next()) {
+            (None, _) => {}
+            (Some(one), None) => {
+                if aws.table_name.as_deref().is_none_or(|t| t == one) {
+                    aws.table_name = Some(Cow::Borrowed(one));
+                    known.mark(K::AwsDynamoDbTableNames);
+                }
             }
-            1 => {}
             _ => {
-                aws.table_names = names;
+                aws.table_names = list(&tables, Cow::Borrowed);
                 known.mark(K::AwsDynamoDbTableNames);
             }
         }
     }
-    if let Some(resends) = known.peek(K::HttpResendCount).and_then(|v| v.as_i64())
+    if let Some(resends) = known.peek_int(K::HttpResendCount)
         && let Ok(resends) = u32::try_from(resends)
     {
         known.mark(K::HttpResendCount);
@@ -302,5 +312,85 @@ pub(crate) fn fill_call<'a>(known: &mut Known<'a>, aws: &mut Aws<'a>, aws_call: 
         aws.xray
             .get_or_insert_with(XraySdk::default)
             .sampling_rule_name = Some(Cow::Borrowed(rule));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::{Array, KeyValue, StringValue, Value};
+
+    use super::*;
+    use crate::config::TranslatorConfig;
+
+    /// `fill_call` on a span with `attrs`: the table fields, and whether the table list
+    /// was used (else it stays in metadata).
+    fn tables(attrs: Vec<KeyValue>) -> (Option<String>, Vec<String>, bool) {
+        let attrs = Attributes::sdk(&attrs);
+        let mut known = Known::collect(attrs, &TranslatorConfig::default());
+        let mut aws = Aws::default();
+        fill_call(&mut known, &mut aws, true);
+        (
+            aws.table_name.map(Cow::into_owned),
+            aws.table_names.into_iter().map(Cow::into_owned).collect(),
+            known.is_used(K::AwsDynamoDbTableNames),
+        )
+    }
+
+    fn names(list: &[&str]) -> KeyValue {
+        let list = list
+            .iter()
+            .map(|s| StringValue::from(s.to_string()))
+            .collect();
+        KeyValue::new(
+            "aws.dynamodb.table_names",
+            Value::Array(Array::String(list)),
+        )
+    }
+
+    #[test]
+    fn dynamodb_table_lists() {
+        let one = |s: &str| Some(s.to_owned());
+        let many = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            tables(vec![names(&["carts"])]),
+            (one("carts"), vec![], true)
+        );
+        // Empty items are skipped, in arrays and in `&`-separated strings.
+        assert_eq!(
+            tables(vec![names(&["", "carts", ""])]),
+            (one("carts"), vec![], true)
+        );
+        let text = |s: &str| KeyValue::new("aws.dynamodb.table_names", s.to_owned());
+        assert_eq!(tables(vec![text("carts")]), (one("carts"), vec![], true));
+        assert_eq!(tables(vec![text("&carts&")]), (one("carts"), vec![], true));
+        assert_eq!(
+            tables(vec![text("carts&users")]),
+            (None, many(&["carts", "users"]), true)
+        );
+        assert_eq!(
+            tables(vec![names(&["carts", "", "users"])]),
+            (None, many(&["carts", "users"]), true)
+        );
+        for empty in [names(&[]), names(&["", ""]), text(""), text("&&")] {
+            assert_eq!(tables(vec![empty]), (None, vec![], false));
+        }
+        // A single name agreeing with `aws.table_name` is used; another one is kept.
+        let table = KeyValue::new("aws.table_name", "carts");
+        assert_eq!(
+            tables(vec![table.clone(), names(&["carts"])]),
+            (one("carts"), vec![], true)
+        );
+        assert_eq!(
+            tables(vec![table.clone(), names(&["users"])]),
+            (one("carts"), vec![], false)
+        );
+        assert_eq!(
+            tables(vec![table, names(&["users", "carts"])]),
+            (one("carts"), many(&["users", "carts"]), true)
+        );
+        assert_eq!(
+            tables(vec![KeyValue::new("aws.dynamodb.table_names", 7)]),
+            (None, vec![], false)
+        );
     }
 }

@@ -25,11 +25,9 @@ fn has_byte(s: &str, b: u8) -> bool {
 
 /// Takes a string attribute into a limited field, marking it used only when it fits whole.
 fn limited<'a>(known: &mut Known<'a>, keys: &[K]) -> Option<Cow<'a, str>> {
-    let value = keys
-        .iter()
-        .find_map(|&k| known.peek_str(k).filter(|s| !s.is_empty()))?;
+    let value = known.peek_first_str(keys)?;
     if fits(value) {
-        known.first_str(keys);
+        known.mark_str(keys, value);
     }
     Some(limit_string(Cow::Borrowed(value)))
 }
@@ -37,9 +35,7 @@ fn limited<'a>(known: &mut Known<'a>, keys: &[K]) -> Option<Cow<'a, str>> {
 /// The full URL without credentials; marked used when it fits or had credentials removed.
 fn url_field<'a>(known: &mut Known<'a>) -> Option<Cow<'a, str>> {
     let keys = [K::UrlFull, K::HttpUrl];
-    let value = keys
-        .iter()
-        .find_map(|&k| known.peek_str(k).filter(|s| !s.is_empty()))?;
+    let value = known.peek_first_str(&keys)?;
     // Only a user-info part can hold a password in a URL.
     let clean = if has_byte(value, b'@') {
         strip_password(value)
@@ -47,7 +43,7 @@ fn url_field<'a>(known: &mut Known<'a>) -> Option<Cow<'a, str>> {
         Cow::Borrowed(value)
     };
     if matches!(clean, Cow::Owned(_)) || fits(value) {
-        known.first_str(&keys);
+        known.mark_str(&keys, value);
     }
     Some(limit_string(clean))
 }
@@ -68,15 +64,12 @@ fn rebuild_url<'a>(known: &mut Known<'a>, kind: SpanKind) -> Option<Cow<'a, str>
     let path = known.peek_str(K::HttpTarget).or(known.peek_str(K::UrlPath));
     // `http.host` carries the port already.
     let host_header = known.peek_str(K::HttpHost).filter(|h| !h.is_empty());
-    let host = host_header.or_else(|| {
-        host_keys
-            .iter()
-            .find_map(|&k| known.peek_str(k).filter(|s| !s.is_empty()))
-    });
+    let host = host_header.or_else(|| known.peek_first_str(host_keys));
     if host.is_none() && path.is_none() {
         return None;
     }
     // A host attribute never carries user info into the URL.
+    let host_attribute = host;
     let host = host.map(|h| h.rsplit_once('@').map_or(h, |(_, h)| h));
     let mut url = String::with_capacity(64);
     if let Some(host) = host {
@@ -97,7 +90,9 @@ fn rebuild_url<'a>(known: &mut Known<'a>, kind: SpanKind) -> Option<Cow<'a, str>
         if host_header.is_some() {
             known.mark(K::HttpHost);
         } else {
-            known.first_str(host_keys);
+            if let Some(attribute) = host_attribute {
+                known.mark_str(host_keys, attribute);
+            }
             if let Some(port) = known.first_int(port_keys) {
                 let default = matches!((scheme, port), ("http", 80) | ("https", 443));
                 if !default {
@@ -190,21 +185,17 @@ pub(crate) fn http_block<'a>(
 
     let mut response = HttpResponse::default();
     let status_keys = [K::HttpResponseStatusCode, K::HttpStatusCode];
-    if let Some(code) = status_keys
-        .iter()
-        .find_map(|&k| known.peek(k).and_then(|v| v.as_i64()))
-        && let Ok(code) = u16::try_from(code)
+    if let Some(value) = status_keys.iter().find_map(|&k| known.peek_int(k))
+        && let Ok(code) = u16::try_from(value)
     {
-        known.first_int(&status_keys);
+        known.mark_int(&status_keys, value);
         response.status = Some(code);
     }
     let length_keys = [K::HttpResponseBodySize, K::HttpResponseContentLength];
-    if let Some(len) = length_keys
-        .iter()
-        .find_map(|&k| known.peek(k).and_then(|v| v.as_i64()))
-        && let Ok(len) = u64::try_from(len)
+    if let Some(value) = length_keys.iter().find_map(|&k| known.peek_int(k))
+        && let Ok(len) = u64::try_from(value)
     {
-        known.first_int(&length_keys);
+        known.mark_int(&length_keys, value);
         response.content_length = Some(len);
     }
     let response = (response != HttpResponse::default()).then_some(response);

@@ -1,7 +1,8 @@
 //! The span attributes the rules read, found in one pass, and which of them ended up in
 //! the document (the rest go to metadata, so nothing is lost and nothing is repeated).
 
-use crate::config::Exclude;
+use crate::attributes::METADATA_ATTRIBUTE_PREFIX;
+use crate::config::{Exclude, TranslatorConfig};
 use crate::view::{AttrValue, Attributes};
 
 macro_rules! known_keys {
@@ -29,7 +30,7 @@ const SLOTS: usize = 256;
 /// A cheap hash of a key: its length, last and middle bytes (the known keys share
 /// prefixes such as `http.` and `aws.`, so the bytes come from the end and the middle).
 #[inline]
-const fn hash(key: &[u8]) -> usize {
+pub(crate) const fn hash(key: &[u8]) -> usize {
     let n = key.len();
     if n == 0 {
         return 0;
@@ -57,7 +58,12 @@ const TABLE: [u8; SLOTS] = {
 /// The known attribute for `key`: one hash and, nearly always, one comparison.
 #[inline(always)]
 pub(crate) fn lookup(key: &str) -> Option<K> {
-    let mut slot = hash(key.as_bytes());
+    lookup_hashed(hash(key.as_bytes()), key)
+}
+
+/// [`lookup`] with the key's [`hash`] already worked out.
+#[inline(always)]
+fn lookup_hashed(mut slot: usize, key: &str) -> Option<K> {
     loop {
         match TABLE[slot] {
             NONE => return None,
@@ -186,6 +192,25 @@ pub(crate) struct Known<'a> {
     /// The known key of each of the first [`INDEXED`] attributes (`NONE` if unknown), so
     /// later passes need not look keys up again.
     kinds: [u8; INDEXED],
+    /// What the same pass saw of the keys for `metadata.default` as a view of the list
+    /// (`None` when not tracked: keys excluded, or more than [`INDEXED`] attributes).
+    keys: Option<KeyFacts>,
+}
+
+/// Facts about a span's attribute keys, gathered by [`Known::collect`]'s single pass, from
+/// which [`crate::attributes::AttributeView`] decides without reading the keys again.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeyFacts {
+    /// Positions holding a known key.
+    known_at: u64,
+    /// Positions whose key starts with the configured annotation prefix.
+    pub(crate) annotation_prefixed: u64,
+    /// Known keys (a bit per [`K`]) given more than once.
+    repeated_known: u64,
+    /// Whether an unknown key is given more than once.
+    pub(crate) repeated_unknown: bool,
+    /// Whether a key starts with `aws.xray.metadata.` (never a known key).
+    pub(crate) namespace_prefixed: bool,
 }
 
 const INDEXED: usize = 64;
@@ -201,34 +226,120 @@ fn lookup_cold(key: &str) -> Option<K> {
     lookup(key)
 }
 
+/// Whether an attribute before position `index` has the key `key` (two different keys
+/// hashed alike; rare).
+#[cold]
+fn given_before(attrs: Attributes<'_>, index: usize, key: &str) -> bool {
+    let mut found = false;
+    attrs.for_each_key(|i, k| found |= i < index && k == key);
+    found
+}
+
 impl<'a> Known<'a> {
-    /// Reads the known attributes of `attrs` in one pass; keys matching `exclude` are not
-    /// seen (they never reach the document).
+    /// Reads the known attributes of `attrs` in one pass; keys matching the configured
+    /// exclusion are not seen (they never reach the document). Without an exclusion, the
+    /// same pass gathers the [`KeyFacts`] (`annotation_prefix` as configured).
     #[inline]
-    pub(crate) fn collect(attrs: Attributes<'a>, exclude: &Exclude) -> Self {
+    pub(crate) fn collect(attrs: Attributes<'a>, config: &TranslatorConfig) -> Self {
+        let exclude = config.exclude();
         let mut known = Known {
             attrs,
             positions: [ABSENT; COUNT],
             used: 0,
             kinds: [NONE; INDEXED],
+            keys: None,
         };
+        if !exclude.is_empty() || attrs.len() > INDEXED {
+            known.collect_untracked(exclude);
+            return known;
+        }
+        let mut facts = KeyFacts::default();
+        // The [`hash`] of each unknown key seen so far, a bit each.
+        let mut unknown_hashes = [0u64; SLOTS / 64];
+        let prefix = config.annotation_prefix().unwrap_or_default().as_bytes();
+        let namespace = METADATA_ATTRIBUTE_PREFIX.as_bytes();
+        attrs.for_each_key(|index, key| {
+            let bytes = key.as_bytes();
+            let slot = hash(bytes);
+            let bit = 1u64 << index;
+            if let Some(k) = lookup_hashed(slot, key) {
+                if known.positions[k as usize] != ABSENT {
+                    facts.repeated_known |= 1 << (k as u32);
+                }
+                known.positions[k as usize] = index as u16;
+                known.kinds[index % INDEXED] = k as u8;
+                facts.known_at |= bit;
+            } else {
+                let (word, hash_bit) = (slot / 64, 1u64 << (slot % 64));
+                if unknown_hashes[word] & hash_bit != 0 && given_before(attrs, index, key) {
+                    facts.repeated_unknown = true;
+                }
+                unknown_hashes[word] |= hash_bit;
+                // The first byte rejects nearly every key without a comparison.
+                if bytes.first() == namespace.first() && bytes.starts_with(namespace) {
+                    facts.namespace_prefixed = true;
+                }
+            }
+            if !prefix.is_empty() && bytes.first() == prefix.first() && bytes.starts_with(prefix) {
+                facts.annotation_prefixed |= bit;
+            }
+        });
+        known.keys = Some(facts);
+        known
+    }
+
+    /// [`Known::collect`] without the [`KeyFacts`]: for a list with keys excluded or more
+    /// than [`INDEXED`] attributes (rare).
+    #[inline(never)]
+    fn collect_untracked(&mut self, exclude: &Exclude) {
+        let attrs = self.attrs;
         attrs.for_each_key(|index, key| {
             if let Some(k) = lookup(key)
                 && (exclude.is_empty() || !exclude.matches(key))
             {
-                // Past 65 534 attributes (never in practice) later ones are not mapped
-                // and simply stay in metadata.
-                if let Ok(pos) = u16::try_from(index)
-                    && pos != ABSENT
-                {
-                    known.positions[k as usize] = pos;
-                }
-                if index < INDEXED {
-                    known.kinds[index] = k as u8;
-                }
+                self.see(index, k);
             }
         });
-        known
+    }
+
+    /// Records the attribute at `index` as the known key `k`.
+    #[inline(always)]
+    fn see(&mut self, index: usize, k: K) {
+        // Past 65 534 attributes (never in practice) later ones are not mapped and simply
+        // stay in metadata.
+        if let Ok(pos) = u16::try_from(index)
+            && pos != ABSENT
+        {
+            self.positions[k as usize] = pos;
+        }
+        if index < INDEXED {
+            self.kinds[index] = k as u8;
+        }
+    }
+
+    /// The [`KeyFacts`] of the list, when gathered.
+    pub(crate) fn key_facts(&self) -> Option<&KeyFacts> {
+        self.keys.as_ref()
+    }
+
+    /// The positions of the attributes no rule used (not repeated in the document, so
+    /// bound for metadata), and whether a key among them is given more than once; `None`
+    /// when the [`KeyFacts`] were not gathered.
+    pub(crate) fn unused(&self) -> Option<(u64, bool)> {
+        let facts = self.keys.as_ref()?;
+        let len = self.attrs.len();
+        let all = if len >= 64 { u64::MAX } else { (1 << len) - 1 };
+        let mut consumed = 0u64;
+        let mut at = facts.known_at;
+        while at != 0 {
+            let index = at.trailing_zeros() as usize;
+            if self.used & (1 << self.kinds[index]) != 0 {
+                consumed |= 1 << index;
+            }
+            at &= at - 1;
+        }
+        let repeated = facts.repeated_unknown || facts.repeated_known & !self.used != 0;
+        Some((all & !consumed, repeated))
     }
 
     /// The known key of the attribute at `index` of the list given to
@@ -293,19 +404,50 @@ impl<'a> Known<'a> {
         self.first_present_str(keys)
     }
 
+    /// [`Known::first_str`] in one pass over `keys`: keys before the chosen one hold no
+    /// non-empty string, so none can be equal to it.
     fn first_present_str(&mut self, keys: &[K]) -> Option<&'a str> {
-        let (at, value) = keys
-            .iter()
-            .enumerate()
-            .find_map(|(i, &k)| self.peek_str(k).filter(|s| !s.is_empty()).map(|s| (i, s)))?;
-        self.mark(keys[at]);
-        // Keys before the chosen one hold no non-empty string, so none can be equal.
-        for &k in &keys[at + 1..] {
+        let mut found: Option<&'a str> = None;
+        for &k in keys {
+            let Some(value) = self.peek_str(k) else {
+                continue;
+            };
+            match found {
+                None if !value.is_empty() => found = Some(value),
+                Some(first) if first == value => {}
+                _ => continue,
+            }
+            self.mark(k);
+        }
+        found
+    }
+
+    /// The string [`Known::first_str`] would pick (the first non-empty one among
+    /// `keys`), without marking anything.
+    #[inline]
+    pub(crate) fn peek_first_str(&self, keys: &[K]) -> Option<&'a str> {
+        keys.iter()
+            .find_map(|&k| self.peek_str(k).filter(|s| !s.is_empty()))
+    }
+
+    /// Marks the keys among `keys` holding the string `value`: [`Known::first_str`]'s
+    /// marks when `value` is its pick (no key before the pick holds a non-empty string).
+    pub(crate) fn mark_str(&mut self, keys: &[K], value: &str) {
+        for &k in keys {
             if self.peek_str(k) == Some(value) {
                 self.mark(k);
             }
         }
-        Some(value)
+    }
+
+    /// Marks the keys among `keys` holding the integer `value`: [`Known::first_int`]'s
+    /// marks when `value` is its pick (no key before the pick holds an integer).
+    pub(crate) fn mark_int(&mut self, keys: &[K], value: i64) {
+        for &k in keys {
+            if self.peek_int(k) == Some(value) {
+                self.mark(k);
+            }
+        }
     }
 
     /// Like [`Known::first_str`] for integers (also decimal strings).
@@ -318,17 +460,28 @@ impl<'a> Known<'a> {
     }
 
     fn first_present_int(&mut self, keys: &[K]) -> Option<i64> {
-        let (at, value) = keys
-            .iter()
-            .enumerate()
-            .find_map(|(i, &k)| self.peek(k).and_then(|v| v.as_i64()).map(|v| (i, v)))?;
-        self.mark(keys[at]);
-        for &k in &keys[at + 1..] {
-            if self.peek(k).and_then(|v| v.as_i64()) == Some(value) {
-                self.mark(k);
+        let mut found = None;
+        for &k in keys {
+            let Some(value) = self.peek_int(k) else {
+                continue;
+            };
+            match found {
+                None => found = Some(value),
+                Some(first) if first == value => {}
+                _ => continue,
             }
+            self.mark(k);
         }
-        Some(value)
+        found
+    }
+
+    /// The value as an integer ([`AttrValue::as_i64`]), without marking it used.
+    #[inline]
+    pub(crate) fn peek_int(&self, k: K) -> Option<i64> {
+        match self.positions[k as usize] {
+            ABSENT => None,
+            pos => self.attrs.i64_at(pos as usize),
+        }
     }
 }
 
@@ -345,7 +498,7 @@ mod tests {
             KeyValue::new("http.request.method", "GET"),
             KeyValue::new("http.status_code", "503"),
         ];
-        let mut known = Known::collect(Attributes::sdk(&attrs), &Exclude::default());
+        let mut known = Known::collect(Attributes::sdk(&attrs), &TranslatorConfig::default());
         assert_eq!(
             known.first_str(&[K::HttpRequestMethod, K::HttpMethod]),
             Some("GET")
@@ -356,6 +509,58 @@ mod tests {
             Some(503)
         );
         assert!(!known.is_used(K::UrlFull));
+        // An empty first choice is skipped and not marked; a different later value is not
+        // marked either.
+        let attrs = vec![
+            KeyValue::new("server.address", ""),
+            KeyValue::new("net.peer.name", "db"),
+            KeyValue::new("http.host", "other"),
+            KeyValue::new("server.port", 5432),
+            KeyValue::new("net.peer.port", "5433"),
+        ];
+        let mut other = Known::collect(Attributes::sdk(&attrs), &TranslatorConfig::default());
+        assert_eq!(
+            other.first_str(&[K::ServerAddress, K::NetPeerName, K::HttpHost]),
+            Some("db")
+        );
+        assert!(other.is_used(K::NetPeerName));
+        assert!(!other.is_used(K::ServerAddress) && !other.is_used(K::HttpHost));
+        assert_eq!(
+            other.first_int(&[K::ServerPort, K::NetPeerPort]),
+            Some(5432)
+        );
+        assert!(other.is_used(K::ServerPort) && !other.is_used(K::NetPeerPort));
+        // Peeking the pick then marking its equals marks what `first_str`/`first_int` do.
+        let values = ["", "db", "other"];
+        let keys = [K::ServerAddress, K::NetPeerName, K::HttpHost];
+        for a in values {
+            for b in values {
+                for c in values {
+                    let attrs = vec![
+                        KeyValue::new("server.address", a),
+                        KeyValue::new("net.peer.name", b),
+                        KeyValue::new("http.host", c),
+                        KeyValue::new("server.port", a.len() as i64),
+                        KeyValue::new("net.peer.port", b.len().to_string()),
+                    ];
+                    let config = TranslatorConfig::default();
+                    let mut first = Known::collect(Attributes::sdk(&attrs), &config);
+                    let mut marked = Known::collect(Attributes::sdk(&attrs), &config);
+                    let pick = marked.peek_first_str(&keys);
+                    assert_eq!(first.first_str(&keys), pick);
+                    if let Some(pick) = pick {
+                        marked.mark_str(&keys, pick);
+                    }
+                    let ports = [K::NetPeerPort, K::ServerPort];
+                    let int_pick = ports.iter().find_map(|&k| marked.peek_int(k));
+                    assert_eq!(first.first_int(&ports), int_pick);
+                    if let Some(pick) = int_pick {
+                        marked.mark_int(&ports, pick);
+                    }
+                    assert_eq!(first.used, marked.used, "{a:?} {b:?} {c:?}");
+                }
+            }
+        }
         assert_eq!(lookup("nope"), None);
         assert_eq!(lookup(""), None);
         for (i, key) in KEYS.iter().enumerate() {

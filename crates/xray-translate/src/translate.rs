@@ -136,6 +136,11 @@ impl Translator {
     }
 }
 
+/// Whether the span has an AWS SDK HTTP failure event (`any_events`: it has events).
+fn has_http_failure<'a, V: SpanView<'a>>(span: &V, any_events: bool) -> bool {
+    any_events && span.events().any(|e| e.name == HTTP_FAILURE_EVENT)
+}
+
 /// `Aws::default()`, compared against without building and dropping one per span.
 static EMPTY_AWS: Aws<'static> = Aws {
     account_id: None,
@@ -191,11 +196,7 @@ fn downstream_name<'a>(known: &mut Known<'a>, aws_call: bool) -> Option<Cow<'a, 
         return Some(Cow::Borrowed(trim_aws_prefix(service)));
     }
     let host_keys = [K::ServerAddress, K::NetPeerName];
-    if let Some(db) = [K::DbNamespace, K::DbName]
-        .iter()
-        .find_map(|&k| known.peek_str(k).filter(|s| !s.is_empty()))
-    {
-        known.first_str(&[K::DbNamespace, K::DbName]);
+    if let Some(db) = known.first_str(&[K::DbNamespace, K::DbName]) {
         let host = known.first_str(&host_keys).or_else(|| {
             known
                 .peek_str(K::DbConnectionString)
@@ -348,7 +349,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
 ) -> Segment<'a> {
     let attrs = span.attributes();
     let exclude = config.exclude();
-    let mut known = Known::collect(attrs, exclude);
+    let mut known = Known::collect(attrs, config);
     let kind = span.kind();
     let span_id = span.span_id();
     let parent = span.parent_span_id();
@@ -518,7 +519,10 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         .as_ref()
         .and_then(|h| h.response.as_ref())
         .and_then(|r| r.status);
-    let has_exception = span.events().any(|e| is_exception(&e));
+    // Most spans have no events (nor links): the rules reading them are then skipped
+    // without walking or collecting an empty list.
+    let any_events = span.events().next().is_some();
+    let has_exception = any_events && span.events().any(|e| is_exception(&e));
     let f = flags(http_status, status, has_exception);
     (seg.error, seg.throttle, seg.fault) = (f.error, f.throttle, f.fault);
     let language = match (&resource, &res) {
@@ -529,9 +533,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     };
     // `http.status_text` explains a failure that has no description and no exception.
     let status_text = match status {
-        SpanStatus::Error("")
-            if !has_exception && !span.events().any(|e| e.name == HTTP_FAILURE_EVENT) =>
-        {
+        SpanStatus::Error("") if !has_exception && !has_http_failure(span, any_events) => {
             known.first_str(&[K::HttpStatusText])
         }
         _ => None,
@@ -568,20 +570,23 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     // vectors of their final size.
     let name_differs = seg.name != span_name;
     let scope = span.scope();
-    let events: Vec<AnyValue<'a>> = span
-        .events()
-        .filter(|e| e.name != EXCEPTION_EVENT)
-        .map(|e| {
-            let mut event = Fields::new();
-            event.insert("name", AnyValue::Str(Cow::Borrowed(e.name)));
-            event.insert("timestamp", AnyValue::Float(e.time));
-            let attributes = to_fields(e.attributes, exclude);
-            if !attributes.is_empty() {
-                event.insert("attributes", AnyValue::Object(attributes));
-            }
-            AnyValue::Object(event)
-        })
-        .collect();
+    let events: Vec<AnyValue<'a>> = match any_events {
+        false => Vec::new(),
+        true => span
+            .events()
+            .filter(|e| e.name != EXCEPTION_EVENT)
+            .map(|e| {
+                let mut event = Fields::new();
+                event.insert("name", AnyValue::Str(Cow::Borrowed(e.name)));
+                event.insert("timestamp", AnyValue::Float(e.time));
+                let attributes = to_fields(e.attributes, exclude);
+                if !attributes.is_empty() {
+                    event.insert("attributes", AnyValue::Object(attributes));
+                }
+                AnyValue::Object(event)
+            })
+            .collect(),
+    };
     let end_clamped = own_end.filter(|&end| end < start_time);
     let otel_len = usize::from(name_differs)
         + scope.map_or(0, |(_, version)| 1 + usize::from(version.is_some()))
@@ -632,14 +637,16 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     }
     seg.metadata.0.extend(own_namespaces);
 
-    seg.links = span
-        .links()
-        .map(|l| Link {
-            trace_id: l.trace_id,
-            id: l.span_id,
-            attributes: to_fields(l.attributes, exclude),
-        })
-        .collect();
+    if span.links().next().is_some() {
+        seg.links = span
+            .links()
+            .map(|l| Link {
+                trace_id: l.trace_id,
+                id: l.span_id,
+                attributes: to_fields(l.attributes, exclude),
+            })
+            .collect();
+    }
     if let Some(name) = outer_name {
         return with_service_segment(seg, name, fields, outer_metadata);
     }

@@ -313,24 +313,29 @@ impl<'a> Attributes<'a> {
     }
 
     /// Calls `f` with the index and key of each attribute, in order, without reading
-    /// values.
+    /// values. `f` is called from one place, so that it is inlined into the loop.
     #[inline]
     pub(crate) fn for_each_key(&self, mut f: impl FnMut(usize, &'a str)) {
-        match self.0 {
-            AttrsInner::Empty => {}
-            AttrsInner::Sdk(l) => l
-                .iter()
-                .enumerate()
-                .for_each(|(i, kv)| f(i, kv.key.as_str())),
-            AttrsInner::SdkResource(r) => r
-                .iter()
-                .enumerate()
-                .for_each(|(i, (k, _))| f(i, k.as_str())),
-            AttrsInner::Proto(l) => l
-                .iter()
-                .enumerate()
-                .for_each(|(i, kv)| f(i, kv.key.as_str())),
-            AttrsInner::Wire(l) => l.iter().enumerate().for_each(|(i, kv)| f(i, kv.key)),
+        let mut resource = match self.0 {
+            AttrsInner::SdkResource(r) => Some(r.iter()),
+            // Every source named: a new one fails to compile until it says below how its
+            // keys are read.
+            AttrsInner::Empty | AttrsInner::Sdk(_) | AttrsInner::Proto(_) | AttrsInner::Wire(_) => {
+                None
+            }
+        };
+        for index in 0..self.len() {
+            let key = match (self.0, &mut resource) {
+                (AttrsInner::Sdk(l), _) => l.get(index).map(|kv| kv.key.as_str()),
+                (AttrsInner::Proto(l), _) => l.get(index).map(|kv| kv.key.as_str()),
+                (AttrsInner::Wire(l), _) => l.get(index).map(|kv| kv.key),
+                (_, Some(it)) => it.next().map(|(k, _)| k.as_str()),
+                _ => None,
+            };
+            match key {
+                Some(key) => f(index, key),
+                None => return,
+            }
         }
     }
 
@@ -439,6 +444,7 @@ impl<'a> Attributes<'a> {
 
     /// The string value of the attribute at `index`, if it is a string; the same as
     /// `get_index(index)` then [`AttrValue::as_str`], without building the value.
+    #[inline]
     pub(crate) fn str_at(&self, index: usize) -> Option<&'a str> {
         match self.0 {
             AttrsInner::Sdk(l) => match &l.get(index)?.value {
@@ -456,6 +462,20 @@ impl<'a> Attributes<'a> {
             AttrsInner::Empty | AttrsInner::SdkResource(_) => {
                 self.get_index(index).and_then(|(_, v)| v.as_str())
             }
+        }
+    }
+
+    /// The value of the attribute at `index` as an integer; the same as
+    /// `get_index(index)` then [`AttrValue::as_i64`], an integer read without building
+    /// the value.
+    #[inline]
+    pub(crate) fn i64_at(&self, index: usize) -> Option<i64> {
+        match self.0 {
+            AttrsInner::Sdk(l) => match &l.get(index)?.value {
+                Value::I64(i) => Some(*i),
+                value => AttrValue::from_sdk(value).as_i64(),
+            },
+            _ => self.get_index(index).and_then(|(_, v)| v.as_i64()),
         }
     }
 
@@ -661,6 +681,71 @@ mod tests {
             value: value.map(|v| ProtoValue { value: Some(v) }),
             ..ProtoKeyValue::default()
         }
+    }
+
+    #[test]
+    fn typed_reads_agree_with_the_built_values() {
+        use any_value::Value as V;
+        let sdk = vec![
+            KeyValue::new("i", -7),
+            KeyValue::new("f", 42.0),
+            KeyValue::new("half", 0.5),
+            KeyValue::new("nan", f64::NAN),
+            KeyValue::new("s", " 12 "),
+            KeyValue::new("word", "twelve"),
+            KeyValue::new("b", true),
+            KeyValue::new("arr", Value::Array(Array::I64(vec![1]))),
+        ];
+        let otlp = vec![
+            proto("i", Some(V::IntValue(i64::MIN))),
+            proto("f", Some(V::DoubleValue(3.0))),
+            proto("s", Some(V::StringValue("5".into()))),
+            proto("b", Some(V::BoolValue(true))),
+            proto("empty", None),
+        ];
+        let wire: WireList<'_> = [
+            ("i", WireValue::Int(-3)),
+            ("f", WireValue::Double(2.0)),
+            ("s", WireValue::Str("7")),
+            ("b", WireValue::Bool(true)),
+            ("empty", WireValue::Empty),
+        ]
+        .into_iter()
+        .map(|(key, value)| WireKv { key, value })
+        .collect();
+        for attrs in [
+            Attributes::sdk(&sdk),
+            Attributes::otlp(&otlp),
+            Attributes::wire(&wire),
+        ] {
+            for i in 0..=attrs.len() {
+                let built = attrs.get_index(i).map(|(_, v)| v);
+                assert_eq!(
+                    attrs.i64_at(i),
+                    built.as_ref().and_then(AttrValue::as_i64),
+                    "{i}"
+                );
+                assert_eq!(attrs.str_at(i), built.and_then(|v| v.as_str()), "{i}");
+            }
+        }
+        // The key pass sees the keys `iter` gives, in order, from every source.
+        let resource = Resource::builder_empty()
+            .with_attributes([KeyValue::new("service.name", "a"), KeyValue::new("k", 1)])
+            .build();
+        for attrs in [
+            Attributes::sdk(&sdk),
+            Attributes::otlp(&otlp),
+            Attributes::sdk_resource(&resource),
+            Attributes::wire(&wire),
+            Attributes::default(),
+        ] {
+            let mut keys = Vec::new();
+            attrs.for_each_key(|i, k| keys.push((i, k)));
+            let expected: Vec<_> = attrs.iter().map(|(k, _)| k).enumerate().collect();
+            assert_eq!(keys, expected);
+        }
+        assert_eq!(Attributes::sdk(&sdk).i64_at(1), Some(42));
+        assert_eq!(Attributes::sdk(&sdk).i64_at(4), Some(12));
     }
 
     #[test]

@@ -1236,6 +1236,15 @@ fn cases() -> Vec<support::Case> {
             .expect("/fault", json!(true))
             .expect("/cause/exceptions/0/message", json!("Gateway Timeout"))
             .absent("/metadata/default"),
+        case("an HTTP failure event explains a failed span: http.status_text stays in metadata")
+            .kind(SpanKind::Client)
+            .attr("http.status_text", "Gateway Timeout")
+            .error("")
+            .event("HTTP request failure", &[("http.response.status_code", 504i64.into()), ("aws.http.error_message", "timed out".into())])
+            .expect("/fault", json!(true))
+            .expect("/cause/exceptions/0/type", json!("aws.http.error.event"))
+            .absent("/cause/exceptions/1")
+            .expect("/metadata/default/http.status_text", json!("Gateway Timeout")),
         case("the status description wins over http.status_text, which stays in metadata")
             .attr("http.status_text", "Gateway Timeout")
             .error("upstream slow")
