@@ -161,6 +161,7 @@ enum ArrayInner<'a> {
 
 impl<'a> AttrArray<'a> {
     /// How many items there are.
+    #[inline]
     pub fn len(&self) -> usize {
         match self.0 {
             ArrayInner::Bools(v) => v.len(),
@@ -178,6 +179,7 @@ impl<'a> AttrArray<'a> {
     }
 
     /// The item at `index`.
+    #[inline]
     pub fn get(&self, index: usize) -> Option<AttrValue<'a>> {
         Some(match self.0 {
             ArrayInner::Bools(v) => AttrValue::Bool(*v.get(index)?),
