@@ -1,7 +1,8 @@
 //! [`WireRequest`]: an OTLP `ExportTraceServiceRequest` read in place from its protobuf
 //! bytes, and [`WireSpan`], its spans seen through [`SpanView`]: keys, strings and ids
-//! borrow the request body, so decoding allocates per request (a few record vectors), not
-//! per attribute, id or string as `opentelemetry-proto`'s owned types do.
+//! borrow the request body, so decoding allocates a few record vectors per request and
+//! one slice per attribute list (and per array or map value), not one per attribute, id or
+//! string as `opentelemetry-proto`'s owned types do.
 //!
 //! [`WireRequest::parse`] checks the whole request in one pass, as prost's decoding would:
 //! wire types of the known fields, lengths, varints, the UTF-8 of every string field at
