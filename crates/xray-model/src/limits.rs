@@ -96,11 +96,20 @@ fn all_ascii_name_bytes(bytes: &[u8]) -> bool {
 /// assert_eq!(sanitize_name("checkout"), "checkout");
 /// assert_eq!(sanitize_name("()"), "unknown");
 /// ```
+#[inline]
 pub fn sanitize_name(name: &str) -> Cow<'_, str> {
     // Fast path: a short ASCII name of valid characters (nearly every name) is kept as is.
     if !name.is_empty() && name.len() <= MAX_NAME_CHARS && all_ascii_name_bytes(name.as_bytes()) {
         return Cow::Borrowed(name);
     }
+    sanitize_other_name(name)
+}
+
+/// [`sanitize_name`] for a name that is not short valid ASCII (rare): out of line, so the
+/// fast path needs no stack frame.
+#[cold]
+#[inline(never)]
+fn sanitize_other_name(name: &str) -> Cow<'_, str> {
     let mut count = 0;
     let valid = name.chars().all(|c| {
         count += 1;
