@@ -126,16 +126,7 @@ fn forget_packaged_sources() {
 /// Builds the release binary and splits it into the stripped binary to ship and its debug
 /// file, both in `target/dist/`.
 fn dist() -> Result<(), String> {
-    status(cargo_command().args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "xray-bridge",
-        "--bin",
-        "xray-bridge",
-    ]))?;
-    let built = target_dir().join("release/xray-bridge");
+    let built = build_release()?;
     let dir = target_dir().join("dist");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let (bin, debug) = (dir.join("xray-bridge"), dir.join("xray-bridge.debug"));
@@ -173,6 +164,20 @@ fn dist() -> Result<(), String> {
         None => eprintln!("warning: no start-up order checked (no list, or no `nm`)"),
     }
     Ok(())
+}
+
+/// `cargo build --release` of the binary; returns its path.
+fn build_release() -> Result<PathBuf, String> {
+    status(cargo_command().args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "xray-bridge",
+        "--bin",
+        "xray-bridge",
+    ]))?;
+    Ok(target_dir().join("release/xray-bridge"))
 }
 
 /// Cargo's target directory (`CARGO_TARGET_DIR`, else `target/` in the workspace).

@@ -6,13 +6,13 @@
 //! Symbol names carry hashes that change with versions and dependencies, so `dist` reports
 //! how much of the list the binary still has.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{cargo_command, root, status, target_dir};
+use crate::{build_release, root, status, target_dir};
 
 /// The list the release link reads, relative to the workspace root.
 pub(crate) const LIST: &str = "crates/xray-bridge/startup-symbols.txt";
@@ -30,30 +30,18 @@ const ENV: [(&str, &str); 4] = [
 
 /// Builds the release binary, profiles every configuration and writes the list.
 pub(crate) fn startup_order() -> Result<(), String> {
-    status(cargo_command().args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "xray-bridge",
-        "--bin",
-        "xray-bridge",
-    ]))?;
-    let bin = target_dir().join("release/xray-bridge");
+    let bin = build_release()?;
     let work = target_dir().join("startup-order");
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-    let mut names: Vec<String> = Vec::new();
-    let mut seen = HashSet::new();
+    // Sorted, so that a new list differs from the last by what start-up runs, not by the
+    // order the threads happened to run it in (within the group, order matters little).
+    let mut names = BTreeSet::new();
     for (i, args) in configurations(&work).iter().enumerate() {
         let out = work.join(format!("callgrind.{i}"));
         profile(&bin, args, &out)?;
         let ran = functions_of(&out, &bin)?;
         println!("{:>5} functions: {}", ran.len(), args.join(" "));
-        for name in ran {
-            if seen.insert(name.clone()) {
-                names.push(name);
-            }
-        }
+        names.extend(ran);
     }
     let list = root().join(LIST);
     let text: String = names.iter().map(|n| format!("{n}\n")).collect();
