@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Bridge, Options, Scratch, read_lines};
+use common::{Bridge, Options, Scratch, otlp_request, otlp_span, read_lines};
 use prost::Message;
 use prost::bytes::{Buf, BufMut};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -69,10 +69,7 @@ async fn export_with(
 
 #[test]
 fn malformed_grpc_messages_are_refused_and_counted() {
-    use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-    };
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 
     let scratch = Scratch::new("grpc-raw");
     let out = scratch.path("docs.jsonl");
@@ -88,23 +85,7 @@ fn malformed_grpc_messages_are_refused_and_counted() {
             .await
             .expect_err("malformed protobuf");
         assert_ne!(err.code(), tonic::Code::Ok);
-        let good = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![Span {
-                        trace_id: vec![7; 16],
-                        span_id: vec![7; 8],
-                        name: "after-garbage".into(),
-                        kind: 2,
-                        start_time_unix_nano: 1_700_000_000_000_000_000,
-                        end_time_unix_nano: 1_700_000_001_000_000_000,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+        let good = otlp_request("svc", vec![otlp_span(7, 7, "after-garbage")]);
         let answer = export(channel, good.encode_to_vec())
             .await
             .expect("good request");
@@ -163,32 +144,13 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
 
 #[test]
 fn grpc_messages_are_refused_with_the_status_the_prost_codec_gives() {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     let scratch = Scratch::new("grpc-status");
     let out = scratch.path("docs.jsonl");
     let mut bridge = Bridge::start(Options::export(format!("file:{}", out.display())));
     let url = bridge.url(bridge.grpc, "");
-    let good = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span {
-                    trace_id: vec![7; 16],
-                    span_id: vec![7; 8],
-                    name: "ok".into(),
-                    kind: 2,
-                    start_time_unix_nano: 1_700_000_000_000_000_000,
-                    end_time_unix_nano: 1_700_000_001_000_000_000,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec();
+    let good = otlp_request("svc", vec![otlp_span(7, 7, "ok")]).encode_to_vec();
     let mut bad_utf8 = good.clone();
     let at = bad_utf8.windows(2).position(|w| w == b"ok").unwrap();
     bad_utf8[at] = 0xff;
