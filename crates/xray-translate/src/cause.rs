@@ -135,7 +135,12 @@ fn http_failure_message<'a>(event: &EventView<'a>, exclude: &Exclude) -> Option<
             _ => {}
         }
     }
-    Some(format!("{}@{:.6}@{}", status?, event.time, message?))
+    Some(format!(
+        "{}@{:.6}@{}",
+        status?,
+        event.time.seconds(),
+        message?
+    ))
 }
 
 /// Builds the cause from the span's exception events and the AWS SDKs' HTTP failure

@@ -63,6 +63,6 @@ pub use resource::PreparedResource;
 pub use sdk::SdkSpan;
 pub use translate::Translator;
 pub use view::{
-    AttrArray, AttrValue, Attributes, AttributesIter, EventView, LinkView, SpanKind, SpanStatus,
-    SpanView,
+    AttrArray, AttrValue, Attributes, AttributesIter, EventTime, EventView, LinkView, SpanKind,
+    SpanStatus, SpanView,
 };

@@ -5,7 +5,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{Span, SpanFlags, span, status};
 use xray_model::{SegmentId, TraceId, epoch_seconds_from_nanos};
 
-use crate::view::{Attributes, EventView, LinkView, SpanKind, SpanStatus, SpanView};
+use crate::view::{Attributes, EventTime, EventView, LinkView, SpanKind, SpanStatus, SpanView};
 
 /// An OTLP span with its resource and instrumentation scope, seen through [`SpanView`].
 #[derive(Debug, Clone, Copy)]
@@ -187,7 +187,7 @@ impl<'a> SpanView<'a> for OtlpSpan<'a> {
     fn events(&self) -> impl Iterator<Item = EventView<'a>> {
         self.span.events.iter().map(|e| EventView {
             name: &e.name,
-            time: epoch_seconds_from_nanos(e.time_unix_nano),
+            time: EventTime::UnixNanos(e.time_unix_nano),
             attributes: Attributes::otlp(&e.attributes),
         })
     }

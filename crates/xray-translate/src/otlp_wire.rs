@@ -14,7 +14,7 @@
 //! than [`MAX_VALUE_DEPTH`]), are left to prost: decode them the owned way.
 
 use crate::otlp::{OtlpRules, id_bytes};
-use crate::view::{Attributes, EventView, LinkView, SpanKind, SpanStatus, SpanView};
+use crate::view::{Attributes, EventTime, EventView, LinkView, SpanKind, SpanStatus, SpanView};
 use xray_model::{SegmentId, TraceId, epoch_seconds_from_nanos};
 
 /// How deep array and map attribute values may nest (an attribute's value is depth 1)
@@ -950,7 +950,7 @@ impl<'a> SpanView<'a> for WireSpan<'a> {
             .iter()
             .map(|e| EventView {
                 name: e.name,
-                time: epoch_seconds_from_nanos(e.time),
+                time: EventTime::UnixNanos(e.time),
                 attributes: Attributes::wire(&e.attributes),
             })
     }

@@ -7,7 +7,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
 use xray_model::{SegmentId, TraceId, epoch_seconds};
 
-use crate::view::{Attributes, EventView, LinkView, SpanKind, SpanStatus, SpanView};
+use crate::view::{Attributes, EventTime, EventView, LinkView, SpanKind, SpanStatus, SpanView};
 
 /// An SDK span with its resource, seen through [`SpanView`].
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +88,7 @@ impl<'a> SpanView<'a> for SdkSpan<'a> {
     fn events(&self) -> impl Iterator<Item = EventView<'a>> {
         self.span.events.iter().map(|e| EventView {
             name: &e.name,
-            time: epoch_seconds(e.timestamp),
+            time: EventTime::System(e.timestamp),
             attributes: Attributes::sdk(&e.attributes),
         })
     }

@@ -594,10 +594,35 @@ impl<'a> Iterator for AttributesIter<'a> {
 pub struct EventView<'a> {
     /// The event's name (`exception` for recorded errors).
     pub name: &'a str,
-    /// When it happened, in epoch seconds.
-    pub time: f64,
+    /// When it happened ([`EventTime::seconds`] converts it).
+    pub time: EventTime,
     /// Its attributes.
     pub attributes: Attributes<'a>,
+}
+
+/// When an event happened, as its source gives it: converted to epoch seconds only where
+/// a rule reads it, since most rules look at an event's name and attributes only.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EventTime {
+    /// An in-process SDK timestamp.
+    System(std::time::SystemTime),
+    /// Nanoseconds since the Unix epoch, as OTLP gives them.
+    UnixNanos(u64),
+}
+
+impl EventTime {
+    /// The time in epoch seconds, to the microsecond.
+    ///
+    /// ```
+    /// use xray_translate::EventTime;
+    /// assert_eq!(EventTime::UnixNanos(1_700_000_000_250_000_000).seconds(), 1_700_000_000.25);
+    /// ```
+    pub fn seconds(self) -> f64 {
+        match self {
+            EventTime::System(t) => xray_model::epoch_seconds(t),
+            EventTime::UnixNanos(n) => xray_model::epoch_seconds_from_nanos(n),
+        }
+    }
 }
 
 /// One span link.

@@ -416,7 +416,7 @@ fn regenerated_exceptions(
     let exclude = Exclude::default();
     let views = events.iter().map(|e| EventView {
         name: &e.name,
-        time: xray_model::epoch_seconds_from_nanos(e.time_unix_nano),
+        time: crate::EventTime::UnixNanos(e.time_unix_nano),
         attributes: Attributes::otlp(&e.attributes),
     });
     let context = CauseContext {
