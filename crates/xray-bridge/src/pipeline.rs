@@ -431,12 +431,7 @@ impl Sink for PipelineSink {
             return accepted;
         }
         match Document::from_json(json) {
-            Ok(doc) => {
-                for pipeline in self.documents() {
-                    accepted |= pipeline.submit(doc.clone());
-                }
-                accepted
-            }
+            Ok(doc) => accepted | self.submit_document(doc),
             Err(e) => {
                 self.invalid.inc();
                 if let Some(count) = self.limiter.allow("invalid") {
@@ -448,9 +443,14 @@ impl Sink for PipelineSink {
     }
 
     fn submit_document(&self, doc: Document) -> bool {
-        // Encoded once, straight into the queued document: no re-parsing.
+        // Encoded once, straight into the queued document: no re-parsing. The last export
+        // takes the document itself; only the others get copies.
+        let mut exports = self.documents().peekable();
         let mut accepted = false;
-        for pipeline in self.documents() {
+        while let Some(pipeline) = exports.next() {
+            if exports.peek().is_none() {
+                return accepted | pipeline.submit(doc);
+            }
             accepted |= pipeline.submit(doc.clone());
         }
         accepted
