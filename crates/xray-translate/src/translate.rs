@@ -507,10 +507,13 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         seg.user = fields.user.take();
     }
     if aws_block != EMPTY_AWS {
-        seg.aws = Some(boxed(aws_block));
+        // Allocated before the block is moved: `Box::new(block)` copies it twice.
+        let slot = Box::new_uninit();
+        seg.aws = Some(Box::write(slot, aws_block));
     }
     if let Some(system) = sql {
-        seg.sql = Some(boxed(sql_block(&mut known, system)));
+        let slot = Box::new_uninit();
+        seg.sql = Some(Box::write(slot, sql_block(&mut known, system)));
     }
 
     let status = span.status();
@@ -538,7 +541,8 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         }
         _ => None,
     };
-    seg.cause = cause(
+    // Set only when there is one: most spans have none, and nothing is moved for them.
+    if let Some(cause) = cause(
         span_id,
         span.events(),
         CauseContext {
@@ -548,7 +552,9 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             language,
             exclude,
         },
-    );
+    ) {
+        seg.cause = Some(cause);
+    }
     // `faas.coldstart` is searchable as the annotation `ColdStart`, as AWS Lambda
     // Powertools writes it.
     if let Some(cold) = known.peek(K::FaasColdstart).and_then(|v| v.as_bool()) {
@@ -625,14 +631,15 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
         } else {
             seg.metadata.0.reserve_exact(namespaces);
         }
-        for (namespace, fields) in [
-            (METADATA_DEFAULT, Some(default)),
-            (OTEL_NAMESPACE, Some(otel)),
-            (RESOURCE_NAMESPACE, own_resource_metadata),
-        ] {
-            if let Some(fields) = fields.filter(|f| !f.is_empty()) {
-                seg.metadata.0.push((Cow::Borrowed(namespace), fields));
-            }
+        let metadata = &mut seg.metadata.0;
+        if !default.is_empty() {
+            metadata.push((Cow::Borrowed(METADATA_DEFAULT), default));
+        }
+        if !otel.is_empty() {
+            metadata.push((Cow::Borrowed(OTEL_NAMESPACE), otel));
+        }
+        if let Some(resource) = own_resource_metadata.filter(|m| !m.is_empty()) {
+            metadata.push((Cow::Borrowed(RESOURCE_NAMESPACE), resource));
         }
     }
     seg.metadata.0.extend(own_namespaces);
@@ -652,13 +659,6 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     }
     // One value returned on every path, so it is built in the caller's slot, not copied.
     seg
-}
-
-/// `Box::new(value)`, written straight into the allocation: `Box::new` copies a large
-/// block (`Aws` is 704 bytes) twice.
-#[inline(always)]
-fn boxed<T>(value: T) -> Box<T> {
-    Box::write(Box::new_uninit(), value)
 }
 
 /// The `otel` namespace being filled, each key once, in order: a single entry (usually
@@ -729,7 +729,7 @@ fn wrap_in_service_segment<'a>(
         ..Segment::default()
     };
     if let Some(aws) = fields.aws.filter(|aws| *aws != EMPTY_AWS) {
-        service.aws = Some(boxed(aws));
+        service.aws = Some(Box::new(aws));
     }
     if let Some(resource) = resource_metadata.filter(|m| !m.is_empty()) {
         service
