@@ -75,8 +75,9 @@ mod tests {
     use axum::body::Bytes;
     use axum::routing::post;
 
-    /// A server answering `POST /` with the length of the body it read, with its stop
-    /// sender and the task serving it.
+    /// A server answering `POST /` with the length of the body it read, 200 ms after the
+    /// handler starts: its URL, its stop sender, the task serving it, and a receiver told
+    /// each time the handler starts.
     async fn echo_length() -> (
         String,
         watch::Sender<bool>,

@@ -657,7 +657,6 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
     if let Some(name) = outer_name {
         wrap_in_service_segment(&mut seg, name, fields, outer_metadata);
     }
-    // One value returned on every path, so it is built in the caller's slot, not copied.
     seg
 }
 
