@@ -655,7 +655,7 @@ pub(crate) fn translate<'a, V: SpanView<'a>>(
             .collect();
     }
     if let Some(name) = outer_name {
-        wrap_in_service_segment(&mut seg, name, fields, outer_metadata);
+        return with_service_segment(seg, name, fields, outer_metadata);
     }
     seg
 }
@@ -704,29 +704,30 @@ impl<'a> OtelEntries<'a> {
 /// Annotation recording whether an invocation was a Lambda cold start (`faas.coldstart`).
 pub(crate) const COLD_START_ANNOTATION: &str = "ColdStart";
 
-/// Wraps the call document in `doc` into the service segment it came from, in place:
-/// same trace, parent and times, the resource's fields; the call keeps the span's id,
-/// blocks, flags, cause, annotations and metadata.
-fn wrap_in_service_segment<'a>(
-    doc: &mut Segment<'a>,
+/// Wraps the call document `call` of a local-root Client or Producer span into the
+/// service segment it came from: same trace, parent and times, the resource's fields;
+/// the call keeps the span's id, blocks, flags, cause, annotations and metadata.
+fn with_service_segment<'a>(
+    mut call: Segment<'a>,
     name: Cow<'a, str>,
     fields: SegmentFields<'a>,
     resource_metadata: Option<Namespace<'a>>,
-) {
+) -> Segment<'a> {
     let mut service = Segment {
         name,
-        id: service_segment_id(doc.id),
-        trace_id: doc.trace_id.take(),
-        parent_id: doc.parent_id.take(),
-        start_time: doc.start_time,
-        end_time: doc.end_time,
-        in_progress: doc.in_progress,
+        id: service_segment_id(call.id),
+        trace_id: call.trace_id.take(),
+        parent_id: call.parent_id.take(),
+        start_time: call.start_time,
+        end_time: call.end_time,
+        in_progress: call.in_progress,
         origin: fields.origin,
         service: fields.service,
         resource_arn: fields.resource_arn,
         user: fields.user,
         ..Segment::default()
     };
+    call.kind = None;
     if let Some(aws) = fields.aws.filter(|aws| *aws != EMPTY_AWS) {
         service.aws = Some(Box::new(aws));
     }
@@ -736,9 +737,8 @@ fn wrap_in_service_segment<'a>(
             .0
             .push((Cow::Borrowed(RESOURCE_NAMESPACE), resource));
     }
-    let mut call = std::mem::replace(doc, service);
-    call.kind = None;
-    doc.subsegments.push(call);
+    service.subsegments.push(call);
+    service
 }
 
 #[cfg(test)]
